@@ -1,0 +1,144 @@
+import { CodecError, Encoding, ErrorCode, Serializer, type Codec } from '../../src';
+import { decodeValue, encodeValue } from '../../src/protocol/Serializer';
+
+const codec = new Serializer();
+
+/** Encodes, copies the bytes as a socket would deliver them, decodes. */
+function roundTrip(value: unknown, using: Codec = codec): unknown {
+  const { encoding, payload } = using.encode(value);
+  const received = Buffer.concat([Buffer.from('junk'), payload]).subarray(4);
+  return using.decode(received, encoding);
+}
+
+const circular: Record<string, unknown> = { name: 'loop' };
+circular.self = circular;
+
+describe('Serializer (default codec)', () => {
+  const table: Array<[string, unknown]> = [
+    ['empty string', ''],
+    ['ascii string', 'hello'],
+    ['non-BMP string', 'emoji 🐙 and 𝄞 and 中文'],
+    ['integer', 42],
+    ['float', -3.25],
+    ['NaN', NaN],
+    ['-0', -0],
+    ['Infinity', Infinity],
+    ['-Infinity', -Infinity],
+    ['max safe integer', Number.MAX_SAFE_INTEGER],
+    ['bigint', 2n ** 70n],
+    ['negative bigint', -5n],
+    ['true', true],
+    ['false', false],
+    ['null', null],
+    ['undefined', undefined],
+    ['Date', new Date('2020-02-02T02:02:02.002Z')],
+    ['RegExp', /ab+c/gi],
+    ['Map', new Map<unknown, unknown>([[1, 'one'], ['two', { n: 2 }]])],
+    ['Set', new Set([1, 'a', null])],
+    ['array', [1, 'two', [3], { four: 4 }, null, undefined]],
+    ['sparse values in object', { a: null, b: '', c: undefined, d: 0 }],
+    ['nested object', { a: { b: { c: [1, 2, { d: 'deep' }] } }, when: new Date(0) }],
+    ['Float64Array', new Float64Array([1.5, -2, NaN])],
+    ['Int32Array', new Int32Array([-1, 2 ** 31 - 1])],
+    ['Uint16Array', new Uint16Array([1, 65535])],
+    ['empty object', {}],
+    ['empty array', []],
+  ];
+
+  it.each(table)('round-trips %s exactly', (_, value) => {
+    expect(roundTrip(value)).toStrictEqual(value);
+  });
+
+  it('keeps -0 and NaN bit-exact', () => {
+    expect(Object.is(roundTrip(-0), -0)).toBe(true);
+    expect(Number.isNaN(roundTrip(NaN))).toBe(true);
+  });
+
+  it('sends a Buffer as is (no copy) and receives a Buffer', () => {
+    const buffer = Buffer.from('raw bytes');
+    const encoded = codec.encode(buffer);
+    expect(encoded.payload).toBe(buffer);
+    expect(encoded.encoding).toBe(Encoding.BUFFER);
+    const decoded = roundTrip(buffer);
+    expect(Buffer.isBuffer(decoded)).toBe(true);
+    expect(decoded).toEqual(buffer);
+  });
+
+  it('sends a plain Uint8Array without copy and receives a plain Uint8Array', () => {
+    const bytes = new Uint8Array([1, 2, 3]);
+    expect(codec.encode(bytes).payload).toBe(bytes);
+    const decoded = roundTrip(bytes);
+    expect(Buffer.isBuffer(decoded)).toBe(false);
+    expect(decoded).toBeInstanceOf(Uint8Array);
+    expect(Array.from(decoded as Uint8Array)).toEqual([1, 2, 3]);
+  });
+
+  it('round-trips circular references', () => {
+    const decoded = roundTrip(circular) as Record<string, unknown>;
+    expect(decoded.self).toBe(decoded);
+    expect(decoded.name).toBe('loop');
+  });
+
+  it('round-trips Error objects with class, message, stack, cause and own properties', () => {
+    const error = Object.assign(new TypeError('bad thing', { cause: new Error('root') }), { code: 'E_BAD', extra: 1 });
+    const decoded = roundTrip(error) as TypeError & { code: string; extra: number };
+    expect(decoded).toBeInstanceOf(TypeError);
+    expect(decoded.message).toBe('bad thing');
+    expect(decoded.stack).toBe(error.stack);
+    expect(decoded.code).toBe('E_BAD');
+    expect(decoded.extra).toBe(1);
+    expect((decoded.cause as Error).message).toBe('root');
+  });
+
+  it('keeps the name of a custom Error class', () => {
+    class ShardError extends Error {
+      override name = 'ShardError';
+    }
+    const decoded = roundTrip(new ShardError('shard 3 down')) as Error;
+    expect(decoded).toBeInstanceOf(Error);
+    expect(decoded.name).toBe('ShardError');
+    expect(decoded.message).toBe('shard 3 down');
+  });
+
+  it('round-trips Errors nested in objects', () => {
+    const decoded = roundTrip({ error: new RangeError('nested') }) as { error: Error };
+    // Structured clone builds the error in Node's own realm, not jest's sandbox: compare by name.
+    expect(Object.prototype.toString.call(decoded.error)).toBe('[object Error]');
+    expect(decoded.error.name).toBe('RangeError');
+    expect(decoded.error.message).toBe('nested');
+  });
+
+  it('decodes JSON payloads, so JSON peers can talk to it', () => {
+    expect(codec.decode(Buffer.from('{"a":[1,null,""]}'), Encoding.JSON)).toEqual({ a: [1, null, ''] });
+  });
+
+  it('wraps an unencodable value into ERR_IPC_ENCODE', () => {
+    const error = (() => {
+      try {
+        encodeValue(codec, { fn: () => 1 });
+      } catch (e) {
+        return e as CodecError;
+      }
+    })();
+    expect(error).toBeInstanceOf(CodecError);
+    expect(error?.code).toBe(ErrorCode.ENCODE);
+    expect(error?.message).toMatch(/could not be cloned/);
+  });
+
+  it.each([
+    ['garbage v8', Encoding.V8, Buffer.from([0xff, 0x0d, 0x6f, 0x22])],
+    ['short number', Encoding.NUMBER, Buffer.from([1, 2, 3])],
+    ['bad JSON', Encoding.JSON, Buffer.from('{nope')],
+    ['unknown encoding', 0x7f, Buffer.from('x')],
+  ])('wraps an undecodable payload (%s) into ERR_IPC_DECODE', (_, encoding, payload) => {
+    expect(() => decodeValue(codec, payload, encoding)).toThrow(expect.objectContaining({ code: ErrorCode.DECODE }));
+  });
+
+  it('accepts a user codec (JSON)', () => {
+    const json: Codec = {
+      encode: (value) => ({ encoding: Encoding.JSON, payload: Buffer.from(JSON.stringify(value)) }),
+      decode: (payload) => JSON.parse(payload.toString('utf8')),
+    };
+    expect(roundTrip({ a: 1, b: ['x', null] }, json)).toEqual({ a: 1, b: ['x', null] });
+  });
+});

@@ -1,0 +1,132 @@
+/**
+ * Every error ipc-link-core creates is an {@link IpcError} with a stable `code`.
+ * Match on `code` (or `instanceof`), never on the message text.
+ */
+
+/** The stable error codes. */
+export const ErrorCode = {
+  /** A request got no reply within its timeout. */
+  TIMEOUT: 'ERR_IPC_TIMEOUT',
+  /** The target is unknown, or its connection is down (nothing is queued). */
+  NOT_CONNECTED: 'ERR_IPC_NOT_CONNECTED',
+  /** The peer's connection was lost while a request waited for its reply. */
+  PEER_DISCONNECTED: 'ERR_IPC_PEER_DISCONNECTED',
+  /** A frame declared a payload larger than `maxFrameSize`. */
+  FRAME_TOO_LARGE: 'ERR_IPC_FRAME_TOO_LARGE',
+  /** The bytes received are not this protocol (bad magic, version, type or a truncated frame). */
+  PROTOCOL: 'ERR_IPC_PROTOCOL',
+  /** The handshake failed or was refused (wrong name, timeout, refused by the peer). */
+  HANDSHAKE: 'ERR_IPC_HANDSHAKE',
+  /** The peer refused us because another peer already uses our name. */
+  NAME_IN_USE: 'ERR_IPC_NAME_IN_USE',
+  /** The peer could not be reached within the configured retries. */
+  CONNECT: 'ERR_IPC_CONNECT',
+  /** The node (or that connection) was closed on purpose. */
+  CLOSED: 'ERR_IPC_CLOSED',
+  /** A value could not be encoded by the codec. */
+  ENCODE: 'ERR_IPC_ENCODE',
+  /** A payload received could not be decoded by the codec. */
+  DECODE: 'ERR_IPC_DECODE',
+  /** The responder answered with an error. */
+  REMOTE: 'ERR_IPC_REMOTE',
+  /** An argument given to the API is wrong (for Promise-returning methods, as a rejection). */
+  INVALID_ARGUMENT: 'ERR_IPC_INVALID_ARGUMENT',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Base class of every error of this library. */
+export class IpcError extends Error {
+  /** Stable, documented error code. */
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+
+  override get name(): string {
+    return this.constructor.name;
+  }
+}
+
+/** A request timed out (`ERR_IPC_TIMEOUT`). */
+export class IpcTimeoutError extends IpcError {
+  constructor(message: string) {
+    super(ErrorCode.TIMEOUT, message);
+  }
+}
+
+/** The target is unknown or not connected (`ERR_IPC_NOT_CONNECTED`). */
+export class NotConnectedError extends IpcError {
+  constructor(message: string) {
+    super(ErrorCode.NOT_CONNECTED, message);
+  }
+}
+
+/** The peer went away while we waited for it (`ERR_IPC_PEER_DISCONNECTED`). */
+export class PeerDisconnectedError extends IpcError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.PEER_DISCONNECTED, message, options);
+  }
+}
+
+/** Bytes that break the wire protocol: `ERR_IPC_PROTOCOL` or `ERR_IPC_FRAME_TOO_LARGE`. */
+export class ProtocolError extends IpcError {
+  constructor(code: typeof ErrorCode.PROTOCOL | typeof ErrorCode.FRAME_TOO_LARGE, message: string) {
+    super(code, message);
+  }
+}
+
+/** The handshake failed or was refused: `ERR_IPC_HANDSHAKE` or `ERR_IPC_NAME_IN_USE`. */
+export class HandshakeError extends IpcError {
+  /** Whether trying again later may succeed (a name in use may be freed); other refusals are final. */
+  readonly retryable: boolean;
+
+  constructor(
+    code: typeof ErrorCode.HANDSHAKE | typeof ErrorCode.NAME_IN_USE,
+    message: string,
+    options?: { cause?: unknown; retryable?: boolean },
+  ) {
+    super(code, message, options);
+    this.retryable = options?.retryable ?? false;
+  }
+}
+
+/** The peer could not be reached (`ERR_IPC_CONNECT`); `cause` holds the last socket error. */
+export class ConnectError extends IpcError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.CONNECT, message, options);
+  }
+}
+
+/** The node or connection was closed on purpose (`ERR_IPC_CLOSED`). */
+export class ClosedError extends IpcError {
+  constructor(message: string) {
+    super(ErrorCode.CLOSED, message);
+  }
+}
+
+/** A value could not be encoded (`ERR_IPC_ENCODE`) or a payload decoded (`ERR_IPC_DECODE`). */
+export class CodecError extends IpcError {
+  constructor(code: typeof ErrorCode.ENCODE | typeof ErrorCode.DECODE, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
+
+/**
+ * The responder failed the request (`ERR_IPC_REMOTE`). `remoteName`, `message` and `remoteCode`
+ * describe the error on the other side.
+ */
+export class RemoteError extends IpcError {
+  /** `name` of the error thrown on the remote side. */
+  readonly remoteName: string;
+  /** `code` of the error on the remote side, when it had one. */
+  readonly remoteCode: string | undefined;
+
+  constructor(remoteName: string, message: string, remoteCode?: string) {
+    super(ErrorCode.REMOTE, message);
+    this.remoteName = remoteName;
+    this.remoteCode = remoteCode;
+  }
+}

@@ -1,0 +1,16 @@
+export * from './errors';
+export {
+  DEFAULT_MAX_FRAME_SIZE,
+  Encoding,
+  FrameFlags,
+  FrameType,
+  HANDSHAKE_MAX_FRAME_SIZE,
+  HEADER_SIZE,
+  MAGIC,
+  PROTOCOL_VERSION,
+} from './protocol/constants';
+export type { Frame } from './protocol/Frame';
+export { FrameDecoder, type FrameDecoderOptions } from './protocol/FrameDecoder';
+export { encodeFrame, encodeHeader, type OutgoingFrame } from './protocol/FrameEncoder';
+export { Serializer, defaultCodec, type Codec, type EncodedPayload } from './protocol/Serializer';
+export { decodeFrames } from './rx/decodeFrames';

@@ -1,0 +1,189 @@
+import { ErrorCode, ProtocolError } from '../errors';
+import { DEFAULT_MAX_FRAME_SIZE, HEADER_SIZE, MAGIC, PROTOCOL_VERSION } from './constants';
+import type { Frame } from './Frame';
+
+const EMPTY = Buffer.alloc(0);
+
+/** Options of {@link FrameDecoder} and `decodeFrames`. */
+export interface FrameDecoderOptions {
+  /**
+   * Largest payload accepted, in bytes; a header declaring more fails the decoder with
+   * `ERR_IPC_FRAME_TOO_LARGE` before any of the body is buffered. A function is read before each header,
+   * so the limit can change over time (a node keeps it small until the handshake is done).
+   * Default: 64 MiB.
+   */
+  maxFrameSize?: number | (() => number);
+}
+
+/**
+ * Turns a byte stream cut into chunks of any size back into frames. Pure: no sockets, timers or RxJS.
+ *
+ * The chunks are kept in a list and never glued together: a frame lying inside one chunk is handed out as a
+ * view of that chunk (no copy); a frame spread over several chunks is copied once, when its last byte has
+ * arrived. Memory held is the bytes received and not yet handed out, never a length a peer merely claims.
+ *
+ * After an error (bad magic, unsupported version, frame too large) the decoder stays failed and every later
+ * {@link FrameDecoder.push} throws the same error: the stream cannot be resynchronised.
+ *
+ * @example
+ * const decoder = new FrameDecoder((frame) => console.log(frame.type, frame.payload));
+ * socket.on('data', (chunk) => decoder.push(chunk));
+ */
+export class FrameDecoder {
+  private readonly chunks: Buffer[] = [];
+  /** Read position inside `chunks[0]`. */
+  private offset = 0;
+  /** Unread bytes over all chunks. */
+  private buffered = 0;
+  /** Payload length of the frame whose header was read, or -1 while waiting for a header. */
+  private bodyLength = -1;
+  private type = 0;
+  private flags = 0;
+  private encoding = 0;
+  private id = 0;
+  private failure: ProtocolError | null = null;
+  private readonly scratch = Buffer.allocUnsafe(HEADER_SIZE);
+  private readonly limit: () => number;
+
+  /**
+   * @param onFrame called synchronously, in order, for every complete frame.
+   * @param options see {@link FrameDecoderOptions}.
+   */
+  constructor(
+    private readonly onFrame: (frame: Frame) => void,
+    options: FrameDecoderOptions = {},
+  ) {
+    const max = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
+    this.limit = typeof max === 'function' ? max : () => max;
+  }
+
+  /** Bytes received and not yet handed out as frames. */
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  /** True when part of a frame has been received and the rest is missing. */
+  get inFrame(): boolean {
+    return this.buffered > 0 || this.bodyLength >= 0;
+  }
+
+  /**
+   * Feeds one chunk; calls `onFrame` for every frame it completes.
+   * @throws ProtocolError when the bytes are not valid frames (also on every call after that).
+   */
+  push(chunk: Uint8Array): void {
+    if (this.failure) throw this.failure;
+    if (chunk.length === 0) return;
+    this.chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
+    this.buffered += chunk.length;
+
+    for (;;) {
+      if (this.bodyLength < 0) {
+        if (this.buffered < HEADER_SIZE) return;
+        this.readHeader();
+      }
+      const length = this.bodyLength;
+      if (this.buffered < length) return;
+      const frame: Frame = {
+        type: this.type,
+        flags: this.flags,
+        id: this.id,
+        encoding: this.encoding,
+        payload: this.take(length),
+      };
+      this.bodyLength = -1;
+      this.onFrame(frame);
+    }
+  }
+
+  /**
+   * Declares the end of the stream.
+   * @throws ProtocolError (`ERR_IPC_PROTOCOL`) when it ends inside a frame.
+   */
+  end(): void {
+    if (this.failure) throw this.failure;
+    if (this.inFrame) {
+      const missing = this.bodyLength >= 0 ? this.bodyLength - this.buffered : HEADER_SIZE - this.buffered;
+      this.fail(ErrorCode.PROTOCOL, `Stream ended inside a frame: ${missing} more byte(s) were expected`);
+    }
+  }
+
+  private readHeader(): void {
+    const first = this.chunks[0];
+    let header: Buffer;
+    let at: number;
+    if (first.length - this.offset >= HEADER_SIZE) {
+      header = first;
+      at = this.offset;
+      this.advance(HEADER_SIZE);
+    } else {
+      header = this.copyInto(this.scratch, HEADER_SIZE);
+      at = 0;
+    }
+    const magic = header.readUInt16BE(at);
+    if (magic !== MAGIC) {
+      this.fail(
+        ErrorCode.PROTOCOL,
+        `Not an ipc-link-core frame: expected magic 0x${MAGIC.toString(16)}, received 0x${magic.toString(16).padStart(4, '0')}`,
+      );
+    }
+    const version = header[at + 2];
+    if (version !== PROTOCOL_VERSION) {
+      this.fail(ErrorCode.PROTOCOL, `Unsupported protocol version ${version}: this node speaks version ${PROTOCOL_VERSION}`);
+    }
+    const length = header.readUInt32BE(at + 12);
+    const max = this.limit();
+    if (length > max) {
+      this.fail(ErrorCode.FRAME_TOO_LARGE, `Frame payload of ${length} bytes exceeds maxFrameSize (${max} bytes)`);
+    }
+    this.type = header[at + 3];
+    this.flags = header[at + 4];
+    this.encoding = header[at + 5];
+    this.id = header.readUInt32BE(at + 8);
+    this.bodyLength = length;
+  }
+
+  /** Hands out the next `length` bytes: a view when they lie in one chunk, one copy otherwise. */
+  private take(length: number): Buffer {
+    const first = this.chunks[0];
+    if (length === 0) return EMPTY;
+    if (first.length - this.offset >= length) {
+      const view = first.subarray(this.offset, this.offset + length);
+      this.advance(length);
+      return view;
+    }
+    return this.copyInto(Buffer.allocUnsafe(length), length);
+  }
+
+  /** Moves the read position forward inside `chunks[0]` (the caller knows the bytes are there). */
+  private advance(length: number): void {
+    this.offset += length;
+    this.buffered -= length;
+    if (this.offset === this.chunks[0].length) {
+      this.chunks.shift();
+      this.offset = 0;
+    }
+  }
+
+  /** Copies the next `length` bytes, which span chunks, into `target`. */
+  private copyInto(target: Buffer, length: number): Buffer {
+    let written = 0;
+    while (written < length) {
+      const first = this.chunks[0];
+      const n = Math.min(first.length - this.offset, length - written);
+      first.copy(target, written, this.offset, this.offset + n);
+      written += n;
+      this.advance(n);
+    }
+    return target;
+  }
+
+  private fail(code: typeof ErrorCode.PROTOCOL | typeof ErrorCode.FRAME_TOO_LARGE, message: string): never {
+    this.failure = new ProtocolError(code, message);
+    this.chunks.length = 0;
+    this.buffered = 0;
+    this.offset = 0;
+    this.bodyLength = -1;
+    throw this.failure;
+  }
+}

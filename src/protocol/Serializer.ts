@@ -1,0 +1,148 @@
+import * as v8 from 'node:v8';
+import { CodecError, ErrorCode } from '../errors';
+import { Encoding } from './constants';
+
+/** A value encoded for the wire: the header's encoding tag and the payload bytes. */
+export interface EncodedPayload {
+  /** Encoding tag written in the frame header (0–127 built-in, 128–255 free for user codecs). */
+  encoding: number;
+  /** Payload bytes; sent as they are, never copied. */
+  payload: Uint8Array;
+}
+
+/**
+ * Turns values into payloads and back. Pass one as `new Node(name, { codec })` to change how messages are
+ * encoded; both peers must use codecs that understand each other's tags. Throwing from either method is
+ * fine: the error is wrapped into an `ERR_IPC_ENCODE` / `ERR_IPC_DECODE` {@link CodecError} for that one
+ * message, the connection stays up.
+ *
+ * @example A JSON codec, for peers written in other languages:
+ * const json: Codec = {
+ *   encode: (value) => ({ encoding: Encoding.JSON, payload: Buffer.from(JSON.stringify(value)) }),
+ *   decode: (payload) => JSON.parse(payload.toString('utf8')),
+ * };
+ */
+export interface Codec {
+  encode(value: unknown): EncodedPayload;
+  /** `payload` may be a view into a larger received buffer: copy it if you keep it and mutate it. */
+  decode(payload: Buffer, encoding: number): unknown;
+}
+
+const STANDARD_ERRORS: Record<string, ErrorConstructor> = {
+  Error,
+  TypeError,
+  RangeError,
+  SyntaxError,
+  ReferenceError,
+  EvalError,
+  URIError,
+};
+
+interface ErrorRecord {
+  name: string;
+  message: string;
+  stack: string | undefined;
+  cause: unknown;
+  props: Record<string, unknown>;
+}
+
+function errorToRecord(error: Error): ErrorRecord {
+  const props: Record<string, unknown> = {};
+  for (const key of Object.keys(error)) {
+    if (key !== 'cause') props[key] = (error as unknown as Record<string, unknown>)[key];
+  }
+  return { name: error.name, message: error.message, stack: error.stack, cause: error.cause, props };
+}
+
+function recordToError(record: ErrorRecord): Error {
+  const Ctor = STANDARD_ERRORS[record.name] ?? Error;
+  const error = new Ctor(record.message, record.cause === undefined ? undefined : { cause: record.cause });
+  if (error.name !== record.name) {
+    Object.defineProperty(error, 'name', { value: record.name, writable: true, configurable: true });
+  }
+  Object.defineProperty(error, 'stack', { value: record.stack, writable: true, configurable: true });
+  return Object.assign(error, record.props);
+}
+
+/**
+ * The default codec. Fast paths, sent without structured clone: `Buffer` (sent as is, decoded as a Buffer),
+ * other `Uint8Array`s (no copy), strings (UTF-8) and numbers (float64, so NaN, -0 and ±Infinity survive).
+ * A top-level `Error` keeps its class name, message, stack, cause and own properties (such as `code`).
+ * Everything else goes through `node:v8` structured clone: bigint, boolean, null, undefined, typed arrays,
+ * Date, RegExp, Map, Set, arrays, plain objects, circular references, nested Errors. Nothing is rewritten:
+ * `null` stays `null`, `""` stays `""`. Functions and symbols cannot be sent (`ERR_IPC_ENCODE`).
+ *
+ * It also decodes the {@link Encoding.JSON} tag, so a peer that sends JSON can talk to it.
+ */
+export class Serializer implements Codec {
+  encode(value: unknown): EncodedPayload {
+    switch (typeof value) {
+      case 'string':
+        return { encoding: Encoding.STRING, payload: Buffer.from(value, 'utf8') };
+      case 'number': {
+        const payload = Buffer.allocUnsafe(8);
+        payload.writeDoubleBE(value, 0);
+        return { encoding: Encoding.NUMBER, payload };
+      }
+      case 'object':
+        if (value instanceof Uint8Array) {
+          if (Buffer.isBuffer(value)) return { encoding: Encoding.BUFFER, payload: value };
+          if (value.constructor === Uint8Array) return { encoding: Encoding.UINT8ARRAY, payload: value };
+        } else if (value instanceof Error) {
+          return { encoding: Encoding.ERROR, payload: v8.serialize(errorToRecord(value)) };
+        }
+    }
+    return { encoding: Encoding.V8, payload: v8.serialize(value) };
+  }
+
+  decode(payload: Buffer, encoding: number): unknown {
+    switch (encoding) {
+      case Encoding.BUFFER:
+        return payload;
+      case Encoding.UINT8ARRAY:
+        return new Uint8Array(payload.buffer, payload.byteOffset, payload.length);
+      case Encoding.STRING:
+        return payload.toString('utf8');
+      case Encoding.NUMBER:
+        if (payload.length !== 8) throw new RangeError(`A number payload is 8 bytes, received ${payload.length}`);
+        return payload.readDoubleBE(0);
+      case Encoding.V8:
+        return v8.deserialize(payload);
+      case Encoding.ERROR:
+        return recordToError(v8.deserialize(payload) as ErrorRecord);
+      case Encoding.JSON:
+        return JSON.parse(payload.toString('utf8'));
+      default:
+        throw new RangeError(`Unknown payload encoding 0x${encoding.toString(16)}`);
+    }
+  }
+}
+
+/** The codec a node uses unless told otherwise. */
+export const defaultCodec: Codec = new Serializer();
+
+/** Encodes with `codec`, turning any failure into an `ERR_IPC_ENCODE` {@link CodecError}. */
+export function encodeValue(codec: Codec, value: unknown): EncodedPayload {
+  try {
+    return codec.encode(value);
+  } catch (cause) {
+    throw new CodecError(ErrorCode.ENCODE, `Could not encode the value: ${describe(cause)}`, { cause });
+  }
+}
+
+/** Decodes with `codec`, turning any failure into an `ERR_IPC_DECODE` {@link CodecError}. */
+export function decodeValue(codec: Codec, payload: Buffer, encoding: number): unknown {
+  try {
+    return codec.decode(payload, encoding);
+  } catch (cause) {
+    throw new CodecError(
+      ErrorCode.DECODE,
+      `Could not decode a payload of ${payload.length} bytes (encoding 0x${encoding.toString(16)}): ${describe(cause)}`,
+      { cause },
+    );
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

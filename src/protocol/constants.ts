@@ -1,0 +1,76 @@
+/**
+ * Wire constants of the ipc-link-core protocol. PROTOCOL.md describes the same numbers; change both together.
+ */
+
+/** First two bytes of every frame: ASCII "IL". */
+export const MAGIC = 0x494c;
+/** Protocol version spoken by this implementation (header byte 2). */
+export const PROTOCOL_VERSION = 1;
+/** Size of the fixed frame header in bytes. */
+export const HEADER_SIZE = 16;
+/** Largest payload length the header can express (u32). */
+export const MAX_PAYLOAD_LENGTH = 0xffff_ffff;
+
+/** Header byte 3: what a frame is. */
+export const FrameType = {
+  /** A message; a request when the RECEPTIVE flag is set. */
+  MESSAGE: 0x01,
+  /** The successful answer to a receptive MESSAGE with the same id. */
+  REPLY: 0x02,
+  /** The failed answer to a receptive MESSAGE with the same id (payload: JSON error description). */
+  ERROR: 0x03,
+  /** One step of the connection handshake (payload: JSON). */
+  HANDSHAKE: 0x04,
+  /** Liveness probe; answered by a PONG with the same id. */
+  PING: 0x05,
+  /** Answer to a PING. */
+  PONG: 0x06,
+  /** The sender is closing this connection (payload: JSON reason). */
+  CLOSE: 0x07,
+  /** Reserved for streams: one value of a stream reply. */
+  STREAM_NEXT: 0x08,
+  /** Reserved for streams: the stream completed. */
+  STREAM_COMPLETE: 0x09,
+  /** Reserved for streams: the stream failed. */
+  STREAM_ERROR: 0x0a,
+  /** Reserved for streams: the requester cancels the stream. */
+  CANCEL: 0x0b,
+  /** Reserved for streams: the requester grants more credits. */
+  REQUEST_N: 0x0c,
+} as const;
+
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+
+/** Header byte 4: flag bits. */
+export const FrameFlags = {
+  NONE: 0,
+  /** The sender of a MESSAGE awaits a REPLY or ERROR with the same id. */
+  RECEPTIVE: 0x01,
+} as const;
+
+/**
+ * Header byte 5: how the payload is encoded. 0–127 belong to the built-in codecs, 128–255 are free for
+ * user codecs.
+ */
+export const Encoding = {
+  /** Raw bytes, decoded as a Buffer. */
+  BUFFER: 0x00,
+  /** Raw bytes, decoded as a plain Uint8Array. */
+  UINT8ARRAY: 0x01,
+  /** UTF-8 text, decoded as a string. */
+  STRING: 0x02,
+  /** An IEEE-754 float64, big-endian (8 bytes), decoded as a number. */
+  NUMBER: 0x03,
+  /** `node:v8` structured-clone serialization. */
+  V8: 0x04,
+  /** UTF-8 JSON (control frames, and the JSON codec). */
+  JSON: 0x05,
+  /** An Error object: its name, message, stack, cause and own properties, through `node:v8`. */
+  ERROR: 0x06,
+} as const;
+
+/** Payload limit used until the handshake completes. */
+export const HANDSHAKE_MAX_FRAME_SIZE = 16 * 1024;
+
+/** Default largest payload accepted after the handshake: 64 MiB. */
+export const DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024;
