@@ -29,8 +29,8 @@ export const ErrorCode = {
   DECODE: 'ERR_IPC_DECODE',
   /** The responder answered with an error. */
   REMOTE: 'ERR_IPC_REMOTE',
-  /** An argument given to the API is wrong (for Promise-returning methods, as a rejection). */
-  INVALID_ARGUMENT: 'ERR_IPC_INVALID_ARGUMENT',
+  /** `connectTo` a name we are already connected (or connecting) to, or `serve` twice. */
+  ALREADY_CONNECTED: 'ERR_IPC_ALREADY_CONNECTED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -14,3 +14,18 @@ export { FrameDecoder, type FrameDecoderOptions } from './protocol/FrameDecoder'
 export { encodeFrame, encodeHeader, type OutgoingFrame } from './protocol/FrameEncoder';
 export { Serializer, defaultCodec, type Codec, type EncodedPayload } from './protocol/Serializer';
 export { decodeFrames } from './rx/decodeFrames';
+export { request$, withTimeout, type RequestOptions } from './rx/request';
+export { fromSocket } from './rx/fromSocket';
+export { Handshake, PROTOCOL_NAME, type HandshakeResult } from './protocol/handshake';
+export { RequestRegistry } from './node/RequestRegistry';
+export {
+  Node,
+  type BroadcastOptions,
+  type CloseOptions,
+  type NodeEvents,
+  type NodeOptions,
+  type SendOptions,
+  type Target,
+} from './node/Node';
+export { NodeMessage } from './node/NodeMessage';
+export { NodeSocket } from './node/NodeSocket';

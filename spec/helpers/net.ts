@@ -1,0 +1,51 @@
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Node, type NodeOptions } from '../../src';
+
+/** Nodes created by a test, closed by {@link closeAll}. */
+const created: Node[] = [];
+
+/** A node whose errors are collected instead of thrown; closed after the test by closeAll(). */
+export function node(name: string, options: NodeOptions = {}): Node & { errors: Error[] } {
+  const n = Object.assign(new Node(name, { maxRetries: 0, retryTime: 20, ...options }), { errors: [] as Error[] });
+  n.on('error', (error) => n.errors.push(error));
+  created.push(n);
+  return n;
+}
+
+export async function closeAll(): Promise<void> {
+  await Promise.all(created.splice(0).map((n) => n.close()));
+}
+
+/** Serves on a free TCP port of 127.0.0.1 and resolves with the port. */
+export async function serveTcp(n: Node, label = n.name): Promise<number> {
+  n.serve(label, 0, '127.0.0.1');
+  await once(n, 'listening');
+  return (n.server!.address() as AddressInfo).port;
+}
+
+const tempDirs: string[] = [];
+
+/** A fresh Unix socket path in a temporary folder (removed at exit). */
+export function socketPath(name = 'ipc.sock'): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ipc-link-core-'));
+  if (tempDirs.push(dir) === 1) process.once('exit', () => tempDirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  return join(dir, name);
+}
+
+/** Resolves after `ms` milliseconds. */
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Waits until `check()` is true, polling, or fails after `ms`. */
+export async function until(check: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await delay(5);
+  }
+}

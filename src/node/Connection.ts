@@ -1,0 +1,247 @@
+import type { Socket } from 'node:net';
+import type { Subscription } from 'rxjs';
+import { ClosedError, ErrorCode, HandshakeError, IpcError, NotConnectedError, PeerDisconnectedError, ProtocolError, RemoteError } from '../errors';
+import { Encoding, FrameType, HANDSHAKE_MAX_FRAME_SIZE } from '../protocol/constants';
+import type { Frame } from '../protocol/Frame';
+import type { OutgoingFrame } from '../protocol/FrameEncoder';
+import { closeFrame, Handshake, jsonFrame, readClose, readJson, type AcceptPeer } from '../protocol/handshake';
+import { decodeValue, type Codec } from '../protocol/Serializer';
+import { decodeFrames } from '../rx/decodeFrames';
+import { fromSocket } from '../rx/fromSocket';
+import { FrameWriter } from './FrameWriter';
+import type { NodeSocket } from './NodeSocket';
+import { RequestRegistry } from './RequestRegistry';
+
+const EMPTY = Buffer.alloc(0);
+/** How long a closing connection waits for the peer to close its side before destroying the socket. */
+const CLOSE_GRACE_MS = 2000;
+
+/** What a {@link Connection} needs from the node that owns it. */
+export interface ConnectionHost {
+  readonly name: string;
+  readonly codec: Codec;
+  readonly maxFrameSize: number;
+  readonly handshakeTimeout: number;
+  onReady(connection: Connection): void;
+  onMessage(connection: Connection, frame: Frame): void;
+  onRaw(connection: Connection, chunk: Buffer): void;
+  onClosed(connection: Connection): void;
+}
+
+/**
+ * One live socket: its frame pipeline (`fromSocket` → `decodeFrames` → {@link Connection.dispatch}), its
+ * writer, its handshake and its table of pending requests. A client that reconnects gets a new Connection.
+ */
+export class Connection {
+  /** The peer's announced name, once the handshake is done. */
+  peerName: string | null = null;
+  /** True between the end of the handshake and the start of closing. */
+  ready = false;
+  /** Why the connection ended, when it was not a clean close. */
+  error: Error | null = null;
+  /** Reconnecting is pointless or unwanted: the peer said so, refused us for good, or broke the protocol. */
+  final = false;
+  /** The public handle this connection serves. */
+  owner!: NodeSocket;
+  /** Requests this side sent and awaits answers for. */
+  readonly registry = new RequestRegistry();
+  /** Resolves once the socket is fully closed and everything is cleaned up. */
+  readonly closed: Promise<void>;
+
+  private closing = false;
+  private finished = false;
+  private resolveClosed!: () => void;
+  private readonly writer: FrameWriter;
+  private readonly handshake: Handshake;
+  private subscription: Subscription | null = null;
+  private handshakeTimer: NodeJS.Timeout | null = null;
+  private graceTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly socket: Socket,
+    readonly role: 'client' | 'server',
+    private readonly host: ConnectionHost,
+    handshake: { expectedPeer?: string; accept?: AcceptPeer },
+  ) {
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.writer = new FrameWriter(socket);
+    this.handshake = new Handshake(role, host.name, handshake);
+  }
+
+  /** Starts reading, sends the client's hello and arms the handshake timer. */
+  start(): void {
+    const { socket, host } = this;
+    socket.setNoDelay(true);
+    this.subscription = fromSocket(socket)
+      .pipe(decodeFrames({ maxFrameSize: () => (this.ready ? host.maxFrameSize : HANDSHAKE_MAX_FRAME_SIZE) }))
+      .subscribe({
+        next: (frame) => this.dispatch(frame),
+        error: (error: Error) => this.onStreamError(error),
+      });
+    socket.on('data', (chunk: Buffer) => host.onRaw(this, chunk));
+    // Kept for the socket's whole life: a socket 'error' without a listener would crash the process.
+    socket.on('error', (error) => (this.error ??= error));
+    socket.once('close', () => this.finish());
+    const hello = this.handshake.start();
+    if (hello) this.send(hello);
+    this.handshakeTimer = setTimeout(() => {
+      this.fail(new HandshakeError(ErrorCode.HANDSHAKE, `No handshake within ${host.handshakeTimeout} ms`, { retryable: true }));
+    }, host.handshakeTimeout);
+  }
+
+  /** True when frames may be written. */
+  get writable(): boolean {
+    return this.ready && !this.closing;
+  }
+
+  /**
+   * Writes one frame; see {@link FrameWriter.write}.
+   * @throws NotConnectedError when the connection is not ready or is closing.
+   */
+  write(type: number, flags: number, id: number, encoding: number, payload: Uint8Array, callback?: (error?: Error | null) => void): boolean {
+    if (!this.writable) throw new NotConnectedError(`The connection to "${this.peerName ?? 'unknown'}" is not open`);
+    return this.writer.write(type, flags, id, encoding, payload, callback);
+  }
+
+  /** Answers request `id` with an ERROR frame describing `error` (no-op when not writable). */
+  writeError(id: number, error: Error): void {
+    if (!this.writable) return;
+    const code = (error as { code?: unknown }).code;
+    const body = { name: error.name, message: error.message, code: typeof code === 'string' ? code : undefined };
+    this.send(jsonFrame(FrameType.ERROR, id, body));
+  }
+
+  /**
+   * Closes on purpose: fails what is pending with `pendingError`, tells the peer (CLOSE frame) whether it may
+   * reconnect, flushes what was written and ends the socket; destroys it if the peer does not close in time.
+   */
+  close(reason: { code: string; message: string; reconnect: boolean }, pendingError: Error = new ClosedError(reason.message)): Promise<void> {
+    if (this.closing || this.finished) return this.closed;
+    this.closing = true;
+    this.ready = false;
+    this.registry.rejectAll(pendingError);
+    if (!this.socket.destroyed) {
+      this.send(closeFrame(reason));
+      this.socket.end();
+      this.graceTimer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
+    }
+    return this.closed;
+  }
+
+  /** Ends the connection because of `error` (protocol violation, failed handshake…). */
+  fail(error: IpcError): void {
+    this.error ??= error;
+    this.final ||= !(error instanceof HandshakeError && error.retryable);
+    void this.close({ code: error.code, message: error.message, reconnect: !this.final }, this.lostError());
+  }
+
+  private dispatch(frame: Frame): void {
+    if (!this.ready) {
+      if (!this.closing) this.dispatchHandshake(frame);
+      return;
+    }
+    switch (frame.type) {
+      case FrameType.MESSAGE:
+        this.host.onMessage(this, frame);
+        return;
+      case FrameType.REPLY: {
+        const observer = this.registry.take(frame.id);
+        if (observer === undefined) return; // late answer: the request timed out or was cancelled
+        let value: unknown;
+        try {
+          value = decodeValue(this.host.codec, frame.payload, frame.encoding);
+        } catch (error) {
+          observer.error(error);
+          return;
+        }
+        observer.next(value);
+        observer.complete();
+        return;
+      }
+      case FrameType.ERROR:
+        this.registry.take(frame.id)?.error(remoteError(frame));
+        return;
+      case FrameType.PING:
+        this.writer.write(FrameType.PONG, 0, frame.id, Encoding.BUFFER, EMPTY);
+        return;
+      case FrameType.PONG: {
+        const observer = this.registry.take(frame.id);
+        observer?.next(undefined);
+        observer?.complete();
+        return;
+      }
+      case FrameType.CLOSE: {
+        const body = readClose(frame);
+        this.final ||= !body.reconnect;
+        void this.close(body, new PeerDisconnectedError(`"${this.peerName}" closed the connection: ${body.message}`));
+        return;
+      }
+      default:
+        this.fail(new ProtocolError(ErrorCode.PROTOCOL, `Unexpected frame type 0x${frame.type.toString(16)} from "${this.peerName}"`));
+    }
+  }
+
+  private dispatchHandshake(frame: Frame): void {
+    const result = this.handshake.receive(frame);
+    if (result.send) this.send(result.send);
+    if (result.error) {
+      this.error ??= result.error;
+      this.final ||= !(result.error instanceof HandshakeError && result.error.retryable);
+      // The refusal (if any) was just sent: end without another CLOSE.
+      this.closing = true;
+      this.socket.end();
+      this.graceTimer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
+      return;
+    }
+    if (result.done !== undefined) {
+      clearTimeout(this.handshakeTimer!);
+      this.handshakeTimer = null;
+      this.peerName = result.done;
+      this.ready = true;
+      this.host.onReady(this);
+    }
+  }
+
+  private onStreamError(error: Error): void {
+    if (error instanceof ProtocolError) {
+      this.fail(error);
+      return;
+    }
+    this.error ??= error;
+    this.socket.destroy();
+  }
+
+  /** Writes a control frame, ignoring the ready state (handshake, CLOSE). */
+  private send(frame: OutgoingFrame): void {
+    if (!this.socket.destroyed) this.writer.write(frame.type, frame.flags, frame.id, frame.encoding, frame.payload);
+  }
+
+  private lostError(): PeerDisconnectedError {
+    const name = this.peerName ?? 'an unidentified peer';
+    return new PeerDisconnectedError(`The connection to "${name}" was lost`, { cause: this.error ?? undefined });
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.ready = false;
+    this.closing = true;
+    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    if (this.graceTimer) clearTimeout(this.graceTimer);
+    this.subscription?.unsubscribe();
+    this.socket.destroy();
+    this.registry.rejectAll(this.lostError());
+    this.host.onClosed(this);
+    this.resolveClosed();
+  }
+}
+
+function remoteError(frame: Frame): RemoteError {
+  try {
+    const body = readJson(frame);
+    const code = typeof body.code === 'string' ? body.code : undefined;
+    return new RemoteError(String(body.name ?? 'Error'), String(body.message ?? 'The request failed'), code);
+  } catch {
+    return new RemoteError('Error', 'The request failed (unreadable error reply)');
+  }
+}

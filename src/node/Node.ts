@@ -1,0 +1,495 @@
+import { EventEmitter } from 'node:events';
+import * as net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { defer, firstValueFrom, map, Observable, Subject } from 'rxjs';
+import {
+  ClosedError,
+  ConnectError,
+  ErrorCode,
+  HandshakeError,
+  IpcError,
+  NotConnectedError,
+  PeerDisconnectedError,
+} from '../errors';
+import { DEFAULT_MAX_FRAME_SIZE, Encoding, FrameFlags, FrameType } from '../protocol/constants';
+import type { Frame } from '../protocol/Frame';
+import { decodeValue, defaultCodec, encodeValue, type Codec, type EncodedPayload } from '../protocol/Serializer';
+import { request$, withTimeout } from '../rx/request';
+import { backoffDelay } from './backoff';
+import { Connection, type ConnectionHost } from './Connection';
+import { NodeMessage } from './NodeMessage';
+import { NodeSocket } from './NodeSocket';
+
+/** Options of `new Node(name, options)`. Every one is optional; the defaults are documented in the README. */
+export interface NodeOptions {
+  /** Reconnection attempts after a connection fails or drops, before giving up. Default `Infinity`. */
+  maxRetries?: number;
+  /** Base delay of the reconnection backoff, in ms (doubles each attempt, with jitter). Default 200. */
+  retryTime?: number;
+  /** Cap of the reconnection backoff, in ms. Default 10 000. */
+  maxRetryTime?: number;
+  /** Time allowed from opening a connection to the end of its handshake, in ms. Default 10 000. */
+  handshakeTimeout?: number;
+  /** Largest payload accepted from a peer, in bytes. Default 64 MiB. */
+  maxFrameSize?: number;
+  /** Default timeout of `sendTo`/`request$`/`pingTo`, in ms (`Infinity`: none). Default 30 000. */
+  requestTimeout?: number;
+  /** How values are encoded. Default: the built-in `Serializer`. */
+  codec?: Codec;
+}
+
+/** Options of `sendTo` and `request$`. */
+export interface SendOptions {
+  /** Await the peer's reply (default true). When false, resolves with undefined once the frame is written. */
+  receptive?: boolean;
+  /** Milliseconds before the request fails with `ERR_IPC_TIMEOUT`. Default: the node's `requestTimeout`. */
+  timeout?: number;
+}
+
+/** Options of `broadcast`. */
+export interface BroadcastOptions extends SendOptions {
+  /** Only the peers whose name matches. */
+  filter?: RegExp;
+}
+
+/** Options of `close`. */
+export interface CloseOptions {
+  /** Tell the peers connected to our server that they may reconnect later (default true). */
+  reconnect?: boolean;
+}
+
+/** The events of a {@link Node} and their arguments. */
+export interface NodeEvents {
+  /** The server listens; `address` as `net.Server#address()` gives it. */
+  listening: [address: net.AddressInfo | string | null];
+  /** A peer connected to our server and finished the handshake. */
+  connection: [name: string, socket: NodeSocket];
+  /** A connection we opened (`connectTo`) finished the handshake, also after each reconnection. */
+  connect: [name: string, socket: NodeSocket];
+  /** A connection we opened was lost (it reconnects unless told not to). */
+  disconnect: [name: string, socket: NodeSocket];
+  /** A peer connected to our server went away. */
+  socketClose: [name: string];
+  /** A message arrived. */
+  message: [message: NodeMessage];
+  /** Something went wrong that no Promise reports (listen errors, protocol errors of a peer…). */
+  error: [error: Error];
+  /** `close()` finished. */
+  close: [];
+  /** Raw bytes received from a peer (before framing). */
+  raw: [name: string, socket: NodeSocket, data: Buffer];
+}
+
+/** Anything `sendTo` accepts as a destination: a peer's name, or its socket. */
+export type Target = string | NodeSocket;
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * A process's endpoint: it can `serve` (accept peers) and `connectTo` peers, both at once. Every connection
+ * starts with a handshake in which each side announces its name; afterwards either side can `sendTo` the other.
+ *
+ * Everything it receives is available both as events (`'message'`, `'connection'`…) and as Observables
+ * (`messages$`, `connections$`, `disconnections$`), fed by the same calls so they never disagree.
+ */
+export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
+  /** This node's name, announced to every peer. */
+  readonly name: string;
+  /** @internal */ readonly codec: Codec;
+  /** @internal */ readonly maxFrameSize: number;
+  /** @internal */ readonly handshakeTimeout: number;
+  private readonly maxRetries: number;
+  private readonly retryTime: number;
+  private readonly maxRetryTime: number;
+  private readonly requestTimeout: number;
+
+  /** The server, once `serve` was called. */
+  server: net.Server | null = null;
+  /** The label given to `serve` (informational: the node is known to peers by {@link Node.name}). */
+  serverName: string | null = null;
+
+  /** Every message received, from any peer. Completes on `close()`. */
+  readonly messages$: Observable<NodeMessage>;
+  /** Every peer that finished a handshake, in either direction (also after a reconnection). */
+  readonly connections$: Observable<NodeSocket>;
+  /** Every peer whose connection was lost or closed. */
+  readonly disconnections$: Observable<NodeSocket>;
+
+  private readonly messages = new Subject<NodeMessage>();
+  private readonly connections = new Subject<NodeSocket>();
+  private readonly disconnections = new Subject<NodeSocket>();
+  /** Peers we connected to (by the name given to connectTo, which is also their announced name). */
+  private readonly clients = new Map<string, NodeSocket>();
+  /** Peers connected to our server, by announced name. */
+  private readonly servers = new Map<string, NodeSocket>();
+  /** Accepted connections whose handshake is not done. */
+  private readonly unidentified = new Set<Connection>();
+  private closing: Promise<void> | null = null;
+
+  /**
+   * @param name this node's name, announced to its peers.
+   * @throws TypeError when `name` is not a non-empty string or an option is out of range.
+   */
+  constructor(name: string, options: NodeOptions = {}) {
+    super();
+    if (typeof name !== 'string' || name.length === 0) throw new TypeError('A Node needs a non-empty string name');
+    this.name = name;
+    this.codec = options.codec ?? defaultCodec;
+    this.maxRetries = option(options, 'maxRetries', Infinity, 0);
+    this.retryTime = option(options, 'retryTime', 200, 0);
+    this.maxRetryTime = option(options, 'maxRetryTime', 10_000, 0);
+    this.handshakeTimeout = option(options, 'handshakeTimeout', 10_000, 1);
+    this.maxFrameSize = option(options, 'maxFrameSize', DEFAULT_MAX_FRAME_SIZE, 0);
+    this.requestTimeout = option(options, 'requestTimeout', 30_000, 0);
+    if (typeof this.codec.encode !== 'function' || typeof this.codec.decode !== 'function') {
+      throw new TypeError('options.codec must have encode and decode methods');
+    }
+    this.messages$ = this.messages.asObservable();
+    this.connections$ = this.connections.asObservable();
+    this.disconnections$ = this.disconnections.asObservable();
+  }
+
+  /**
+   * Starts a server; peers then `connectTo` it. `listenArgs` go to `net.Server#listen` unchanged: a port
+   * (0 picks a free one), port and host, a Unix socket path, or an options object. Emits `'listening'`; listen
+   * errors (EADDRINUSE…) arrive as `'error'` events.
+   * @param name a label for the server, kept as {@link Node.serverName}; peers know this node by its own name.
+   * @throws IpcError `ERR_IPC_ALREADY_CONNECTED` when this node already serves, `ERR_IPC_CLOSED` after close.
+   */
+  serve(name: string, ...listenArgs: unknown[]): this {
+    if (this.closing) throw new ClosedError(`Node "${this.name}" is closed`);
+    if (this.server) throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Node "${this.name}" already serves`);
+    const server = net.createServer((socket) => this.accept(socket));
+    this.server = server;
+    this.serverName = name;
+    server.on('listening', () => this.emit('listening', server.address()));
+    server.on('error', (error) => {
+      if (!server.listening && this.server === server) this.server = null;
+      this.reportError(error);
+    });
+    server.listen(...(listenArgs as Parameters<net.Server['listen']>));
+    return this;
+  }
+
+  /**
+   * Connects to the node named `name`. `connectArgs` go to `net.Socket#connect` unchanged (port[, host], a
+   * path, or an options object). Resolves once the handshake is done.
+   *
+   * `name` must be the peer's own name: a peer announcing another name is refused (`ERR_IPC_HANDSHAKE`).
+   * Rejects with `ERR_IPC_CONNECT` after `maxRetries` failed attempts, `ERR_IPC_HANDSHAKE` when the peer
+   * refuses us or speaks another protocol, `ERR_IPC_ALREADY_CONNECTED` when we already have a connection to
+   * `name`, `ERR_IPC_CLOSED` when the node closes first. Once connected, a dropped connection reconnects by
+   * itself.
+   */
+  connectTo(name: string, ...connectArgs: unknown[]): Promise<NodeSocket> {
+    return new Promise<NodeSocket>((resolve, reject) => {
+      if (typeof name !== 'string' || name.length === 0) throw new TypeError('connectTo needs the peer name');
+      if (this.closing) throw new ClosedError(`Node "${this.name}" is closed`);
+      if (this.clients.has(name)) {
+        throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Already connected or connecting to "${name}": disconnectFrom it first`);
+      }
+      const socket = new NodeSocket(this, 'client', name);
+      socket.connectArgs = connectArgs;
+      socket.pendingConnect = { resolve, reject };
+      this.clients.set(name, socket);
+      this.dial(socket);
+    });
+  }
+
+  /**
+   * Sends `data` to `target` (a peer name, in either direction, or a {@link NodeSocket}) and resolves with its
+   * reply (`message.reply(value)`). With `receptive: false`, resolves with undefined once the frame is written.
+   *
+   * Rejects with `ERR_IPC_NOT_CONNECTED` at once when the target is unknown or down (nothing is queued),
+   * `ERR_IPC_TIMEOUT` after `timeout`, `ERR_IPC_PEER_DISCONNECTED` when the peer is lost while we wait,
+   * `ERR_IPC_REMOTE` when the peer answers with `message.error()`, `ERR_IPC_ENCODE` when `data` cannot be encoded.
+   */
+  sendTo<T = unknown>(target: Target, data: unknown, options?: SendOptions): Promise<T> {
+    return firstValueFrom(this.request$<T>(target, data, options));
+  }
+
+  /**
+   * The cold Observable behind `sendTo`: nothing is sent until it is subscribed; it emits the reply and
+   * completes. Unsubscribing before the reply forgets the request (a late reply is dropped).
+   */
+  request$<T = unknown>(target: Target, data: unknown, options: SendOptions = {}): Observable<T> {
+    return defer(() => this.send$<T>(this.connectionOf(target), encodeValue(this.codec, data), options));
+  }
+
+  /**
+   * Sends `data` to every peer connected to our server (whose name matches `filter`, if given) and resolves
+   * with their replies, in the order of the peers; rejects as soon as one of them fails.
+   */
+  async broadcast<T = unknown>(data: unknown, options: BroadcastOptions = {}): Promise<T[]> {
+    const encoded = encodeValue(this.codec, data);
+    const { filter } = options;
+    const sockets = [...this.servers.values()].filter((socket) => {
+      if (!filter) return true;
+      filter.lastIndex = 0;
+      return filter.test(socket.name);
+    });
+    return Promise.all(sockets.map((socket) => firstValueFrom(defer(() => this.send$<T>(this.connectionOf(socket), encoded, options)))));
+  }
+
+  /** Measures the round trip to `target`, in milliseconds. */
+  pingTo(target: Target, options: { timeout?: number } = {}): Promise<number> {
+    return firstValueFrom(
+      defer(() => {
+        const connection = this.connectionOf(target);
+        const started = performance.now();
+        return request$(connection.registry, (id) => connection.write(FrameType.PING, 0, id, Encoding.BUFFER, EMPTY), {
+          timeout: options.timeout ?? this.requestTimeout,
+          label: `Ping to "${connection.peerName}"`,
+        }).pipe(map(() => performance.now() - started));
+      }),
+    );
+  }
+
+  /** The connected (or reconnecting) peer of that name, if any. */
+  get(name: string): NodeSocket | undefined {
+    return this.clients.get(name) ?? this.servers.get(name);
+  }
+
+  /**
+   * Closes the connection with `name` for good: a peer we connected to is not reconnected, a peer connected to
+   * our server is told not to reconnect. Requests pending on it reject with `ERR_IPC_CLOSED`. Resolves with
+   * false when there is no such peer.
+   */
+  async disconnectFrom(name: string): Promise<boolean> {
+    const socket = this.get(name);
+    if (!socket) return false;
+    const message = `Node "${this.name}" disconnected from "${name}"`;
+    if (socket.role === 'client') {
+      socket.closing = true;
+      if (socket.retryTimer) clearTimeout(socket.retryTimer);
+      if (!socket.connection) this.dropClient(socket, new ClosedError(message));
+    }
+    await socket.connection?.close({ code: ErrorCode.CLOSED, message, reconnect: false });
+    return true;
+  }
+
+  /**
+   * Closes the node: rejects every pending request and connectTo (`ERR_IPC_CLOSED`), tells every peer,
+   * flushes what was written, closes the server and every socket, clears every timer and completes the
+   * streams. Idempotent: later calls return the same Promise. Afterwards nothing keeps the process alive.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
+    this.closing ??= this.shutdown(options.reconnect ?? true);
+    return this.closing;
+  }
+
+  private async shutdown(reconnect: boolean): Promise<void> {
+    const reason = { code: ErrorCode.CLOSED, message: `Node "${this.name}" is closing`, reconnect };
+    const done: Promise<unknown>[] = [];
+    const server = this.server;
+    if (server) done.push(new Promise((resolve) => server.close(resolve)));
+    for (const socket of this.clients.values()) {
+      socket.closing = true;
+      if (socket.retryTimer) clearTimeout(socket.retryTimer);
+      if (socket.connection) done.push(socket.connection.close({ ...reason, reconnect: false }));
+      else this.dropClient(socket, new ClosedError(reason.message));
+    }
+    for (const socket of this.servers.values()) if (socket.connection) done.push(socket.connection.close(reason));
+    for (const connection of this.unidentified) done.push(connection.close(reason));
+    await Promise.all(done);
+    this.messages.complete();
+    this.connections.complete();
+    this.disconnections.complete();
+    this.emit('close');
+  }
+
+  // ─── ConnectionHost: called by the connections ──────────────────────────────────────────────────────
+
+  /** @internal */
+  onReady(connection: Connection): void {
+    const socket = connection.owner;
+    const name = connection.peerName!;
+    if (connection.role === 'server') {
+      this.unidentified.delete(connection);
+      socket.setName(name);
+      this.servers.set(name, socket);
+      this.connections.next(socket);
+      this.emit('connection', name, socket);
+      return;
+    }
+    socket.attempts = 0;
+    const pending = socket.pendingConnect;
+    socket.pendingConnect = null;
+    this.connections.next(socket);
+    this.emit('connect', name, socket);
+    pending?.resolve(socket);
+  }
+
+  /** @internal */
+  onMessage(connection: Connection, frame: Frame): void {
+    const receptive = (frame.flags & FrameFlags.RECEPTIVE) !== 0;
+    let data: unknown;
+    try {
+      data = decodeValue(this.codec, frame.payload, frame.encoding);
+    } catch (error) {
+      if (receptive) connection.writeError(frame.id, error as Error);
+      this.reportError(error as Error);
+      return;
+    }
+    const message = new NodeMessage(connection, this.codec, connection.owner, frame.id, receptive, data);
+    this.messages.next(message);
+    try {
+      this.emit('message', message);
+    } catch (error) {
+      // A throwing 'message' listener must not break the connection's frame pipeline.
+      this.reportError(error as Error);
+    }
+  }
+
+  /** @internal */
+  onRaw(connection: Connection, chunk: Buffer): void {
+    if (this.listenerCount('raw') > 0) this.emit('raw', connection.peerName ?? '', connection.owner, chunk);
+  }
+
+  /** @internal */
+  onClosed(connection: Connection): void {
+    const socket = connection.owner;
+    const name = connection.peerName;
+    const error = connection.error;
+    if (connection.role === 'server') {
+      this.unidentified.delete(connection);
+      if (error && shouldReport(error)) this.reportError(error);
+      if (name === null) return;
+      if (this.servers.get(name) === socket) this.servers.delete(name);
+      this.disconnections.next(socket);
+      this.emit('socketClose', name);
+      return;
+    }
+    socket.connection = null;
+    if (name !== null) {
+      this.disconnections.next(socket);
+      this.emit('disconnect', name, socket);
+    }
+    if (this.closing || socket.closing) {
+      this.dropClient(socket, new ClosedError(`Node "${this.name}" closed the connection to "${socket.name}"`));
+    } else if (connection.final) {
+      this.dropClient(socket, error ?? new PeerDisconnectedError(`"${socket.name}" closed the connection for good`));
+    } else {
+      this.retry(socket, error);
+    }
+  }
+
+  // ─── internals ──────────────────────────────────────────────────────────────────────────────────────
+
+  private accept(raw: net.Socket): void {
+    if (this.closing) {
+      raw.destroy();
+      return;
+    }
+    const socket = new NodeSocket(this, 'server', '');
+    const connection = new Connection(raw, 'server', this, {
+      accept: (name) =>
+        this.servers.has(name)
+          ? new HandshakeError(ErrorCode.NAME_IN_USE, `A peer named "${name}" is already connected to "${this.name}"`, {
+              retryable: true,
+            })
+          : undefined,
+    });
+    connection.owner = socket;
+    socket.connection = connection;
+    this.unidentified.add(connection);
+    connection.start();
+  }
+
+  private dial(socket: NodeSocket): void {
+    let raw: net.Socket;
+    try {
+      raw = net.connect(...(socket.connectArgs as Parameters<typeof net.connect>));
+    } catch (error) {
+      this.dropClient(socket, error as Error);
+      return;
+    }
+    const connection = new Connection(raw, 'client', this, { expectedPeer: socket.name });
+    connection.owner = socket;
+    socket.connection = connection;
+    connection.start();
+  }
+
+  private retry(socket: NodeSocket, error: Error | null): void {
+    socket.attempts++;
+    if (socket.attempts > this.maxRetries) {
+      const attempts = socket.attempts;
+      const message = `Could not connect to "${socket.name}" after ${attempts} attempt${attempts === 1 ? '' : 's'}`;
+      this.dropClient(socket, new ConnectError(error ? `${message}: ${error.message}` : message, { cause: error ?? undefined }));
+      return;
+    }
+    const delay = backoffDelay(socket.attempts, this.retryTime, this.maxRetryTime);
+    socket.retryTimer = setTimeout(() => {
+      socket.retryTimer = null;
+      this.dial(socket);
+    }, delay);
+  }
+
+  /** Forgets a client socket for good; rejects its pending connectTo, or reports why it ended. */
+  private dropClient(socket: NodeSocket, error: Error): void {
+    if (this.clients.get(socket.name) === socket) this.clients.delete(socket.name);
+    if (socket.retryTimer) clearTimeout(socket.retryTimer);
+    socket.retryTimer = null;
+    const pending = socket.pendingConnect;
+    socket.pendingConnect = null;
+    if (pending) pending.reject(error);
+    else if (!(error instanceof ClosedError)) this.reportError(error);
+  }
+
+  /** The live connection of `target`. @throws NotConnectedError */
+  private connectionOf(target: Target): Connection {
+    let socket: NodeSocket | undefined;
+    if (target instanceof NodeSocket) socket = target;
+    else if (typeof target === 'string') {
+      const client = this.clients.get(target);
+      socket = client?.connected ? client : (this.servers.get(target) ?? client);
+    }
+    const connection = socket?.connection;
+    if (!socket || !connection?.writable || (socket.role === 'client' ? this.clients : this.servers).get(socket.name) !== socket) {
+      const what = typeof target === 'string' ? `"${target}"` : `"${socket?.name ?? String(target)}"`;
+      throw new NotConnectedError(`Node "${this.name}" is not connected to ${what}`);
+    }
+    return connection;
+  }
+
+  /** Sends an encoded message on `connection`; the Observable of its reply (or of its write). */
+  private send$<T>(connection: Connection, encoded: EncodedPayload, options: SendOptions): Observable<T> {
+    const timeout = options.timeout ?? this.requestTimeout;
+    const label = `Request to "${connection.peerName}"`;
+    const { encoding, payload } = encoded;
+    if (options.receptive === false) {
+      const written$ = new Observable<T>((subscriber) => {
+        connection.write(FrameType.MESSAGE, 0, 0, encoding, payload, (error) => {
+          if (error) subscriber.error(new PeerDisconnectedError(`${label} could not be written`, { cause: error }));
+          else {
+            subscriber.next(undefined as T);
+            subscriber.complete();
+          }
+        });
+      });
+      return withTimeout(written$, { timeout, label });
+    }
+    return request$<T>(connection.registry, (id) => connection.write(FrameType.MESSAGE, FrameFlags.RECEPTIVE, id, encoding, payload), {
+      timeout,
+      label,
+    });
+  }
+
+  private reportError(error: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+  }
+}
+
+/** Socket errors that only say the peer went away are not worth an 'error' event: 'socketClose' says it. */
+function shouldReport(error: Error): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code !== 'ECONNRESET' && code !== 'EPIPE';
+}
+
+function option<K extends keyof NodeOptions>(options: NodeOptions, key: K, fallback: number, min: number): number {
+  const value = options[key] ?? fallback;
+  if (typeof value !== 'number' || Number.isNaN(value) || value < min) {
+    throw new TypeError(`options.${key} must be a number ≥ ${min}, received ${String(value)}`);
+  }
+  return value;
+}

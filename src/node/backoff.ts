@@ -1,0 +1,9 @@
+/**
+ * Delay before reconnection attempt `attempt` (1, 2, 3…): exponential from `base`, capped at `cap`, with
+ * "equal jitter" — a random point in the upper half — so that many clients that lost the same server do not
+ * come back in the same millisecond.
+ */
+export function backoffDelay(attempt: number, base: number, cap: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(cap, base * 2 ** Math.min(attempt - 1, 30));
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}

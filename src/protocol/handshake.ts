@@ -1,0 +1,180 @@
+import { ErrorCode, HandshakeError, IpcError, ProtocolError } from '../errors';
+import { Encoding, FrameType, PROTOCOL_VERSION } from './constants';
+import type { Frame } from './Frame';
+import type { OutgoingFrame } from './FrameEncoder';
+
+/** Protocol name carried in every hello. */
+export const PROTOCOL_NAME = 'ipc-link-core';
+
+/** Body of the HANDSHAKE frames that carry an identity (steps 1 and 2). */
+export interface HelloBody {
+  protocol: string;
+  version: number;
+  name: string;
+}
+
+/** Body of a CLOSE frame. */
+export interface CloseBody {
+  /** An error code (`ERR_IPC_…`) saying why. */
+  code: string;
+  /** Human-readable reason. */
+  message: string;
+  /** Whether the receiver may reconnect later. */
+  reconnect: boolean;
+}
+
+/** Handshake steps, carried in the frame's id field. */
+export const HandshakeStep = { CLIENT_HELLO: 1, SERVER_HELLO: 2, CLIENT_ACK: 3 } as const;
+
+/** A control frame with a JSON payload. */
+export function jsonFrame(type: number, id: number, body: unknown): OutgoingFrame {
+  return { type, flags: 0, id, encoding: Encoding.JSON, payload: Buffer.from(JSON.stringify(body), 'utf8') };
+}
+
+/** A CLOSE frame. */
+export function closeFrame(body: CloseBody): OutgoingFrame {
+  return jsonFrame(FrameType.CLOSE, 0, body);
+}
+
+/** Reads the JSON body of a control frame. @throws ProtocolError when it is not a JSON object. */
+export function readJson(frame: Frame): Record<string, unknown> {
+  try {
+    const body: unknown = JSON.parse(frame.payload.toString('utf8'));
+    if (body !== null && typeof body === 'object' && !Array.isArray(body)) return body as Record<string, unknown>;
+  } catch {
+    // fall through
+  }
+  throw new ProtocolError(ErrorCode.PROTOCOL, `Malformed control frame (type 0x${frame.type.toString(16)}): expected a JSON object`);
+}
+
+/** Reads a CLOSE frame's body, tolerating missing fields. */
+export function readClose(frame: Frame): CloseBody {
+  const body = readJson(frame);
+  return {
+    code: typeof body.code === 'string' ? body.code : ErrorCode.CLOSED,
+    message: typeof body.message === 'string' ? body.message : 'the peer closed the connection',
+    reconnect: body.reconnect !== false,
+  };
+}
+
+/** The outcome of feeding one frame to a {@link Handshake}. */
+export interface HandshakeResult {
+  /** Frame to send to the peer, if any. */
+  send?: OutgoingFrame;
+  /** Set when the handshake completed: the peer's announced name. */
+  done?: string;
+  /** Set when the handshake failed; `send` then holds the CLOSE frame to send, if any. */
+  error?: IpcError;
+}
+
+/** Decides whether a server accepts a peer name; returns the refusal, or undefined to accept. */
+export type AcceptPeer = (name: string) => HandshakeError | undefined;
+
+/**
+ * The connection handshake as a pure state machine (no sockets or timers): feed it the peer's HANDSHAKE and
+ * CLOSE frames, send what it returns.
+ *
+ * ```
+ * client                              server
+ *   HANDSHAKE id=1 {protocol,version,name}  ──►  checks protocol, version, name (accept)
+ *   ◄──  HANDSHAKE id=2 {protocol,version,name}  (or CLOSE {code,message,reconnect})
+ *   checks the server's name is the expected one
+ *   HANDSHAKE id=3 {}  ──►  (or CLOSE)
+ * ready after sending 3                ready after receiving 3
+ * ```
+ */
+export class Handshake {
+  private step = 0;
+  private peer: string | null = null;
+
+  constructor(
+    readonly role: 'client' | 'server',
+    private readonly ownName: string,
+    private readonly options: { expectedPeer?: string; accept?: AcceptPeer } = {},
+  ) {}
+
+  /** Frames to send as soon as the connection opens. */
+  start(): OutgoingFrame | undefined {
+    if (this.role === 'server') return undefined;
+    this.step = HandshakeStep.CLIENT_HELLO;
+    return this.hello(HandshakeStep.CLIENT_HELLO);
+  }
+
+  /** Feeds one frame received before the handshake completed. */
+  receive(frame: Frame): HandshakeResult {
+    try {
+      if (frame.type === FrameType.CLOSE) {
+        const body = readClose(frame);
+        const code = body.code === ErrorCode.NAME_IN_USE ? ErrorCode.NAME_IN_USE : ErrorCode.HANDSHAKE;
+        return { error: new HandshakeError(code, `Refused by the peer: ${body.message}`, { retryable: body.reconnect }) };
+      }
+      if (frame.type !== FrameType.HANDSHAKE) {
+        throw new ProtocolError(ErrorCode.PROTOCOL, `Expected a handshake frame, received type 0x${frame.type.toString(16)}`);
+      }
+      return this.role === 'server' ? this.receiveAsServer(frame) : this.receiveAsClient(frame);
+    } catch (error) {
+      const ipcError = error instanceof IpcError ? error : new HandshakeError(ErrorCode.HANDSHAKE, String(error));
+      return { error: ipcError, send: refusal(ipcError) };
+    }
+  }
+
+  private receiveAsServer(frame: Frame): HandshakeResult {
+    if (this.step === 0 && frame.id === HandshakeStep.CLIENT_HELLO) {
+      const name = this.readHello(frame);
+      const refused = this.options.accept?.(name);
+      if (refused) return { error: refused, send: refusal(refused) };
+      this.peer = name;
+      this.step = HandshakeStep.SERVER_HELLO;
+      return { send: this.hello(HandshakeStep.SERVER_HELLO) };
+    }
+    if (this.step === HandshakeStep.SERVER_HELLO && frame.id === HandshakeStep.CLIENT_ACK && this.peer !== null) {
+      const refused = this.options.accept?.(this.peer);
+      if (refused) return { error: refused, send: refusal(refused) };
+      this.step = HandshakeStep.CLIENT_ACK;
+      return { done: this.peer };
+    }
+    throw unexpectedStep(frame);
+  }
+
+  private receiveAsClient(frame: Frame): HandshakeResult {
+    if (this.step !== HandshakeStep.CLIENT_HELLO || frame.id !== HandshakeStep.SERVER_HELLO) throw unexpectedStep(frame);
+    const name = this.readHello(frame);
+    const expected = this.options.expectedPeer;
+    if (expected !== undefined && name !== expected) {
+      throw new HandshakeError(
+        ErrorCode.HANDSHAKE,
+        `Connected to a node named "${name}", but "${expected}" was expected: pass the peer's own name to connectTo`,
+      );
+    }
+    this.step = HandshakeStep.CLIENT_ACK;
+    return { send: jsonFrame(FrameType.HANDSHAKE, HandshakeStep.CLIENT_ACK, {}), done: name };
+  }
+
+  private hello(step: number): OutgoingFrame {
+    const body: HelloBody = { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name: this.ownName };
+    return jsonFrame(FrameType.HANDSHAKE, step, body);
+  }
+
+  private readHello(frame: Frame): string {
+    const body = readJson(frame);
+    if (body.protocol !== PROTOCOL_NAME || body.version !== PROTOCOL_VERSION) {
+      throw new HandshakeError(
+        ErrorCode.HANDSHAKE,
+        `The peer speaks ${String(body.protocol)} version ${String(body.version)}; this node speaks ${PROTOCOL_NAME} version ${PROTOCOL_VERSION}`,
+      );
+    }
+    if (typeof body.name !== 'string' || body.name.length === 0) {
+      throw new HandshakeError(ErrorCode.HANDSHAKE, 'The peer announced no name');
+    }
+    return body.name;
+  }
+}
+
+function unexpectedStep(frame: Frame): ProtocolError {
+  return new ProtocolError(ErrorCode.PROTOCOL, `Unexpected handshake step ${frame.id}`);
+}
+
+function refusal(error: IpcError): OutgoingFrame {
+  const reconnect = error instanceof HandshakeError && error.retryable;
+  return closeFrame({ code: error.code, message: error.message, reconnect });
+}
