@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { firstValueFrom, lastValueFrom, take, toArray } from 'rxjs';
+import { firstValueFrom, lastValueFrom, take, toArray, type Observable } from 'rxjs';
 import { ErrorCode, NodeMessage, NodeSocket, RemoteError, type Node } from '../../src';
 import { closeAll, node, serveTcp, socketPath, until } from '../helpers/net';
 import { Node as NodeClass } from '../../src';
@@ -160,7 +160,7 @@ describe.each(transports)('Node over $name', (transport) => {
     server.removeAllListeners('message');
     const arrived = firstValueFrom(server.messages$);
     const pending = expect(client.sendTo('server', 'never answered')).rejects.toMatchObject({ code: ErrorCode.CLOSED });
-    const streams = [client.messages$, client.connections$, client.disconnections$];
+    const streams: Observable<unknown>[] = [client.messages$, client.connections$, client.disconnections$];
     const completed = Promise.all(streams.map((s) => lastValueFrom(s, { defaultValue: 'completed' })));
     await arrived;
     await client.close();
