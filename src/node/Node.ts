@@ -413,6 +413,8 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   private retry(socket: NodeSocket, error: Error | null): void {
     socket.attempts++;
     if (socket.attempts > this.maxRetries) {
+      // A refusal by the peer (name in use, handshake timeout…) says more than "could not connect".
+      if (error instanceof IpcError) return this.dropClient(socket, error);
       const attempts = socket.attempts;
       const message = `Could not connect to "${socket.name}" after ${attempts} attempt${attempts === 1 ? '' : 's'}`;
       this.dropClient(socket, new ConnectError(error ? `${message}: ${error.message}` : message, { cause: error ?? undefined }));

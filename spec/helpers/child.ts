@@ -1,0 +1,70 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+
+export const ROOT = join(__dirname, '..', '..');
+const children = new Set<ChildProcess>();
+
+/** A child process whose output is collected; killed by killChildren(). */
+export interface Child {
+  process: ChildProcess;
+  output(): string;
+  /** Resolves when the output contains `text` (rejects after `ms`). */
+  waitFor(text: string | RegExp, ms?: number): Promise<void>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export function spawnNode(args: string[], env: NodeJS.ProcessEnv = {}): Child {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  let out = '';
+  const listeners = new Set<() => void>();
+  const collect = (chunk: Buffer) => {
+    out += chunk.toString();
+    listeners.forEach((listener) => listener());
+  };
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => {
+      children.delete(child);
+      resolve({ code, signal });
+    }),
+  );
+  return {
+    process: child,
+    output: () => out,
+    exited,
+    waitFor(text, ms = 15_000) {
+      const matches = () => (typeof text === 'string' ? out.includes(text) : text.test(out));
+      return new Promise<void>((resolve, reject) => {
+        if (matches()) return resolve();
+        const timer = setTimeout(() => {
+          listeners.delete(check);
+          reject(new Error(`Timed out waiting for ${String(text)}; output so far:\n${out}`));
+        }, ms);
+        const check = () => {
+          if (!matches()) return;
+          clearTimeout(timer);
+          listeners.delete(check);
+          resolve();
+        };
+        listeners.add(check);
+      });
+    },
+  };
+}
+
+/** Runs spec/fixtures/peer.js in a child process. */
+export function spawnPeer(mode: string, where: string | number, name?: string): Child {
+  return spawnNode([join(ROOT, 'spec', 'fixtures', 'peer.js'), mode, String(where), ...(name ? [name] : [])]);
+}
+
+export async function killChildren(): Promise<void> {
+  await Promise.all(
+    [...children].map((child) => {
+      const gone = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      return gone;
+    }),
+  );
+}

@@ -1,0 +1,144 @@
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import {
+  encodeFrame,
+  ErrorCode,
+  FrameDecoder,
+  FrameType,
+  Handshake,
+  HandshakeError,
+  PROTOCOL_VERSION,
+  type Frame,
+} from '../../src';
+import { jsonFrame } from '../../src/protocol/handshake';
+import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
+
+afterEach(closeAll);
+
+const asFrame = (f: ReturnType<typeof jsonFrame>): Frame => ({ ...f, payload: Buffer.from(f.payload) });
+
+describe('Handshake (pure state machine)', () => {
+  it('completes client ↔ server in three frames', () => {
+    const client = new Handshake('client', 'alice', { expectedPeer: 'bob' });
+    const server = new Handshake('server', 'bob', { accept: () => undefined });
+    const hello = client.start()!;
+    expect(server.start()).toBeUndefined();
+    const answer = server.receive(asFrame(hello));
+    expect(answer.error).toBeUndefined();
+    const ack = client.receive(asFrame(answer.send!));
+    expect(ack.done).toBe('bob');
+    expect(server.receive(asFrame(ack.send!)).done).toBe('alice');
+  });
+
+  it('the client refuses a server with an unexpected name', () => {
+    const client = new Handshake('client', 'alice', { expectedPeer: 'bob' });
+    const server = new Handshake('server', 'mallory');
+    const result = client.receive(asFrame(server.receive(asFrame(client.start()!)).send!));
+    expect(result.error).toBeInstanceOf(HandshakeError);
+    expect(result.error?.message).toMatch(/"mallory".*"bob"/);
+    expect(result.send?.type).toBe(FrameType.CLOSE);
+  });
+
+  it('the server refuses a name its accept() rejects, with a CLOSE saying whether to retry', () => {
+    const refusal = new HandshakeError(ErrorCode.NAME_IN_USE, 'taken', { retryable: true });
+    const server = new Handshake('server', 'bob', { accept: () => refusal });
+    const result = server.receive(asFrame(new Handshake('client', 'alice').start()!));
+    expect(result.error).toBe(refusal);
+    expect(JSON.parse(Buffer.from(result.send!.payload).toString())).toEqual({ code: ErrorCode.NAME_IN_USE, message: 'taken', reconnect: true });
+  });
+
+  it('refuses another protocol version or a frame out of order', () => {
+    const server = new Handshake('server', 'bob');
+    const bad = jsonFrame(FrameType.HANDSHAKE, 1, { protocol: 'ipc-link-core', version: 99, name: 'x' });
+    expect(server.receive(asFrame(bad)).error).toMatchObject({ code: ErrorCode.HANDSHAKE });
+    const early = new Handshake('server', 'bob').receive({ type: FrameType.MESSAGE, flags: 0, id: 0, encoding: 0, payload: Buffer.alloc(0) });
+    expect(early.error).toMatchObject({ code: ErrorCode.PROTOCOL });
+  });
+});
+
+/** A plain TCP client that reads (and discards) what it receives, so it sees the server's FIN. */
+function rawClient(port: number): Socket {
+  return connect(port, '127.0.0.1').on('error', () => undefined).resume();
+}
+
+/** Reads frames a raw socket receives. */
+function frames(socket: Socket): Frame[] {
+  const out: Frame[] = [];
+  const decoder = new FrameDecoder((f) => out.push(f));
+  socket.on('data', (chunk) => decoder.push(chunk));
+  return out;
+}
+
+describe('Handshake over sockets', () => {
+  it('refuses a connectTo whose name is not the peer’s, finally (no retries)', async () => {
+    const server = node('real-name');
+    const port = await serveTcp(server);
+    const client = node('client', { maxRetries: Infinity, retryTime: 10 });
+    await expect(client.connectTo('other-name', port, '127.0.0.1')).rejects.toMatchObject({ code: ErrorCode.HANDSHAKE });
+    expect(client.get('other-name')).toBeUndefined();
+  });
+
+  it('refuses a second peer with a name already in use (ERR_IPC_NAME_IN_USE), admits it once the name is free', async () => {
+    const server = node('hub');
+    const port = await serveTcp(server);
+    const first = node('dup');
+    await first.connectTo('hub', port, '127.0.0.1');
+    const second = node('dup');
+    await expect(second.connectTo('hub', port, '127.0.0.1')).rejects.toMatchObject({ code: ErrorCode.NAME_IN_USE });
+    const patient = node('dup', { maxRetries: 50, retryTime: 20, maxRetryTime: 50 });
+    const admitted = patient.connectTo('hub', port, '127.0.0.1');
+    await delay(50);
+    await first.close();
+    await expect(admitted).resolves.toBeDefined();
+    await until(() => server.get('dup')?.connected === true);
+  });
+
+  it('refuses a peer speaking another protocol version, with a clear error on both sides', async () => {
+    const server = node('hub');
+    const port = await serveTcp(server);
+    const raw = rawClient(port);
+    const received = frames(raw);
+    const [header, payload] = encodeFrame(jsonFrame(FrameType.HANDSHAKE, 1, { protocol: 'ipc-link-core', version: 2, name: 'future' }));
+    header[2] = PROTOCOL_VERSION + 1;
+    raw.write(Buffer.concat([header, payload]));
+    await once(raw, 'close');
+    await until(() => server.errors.length > 0);
+    expect(server.errors[0]).toMatchObject({ code: ErrorCode.PROTOCOL });
+    expect(server.errors[0].message).toMatch(/version 2/);
+    expect(received.map((f) => f.type)).toEqual([FrameType.CLOSE]);
+    expect(JSON.parse(received[0].payload.toString()).message).toMatch(/Unsupported protocol version 2/);
+  });
+
+  it('a connectTo to something that is not ipc-link-core rejects with ERR_IPC_PROTOCOL', async () => {
+    const stranger = createServer((socket) => socket.resume().end('SSH-2.0-OpenSSH_9.6\r\n'));
+    stranger.listen(0, '127.0.0.1');
+    await once(stranger, 'listening');
+    const client = node('client', { maxRetries: 5 });
+    await expect(client.connectTo('x', (stranger.address() as AddressInfo).port, '127.0.0.1')).rejects.toMatchObject({
+      code: ErrorCode.PROTOCOL,
+    });
+    await new Promise((resolve) => stranger.close(resolve));
+  });
+
+  it('drops a connection that never says hello after handshakeTimeout', async () => {
+    const server = node('hub', { handshakeTimeout: 100 });
+    const port = await serveTcp(server);
+    const raw = rawClient(port);
+    const started = Date.now();
+    await once(raw, 'close');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(90);
+    await until(() => server.errors.length > 0);
+    expect(server.errors[0]).toMatchObject({ code: ErrorCode.HANDSHAKE });
+  });
+
+  it('rejects a frame larger than the handshake limit before the handshake', async () => {
+    const server = node('hub');
+    const port = await serveTcp(server);
+    const raw = rawClient(port);
+    const [header] = encodeFrame({ type: FrameType.HANDSHAKE, flags: 0, id: 1, encoding: 5, payload: Buffer.alloc(1024 * 1024) });
+    raw.write(header);
+    await once(raw, 'close');
+    await until(() => server.errors.length > 0);
+    expect(server.errors[0]).toMatchObject({ code: ErrorCode.FRAME_TOO_LARGE });
+  });
+});
