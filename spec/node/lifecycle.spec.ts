@@ -1,0 +1,138 @@
+import { once } from 'node:events';
+import { Socket } from 'node:net';
+import { firstValueFrom, take, toArray } from 'rxjs';
+import { ErrorCode } from '../../src';
+import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
+
+afterEach(closeAll);
+
+/** Handles Node itself keeps alive (sockets, servers, timers), by kind. */
+function handles(): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const kind of process.getActiveResourcesInfo()) counts[kind] = (counts[kind] ?? 0) + 1;
+  return counts;
+}
+
+describe('Node lifecycle', () => {
+  it('reconnects after the server node closes and a new one serves the same port', async () => {
+    const first = node('hub');
+    const port = await serveTcp(first);
+    first.on('message', (m) => m.reply('first'));
+    const client = node('client', { maxRetries: Infinity, retryTime: 20, maxRetryTime: 100 });
+    const twice = firstValueFrom(client.connections$.pipe(take(2), toArray()));
+    const events: string[] = [];
+    client.on('connect', (name) => events.push(`connect ${name}`));
+    client.on('disconnect', (name) => events.push(`disconnect ${name}`));
+    await client.connectTo('hub', port, '127.0.0.1');
+    await expect(client.sendTo('hub', 'x')).resolves.toBe('first');
+
+    await first.close();
+    await until(() => events.length === 2);
+    const second = node('hub');
+    second.on('message', (m) => m.reply('second'));
+    second.serve('hub', port, '127.0.0.1');
+    await twice;
+    expect(events).toEqual(['connect hub', 'disconnect hub', 'connect hub']);
+    await expect(client.sendTo('hub', 'x')).resolves.toBe('second');
+  });
+
+  it('a server closing with reconnect: false stops its clients from reconnecting', async () => {
+    const server = node('hub');
+    const port = await serveTcp(server);
+    const client = node('client', { maxRetries: Infinity, retryTime: 10 });
+    await client.connectTo('hub', port, '127.0.0.1');
+    const disconnected = once(client, 'disconnect');
+    await server.close({ reconnect: false });
+    await disconnected;
+    await delay(100);
+    expect(client.get('hub')).toBeUndefined();
+    expect(client.errors.map((e) => (e as { code?: string }).code)).toEqual([ErrorCode.PEER_DISCONNECTED]);
+  });
+
+  it('disconnectFrom never reconnects, and rejects what was pending with ERR_IPC_CLOSED', async () => {
+    const server = node('hub');
+    const port = await serveTcp(server);
+    const client = node('client', { maxRetries: Infinity, retryTime: 10 });
+    await client.connectTo('hub', port, '127.0.0.1');
+    const pending = expect(client.sendTo('hub', 'unanswered')).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+    await until(() => true);
+    await expect(client.disconnectFrom('hub')).resolves.toBe(true);
+    await pending;
+    await delay(100);
+    expect(client.get('hub')).toBeUndefined();
+    await until(() => server.get('client') === undefined);
+    await expect(client.disconnectFrom('hub')).resolves.toBe(false);
+  });
+
+  it('a server can disconnect a client for good', async () => {
+    const server = node('hub');
+    const port = await serveTcp(server);
+    const client = node('client', { maxRetries: Infinity, retryTime: 10 });
+    await client.connectTo('hub', port, '127.0.0.1');
+    await until(() => server.get('client') !== undefined);
+    await server.disconnectFrom('client');
+    await once(client, 'disconnect');
+    await delay(100);
+    expect(server.get('client')).toBeUndefined();
+    expect(client.get('hub')).toBeUndefined();
+  });
+
+  it('gives up after maxRetries with ERR_IPC_CONNECT, carrying the socket error', async () => {
+    const probe = node('probe');
+    const port = await serveTcp(probe);
+    await probe.close();
+    const client = node('client', { maxRetries: 2, retryTime: 10 });
+    const error = await client.connectTo('gone', port, '127.0.0.1').catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: ErrorCode.CONNECT, message: expect.stringMatching(/after 3 attempts/) });
+    expect((error as Error).cause).toMatchObject({ code: 'ECONNREFUSED' });
+    expect(client.get('gone')).toBeUndefined();
+  });
+
+  it('close() rejects a connectTo still retrying', async () => {
+    const probe = node('probe');
+    const port = await serveTcp(probe);
+    await probe.close();
+    const client = node('client', { maxRetries: Infinity, retryTime: 10 });
+    const connecting = client.connectTo('gone', port, '127.0.0.1');
+    await delay(50);
+    await client.close();
+    await expect(connecting).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+  });
+
+  it('leaves no socket, server or timer behind after close()', async () => {
+    await delay(10);
+    const before = handles();
+    const server = node('hub');
+    const port = await serveTcp(server);
+    const client = node('client', { maxRetries: Infinity });
+    await client.connectTo('hub', port, '127.0.0.1');
+    server.on('message', () => undefined); // never replies: leaves a pending request with a timer
+    const pending = client.sendTo('hub', 'x', { timeout: 60_000 }).catch(() => 'rejected');
+    await delay(20);
+    await Promise.all([client.close(), server.close()]);
+    await expect(pending).resolves.toBe('rejected');
+    await delay(10);
+    expect(handles()).toEqual(before);
+  });
+
+  it('writes all frames of one tick in a single writev', async () => {
+    const server = node('hub');
+    const port = await serveTcp(server);
+    const client = node('client');
+    await client.connectTo('hub', port, '127.0.0.1');
+    await delay(20);
+    const proto = Socket.prototype as unknown as { _writev: (...args: unknown[]) => unknown; _write: (...args: unknown[]) => unknown };
+    const writev = jest.spyOn(proto, '_writev');
+    const write = jest.spyOn(proto, '_write');
+    try {
+      const all = Array.from({ length: 100 }, (_, i) => client.sendTo('hub', `m${i}`, { receptive: false }));
+      await Promise.all(all);
+      expect(writev).toHaveBeenCalledTimes(1);
+      expect((writev.mock.calls[0][0] as unknown[]).length).toBe(200); // 100 headers + 100 payloads
+      expect(write).not.toHaveBeenCalled();
+    } finally {
+      writev.mockRestore();
+      write.mockRestore();
+    }
+  });
+});
