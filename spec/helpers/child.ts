@@ -14,7 +14,7 @@ export interface Child {
 }
 
 export function spawnNode(args: string[], env: NodeJS.ProcessEnv = {}): Child {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
   children.add(child);
   let out = '';
   const listeners = new Set<() => void>();

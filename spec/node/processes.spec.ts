@@ -1,22 +1,12 @@
-import { once } from 'node:events';
-import { createServer, type AddressInfo } from 'node:net';
 import { firstValueFrom, take, toArray } from 'rxjs';
 import { ErrorCode } from '../../src';
 import { killChildren, spawnNode, spawnPeer } from '../helpers/child';
-import { closeAll, node, serveTcp, until } from '../helpers/net';
+import { closeAll, freePort, node, serveTcp, until } from '../helpers/net';
 
 afterEach(async () => {
   await killChildren();
   await closeAll();
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe('Node with real processes', () => {
   it('rejects every pending request at once when the peer is killed (SIGKILL)', async () => {

@@ -1,0 +1,35 @@
+import { killChildren, spawnNode } from './helpers/child';
+import { freePort } from './helpers/net';
+
+afterEach(killChildren);
+
+const ts = (file: string) => ['-r', 'ts-node/register/transpile-only', `examples/${file}`];
+
+describe('examples', () => {
+  it('concurrent.ts prints its timing with no wrong reply', async () => {
+    const run = spawnNode(ts('concurrent.ts'), { COUNT: '2000' });
+    const { code } = await run.exited;
+    expect(run.output()).toMatch(/2000 concurrent requests: [\d.]+ ms \(\d+ req\/s\), 0 wrong replies/);
+    expect(code).toBe(0);
+  });
+
+  it('pipeline.ts gets a result from every worker and batches progress', async () => {
+    const run = spawnNode(ts('pipeline.ts'));
+    const { code } = await run.exited;
+    expect(run.output()).toContain('result w1: 500500');
+    expect(run.output()).toContain('result w3: 500500');
+    expect(run.output()).toMatch(/progress: .*w\d=1000/);
+    expect(code).toBe(0);
+  });
+
+  it('interactive.ts sends typed lines to hello.ts and prints the replies', async () => {
+    const port = String(await freePort());
+    const hello = spawnNode(ts('hello.ts'), { PORT: port });
+    await hello.waitFor('Listening');
+    const interactive = spawnNode(ts('interactive.ts'), { PORT: port });
+    await interactive.waitFor('Type a line');
+    interactive.process.stdin?.end('ping\n');
+    await interactive.waitFor('> hello received "ping"');
+    await hello.waitFor('Hello interactive!');
+  });
+});
