@@ -68,3 +68,14 @@ export async function killChildren(): Promise<void> {
     }),
   );
 }
+
+/** How the child exited, or 'still running' if it did not exit by itself within `ms`. */
+export async function exitWithin(child: Child, ms: number): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  const result = await Promise.race([
+    child.exited,
+    new Promise((resolve) => (timer = setTimeout(() => resolve(`still running after ${ms} ms`), ms))),
+  ]);
+  clearTimeout(timer);
+  return result;
+}

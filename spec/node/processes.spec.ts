@@ -1,7 +1,7 @@
 import { firstValueFrom, take, toArray } from 'rxjs';
 import { ErrorCode } from '../../src';
-import { killChildren, spawnNode, spawnPeer } from '../helpers/child';
-import { closeAll, freePort, node, serveTcp, until } from '../helpers/net';
+import { exitWithin, killChildren, spawnNode, spawnPeer } from '../helpers/child';
+import { closeAll, freePort, node, serveTcp, socketPath, until } from '../helpers/net';
 
 afterEach(async () => {
   await killChildren();
@@ -56,13 +56,21 @@ describe('Node with real processes', () => {
     hub.on('message', (m) => m.reply('answer'));
     const port = await serveTcp(hub);
     const child = spawnPeer('client-close', port, 'short-lived');
-    let timer: NodeJS.Timeout | undefined;
-    const result = await Promise.race([
-      child.exited,
-      new Promise((resolve) => (timer = setTimeout(() => resolve('still running after 10 s'), 10_000))),
-    ]);
-    clearTimeout(timer);
+    const result = await exitWithin(child, 10_000);
     expect(child.output()).toContain('reply answer');
+    expect(child.output()).toContain('closed');
+    expect(result).toEqual({ code: 0, signal: null });
+  });
+
+  it.each([
+    ['TCP', '0'],
+    ['a Unix socket', 'unix'],
+  ])('a process with a server and a client over %s exits by itself after close()', async (_, where) => {
+    const address = where === 'unix' ? socketPath() : where;
+    const child = spawnPeer('both-close', address, 'short-lived');
+    const result = await exitWithin(child, 10_000);
+    expect(child.output()).toContain('reply ok');
+    expect(child.output()).toContain(`pending ${ErrorCode.CLOSED}`);
     expect(child.output()).toContain('closed');
     expect(result).toEqual({ code: 0, signal: null });
   });
