@@ -3,7 +3,7 @@
  * Run: npm run bench:decode
  */
 import { cpus } from 'node:os';
-import { FrameDecoder, encodeFrame, type Frame } from '../src';
+import { FrameDecoder, encodeFrame, type Frame } from 'ipc-link-core';
 
 function wire(frames: Frame[]): Buffer {
   return Buffer.concat(frames.flatMap((f) => encodeFrame(f)));

@@ -118,24 +118,39 @@ describe('Node lifecycle', () => {
     for (const kind of Object.keys(after)) expect(`${kind}: ${after[kind]}`).toBe(`${kind}: ${Math.min(after[kind], before[kind] ?? 0)}`);
   });
 
-  it('writes all frames of one tick in a single writev', async () => {
+  it('writes all frames of one tick in one system call, packing small messages and never copying Buffers', async () => {
     const server = node('hub');
     const port = await serveTcp(server);
     const client = node('client');
     await client.connectTo('hub', port, '127.0.0.1');
+    const received: unknown[] = [];
+    server.on('message', (m) => received.push(m.data));
     await delay(20);
     const proto = Socket.prototype as unknown as { _writev: (...args: unknown[]) => unknown; _write: (...args: unknown[]) => unknown };
     const writev = jest.spyOn(proto, '_writev');
     const write = jest.spyOn(proto, '_write');
     try {
-      const all = Array.from({ length: 100 }, (_, i) => client.sendTo('hub', `m${i}`, { receptive: false }));
-      await Promise.all(all);
-      expect(writev).toHaveBeenCalledTimes(1);
-      expect((writev.mock.calls[0][0] as unknown[]).length).toBe(200); // 100 headers + 100 payloads
+      // 100 small strings: packed next to their headers, handed to the socket as one buffer.
+      await Promise.all(Array.from({ length: 100 }, (_, i) => client.sendTo('hub', `m${i}`, { receptive: false })));
+      await delay(5);
+      expect(writev.mock.calls.length + write.mock.calls.length).toBe(1);
+      writev.mockClear();
+      write.mockClear();
+      // 100 Buffers: never copied: 100 headers + the 100 Buffers themselves, in one writev.
+      const buffers = Array.from({ length: 100 }, (_, i) => Buffer.from(`b${i}`));
+      await Promise.all(buffers.map((b) => client.sendTo('hub', b, { receptive: false })));
+      await delay(5);
       expect(write).not.toHaveBeenCalled();
+      expect(writev).toHaveBeenCalledTimes(1);
+      // Node hands _writev either { chunk } entries or, when all are Buffers, the Buffers themselves.
+      const chunks = (writev.mock.calls[0][0] as Array<Buffer | { chunk: Buffer }>).map((c) => ('chunk' in c ? c.chunk : c));
+      expect(chunks).toHaveLength(200);
+      buffers.forEach((b, i) => expect(chunks[2 * i + 1]).toBe(b));
     } finally {
       writev.mockRestore();
       write.mockRestore();
     }
+    await until(() => received.length === 200);
+    expect(received.slice(0, 3)).toEqual(['m0', 'm1', 'm2']);
   });
 });

@@ -13,6 +13,7 @@ import type { NodeSocket } from './NodeSocket';
 import { RequestRegistry } from './RequestRegistry';
 
 const EMPTY = Buffer.alloc(0);
+const RESOLVED = Promise.resolve();
 /** How long a closing connection waits for the peer to close its side before destroying the socket. */
 const CLOSE_GRACE_MS = 2000;
 
@@ -54,6 +55,7 @@ export class Connection {
   private readonly writer: FrameWriter;
   private readonly handshake: Handshake;
   private subscription: Subscription | null = null;
+  private drain: { promise: Promise<void>; resolve(): void; reject(error: Error): void } | null = null;
   private handshakeTimer: NodeJS.Timeout | null = null;
   private graceTimer: NodeJS.Timeout | null = null;
 
@@ -98,9 +100,33 @@ export class Connection {
    * Writes one frame; see {@link FrameWriter.write}.
    * @throws NotConnectedError when the connection is not ready or is closing.
    */
-  write(type: number, flags: number, id: number, encoding: number, payload: Uint8Array, callback?: (error?: Error | null) => void): boolean {
+  write(type: number, flags: number, id: number, encoding: number, payload: Uint8Array): boolean {
     if (!this.writable) throw new NotConnectedError(`The connection to "${this.peerName ?? 'unknown'}" is not open`);
-    return this.writer.write(type, flags, id, encoding, payload, callback);
+    return this.writer.write(type, flags, id, encoding, payload);
+  }
+
+  /**
+   * Sends a message that awaits no reply. Resolves at once while the socket's buffer is below its high-water
+   * mark, else when it drains (backpressure); rejects if the connection is lost first.
+   * @throws NotConnectedError when the connection is not ready or is closing.
+   */
+  sendOneWay(encoding: number, payload: Uint8Array): Promise<void> {
+    return this.write(FrameType.MESSAGE, 0, 0, encoding, payload) ? RESOLVED : this.drained();
+  }
+
+  /** One promise shared by every writer waiting for the socket to drain. */
+  private drained(): Promise<void> {
+    if (this.drain === null) {
+      let settle!: { resolve(): void; reject(error: Error): void };
+      const drain = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+      drain.catch(() => undefined); // fire-and-forget senders must not get an unhandled rejection
+      this.drain = { promise: drain, ...settle };
+      this.socket.once('drain', () => {
+        this.drain = null;
+        settle.resolve();
+      });
+    }
+    return this.drain.promise;
   }
 
   /** Answers request `id` with an ERROR frame describing `error` (no-op when not writable). */
@@ -122,7 +148,7 @@ export class Connection {
     this.registry.rejectAll(pendingError);
     if (!this.socket.destroyed) {
       this.send(closeFrame(reason));
-      this.socket.end();
+      this.writer.end();
       this.graceTimer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
     }
     return this.closed;
@@ -189,7 +215,7 @@ export class Connection {
       this.final ||= !(result.error instanceof HandshakeError && result.error.retryable);
       // The refusal (if any) was just sent: end without another CLOSE.
       this.closing = true;
-      this.socket.end();
+      this.writer.end();
       this.graceTimer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
       return;
     }
@@ -230,7 +256,10 @@ export class Connection {
     if (this.graceTimer) clearTimeout(this.graceTimer);
     this.subscription?.unsubscribe();
     this.socket.destroy();
-    this.registry.rejectAll(this.lostError());
+    const lost = this.lostError();
+    this.registry.rejectAll(lost);
+    this.drain?.reject(lost);
+    this.drain = null;
     this.host.onClosed(this);
     this.resolveClosed();
   }

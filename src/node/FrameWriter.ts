@@ -1,14 +1,29 @@
 import type { Socket } from 'node:net';
+import { Encoding, HEADER_SIZE } from '../protocol/constants';
 import { encodeHeader } from '../protocol/FrameEncoder';
 
+/** Size of the buffers small frames are packed into. */
+const SLAB_SIZE = 64 * 1024;
+/** Codec-made payloads up to this size are packed next to their header instead of written on their own. */
+const PACK_LIMIT = 8 * 1024;
+
 /**
- * The one place frames are written. Header and payload go out as two buffers (the payload is never copied);
- * the socket is corked on the first write of a tick and uncorked on the next tick, so every frame written in
- * the same tick leaves in one `writev` system call.
+ * The one place frames are written, and the reason many small frames cost one system call:
+ *
+ * - The socket is corked on the first write of a tick and uncorked on the next tick, so everything written in
+ *   one tick leaves in one `writev`.
+ * - Small payloads made by the codec (strings, numbers, objects) are copied next to their header into a shared
+ *   slab, and consecutive ones are handed to the socket as one buffer: a tick of small messages is one write.
+ * - Buffers and Uint8Arrays the user sent are never copied: their header and the payload go out as two buffers.
  */
 export class FrameWriter {
+  private slab = Buffer.allocUnsafe(0);
+  /** Packed bytes not yet handed to the socket: `slab[packedFrom, packedTo)`. */
+  private packedFrom = 0;
+  private packedTo = 0;
   private corked = false;
-  private readonly uncork = () => {
+  private readonly flush = () => {
+    this.flushPacked();
     this.corked = false;
     this.socket.uncork();
   };
@@ -16,25 +31,43 @@ export class FrameWriter {
   constructor(private readonly socket: Socket) {}
 
   /**
-   * Writes one frame. `callback` runs once the frame has been handed to the kernel (with an error when the
-   * socket died first). Returns false when the socket's buffer is above its high-water mark.
+   * Writes one frame. Returns false when the socket's buffer is at or above its high-water mark: wait for
+   * `'drain'` before writing more.
    */
-  write(
-    type: number,
-    flags: number,
-    id: number,
-    encoding: number,
-    payload: Uint8Array,
-    callback?: (error?: Error | null) => void,
-  ): boolean {
+  write(type: number, flags: number, id: number, encoding: number, payload: Uint8Array): boolean {
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      process.nextTick(this.uncork);
+      process.nextTick(this.flush);
     }
-    const header = encodeHeader(type, flags, id, encoding, payload.length);
-    if (payload.length === 0) return this.socket.write(header, callback);
-    this.socket.write(header);
-    return this.socket.write(payload, callback);
+    const length = payload.length;
+    if (length <= PACK_LIMIT && encoding !== Encoding.BUFFER && encoding !== Encoding.UINT8ARRAY) {
+      const size = HEADER_SIZE + length;
+      if (this.slab.length - this.packedTo < size) {
+        this.flushPacked();
+        this.slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, size));
+        this.packedFrom = this.packedTo = 0;
+      }
+      encodeHeader(type, flags, id, encoding, length, this.slab, this.packedTo);
+      if (length > 0) this.slab.set(payload, this.packedTo + HEADER_SIZE);
+      this.packedTo += size;
+      return !this.socket.writableNeedDrain && this.socket.writableLength + this.packedTo - this.packedFrom < this.socket.writableHighWaterMark;
+    }
+    this.flushPacked();
+    this.socket.write(encodeHeader(type, flags, id, encoding, length));
+    return this.socket.write(payload);
+  }
+
+  /** Ends the socket after everything written so far (packed frames included). */
+  end(): void {
+    this.flushPacked();
+    this.socket.end();
+  }
+
+  /** Hands the packed frames to the socket (keeping their order with the frames written after them). */
+  private flushPacked(): void {
+    if (this.packedTo === this.packedFrom) return;
+    this.socket.write(this.slab.subarray(this.packedFrom, this.packedTo));
+    this.packedFrom = this.packedTo;
   }
 }

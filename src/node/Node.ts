@@ -1,7 +1,6 @@
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
-import { performance } from 'node:perf_hooks';
-import { defer, firstValueFrom, map, Observable, Subject } from 'rxjs';
+import { defer, Observable, Subject } from 'rxjs';
 import {
   ClosedError,
   ConnectError,
@@ -14,11 +13,13 @@ import {
 import { DEFAULT_MAX_FRAME_SIZE, Encoding, FrameFlags, FrameType } from '../protocol/constants';
 import type { Frame } from '../protocol/Frame';
 import { decodeValue, defaultCodec, encodeValue, type Codec, type EncodedPayload } from '../protocol/Serializer';
-import { request$, withTimeout } from '../rx/request';
+import { request$ } from '../rx/request';
 import { backoffDelay } from './backoff';
 import { Connection, type ConnectionHost } from './Connection';
 import { NodeMessage } from './NodeMessage';
 import { NodeSocket } from './NodeSocket';
+import { PendingRequest } from './PendingRequest';
+import { TimeoutQueue } from './TimeoutQueue';
 
 /** Options of `new Node(name, options)`. Every one is optional; the defaults are documented in the README. */
 export interface NodeOptions {
@@ -125,6 +126,8 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   /** Accepted connections whose handshake is not done. */
   private readonly unidentified = new Set<Connection>();
   private closing: Promise<void> | null = null;
+  /** Timeouts of the requests awaited through Promises. */
+  private readonly timeouts = new TimeoutQueue();
 
   /**
    * @param name this node's name, announced to its peers.
@@ -198,51 +201,77 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
 
   /**
    * Sends `data` to `target` (a peer name, in either direction, or a {@link NodeSocket}) and resolves with its
-   * reply (`message.reply(value)`). With `receptive: false`, resolves with undefined once the frame is written.
+   * reply (`message.reply(value)`).
+   *
+   * With `receptive: false` nothing is awaited from the peer: the promise resolves as soon as the socket has
+   * room (at once, unless its buffer is above the high-water mark: then when it drains), so a producer that
+   * awaits each send never piles up memory. It rejects if the connection is lost first; it does not time out.
    *
    * Rejects with `ERR_IPC_NOT_CONNECTED` at once when the target is unknown or down (nothing is queued),
    * `ERR_IPC_TIMEOUT` after `timeout`, `ERR_IPC_PEER_DISCONNECTED` when the peer is lost while we wait,
    * `ERR_IPC_REMOTE` when the peer answers with `message.error()`, `ERR_IPC_ENCODE` when `data` cannot be encoded.
+   *
+   * Same dispatch and pending table as {@link Node.request$}, without an RxJS pipe per request: the Promise
+   * is the registry's observer and its timeout an entry of the node's shared timeout queue.
    */
-  sendTo<T = unknown>(target: Target, data: unknown, options?: SendOptions): Promise<T> {
-    return firstValueFrom(this.request$<T>(target, data, options));
+  sendTo<T = unknown>(target: Target, data: unknown, options: SendOptions = {}): Promise<T> {
+    let connection: Connection;
+    let encoded: EncodedPayload;
+    let timeout: number;
+    try {
+      connection = this.connectionOf(target);
+      encoded = encodeValue(this.codec, data);
+      timeout = this.timeoutOf(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (options.receptive === false) return connection.sendOneWay(encoded.encoding, encoded.payload) as Promise<T>;
+    return this.ask(connection, FrameType.MESSAGE, FrameFlags.RECEPTIVE, encoded, timeout) as Promise<T>;
   }
 
   /**
-   * The cold Observable behind `sendTo`: nothing is sent until it is subscribed; it emits the reply and
-   * completes. Unsubscribing before the reply forgets the request (a late reply is dropped).
+   * The cold Observable of a request: nothing is sent until it is subscribed; it emits the reply and completes,
+   * with an RxJS `timeout`. Unsubscribing before the reply forgets the request (a late reply is dropped).
    */
   request$<T = unknown>(target: Target, data: unknown, options: SendOptions = {}): Observable<T> {
-    return defer(() => this.send$<T>(this.connectionOf(target), encodeValue(this.codec, data), options));
+    return defer(() => {
+      const connection = this.connectionOf(target);
+      const { encoding, payload } = encodeValue(this.codec, data);
+      if (options.receptive === false) return connection.sendOneWay(encoding, payload) as Promise<T>;
+      const send = (id: number) => connection.write(FrameType.MESSAGE, FrameFlags.RECEPTIVE, id, encoding, payload);
+      return request$<T>(connection.registry, send, { timeout: this.timeoutOf(options), label: `The request to "${connection.peerName}"` });
+    });
   }
 
   /**
    * Sends `data` to every peer connected to our server (whose name matches `filter`, if given) and resolves
-   * with their replies, in the order of the peers; rejects as soon as one of them fails.
+   * with their replies, in the order of the peers; rejects as soon as one of them fails. `data` is encoded once.
    */
   async broadcast<T = unknown>(data: unknown, options: BroadcastOptions = {}): Promise<T[]> {
     const encoded = encodeValue(this.codec, data);
+    const timeout = this.timeoutOf(options);
     const { filter } = options;
     const sockets = [...this.servers.values()].filter((socket) => {
       if (!filter) return true;
       filter.lastIndex = 0;
       return filter.test(socket.name);
     });
-    return Promise.all(sockets.map((socket) => firstValueFrom(defer(() => this.send$<T>(this.connectionOf(socket), encoded, options)))));
+    return Promise.all(
+      sockets.map((socket) => {
+        const connection = this.connectionOf(socket);
+        return options.receptive === false
+          ? (connection.sendOneWay(encoded.encoding, encoded.payload) as Promise<T>)
+          : (this.ask(connection, FrameType.MESSAGE, FrameFlags.RECEPTIVE, encoded, timeout) as Promise<T>);
+      }),
+    );
   }
 
   /** Measures the round trip to `target`, in milliseconds. */
-  pingTo(target: Target, options: { timeout?: number } = {}): Promise<number> {
-    return firstValueFrom(
-      defer(() => {
-        const connection = this.connectionOf(target);
-        const started = performance.now();
-        return request$(connection.registry, (id) => connection.write(FrameType.PING, 0, id, Encoding.BUFFER, EMPTY), {
-          timeout: options.timeout ?? this.requestTimeout,
-          label: `Ping to "${connection.peerName}"`,
-        }).pipe(map(() => performance.now() - started));
-      }),
-    );
+  async pingTo(target: Target, options: { timeout?: number } = {}): Promise<number> {
+    const connection = this.connectionOf(target);
+    const started = performance.now();
+    await this.ask(connection, FrameType.PING, 0, { encoding: Encoding.BUFFER, payload: EMPTY }, this.timeoutOf(options));
+    return performance.now() - started;
   }
 
   /** The connected (or reconnecting) peer of that name, if any. */
@@ -292,6 +321,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     for (const socket of this.servers.values()) if (socket.connection) done.push(socket.connection.close(reason));
     for (const connection of this.unidentified) done.push(connection.close(reason));
     await Promise.all(done);
+    this.timeouts.clear();
     this.messages.complete();
     this.connections.complete();
     this.disconnections.complete();
@@ -454,27 +484,26 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     return connection;
   }
 
-  /** Sends an encoded message on `connection`; the Observable of its reply (or of its write). */
-  private send$<T>(connection: Connection, encoded: EncodedPayload, options: SendOptions): Observable<T> {
-    const timeout = options.timeout ?? this.requestTimeout;
-    const label = `Request to "${connection.peerName}"`;
-    const { encoding, payload } = encoded;
-    if (options.receptive === false) {
-      const written$ = new Observable<T>((subscriber) => {
-        connection.write(FrameType.MESSAGE, 0, 0, encoding, payload, (error) => {
-          if (error) subscriber.error(new PeerDisconnectedError(`${label} could not be written`, { cause: error }));
-          else {
-            subscriber.next(undefined as T);
-            subscriber.complete();
-          }
-        });
-      });
-      return withTimeout(written$, { timeout, label });
-    }
-    return request$<T>(connection.registry, (id) => connection.write(FrameType.MESSAGE, FrameFlags.RECEPTIVE, id, encoding, payload), {
-      timeout,
-      label,
+  /** Sends a request frame and resolves with the answer: the Promise path shared by sendTo, broadcast, pingTo. */
+  private ask(connection: Connection, type: number, flags: number, encoded: EncodedPayload, timeout: number): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const { registry } = connection;
+      const request = new PendingRequest(resolve, reject, registry, this.timeouts, timeout, connection.peerName!);
+      request.id = registry.register(request);
+      if (Number.isFinite(timeout)) this.timeouts.add(request, timeout);
+      try {
+        connection.write(type, flags, request.id, encoded.encoding, encoded.payload);
+      } catch (error) {
+        registry.take(request.id)?.error(error as Error);
+      }
     });
+  }
+
+  /** The timeout of one call. @throws TypeError when it is not a number ≥ 0. */
+  private timeoutOf(options: { timeout?: number }): number {
+    const timeout = options.timeout ?? this.requestTimeout;
+    if (typeof timeout !== 'number' || !(timeout >= 0)) throw new TypeError(`options.timeout must be a number ≥ 0, received ${String(timeout)}`);
+    return timeout;
   }
 
   private reportError(error: Error): void {

@@ -1,0 +1,253 @@
+/**
+ * `npm run bench`: every scenario × transport × contender, each run in a fresh server process and a fresh
+ * client process, contenders interleaved, repeated; prints medians and their ratio to the baseline, checks
+ * ipc-link-core against the targets, and writes everything to bench/results.json.
+ *
+ * Options: --reps N (default 3)  --transports tcp,unix  --contenders a,b  --scenarios a,b  --out file
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { contenders as allContenders } from './contenders';
+import { scenarios as allScenarios, type Measurement } from './scenarios';
+import type { Address } from './types';
+
+type Transport = 'tcp' | 'unix';
+
+interface Run {
+  rep: number;
+  scenario: string;
+  transport: Transport;
+  contender: string;
+  result?: Measurement;
+  clientRssKb?: number;
+  serverRssKb?: number;
+  error?: string;
+}
+
+function arg(name: string, fallback: string): string {
+  const at = process.argv.indexOf(`--${name}`);
+  return at >= 0 ? process.argv[at + 1] : fallback;
+}
+
+const reps = Number(arg('reps', '3'));
+const transports = arg('transports', 'tcp,unix').split(',') as Transport[];
+const contenders = allContenders.filter((c) => arg('contenders', allContenders.map((x) => x.name).join(',')).split(',').includes(c.name));
+const scenarios = allScenarios.filter((s) => arg('scenarios', allScenarios.map((x) => x.name).join(',')).split(',').includes(s.name));
+const out = arg('out', join(__dirname, '..', 'bench', 'results.json'));
+const worker = join(__dirname, 'worker.js');
+const RUN_TIMEOUT_MS = 180_000;
+const tmp = mkdtempSync(join(tmpdir(), 'ipc-bench-'));
+
+async function freePort(): Promise<number> {
+  const probe = createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/** Spawns a worker and yields its JSON lines. */
+function start(args: string[]) {
+  const child = spawn(process.execPath, [worker, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines: Record<string, unknown>[] = [];
+  let waiters: Array<() => void> = [];
+  let buffered = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      try {
+        lines.push(JSON.parse(line));
+      } catch {
+        process.stderr.write(`${line}\n`);
+      }
+      waiters.forEach((w) => w());
+      waiters = [];
+    }
+  });
+  const exited = once(child, 'exit');
+  const next = async (key: string, ms: number): Promise<Record<string, unknown>> => {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const found = lines.find((l) => key in l || 'error' in l);
+      if (found) return found;
+      if (child.exitCode !== null || child.signalCode !== null) return { error: `worker exited (${child.exitCode ?? child.signalCode})` };
+      const left = deadline - Date.now();
+      if (left <= 0) return { error: `timed out after ${ms} ms` };
+      await Promise.race([new Promise<void>((r) => waiters.push(r)), exited, new Promise((r) => setTimeout(r, Math.min(left, 1000)))]);
+    }
+  };
+  return { child, next };
+}
+
+async function runOne(rep: number, scenario: string, transport: Transport, contender: string): Promise<Run> {
+  const run: Run = { rep, scenario, transport, contender };
+  const address: Address = transport === 'tcp' ? { port: await freePort(), host: '127.0.0.1' } : { path: join(tmp, `${contender}-${scenario}-${rep}.sock`) };
+  const server = start(['server', contender, JSON.stringify(address)]);
+  try {
+    const ready = await server.next('ready', 20_000);
+    if (ready.error) throw new Error(`server: ${String(ready.error)}`);
+    const client = start(['client', contender, scenario, JSON.stringify(ready.ready)]);
+    const done = await client.next('result', RUN_TIMEOUT_MS);
+    client.child.kill('SIGKILL');
+    if (done.error) throw new Error(`client: ${String(done.error)}`);
+    run.result = done.result as Measurement;
+    run.clientRssKb = done.rss as number;
+    server.child.stdin.write('exit\n');
+    const rss = await server.next('rss', 5000);
+    run.serverRssKb = rss.rss as number | undefined;
+  } catch (error) {
+    run.error = (error as Error).message.split('\n').slice(0, 3).join(' ');
+  } finally {
+    server.child.kill('SIGKILL');
+  }
+  return run;
+}
+
+function median(values: number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+function format(value: number | undefined, unit: string): string {
+  if (value === undefined) return 'failed';
+  if (unit === 'µs' || unit === 'ms') return value.toFixed(value < 100 ? 1 : 0);
+  return Math.round(value).toLocaleString('en-US');
+}
+
+/** Targets for ipc-link-core, as ratios to the baseline (issue 4). */
+const targets: Record<string, { must: number; aim: number; higher: boolean }> = {
+  'oneway-small': { must: 0.6, aim: 0.8, higher: true },
+  'inflight-256': { must: 0.5, aim: 0.7, higher: true },
+  sequential: { must: 1.3, aim: 1.1, higher: false },
+  'burst-10k': { must: 2, aim: 1.3, higher: false },
+  'bulk-1mib': { must: 0.9, aim: 1.0, higher: true },
+  'echo-16mib': { must: 1.0, aim: 0.5, higher: false },
+  'object-1kb': { must: 0.7, aim: 1.0, higher: true },
+};
+const RSS_MUST = 1.5;
+
+async function main(): Promise<void> {
+  const runs: Run[] = [];
+  const total = reps * scenarios.length * transports.length * contenders.length;
+  const started = Date.now();
+  for (let rep = 0; rep < reps; rep++) {
+    for (const scenario of scenarios) {
+      for (const transport of transports) {
+        // Interleave, rotating who goes first each repetition.
+        const order = contenders.map((_, i) => contenders[(i + rep) % contenders.length]);
+        for (const contender of order) {
+          const run = await runOne(rep, scenario.name, transport, contender.name);
+          runs.push(run);
+          const shown = run.error ? `ERROR ${run.error}` : `${format(run.result!.value, run.result!.unit)} ${run.result!.unit}`;
+          process.stderr.write(`[${runs.length}/${total}] ${scenario.name} ${transport} ${contender.name}: ${shown}\n`);
+        }
+      }
+    }
+  }
+
+  const medians: Record<string, Record<string, Record<string, { value?: number; p99?: number; clientRssKb?: number; serverRssKb?: number; failures: number }>>> = {};
+  for (const transport of transports) {
+    medians[transport] = {};
+    for (const scenario of scenarios) {
+      medians[transport][scenario.name] = {};
+      for (const contender of contenders) {
+        const mine = runs.filter((r) => r.transport === transport && r.scenario === scenario.name && r.contender === contender.name);
+        const ok = mine.filter((r) => r.result);
+        medians[transport][scenario.name][contender.name] = {
+          value: median(ok.map((r) => r.result!.value)),
+          p99: median(ok.flatMap((r) => (r.result!.extra?.p99 !== undefined ? [r.result!.extra.p99] : []))),
+          clientRssKb: median(ok.map((r) => r.clientRssKb!).filter((v) => v !== undefined)),
+          serverRssKb: median(ok.map((r) => r.serverRssKb!).filter((v) => v !== undefined)),
+          failures: mine.length - ok.length,
+        };
+      }
+    }
+  }
+
+  const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform} ${process.arch}` };
+  console.log(`\nipc-link-core benchmark — ${machine.cpus} cores (${machine.cpu}), Node ${machine.node}, ${reps} repetition(s), medians; ratio = contender / baseline`);
+  const verdicts: string[] = [];
+  for (const transport of transports) {
+    console.log(`\n## ${transport === 'tcp' ? 'TCP loopback' : 'Unix socket'}\n`);
+    const header = ['scenario', ...contenders.map((c) => c.name)];
+    const rows: string[][] = [];
+    for (const scenario of scenarios) {
+      const unit = runs.find((r) => r.scenario === scenario.name && r.result)?.result?.unit ?? '';
+      const base = medians[transport][scenario.name].baseline?.value;
+      rows.push([
+        scenario.title,
+        ...contenders.map((c) => {
+          const m = medians[transport][scenario.name][c.name];
+          const ratio = m.value !== undefined && base ? ` (${(m.value / base).toFixed(2)}×)` : '';
+          const p99 = m.p99 !== undefined ? `, p99 ${format(m.p99, 'µs')}` : '';
+          const failed = m.failures > 0 ? ` [${m.failures} failed]` : '';
+          return c.name === 'baseline' ? `${format(m.value, unit)}${p99}${failed}` : `${format(m.value, unit)}${ratio}${p99}${failed}`;
+        }),
+      ]);
+    }
+    for (const scenario of scenarios.filter((s) => s.name === 'bulk-1mib' || s.name === 'echo-16mib')) {
+      const base = medians[transport][scenario.name].baseline;
+      rows.push([
+        `peak RSS MB client/server, ${scenario.name}`,
+        ...contenders.map((c) => {
+          const m = medians[transport][scenario.name][c.name];
+          const mb = (kb?: number) => (kb === undefined ? '?' : (kb / 1024).toFixed(0));
+          const ratio = (kb?: number, b?: number) => (kb && b ? (kb / b).toFixed(2) : '?');
+          return c.name === 'baseline'
+            ? `${mb(m.clientRssKb)}/${mb(m.serverRssKb)}`
+            : `${mb(m.clientRssKb)}/${mb(m.serverRssKb)} (${ratio(m.clientRssKb, base.clientRssKb)}×/${ratio(m.serverRssKb, base.serverRssKb)}×)`;
+        }),
+      ]);
+    }
+    printTable(header, rows);
+
+    if (contenders.some((c) => c.name === 'ipc-link-core') && contenders.some((c) => c.name === 'baseline')) {
+      for (const scenario of scenarios) {
+        const t = targets[scenario.name];
+        const mine = medians[transport][scenario.name]['ipc-link-core'].value;
+        const base = medians[transport][scenario.name].baseline.value;
+        if (!t || mine === undefined || !base) {
+          verdicts.push(`${transport} ${scenario.name}: no figure`);
+          continue;
+        }
+        const ratio = mine / base;
+        const met = t.higher ? ratio >= t.must : ratio <= t.must;
+        const aimed = t.higher ? ratio >= t.aim : ratio <= t.aim;
+        verdicts.push(`${met ? 'MET ' : 'MISS'} ${transport} ${scenario.title}: ${ratio.toFixed(2)}× (must ${t.higher ? '≥' : '≤'} ${t.must}, aim ${t.aim}${aimed ? ', aim reached' : ''})`);
+      }
+      for (const scenario of ['bulk-1mib', 'echo-16mib']) {
+        const m = medians[transport][scenario]?.['ipc-link-core'];
+        const b = medians[transport][scenario]?.baseline;
+        if (!m || !b) continue;
+        for (const side of ['clientRssKb', 'serverRssKb'] as const) {
+          const ratio = (m[side] ?? NaN) / (b[side] ?? NaN);
+          verdicts.push(`${ratio <= RSS_MUST ? 'MET ' : 'MISS'} ${transport} peak RSS ${scenario} ${side.replace('RssKb', '')}: ${ratio.toFixed(2)}× (must ≤ ${RSS_MUST})`);
+        }
+      }
+    }
+  }
+  if (verdicts.length) console.log(`\n## ipc-link-core against the targets\n\n${verdicts.join('\n')}`);
+  const failures = runs.filter((r) => r.error);
+  if (failures.length) console.log(`\n${failures.length} run(s) failed:\n${failures.map((r) => `- ${r.scenario} ${r.transport} ${r.contender}: ${r.error}`).join('\n')}`);
+  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), machine, reps, medians, runs }, null, 1)}\n`);
+  console.log(`\n${runs.length} runs in ${((Date.now() - started) / 1000).toFixed(0)} s; results written to ${out}`);
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+function printTable(header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
+  console.log(line(header));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const row of rows) console.log(line(row));
+}
+
+void main();

@@ -1,0 +1,83 @@
+/** An entry of a {@link TimeoutQueue}: the queue links it in place (no allocation per entry). */
+export interface Expiring {
+  /** @internal */ expiresAt: number;
+  /** @internal */ prevExpiring: Expiring | null;
+  /** @internal */ nextExpiring: Expiring | null;
+  /** @internal */ lane: Lane | null;
+  /** Called once when the entry expires (it is already removed). */
+  expire(): void;
+}
+
+/** Entries that share one duration: insertion order is expiry order. */
+export interface Lane {
+  duration: number;
+  head: Expiring | null;
+  tail: Expiring | null;
+  timer: NodeJS.Timeout | null;
+}
+
+/**
+ * Timeouts for many pending requests without a timer each. Entries with the same duration expire in the order
+ * they were added, so each duration is a linked list (add and remove are O(1)) with a single timer set for its
+ * head. A node typically uses one or two durations, so it holds one or two timers however many requests wait.
+ */
+export class TimeoutQueue {
+  private readonly lanes = new Map<number, Lane>();
+
+  /** Arms `entry` to expire after `duration` ms (a finite number). */
+  add(entry: Expiring, duration: number): void {
+    let lane = this.lanes.get(duration);
+    if (lane === undefined) {
+      lane = { duration, head: null, tail: null, timer: null };
+      this.lanes.set(duration, lane);
+    }
+    entry.expiresAt = performance.now() + duration;
+    entry.lane = lane;
+    entry.nextExpiring = null;
+    entry.prevExpiring = lane.tail;
+    if (lane.tail) lane.tail.nextExpiring = entry;
+    else lane.head = entry;
+    lane.tail = entry;
+    if (lane.timer === null) this.schedule(lane);
+  }
+
+  /** Disarms `entry` (no-op when it is not armed). */
+  remove(entry: Expiring): void {
+    const lane = entry.lane;
+    if (lane === null) return;
+    if (entry.prevExpiring) entry.prevExpiring.nextExpiring = entry.nextExpiring;
+    else lane.head = entry.nextExpiring;
+    if (entry.nextExpiring) entry.nextExpiring.prevExpiring = entry.prevExpiring;
+    else lane.tail = entry.prevExpiring;
+    entry.prevExpiring = entry.nextExpiring = null;
+    entry.lane = null;
+    // The lane's timer stays armed: it fires, expires what is due and re-arms for the new head (or retires the
+    // lane when it is empty). Requests that come and go never touch a timer.
+  }
+
+  /** Disarms every entry without expiring it, and clears every timer. */
+  clear(): void {
+    for (const lane of this.lanes.values()) {
+      if (lane.timer) clearTimeout(lane.timer);
+      while (lane.head) this.remove(lane.head);
+    }
+    this.lanes.clear();
+  }
+
+  private schedule(lane: Lane): void {
+    // Unref'd: a pending request always has a live socket, which keeps the process up.
+    lane.timer = setTimeout(() => this.fire(lane), Math.max(0, lane.head!.expiresAt - performance.now()) + 1).unref();
+  }
+
+  private fire(lane: Lane): void {
+    lane.timer = null;
+    const now = performance.now();
+    while (lane.head && lane.head.expiresAt <= now) {
+      const entry = lane.head;
+      this.remove(entry);
+      entry.expire();
+    }
+    if (lane.head === null) this.lanes.delete(lane.duration);
+    else if (lane.timer === null) this.schedule(lane);
+  }
+}
