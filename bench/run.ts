@@ -136,7 +136,8 @@ const RSS_MUST = 1.5;
 
 async function main(): Promise<void> {
   const runs: Run[] = [];
-  const total = reps * scenarios.length * transports.length * contenders.length;
+  const runsPerRep = scenarios.reduce((n, s) => n + contenders.filter((c) => !c.skip?.[s.name]).length, 0) * transports.length;
+  const total = reps * runsPerRep;
   const started = Date.now();
   for (let rep = 0; rep < reps; rep++) {
     for (const scenario of scenarios) {
@@ -144,6 +145,7 @@ async function main(): Promise<void> {
         // Interleave, rotating who goes first each repetition.
         const order = contenders.map((_, i) => contenders[(i + rep) % contenders.length]);
         for (const contender of order) {
+          if (contender.skip?.[scenario.name]) continue;
           const run = await runOne(rep, scenario.name, transport, contender.name);
           runs.push(run);
           const shown = run.error ? `ERROR ${run.error}` : `${format(run.result!.value, run.result!.unit)} ${run.result!.unit}`;
@@ -189,6 +191,7 @@ async function main(): Promise<void> {
           const ratio = m.value !== undefined && base ? ` (${(m.value / base).toFixed(2)}×)` : '';
           const p99 = m.p99 !== undefined ? `, p99 ${format(m.p99, 'µs')}` : '';
           const failed = m.failures > 0 ? ` [${m.failures} failed]` : '';
+          if (c.skip?.[scenario.name]) return 'not run (*)';
           return c.name === 'baseline' ? `${format(m.value, unit)}${p99}${failed}` : `${format(m.value, unit)}${ratio}${p99}${failed}`;
         }),
       ]);
@@ -208,6 +211,7 @@ async function main(): Promise<void> {
       ]);
     }
     printTable(header, rows);
+    for (const c of contenders) for (const [name, why] of Object.entries(c.skip ?? {})) if (scenarios.some((s) => s.name === name)) console.log(`(*) ${c.name}, ${name}: ${why}`);
 
     if (contenders.some((c) => c.name === 'ipc-link-core') && contenders.some((c) => c.name === 'baseline')) {
       for (const scenario of scenarios) {

@@ -32,6 +32,8 @@ export interface Contender {
   client(address: Address): Promise<BenchClient>;
   /** Turns what the library delivers back into a Buffer where it cannot carry Buffers natively. */
   asBuffer?(data: unknown): Buffer;
+  /** Scenarios not run for this contender, with the reason printed under the table. */
+  skip?: Record<string, string>;
 }
 
 export function connectArgs(address: Address): [number, string] | [string] {

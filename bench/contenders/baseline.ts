@@ -1,7 +1,8 @@
 /**
  * The floor any framing library pays at least: bare node:net, a 4-byte length prefix, linear reassembly (a list
  * of chunks, one copy per frame that spans chunks), a Map for reply matching, and per-tick write coalescing
- * (cork on the first write of a tick, uncork on the next tick). Strings as UTF-8, Buffers raw, objects as JSON.
+ * (cork on the first write of a tick, uncork on the next tick). Strings as UTF-8 and objects as JSON, each written
+ * behind its header in one buffer; Buffers raw, never copied.
  * No timeouts, no handshake, no error handling: it is a measuring stick, not a library.
  */
 import * as net from 'node:net';
@@ -15,12 +16,6 @@ const KIND_STRING = 1;
 const KIND_JSON = 2;
 /** length (u32, of what follows) | type (u8) | kind (u8) | id (u32) */
 const HEADER = 10;
-
-function encode(value: unknown): [number, Buffer] {
-  if (Buffer.isBuffer(value)) return [KIND_BUFFER, value];
-  if (typeof value === 'string') return [KIND_STRING, Buffer.from(value)];
-  return [KIND_JSON, Buffer.from(JSON.stringify(value))];
-}
 
 function decode(kind: number, payload: Buffer): unknown {
   if (kind === KIND_BUFFER) return payload;
@@ -59,14 +54,25 @@ class Wire {
         this.socket.uncork();
       });
     }
-    const [kind, payload] = encode(value);
-    const header = Buffer.allocUnsafe(HEADER);
-    header.writeUInt32BE(HEADER - 4 + payload.length, 0);
-    header[4] = type;
-    header[5] = kind;
-    header.writeUInt32BE(id, 6);
-    this.socket.write(header);
-    return this.socket.write(payload);
+    if (Buffer.isBuffer(value)) {
+      // Zero-copy: the header, then the Buffer itself.
+      this.socket.write(this.header(type, KIND_BUFFER, id, value.length, Buffer.allocUnsafe(HEADER)));
+      return this.socket.write(value);
+    }
+    // Strings and JSON are written straight behind their header: one buffer, one write per frame.
+    const text = typeof value === 'string' ? value : JSON.stringify(value);
+    const kind = typeof value === 'string' ? KIND_STRING : KIND_JSON;
+    const frame = Buffer.allocUnsafe(HEADER + Buffer.byteLength(text));
+    frame.write(text, HEADER);
+    return this.socket.write(this.header(type, kind, id, frame.length - HEADER, frame));
+  }
+
+  private header(type: number, kind: number, id: number, length: number, target: Buffer): Buffer {
+    target.writeUInt32BE(HEADER - 4 + length, 0);
+    target[4] = type;
+    target[5] = kind;
+    target.writeUInt32BE(id, 6);
+    return target;
   }
 
   private peekLength(): number {

@@ -3,6 +3,8 @@ import { connectArgs, type Address, type BenchClient, type Contender, type Serve
 
 export const veza: Contender = {
   name: 'veza',
+  // binarytf delivers Buffers as Uint8Arrays.
+  asBuffer: (data) => (data instanceof Uint8Array ? Buffer.from(data.buffer, data.byteOffset, data.length) : (data as Buffer)),
   server: () => ({
     async listen(address: Address, handlers: ServerHandlers) {
       const server = new Server('bench-server');

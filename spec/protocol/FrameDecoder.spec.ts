@@ -81,6 +81,41 @@ describe('FrameDecoder', () => {
     expect(copied).toBeLessThanOrEqual(size + HEADER_SIZE);
   });
 
+  it('fills a large body in place only once half of it has arrived', () => {
+    const size = 4 * 1024 * 1024;
+    const bytes = wire(frame({ payload: Buffer.alloc(size, 3) }), frame({ id: 2, payload: Buffer.from('after') }));
+    const alloc = jest.spyOn(Buffer, 'allocUnsafe');
+    const frames: Frame[] = [];
+    const decoder = new FrameDecoder((f) => frames.push(f), { maxFrameSize: size });
+    try {
+      decoder.push(bytes.subarray(0, HEADER_SIZE + size / 4));
+      expect(alloc.mock.calls.some(([n]) => n >= size)).toBe(false); // a quarter: nothing allocated from the claim
+      decoder.push(bytes.subarray(HEADER_SIZE + size / 4, HEADER_SIZE + size / 2 + 10));
+      expect(alloc.mock.calls.filter(([n]) => n === size)).toHaveLength(1); // half: the body's own buffer
+      expect(decoder.bufferedBytes).toBe(size / 2 + 10);
+      decoder.push(bytes.subarray(HEADER_SIZE + size / 2 + 10));
+    } finally {
+      alloc.mockRestore();
+    }
+    decoder.end();
+    expect(frames.map((f) => f.payload.length)).toEqual([size, 5]);
+    expect(frames[0].payload.every((b) => b === 3)).toBe(true);
+    expect(frames[1].payload.toString()).toBe('after');
+  });
+
+  it('decodes large frames mixed with small ones, cut anywhere', () => {
+    const big = frame({ id: 9, payload: Buffer.from(Array.from({ length: 600_000 }, (_, i) => i % 251)) });
+    const bytes = wire(frame({ id: 1, payload: Buffer.from('a') }), big, frame({ id: 2, payload: Buffer.from('b') }), big);
+    const expected = [1, 9, 2, 9];
+    for (const step of [1000, 65536, 333_333, 700_000]) {
+      const offsets = Array.from({ length: Math.ceil(bytes.length / step) }, (_, i) => (i + 1) * step + (i % 7));
+      const frames = decodeAll(cut(bytes, offsets), 1 << 20);
+      expect(frames.map((f) => f.id)).toEqual(expected);
+      expect(frames[1].payload.equals(big.payload)).toBe(true);
+      expect(frames[3].payload.equals(big.payload)).toBe(true);
+    }
+  });
+
   it('rejects a declared length above maxFrameSize before buffering the body', () => {
     const header = wire(frame({ payload: Buffer.alloc(1025) })).subarray(0, HEADER_SIZE);
     const decoder = new FrameDecoder(() => undefined, { maxFrameSize: 1024 });

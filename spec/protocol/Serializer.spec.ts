@@ -142,3 +142,45 @@ describe('Serializer (default codec)', () => {
     expect(roundTrip({ a: 1, b: ['x', null] }, json)).toEqual({ a: 1, b: ['x', null] });
   });
 });
+
+describe('Serializer JSON fast path', () => {
+  it.each([
+    ['plain nested data', { a: [1, 'x', true, null, { b: -1.5 }], c: '' }],
+    ['a boolean', false],
+    ['an empty array', []],
+    ['lone surrogates', { s: '\ud800x\udfff' }],
+    ['a null-prototype object', Object.assign(Object.create(null), { a: 1 })],
+  ])('sends %s as JSON, exactly', (_, value) => {
+    expect(codec.encode(value).encoding).toBe(Encoding.JSON);
+    expect(roundTrip(value)).toEqual(value);
+  });
+
+  it.each([
+    ['undefined inside', { a: undefined }],
+    ['NaN inside', [NaN]],
+    ['-0 inside', { z: -0 }],
+    ['a Date inside', { d: new Date(0) }],
+    ['a hole', [1, , 3]], // eslint-disable-line no-sparse-arrays
+    ['a bigint inside', { n: 1n }],
+    ['a Buffer inside', { b: Buffer.from('x') }],
+    ['a cycle', circular],
+  ])('keeps structured clone for %s', (_, value) => {
+    expect(codec.encode(value).encoding).toBe(Encoding.V8);
+    expect(roundTrip(value)).toStrictEqual(value);
+  });
+
+  it('leaves class instances to structured clone (which sends their own properties)', () => {
+    const point = new (class Point {
+      x = 1;
+    })();
+    expect(codec.encode(point).encoding).toBe(Encoding.V8);
+    expect(roundTrip(point)).toEqual({ x: 1 });
+  });
+
+  it('falls back to structured clone for very deep nesting', () => {
+    let deep: unknown = 'bottom';
+    for (let i = 0; i < 100; i++) deep = { deep };
+    expect(codec.encode(deep).encoding).toBe(Encoding.V8);
+    expect(roundTrip(deep)).toEqual(deep);
+  });
+});

@@ -28,6 +28,41 @@ export interface Codec {
   decode(payload: Buffer, encoding: number): unknown;
 }
 
+const TRUE = Buffer.from('true');
+const FALSE = Buffer.from('false');
+/** Deeper than this, a value goes through structured clone (which also handles cycles). */
+const JSON_MAX_DEPTH = 32;
+
+/**
+ * Whether `JSON.parse(JSON.stringify(value))` gives `value` back exactly: null, booleans, strings, finite
+ * numbers other than -0, dense arrays and plain objects of those. Anything else (undefined, NaN, -0, bigint,
+ * Date, Map, class instances, typed arrays, holes, cycles or very deep nesting) is left to structured clone.
+ */
+function jsonExact(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value) && !(value === 0 && 1 / value < 0);
+    case 'object': {
+      if (value === null) return true;
+      if (depth >= JSON_MAX_DEPTH) return false;
+      if (Array.isArray(value)) {
+        if (Object.getPrototypeOf(value) !== Array.prototype) return false;
+        for (let i = 0; i < value.length; i++) if (!(i in value) || !jsonExact(value[i], depth + 1)) return false;
+        return true;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) return false;
+      for (const key in value) if (!jsonExact((value as Record<string, unknown>)[key], depth + 1)) return false;
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
 const STANDARD_ERRORS: Record<string, ErrorConstructor> = {
   Error,
   TypeError,
@@ -68,6 +103,8 @@ function recordToError(record: ErrorRecord): Error {
  * The default codec. Fast paths, sent without structured clone: `Buffer` (sent as is, decoded as a Buffer),
  * other `Uint8Array`s (no copy), strings (UTF-8) and numbers (float64, so NaN, -0 and ±Infinity survive).
  * A top-level `Error` keeps its class name, message, stack, cause and own properties (such as `code`).
+ * Plain data that JSON carries exactly (booleans, and plain objects and dense arrays of null, booleans, strings and
+ * finite numbers other than -0) is sent as JSON, which is faster than structured clone.
  * Everything else goes through `node:v8` structured clone: bigint, boolean, null, undefined, typed arrays,
  * Date, RegExp, Map, Set, arrays, plain objects, circular references, nested Errors. Nothing is rewritten:
  * `null` stays `null`, `""` stays `""`. Functions and symbols cannot be sent (`ERR_IPC_ENCODE`).
@@ -84,12 +121,17 @@ export class Serializer implements Codec {
         payload.writeDoubleBE(value, 0);
         return { encoding: Encoding.NUMBER, payload };
       }
+      case 'boolean':
+        return { encoding: Encoding.JSON, payload: value ? TRUE : FALSE };
       case 'object':
         if (value instanceof Uint8Array) {
           if (Buffer.isBuffer(value)) return { encoding: Encoding.BUFFER, payload: value };
           if (value.constructor === Uint8Array) return { encoding: Encoding.UINT8ARRAY, payload: value };
         } else if (value instanceof Error) {
           return { encoding: Encoding.ERROR, payload: v8.serialize(errorToRecord(value)) };
+        } else if (jsonExact(value, 0)) {
+          // Plain data that JSON carries exactly: about twice as fast as structured clone, both ways.
+          return { encoding: Encoding.JSON, payload: Buffer.from(JSON.stringify(value), 'utf8') };
         }
     }
     return { encoding: Encoding.V8, payload: v8.serialize(value) };
