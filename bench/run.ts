@@ -94,7 +94,11 @@ async function runOne(rep: number, scenario: string, transport: Transport, conte
     const ready = await server.next('ready', 20_000);
     if (ready.error) throw new Error(`server: ${String(ready.error)}`);
     const client = start(['client', contender, scenario, JSON.stringify(ready.ready)]);
+    // A server that dies (a library bug) fails the run at once instead of leaving the client waiting.
+    const serverDied = () => client.child.kill('SIGKILL');
+    server.child.once('exit', serverDied);
     const done = await client.next('result', RUN_TIMEOUT_MS);
+    server.child.off('exit', serverDied);
     client.child.kill('SIGKILL');
     if (done.error) throw new Error(`client: ${String(done.error)}`);
     run.result = done.result as Measurement;

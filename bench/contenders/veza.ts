@@ -8,6 +8,11 @@ export const veza: Contender = {
   server: () => ({
     async listen(address: Address, handlers: ServerHandlers) {
       const server = new Server('bench-server');
+      // veza emits 'error' on the server for frames it fails to parse: without a listener the process dies.
+      server.on('error', (error) => {
+        process.stderr.write(`veza server error: ${error.message}\n`);
+        process.exit(1);
+      });
       server.on('message', (message) => {
         if (message.receptive) message.reply(handlers.request(message.data));
         else handlers.message(message.data);

@@ -3,8 +3,6 @@ import { DEFAULT_MAX_FRAME_SIZE, HEADER_SIZE, MAGIC, PROTOCOL_VERSION } from './
 import type { Frame } from './Frame';
 
 const EMPTY = Buffer.alloc(0);
-/** Bodies at least this large are copied into their final buffer as they arrive (once half is here). */
-const FILL_IN_PLACE = 256 * 1024;
 
 /** Options of {@link FrameDecoder} and `decodeFrames`. */
 export interface FrameDecoderOptions {
@@ -21,10 +19,8 @@ export interface FrameDecoderOptions {
  * Turns a byte stream cut into chunks of any size back into frames. Pure: no sockets, timers or RxJS.
  *
  * The chunks are kept in a list and never glued together: a frame lying inside one chunk is handed out as a
- * view of that chunk (no copy); a frame spread over several chunks is copied once. A large body (256 KiB and
- * more) gets its final buffer when half of it has arrived, and the rest is copied into it chunk by chunk, so
- * nothing is left to copy when the last byte comes. Memory held is never more than twice the bytes received
- * and not yet handed out — never a length a peer merely claims.
+ * view of that chunk (no copy); a frame spread over several chunks is copied once, when its last byte has
+ * arrived. Memory held is the bytes received and not yet handed out, never a length a peer merely claims.
  *
  * After an error (bad magic, unsupported version, frame too large) the decoder stays failed and every later
  * {@link FrameDecoder.push} throws the same error: the stream cannot be resynchronised.
@@ -46,9 +42,6 @@ export class FrameDecoder {
   private encoding = 0;
   private id = 0;
   private failure: ProtocolError | null = null;
-  /** The buffer a large body is copied into as it arrives, once half of it is here. */
-  private body: Buffer | null = null;
-  private bodyFilled = 0;
   private readonly scratch = Buffer.allocUnsafe(HEADER_SIZE);
   private readonly limit: () => number;
 
@@ -66,17 +59,12 @@ export class FrameDecoder {
 
   /** Bytes received and not yet handed out as frames. */
   get bufferedBytes(): number {
-    return this.received;
+    return this.buffered;
   }
 
   /** True when part of a frame has been received and the rest is missing. */
   get inFrame(): boolean {
     return this.buffered > 0 || this.bodyLength >= 0;
-  }
-
-  /** Bytes received and not yet handed out, including a large body being filled in place. */
-  private get received(): number {
-    return this.buffered + (this.body === null ? 0 : this.bodyFilled);
   }
 
   /**
@@ -85,24 +73,9 @@ export class FrameDecoder {
    */
   push(chunk: Uint8Array): void {
     if (this.failure) throw this.failure;
-    let bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
-    if (this.body !== null) {
-      // A large body being filled in place: copy the chunk straight into it.
-      const need = this.bodyLength - this.bodyFilled;
-      if (bytes.length < need) {
-        bytes.copy(this.body, this.bodyFilled);
-        this.bodyFilled += bytes.length;
-        return;
-      }
-      bytes.copy(this.body, this.bodyFilled, 0, need);
-      const payload = this.body;
-      this.body = null;
-      bytes = bytes.subarray(need);
-      this.append(bytes);
-      this.emit(payload);
-    } else {
-      this.append(bytes);
-    }
+    if (chunk.length === 0) return;
+    this.chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
+    this.buffered += chunk.length;
 
     for (;;) {
       if (this.bodyLength < 0) {
@@ -110,30 +83,17 @@ export class FrameDecoder {
         this.readHeader();
       }
       const length = this.bodyLength;
-      if (this.buffered < length) {
-        // Half of a large body is here: from now on each chunk is copied into its final buffer as it arrives.
-        // (Never allocated from the declared length alone: at most twice what the peer actually sent.)
-        if (length >= FILL_IN_PLACE && this.buffered * 2 >= length) {
-          this.bodyFilled = this.buffered;
-          this.body = this.copyInto(Buffer.allocUnsafe(length), this.buffered);
-        }
-        return;
-      }
-      this.emit(this.take(length));
+      if (this.buffered < length) return;
+      const frame: Frame = {
+        type: this.type,
+        flags: this.flags,
+        id: this.id,
+        encoding: this.encoding,
+        payload: this.take(length),
+      };
+      this.bodyLength = -1;
+      this.onFrame(frame);
     }
-  }
-
-  private append(bytes: Buffer): void {
-    if (bytes.length === 0) return;
-    this.chunks.push(bytes);
-    this.buffered += bytes.length;
-  }
-
-  /** Hands out the frame whose header was read last, with `payload`. */
-  private emit(payload: Buffer): void {
-    const frame: Frame = { type: this.type, flags: this.flags, id: this.id, encoding: this.encoding, payload };
-    this.bodyLength = -1;
-    this.onFrame(frame);
   }
 
   /**
@@ -143,7 +103,7 @@ export class FrameDecoder {
   end(): void {
     if (this.failure) throw this.failure;
     if (this.inFrame) {
-      const missing = this.bodyLength >= 0 ? this.bodyLength - this.received : HEADER_SIZE - this.buffered;
+      const missing = this.bodyLength >= 0 ? this.bodyLength - this.buffered : HEADER_SIZE - this.buffered;
       this.fail(ErrorCode.PROTOCOL, `Stream ended inside a frame: ${missing} more byte(s) were expected`);
     }
   }
@@ -222,7 +182,6 @@ export class FrameDecoder {
     this.failure = new ProtocolError(code, message);
     this.chunks.length = 0;
     this.buffered = 0;
-    this.body = null;
     this.offset = 0;
     this.bodyLength = -1;
     throw this.failure;
