@@ -55,14 +55,17 @@ export function spawnNode(args: string[], env: NodeJS.ProcessEnv = {}): Child {
 }
 
 /** Runs spec/fixtures/peer.js in a child process. */
-export function spawnPeer(mode: string, where: string | number, name?: string): Child {
-  return spawnNode([join(ROOT, 'spec', 'fixtures', 'peer.js'), mode, String(where), ...(name ? [name] : [])]);
+export function spawnPeer(mode: string, where: string | number, name?: string, options: object = {}): Child {
+  return spawnNode([join(ROOT, 'spec', 'fixtures', 'peer.js'), mode, String(where), ...(name ? [name] : [])], {
+    PEER_OPTIONS: JSON.stringify(options),
+  });
 }
 
 export async function killChildren(): Promise<void> {
   await Promise.all(
     [...children].map((child) => {
       const gone = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGCONT');
       child.kill('SIGKILL');
       return gone;
     }),

@@ -14,6 +14,8 @@ import { RequestRegistry } from './RequestRegistry';
 
 const EMPTY = Buffer.alloc(0);
 const RESOLVED = Promise.resolve();
+/** Heartbeat ticks without a byte from the peer before it is taken for dead. */
+const SILENT_TICKS = 3;
 /** How long a closing connection waits for the peer to close its side before destroying the socket. */
 const CLOSE_GRACE_MS = 2000;
 
@@ -23,6 +25,7 @@ export interface ConnectionHost {
   readonly codec: Codec;
   readonly maxFrameSize: number;
   readonly handshakeTimeout: number;
+  readonly heartbeatInterval: number;
   onReady(connection: Connection): void;
   onMessage(connection: Connection, frame: Frame): void;
   onRaw(connection: Connection, chunk: Buffer): void;
@@ -57,6 +60,11 @@ export class Connection {
   private subscription: Subscription | null = null;
   private drain: { promise: Promise<void>; resolve(): void; reject(error: Error): void } | null = null;
   private handshakeTimer: NodeJS.Timeout | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  /** Bytes arrived since the last heartbeat tick. */
+  private heard = true;
+  /** Heartbeat ticks in a row without a byte from the peer. */
+  private silentTicks = 0;
   private graceTimer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -80,7 +88,10 @@ export class Connection {
         next: (frame) => this.dispatch(frame),
         error: (error: Error) => this.onStreamError(error),
       });
-    socket.on('data', (chunk: Buffer) => host.onRaw(this, chunk));
+    socket.on('data', (chunk: Buffer) => {
+      this.heard = true;
+      host.onRaw(this, chunk);
+    });
     // Kept for the socket's whole life: a socket 'error' without a listener would crash the process.
     socket.on('error', (error) => (this.error ??= error));
     socket.once('close', () => this.finish());
@@ -224,8 +235,31 @@ export class Connection {
       this.handshakeTimer = null;
       this.peerName = result.done;
       this.ready = true;
+      this.startHeartbeat();
       this.host.onReady(this);
     }
+  }
+
+  /**
+   * Every `heartbeatInterval` ms: send a PING (any frame would do; the PONG proves the peer reads), and count the
+   * ticks in which nothing at all arrived. After SILENT_TICKS of them the peer is taken for dead (frozen, or the
+   * network path is gone without a FIN): the socket is destroyed, pending requests reject, a client reconnects.
+   */
+  private startHeartbeat(): void {
+    const interval = this.host.heartbeatInterval;
+    if (!(interval > 0) || !Number.isFinite(interval)) return;
+    this.heartbeatTimer = setInterval(() => {
+      if (this.heard) {
+        this.heard = false;
+        this.silentTicks = 0;
+      } else if (++this.silentTicks >= SILENT_TICKS) {
+        const silence = SILENT_TICKS * interval;
+        this.error ??= new PeerDisconnectedError(`No sign of life from "${this.peerName}" for ${silence} ms (heartbeat)`);
+        this.socket.destroy();
+        return;
+      }
+      if (this.writable) this.writer.write(FrameType.PING, 0, 0, Encoding.BUFFER, EMPTY);
+    }, interval).unref();
   }
 
   private onStreamError(error: Error): void {
@@ -253,6 +287,7 @@ export class Connection {
     this.ready = false;
     this.closing = true;
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.graceTimer) clearTimeout(this.graceTimer);
     this.subscription?.unsubscribe();
     this.socket.destroy();

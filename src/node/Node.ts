@@ -33,6 +33,12 @@ export interface NodeOptions {
   handshakeTimeout?: number;
   /** Largest payload accepted from a peer, in bytes. Default 64 MiB. */
   maxFrameSize?: number;
+  /**
+   * Liveness check, in ms: every interval each side pings, and a peer from which nothing arrived for 3
+   * intervals is taken for dead (its connection is dropped, its pending requests reject, a client reconnects).
+   * `0` disables it. Default 5 000 (a frozen peer is noticed within 15–20 s).
+   */
+  heartbeatInterval?: number;
   /** Default timeout of `sendTo`/`request$`/`pingTo`, in ms (`Infinity`: none). Default 30 000. */
   requestTimeout?: number;
   /** How values are encoded. Default: the built-in `Serializer`. */
@@ -99,6 +105,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   /** @internal */ readonly codec: Codec;
   /** @internal */ readonly maxFrameSize: number;
   /** @internal */ readonly handshakeTimeout: number;
+  /** @internal */ readonly heartbeatInterval: number;
   private readonly maxRetries: number;
   private readonly retryTime: number;
   private readonly maxRetryTime: number;
@@ -143,6 +150,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     this.maxRetryTime = option(options, 'maxRetryTime', 10_000, 0);
     this.handshakeTimeout = option(options, 'handshakeTimeout', 10_000, 1);
     this.maxFrameSize = option(options, 'maxFrameSize', DEFAULT_MAX_FRAME_SIZE, 0);
+    this.heartbeatInterval = option(options, 'heartbeatInterval', 5_000, 0);
     this.requestTimeout = option(options, 'requestTimeout', 30_000, 0);
     if (typeof this.codec.encode !== 'function' || typeof this.codec.decode !== 'function') {
       throw new TypeError('options.codec must have encode and decode methods');
