@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
 import { defer, Observable, Subject } from 'rxjs';
 import {
@@ -39,6 +40,11 @@ export interface NodeOptions {
    * `0` disables it. Default 5 000 (a frozen peer is noticed within 15–20 s).
    */
   heartbeatInterval?: number;
+  /**
+   * File mode given to a Unix socket `serve` creates, e.g. `0o600` so that only its owner can connect.
+   * Default: left as the process umask makes it.
+   */
+  socketMode?: number;
   /** Default timeout of `sendTo`/`request$`/`pingTo`, in ms (`Infinity`: none). Default 30 000. */
   requestTimeout?: number;
   /** How values are encoded. Default: the built-in `Serializer`. */
@@ -110,6 +116,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   private readonly retryTime: number;
   private readonly maxRetryTime: number;
   private readonly requestTimeout: number;
+  private readonly socketMode: number | undefined;
 
   /** The server, once `serve` was called. */
   server: net.Server | null = null;
@@ -152,6 +159,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     this.maxFrameSize = option(options, 'maxFrameSize', DEFAULT_MAX_FRAME_SIZE, 0);
     this.heartbeatInterval = option(options, 'heartbeatInterval', 5_000, 0);
     this.requestTimeout = option(options, 'requestTimeout', 30_000, 0);
+    this.socketMode = options.socketMode === undefined ? undefined : option(options, 'socketMode', 0, 0);
     if (typeof this.codec.encode !== 'function' || typeof this.codec.decode !== 'function') {
       throw new TypeError('options.codec must have encode and decode methods');
     }
@@ -173,10 +181,40 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     const server = net.createServer((socket) => this.accept(socket));
     this.server = server;
     this.serverName = name;
-    server.on('listening', () => this.emit('listening', server.address()));
-    server.on('error', (error) => {
-      if (!server.listening && this.server === server) this.server = null;
-      this.reportError(error);
+    const path = socketPathOf(listenArgs);
+    let staleChecked = false;
+    server.on('listening', () => {
+      const address = server.address();
+      if (typeof address === 'string' && this.socketMode !== undefined) {
+        try {
+          chmodSync(address, this.socketMode);
+        } catch (error) {
+          this.reportError(error as Error);
+        }
+      }
+      this.emit('listening', address);
+    });
+    server.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EADDRINUSE' && path !== undefined && !staleChecked) {
+        // A socket file left by a crashed server: replace it if nobody answers on it.
+        staleChecked = true;
+        const probe = net.connect(path);
+        probe.once('connect', () => {
+          probe.destroy();
+          this.failListen(server, error);
+        });
+        probe.once('error', (probeError: NodeJS.ErrnoException) => {
+          if (probeError.code !== 'ECONNREFUSED' || !isSocketFile(path)) return this.failListen(server, error);
+          try {
+            unlinkSync(path);
+          } catch {
+            // gone meanwhile: listen again all the same
+          }
+          server.listen(...(listenArgs as Parameters<net.Server['listen']>));
+        });
+        return;
+      }
+      this.failListen(server, error);
     });
     server.listen(...(listenArgs as Parameters<net.Server['listen']>));
     return this;
@@ -514,6 +552,11 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     return timeout;
   }
 
+  private failListen(server: net.Server, error: Error): void {
+    if (!server.listening && this.server === server) this.server = null;
+    this.reportError(error);
+  }
+
   private reportError(error: Error): void {
     if (this.listenerCount('error') > 0) this.emit('error', error);
   }
@@ -523,6 +566,22 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
 function shouldReport(error: Error): boolean {
   const code = (error as NodeJS.ErrnoException).code;
   return code !== 'ECONNRESET' && code !== 'EPIPE';
+}
+
+function isSocketFile(path: string): boolean {
+  try {
+    return lstatSync(path).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+/** The Unix socket path among `net.Server#listen` arguments, if any. */
+function socketPathOf(listenArgs: unknown[]): string | undefined {
+  const [first] = listenArgs;
+  if (typeof first === 'string') return first;
+  if (first !== null && typeof first === 'object' && typeof (first as net.ListenOptions).path === 'string') return (first as net.ListenOptions).path;
+  return undefined;
 }
 
 function option<K extends keyof NodeOptions>(options: NodeOptions, key: K, fallback: number, min: number): number {

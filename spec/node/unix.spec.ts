@@ -1,0 +1,56 @@
+import { once } from 'node:events';
+import { statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { closeAll, node, socketPath, until } from '../helpers/net';
+
+afterEach(closeAll);
+
+describe('Unix socket files', () => {
+  it('serves on a stale socket file left by a crashed server', async () => {
+    const path = socketPath();
+    // A server process that dies without removing its socket file.
+    const code = `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`;
+    const crashed = spawn(process.execPath, ['-e', code]);
+    await once(crashed, 'exit');
+    expect(statSync(path).isSocket()).toBe(true);
+    const server = node('hub');
+    server.on('message', (m) => m.reply('fresh'));
+    server.serve('hub', path);
+    await once(server, 'listening');
+    const client = node('client');
+    await client.connectTo('hub', path);
+    await expect(client.sendTo('hub', 'x')).resolves.toBe('fresh');
+    expect(server.errors).toEqual([]);
+  });
+
+  it('fails with EADDRINUSE (an error event) when someone listens on the path', async () => {
+    const path = socketPath();
+    const other = createServer().listen(path);
+    await once(other, 'listening');
+    const server = node('hub');
+    server.serve('hub', path);
+    await until(() => server.errors.length > 0);
+    expect(server.errors[0]).toMatchObject({ code: 'EADDRINUSE' });
+    expect(server.server).toBeNull();
+    await new Promise((resolve) => other.close(resolve));
+  });
+
+  it('does not replace a path that is not a socket', async () => {
+    const path = socketPath();
+    writeFileSync(path, 'precious');
+    const server = node('hub');
+    server.serve('hub', path);
+    await until(() => server.errors.length > 0);
+    expect(server.errors[0]).toMatchObject({ code: 'EADDRINUSE' });
+    expect(statSync(path).isFile()).toBe(true);
+  });
+
+  it('creates the socket file owner-only with socketMode: 0o600', async () => {
+    const path = socketPath();
+    const server = node('hub', { socketMode: 0o600 });
+    server.serve('hub', path);
+    await once(server, 'listening');
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+  });
+});
