@@ -17,6 +17,8 @@ export const ErrorCode = {
   PROTOCOL: 'ERR_IPC_PROTOCOL',
   /** The handshake failed or was refused (wrong name, timeout, refused by the peer). */
   HANDSHAKE: 'ERR_IPC_HANDSHAKE',
+  /** Authentication failed: wrong or missing secret, or a replayed handshake. Final, never retried. */
+  AUTH: 'ERR_IPC_AUTH',
   /** The peer refused us because another peer already uses our name. */
   NAME_IN_USE: 'ERR_IPC_NAME_IN_USE',
   /** The peer could not be reached within the configured retries. */
@@ -78,13 +80,13 @@ export class ProtocolError extends IpcError {
   }
 }
 
-/** The handshake failed or was refused: `ERR_IPC_HANDSHAKE` or `ERR_IPC_NAME_IN_USE`. */
+/** The handshake failed or was refused: `ERR_IPC_HANDSHAKE`, `ERR_IPC_AUTH` or `ERR_IPC_NAME_IN_USE`. */
 export class HandshakeError extends IpcError {
   /** Whether trying again later may succeed (a name in use may be freed); other refusals are final. */
   readonly retryable: boolean;
 
   constructor(
-    code: typeof ErrorCode.HANDSHAKE | typeof ErrorCode.NAME_IN_USE,
+    code: typeof ErrorCode.HANDSHAKE | typeof ErrorCode.AUTH | typeof ErrorCode.NAME_IN_USE,
     message: string,
     options?: { cause?: unknown; retryable?: boolean },
   ) {

@@ -4,7 +4,7 @@ import { ClosedError, ErrorCode, HandshakeError, IpcError, NotConnectedError, Pe
 import { Encoding, FrameType, HANDSHAKE_MAX_FRAME_SIZE } from '../protocol/constants';
 import type { Frame } from '../protocol/Frame';
 import type { OutgoingFrame } from '../protocol/FrameEncoder';
-import { closeFrame, Handshake, jsonFrame, readClose, readJson, type AcceptPeer } from '../protocol/handshake';
+import { closeFrame, Handshake, jsonFrame, readClose, readJson, type HandshakeOptions } from '../protocol/handshake';
 import { decodeValue, type Codec } from '../protocol/Serializer';
 import { decodeFrames } from '../rx/decodeFrames';
 import { fromSocket } from '../rx/fromSocket';
@@ -71,7 +71,7 @@ export class Connection {
     readonly socket: Socket,
     readonly role: 'client' | 'server',
     private readonly host: ConnectionHost,
-    handshake: { expectedPeer?: string; accept?: AcceptPeer },
+    handshake: HandshakeOptions,
   ) {
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.writer = new FrameWriter(socket);

@@ -41,6 +41,12 @@ export interface NodeOptions {
    */
   heartbeatInterval?: number;
   /**
+   * Shared-secret authentication: the handshake becomes a mutual HMAC-SHA256 challenge–response over fresh
+   * random nonces (the secret never crosses the wire, a recorded handshake cannot be replayed). A peer with a
+   * wrong or missing secret is refused with `ERR_IPC_AUTH`, which is final: never retried.
+   */
+  auth?: { secret: string | Buffer };
+  /**
    * File mode given to a Unix socket `serve` creates, e.g. `0o600` so that only its owner can connect.
    * Default: left as the process umask makes it.
    */
@@ -117,6 +123,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   private readonly maxRetryTime: number;
   private readonly requestTimeout: number;
   private readonly socketMode: number | undefined;
+  private readonly secret: Buffer | undefined;
 
   /** The server, once `serve` was called. */
   server: net.Server | null = null;
@@ -160,6 +167,13 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     this.heartbeatInterval = option(options, 'heartbeatInterval', 5_000, 0);
     this.requestTimeout = option(options, 'requestTimeout', 30_000, 0);
     this.socketMode = options.socketMode === undefined ? undefined : option(options, 'socketMode', 0, 0);
+    if (options.auth !== undefined) {
+      const secret = options.auth?.secret;
+      if ((typeof secret !== 'string' && !Buffer.isBuffer(secret)) || secret.length === 0) {
+        throw new TypeError('options.auth.secret must be a non-empty string or Buffer');
+      }
+      this.secret = Buffer.from(secret);
+    }
     if (typeof this.codec.encode !== 'function' || typeof this.codec.decode !== 'function') {
       throw new TypeError('options.codec must have encode and decode methods');
     }
@@ -459,6 +473,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     }
     const socket = new NodeSocket(this, 'server', '');
     const connection = new Connection(raw, 'server', this, {
+      secret: this.secret,
       accept: (name) =>
         this.servers.has(name)
           ? new HandshakeError(ErrorCode.NAME_IN_USE, `A peer named "${name}" is already connected to "${this.name}"`, {
@@ -480,7 +495,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
       this.dropClient(socket, error as Error);
       return;
     }
-    const connection = new Connection(raw, 'client', this, { expectedPeer: socket.name });
+    const connection = new Connection(raw, 'client', this, { expectedPeer: socket.name, secret: this.secret });
     connection.owner = socket;
     socket.connection = connection;
     connection.start();

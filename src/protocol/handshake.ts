@@ -1,3 +1,4 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ErrorCode, HandshakeError, IpcError, ProtocolError } from '../errors';
 import { Encoding, FrameType, PROTOCOL_VERSION } from './constants';
 import type { Frame } from './Frame';
@@ -11,6 +12,38 @@ export interface HelloBody {
   protocol: string;
   version: number;
   name: string;
+  /** With authentication: this side's fresh random nonce (base64). */
+  nonce?: string;
+  /** With authentication, in the server's hello: HMAC proving it knows the secret (base64). */
+  proof?: string;
+}
+
+/** Options of a {@link Handshake}. */
+export interface HandshakeOptions {
+  /** Client: the name the server must announce. */
+  expectedPeer?: string;
+  /** Server: accepts or refuses a client's name. */
+  accept?: AcceptPeer;
+  /** Shared secret: makes the handshake a mutual HMAC challenge–response. Both sides must have it. */
+  secret?: Buffer;
+  /** Source of nonces (tests). Default: 32 random bytes from `node:crypto`. */
+  nonce?: () => Buffer;
+}
+
+/** HMAC-SHA256 over both nonces and both names, bound to the role, so no proof can be replayed or reflected. */
+export function authProof(secret: Buffer, role: 'client' | 'server', clientNonce: string, serverNonce: string, clientName: string, serverName: string): string {
+  return createHmac('sha256', secret).update(`${PROTOCOL_NAME}/${role}\n${clientNonce}\n${serverNonce}\n${clientName}\n${serverName}`).digest('base64');
+}
+
+function sameProof(expected: string, received: unknown): boolean {
+  if (typeof received !== 'string') return false;
+  const a = Buffer.from(expected, 'base64');
+  const b = Buffer.from(received, 'base64');
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function authError(message: string): HandshakeError {
+  return new HandshakeError(ErrorCode.AUTH, message);
 }
 
 /** Body of a CLOSE frame. */
@@ -86,18 +119,25 @@ export type AcceptPeer = (name: string) => HandshakeError | undefined;
 export class Handshake {
   private step = 0;
   private peer: string | null = null;
+  private clientNonce = '';
+  private serverNonce = '';
 
   constructor(
     readonly role: 'client' | 'server',
     private readonly ownName: string,
-    private readonly options: { expectedPeer?: string; accept?: AcceptPeer } = {},
+    private readonly options: HandshakeOptions = {},
   ) {}
 
   /** Frames to send as soon as the connection opens. */
   start(): OutgoingFrame | undefined {
     if (this.role === 'server') return undefined;
     this.step = HandshakeStep.CLIENT_HELLO;
-    return this.hello(HandshakeStep.CLIENT_HELLO);
+    if (this.options.secret) this.clientNonce = this.freshNonce();
+    return this.hello(HandshakeStep.CLIENT_HELLO, this.options.secret ? { nonce: this.clientNonce } : {});
+  }
+
+  private freshNonce(): string {
+    return (this.options.nonce?.() ?? randomBytes(32)).toString('base64');
   }
 
   /** Feeds one frame received before the handshake completed. */
@@ -105,7 +145,7 @@ export class Handshake {
     try {
       if (frame.type === FrameType.CLOSE) {
         const body = readClose(frame);
-        const code = body.code === ErrorCode.NAME_IN_USE ? ErrorCode.NAME_IN_USE : ErrorCode.HANDSHAKE;
+        const code = body.code === ErrorCode.NAME_IN_USE || body.code === ErrorCode.AUTH ? body.code : ErrorCode.HANDSHAKE;
         return { error: new HandshakeError(code, `Refused by the peer: ${body.message}`, { retryable: body.reconnect }) };
       }
       if (frame.type !== FrameType.HANDSHAKE) {
@@ -119,15 +159,26 @@ export class Handshake {
   }
 
   private receiveAsServer(frame: Frame): HandshakeResult {
+    const { secret } = this.options;
     if (this.step === 0 && frame.id === HandshakeStep.CLIENT_HELLO) {
-      const name = this.readHello(frame);
+      const body = readJson(frame);
+      const name = this.readHello(body);
+      if (secret && typeof body.nonce !== 'string') throw authError(`"${name}" did not authenticate: this node requires a secret`);
       const refused = this.options.accept?.(name);
       if (refused) return { error: refused, send: refusal(refused) };
       this.peer = name;
       this.step = HandshakeStep.SERVER_HELLO;
-      return { send: this.hello(HandshakeStep.SERVER_HELLO) };
+      if (!secret) return { send: this.hello(HandshakeStep.SERVER_HELLO, {}) };
+      this.clientNonce = body.nonce as string;
+      this.serverNonce = this.freshNonce();
+      const proof = authProof(secret, 'server', this.clientNonce, this.serverNonce, name, this.ownName);
+      return { send: this.hello(HandshakeStep.SERVER_HELLO, { nonce: this.serverNonce, proof }) };
     }
     if (this.step === HandshakeStep.SERVER_HELLO && frame.id === HandshakeStep.CLIENT_ACK && this.peer !== null) {
+      if (secret) {
+        const expected = authProof(secret, 'client', this.clientNonce, this.serverNonce, this.peer, this.ownName);
+        if (!sameProof(expected, readJson(frame).proof)) throw authError(`"${this.peer}" failed authentication (wrong secret or replayed handshake)`);
+      }
       const refused = this.options.accept?.(this.peer);
       if (refused) return { error: refused, send: refusal(refused) };
       this.step = HandshakeStep.CLIENT_ACK;
@@ -138,7 +189,8 @@ export class Handshake {
 
   private receiveAsClient(frame: Frame): HandshakeResult {
     if (this.step !== HandshakeStep.CLIENT_HELLO || frame.id !== HandshakeStep.SERVER_HELLO) throw unexpectedStep(frame);
-    const name = this.readHello(frame);
+    const body = readJson(frame);
+    const name = this.readHello(body);
     const expected = this.options.expectedPeer;
     if (expected !== undefined && name !== expected) {
       throw new HandshakeError(
@@ -146,17 +198,25 @@ export class Handshake {
         `Connected to a node named "${name}", but "${expected}" was expected: pass the peer's own name to connectTo`,
       );
     }
+    const { secret } = this.options;
+    let ack = {};
+    if (secret) {
+      const serverNonce = body.nonce;
+      if (typeof serverNonce !== 'string') throw authError(`"${name}" does not authenticate, but this node requires it`);
+      const expectedProof = authProof(secret, 'server', this.clientNonce, serverNonce, this.ownName, name);
+      if (!sameProof(expectedProof, body.proof)) throw authError(`"${name}" failed authentication (wrong secret)`);
+      ack = { proof: authProof(secret, 'client', this.clientNonce, serverNonce, this.ownName, name) };
+    }
     this.step = HandshakeStep.CLIENT_ACK;
-    return { send: jsonFrame(FrameType.HANDSHAKE, HandshakeStep.CLIENT_ACK, {}), done: name };
+    return { send: jsonFrame(FrameType.HANDSHAKE, HandshakeStep.CLIENT_ACK, ack), done: name };
   }
 
-  private hello(step: number): OutgoingFrame {
-    const body: HelloBody = { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name: this.ownName };
+  private hello(step: number, extra: Partial<HelloBody>): OutgoingFrame {
+    const body: HelloBody = { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name: this.ownName, ...extra };
     return jsonFrame(FrameType.HANDSHAKE, step, body);
   }
 
-  private readHello(frame: Frame): string {
-    const body = readJson(frame);
+  private readHello(body: Record<string, unknown>): string {
     if (body.protocol !== PROTOCOL_NAME || body.version !== PROTOCOL_VERSION) {
       throw new HandshakeError(
         ErrorCode.HANDSHAKE,

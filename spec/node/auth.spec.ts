@@ -1,0 +1,125 @@
+import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { ErrorCode, Handshake } from '../../src';
+import { closeAll, delay, node, serveTcp } from '../helpers/net';
+
+afterEach(closeAll);
+
+const SECRET = 'correct horse battery staple';
+
+/** A TCP proxy that records both directions. */
+async function recordingProxy(targetPort: number) {
+  const clientToServer: Buffer[] = [];
+  const serverToClient: Buffer[] = [];
+  const sockets: Socket[] = [];
+  const proxy = createServer((inbound) => {
+    const outbound = connect(targetPort, '127.0.0.1');
+    sockets.push(inbound, outbound);
+    inbound.on('data', (d) => {
+      clientToServer.push(d);
+      outbound.write(d);
+    });
+    outbound.on('data', (d) => {
+      serverToClient.push(d);
+      inbound.write(d);
+    });
+    inbound.on('error', () => outbound.destroy());
+    outbound.on('error', () => inbound.destroy());
+    inbound.on('close', () => outbound.destroy());
+    outbound.on('close', () => inbound.destroy());
+  });
+  proxy.listen(0, '127.0.0.1');
+  await once(proxy, 'listening');
+  return {
+    port: (proxy.address() as AddressInfo).port,
+    clientToServer,
+    serverToClient,
+    close: () => {
+      sockets.forEach((s) => s.destroy());
+      return new Promise((resolve) => proxy.close(resolve));
+    },
+  };
+}
+
+describe('authentication (auth: { secret })', () => {
+  it('admits a peer with the right secret; the secret never crosses the wire', async () => {
+    const server = node('vault', { auth: { secret: SECRET } });
+    server.on('message', (m) => m.reply('opened'));
+    const port = await serveTcp(server);
+    const proxy = await recordingProxy(port);
+    const client = node('teller', { auth: { secret: Buffer.from(SECRET) } });
+    await client.connectTo('vault', proxy.port, '127.0.0.1');
+    await expect(client.sendTo('vault', 'open')).resolves.toBe('opened');
+    const wire = Buffer.concat([...proxy.clientToServer, ...proxy.serverToClient]);
+    expect(wire.includes(Buffer.from(SECRET))).toBe(false);
+    expect(wire.includes(Buffer.from('horse'))).toBe(false);
+    await client.close();
+    await proxy.close();
+  });
+
+  it.each([
+    ['a wrong secret', { auth: { secret: 'wrong' } }],
+    ['no secret', {}],
+  ])('refuses a client with %s: ERR_IPC_AUTH within seconds, final, no connection, no message', async (_, options) => {
+    const server = node('vault', { auth: { secret: SECRET } });
+    const connections: string[] = [];
+    const messages: unknown[] = [];
+    server.on('connection', (name) => connections.push(name));
+    server.messages$.subscribe((m) => messages.push(m.data));
+    const port = await serveTcp(server);
+    const client = node('intruder', { ...options, maxRetries: Infinity, retryTime: 10 });
+    const started = Date.now();
+    await expect(client.connectTo('vault', port, '127.0.0.1')).rejects.toMatchObject({ code: ErrorCode.AUTH });
+    expect(Date.now() - started).toBeLessThan(3000);
+    await delay(100);
+    expect(connections).toEqual([]);
+    expect(messages).toEqual([]);
+    expect(server.errors.map((e) => (e as { code?: string }).code)).toEqual([ErrorCode.AUTH]);
+    expect(client.get('vault')).toBeUndefined();
+  });
+
+  it('a client with a secret refuses a server without one', async () => {
+    const server = node('impostor');
+    const port = await serveTcp(server);
+    const client = node('careful', { auth: { secret: SECRET } });
+    await expect(client.connectTo('impostor', port, '127.0.0.1')).rejects.toMatchObject({ code: ErrorCode.AUTH });
+  });
+
+  it('a replayed handshake fails', async () => {
+    const server = node('vault', { auth: { secret: SECRET } });
+    const port = await serveTcp(server);
+    const proxy = await recordingProxy(port);
+    const client = node('teller', { auth: { secret: SECRET } });
+    await client.connectTo('vault', proxy.port, '127.0.0.1');
+    await client.close();
+    await proxy.close();
+    const recorded = Buffer.concat(proxy.clientToServer);
+
+    const connections: string[] = [];
+    server.on('connection', (name) => connections.push(name));
+    const replay = connect(port, '127.0.0.1').on('error', () => undefined).resume();
+    replay.write(recorded);
+    await once(replay, 'close');
+    await delay(50);
+    expect(connections).toEqual([]);
+    expect(server.errors.some((e) => (e as { code?: string }).code === ErrorCode.AUTH)).toBe(true);
+  });
+
+  it('binds proofs to both nonces and both names (pure state machine)', () => {
+    const secret = Buffer.from(SECRET);
+    let n = 0;
+    const nonce = () => Buffer.alloc(32, ++n);
+    const client = new Handshake('client', 'a', { expectedPeer: 'b', secret, nonce });
+    const server = new Handshake('server', 'b', { secret, nonce });
+    const asFrame = (f: { type: number; flags: number; id: number; encoding: number; payload: Uint8Array }) => ({ ...f, payload: Buffer.from(f.payload) });
+    const hello = asFrame(client.start()!);
+    const answer = server.receive(hello);
+    const ack = client.receive(asFrame(answer.send!));
+    expect(ack.done).toBe('b');
+    expect(server.receive(asFrame(ack.send!)).done).toBe('a');
+    // The same ack presented to a fresh server (new nonce) is refused.
+    const fresh = new Handshake('server', 'b', { secret, nonce });
+    fresh.receive(hello);
+    expect(fresh.receive(asFrame(ack.send!)).error).toMatchObject({ code: ErrorCode.AUTH });
+  });
+});
