@@ -268,6 +268,8 @@ export class Connection {
       return;
     }
     this.error ??= error;
+    // A certificate that fails verification will fail again: do not retry.
+    if (isTlsFailure(error)) this.final = true;
     this.socket.destroy();
   }
 
@@ -298,6 +300,11 @@ export class Connection {
     this.host.onClosed(this);
     this.resolveClosed();
   }
+}
+
+function isTlsFailure(error: Error): boolean {
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  return /CERT|SSL|TLS|UNABLE_TO_|SELF_SIGNED|ERR_TLS/.test(code);
 }
 
 function remoteError(frame: Frame): RemoteError {

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { defer, Observable, Subject } from 'rxjs';
 import {
   ClosedError,
@@ -46,6 +47,14 @@ export interface NodeOptions {
    * wrong or missing secret is refused with `ERR_IPC_AUTH`, which is final: never retried.
    */
   auth?: { secret: string | Buffer };
+  /**
+   * TLS settings: when set, `serve` listens with `tls.createServer(tls)` and `connectTo` connects with
+   * `tls.connect({ ...tls, ...connectArgs })`, the rest of the API unchanged. One object serves both roles:
+   * `key`/`cert` are this node's identity (its server certificate, and its client certificate for mutual TLS),
+   * `ca` the authority it trusts; `requestCert: true` (with the default `rejectUnauthorized: true`) makes the
+   * server demand a client certificate signed by `ca`. A certificate failure is final: never retried.
+   */
+  tls?: tls.TlsOptions & tls.ConnectionOptions;
   /**
    * File mode given to a Unix socket `serve` creates, e.g. `0o600` so that only its owner can connect.
    * Default: left as the process umask makes it.
@@ -124,6 +133,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   private readonly requestTimeout: number;
   private readonly socketMode: number | undefined;
   private readonly secret: Buffer | undefined;
+  private readonly tls: (tls.TlsOptions & tls.ConnectionOptions) | undefined;
 
   /** The server, once `serve` was called. */
   server: net.Server | null = null;
@@ -166,6 +176,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     this.maxFrameSize = option(options, 'maxFrameSize', DEFAULT_MAX_FRAME_SIZE, 0);
     this.heartbeatInterval = option(options, 'heartbeatInterval', 5_000, 0);
     this.requestTimeout = option(options, 'requestTimeout', 30_000, 0);
+    this.tls = options.tls;
     this.socketMode = options.socketMode === undefined ? undefined : option(options, 'socketMode', 0, 0);
     if (options.auth !== undefined) {
       const secret = options.auth?.secret;
@@ -192,7 +203,9 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   serve(name: string, ...listenArgs: unknown[]): this {
     if (this.closing) throw new ClosedError(`Node "${this.name}" is closed`);
     if (this.server) throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Node "${this.name}" already serves`);
-    const server = net.createServer((socket) => this.accept(socket));
+    const server = this.tls ? tls.createServer(this.tls, (socket) => this.accept(socket)) : net.createServer((socket) => this.accept(socket));
+    // A client failing the TLS handshake (no or untrusted certificate) is reported; the server goes on.
+    server.on('tlsClientError', (error: Error) => this.reportError(error));
     this.server = server;
     this.serverName = name;
     const path = socketPathOf(listenArgs);
@@ -490,7 +503,9 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   private dial(socket: NodeSocket): void {
     let raw: net.Socket;
     try {
-      raw = net.connect(...(socket.connectArgs as Parameters<typeof net.connect>));
+      raw = this.tls
+        ? tls.connect({ ...this.tls, ...connectOptions(socket.connectArgs) })
+        : net.connect(...(socket.connectArgs as Parameters<typeof net.connect>));
     } catch (error) {
       this.dropClient(socket, error as Error);
       return;
@@ -589,6 +604,16 @@ function isSocketFile(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** `net.Socket#connect` arguments as an options object (for `tls.connect`). */
+function connectOptions(args: unknown[]): tls.ConnectionOptions {
+  const [first, second] = args;
+  if (typeof first === 'number' || (typeof first === 'string' && /^\d+$/.test(first))) {
+    return { port: Number(first), host: typeof second === 'string' ? second : undefined };
+  }
+  if (typeof first === 'string') return { path: first };
+  return (first ?? {}) as tls.ConnectionOptions;
 }
 
 /** The Unix socket path among `net.Server#listen` arguments, if any. */
