@@ -31,6 +31,10 @@ export const ErrorCode = {
   DECODE: 'ERR_IPC_DECODE',
   /** The responder answered with an error. */
   REMOTE: 'ERR_IPC_REMOTE',
+  /** Too many requests await an answer on one connection (`maxPendingRequests`). */
+  TOO_MANY_REQUESTS: 'ERR_IPC_TOO_MANY_REQUESTS',
+  /** The connection's write buffer is over `maxWriteBuffer`: the peer does not read fast enough. */
+  WRITE_BUFFER_FULL: 'ERR_IPC_WRITE_BUFFER_FULL',
   /** `connectTo` a name we are already connected (or connecting) to, or `serve` twice. */
   ALREADY_CONNECTED: 'ERR_IPC_ALREADY_CONNECTED',
 } as const;

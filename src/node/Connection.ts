@@ -47,6 +47,8 @@ export class Connection {
   final = false;
   /** The public handle this connection serves. */
   owner!: NodeSocket;
+  /** Receptive messages received and not answered yet (for `maxPendingRequests`). */
+  unanswered = 0;
   /** Requests this side sent and awaits answers for. */
   readonly registry = new RequestRegistry();
   /** Resolves once the socket is fully closed and everything is cleaned up. */
@@ -114,6 +116,11 @@ export class Connection {
   write(type: number, flags: number, id: number, encoding: number, payload: Uint8Array): boolean {
     if (!this.writable) throw new NotConnectedError(`The connection to "${this.peerName ?? 'unknown'}" is not open`);
     return this.writer.write(type, flags, id, encoding, payload);
+  }
+
+  /** Bytes written and not yet taken by the kernel. */
+  get queuedBytes(): number {
+    return this.writer.queuedBytes;
   }
 
   /**

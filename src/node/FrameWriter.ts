@@ -58,6 +58,11 @@ export class FrameWriter {
     return this.socket.write(payload);
   }
 
+  /** Bytes written and not yet sent by the kernel (the socket's buffer plus packed frames not yet handed over). */
+  get queuedBytes(): number {
+    return this.socket.writableLength + this.packedTo - this.packedFrom;
+  }
+
   /** Ends the socket after everything written so far (packed frames included). */
   end(): void {
     this.flushPacked();

@@ -60,6 +60,18 @@ export interface NodeOptions {
    * Default: left as the process umask makes it.
    */
   socketMode?: number;
+  /**
+   * Most requests awaiting an answer on one connection, in each direction: beyond it a peer's new request is
+   * answered at once with `ERR_IPC_TOO_MANY_REQUESTS` (it never reaches `messages$`), and our own `sendTo`
+   * rejects with it. Default 100 000.
+   */
+  maxPendingRequests?: number;
+  /**
+   * Most bytes queued for one connection (written, not yet taken by the kernel) before `sendTo`, `broadcast`
+   * and `request$` reject with `ERR_IPC_WRITE_BUFFER_FULL` instead of queueing more. Replies are not limited
+   * here (they are bounded by `maxPendingRequests`). Default 64 MiB.
+   */
+  maxWriteBuffer?: number;
   /** Default timeout of `sendTo`/`request$`/`pingTo`, in ms (`Infinity`: none). Default 30 000. */
   requestTimeout?: number;
   /** How values are encoded. Default: the built-in `Serializer`. */
@@ -131,6 +143,8 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   private readonly retryTime: number;
   private readonly maxRetryTime: number;
   private readonly requestTimeout: number;
+  private readonly maxPendingRequests: number;
+  private readonly maxWriteBuffer: number;
   private readonly socketMode: number | undefined;
   private readonly secret: Buffer | undefined;
   private readonly tls: (tls.TlsOptions & tls.ConnectionOptions) | undefined;
@@ -176,6 +190,8 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     this.maxFrameSize = option(options, 'maxFrameSize', DEFAULT_MAX_FRAME_SIZE, 0);
     this.heartbeatInterval = option(options, 'heartbeatInterval', 5_000, 0);
     this.requestTimeout = option(options, 'requestTimeout', 30_000, 0);
+    this.maxPendingRequests = option(options, 'maxPendingRequests', 100_000, 1);
+    this.maxWriteBuffer = option(options, 'maxWriteBuffer', 64 * 1024 * 1024, 0);
     this.tls = options.tls;
     this.socketMode = options.socketMode === undefined ? undefined : option(options, 'socketMode', 0, 0);
     if (options.auth !== undefined) {
@@ -292,7 +308,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     let encoded: EncodedPayload;
     let timeout: number;
     try {
-      connection = this.connectionOf(target);
+      connection = this.sendable(target, options.receptive !== false);
       encoded = encodeValue(this.codec, data);
       timeout = this.timeoutOf(options);
     } catch (error) {
@@ -308,7 +324,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
    */
   request$<T = unknown>(target: Target, data: unknown, options: SendOptions = {}): Observable<T> {
     return defer(() => {
-      const connection = this.connectionOf(target);
+      const connection = this.sendable(target, options.receptive !== false);
       const { encoding, payload } = encodeValue(this.codec, data);
       if (options.receptive === false) return connection.sendOneWay(encoding, payload) as Promise<T>;
       const send = (id: number) => connection.write(FrameType.MESSAGE, FrameFlags.RECEPTIVE, id, encoding, payload);
@@ -331,7 +347,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     });
     return Promise.all(
       sockets.map((socket) => {
-        const connection = this.connectionOf(socket);
+        const connection = this.sendable(socket, options.receptive !== false);
         return options.receptive === false
           ? (connection.sendOneWay(encoded.encoding, encoded.payload) as Promise<T>)
           : (this.ask(connection, FrameType.MESSAGE, FrameFlags.RECEPTIVE, encoded, timeout) as Promise<T>);
@@ -341,7 +357,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
 
   /** Measures the round trip to `target`, in milliseconds. */
   async pingTo(target: Target, options: { timeout?: number } = {}): Promise<number> {
-    const connection = this.connectionOf(target);
+    const connection = this.sendable(target, true);
     const started = performance.now();
     await this.ask(connection, FrameType.PING, 0, { encoding: Encoding.BUFFER, payload: EMPTY }, this.timeoutOf(options));
     return performance.now() - started;
@@ -433,6 +449,13 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
       if (receptive) connection.writeError(frame.id, error as Error);
       this.reportError(error as Error);
       return;
+    }
+    if (receptive) {
+      if (connection.unanswered >= this.maxPendingRequests) {
+        connection.writeError(frame.id, new IpcError(ErrorCode.TOO_MANY_REQUESTS, `"${this.name}" already has ${this.maxPendingRequests} requests from "${connection.peerName}" to answer`));
+        return;
+      }
+      connection.unanswered++;
     }
     const message = new NodeMessage(connection, this.codec, connection.owner, frame.id, receptive, data);
     this.messages.next(message);
@@ -542,6 +565,21 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     socket.pendingConnect = null;
     if (pending) pending.reject(error);
     else if (!(error instanceof ClosedError)) this.reportError(error);
+  }
+
+  /** The live connection of `target`, checked for room to send more. @throws IpcError */
+  private sendable(target: Target, request: boolean): Connection {
+    const connection = this.connectionOf(target);
+    if (connection.queuedBytes > this.maxWriteBuffer) {
+      throw new IpcError(
+        ErrorCode.WRITE_BUFFER_FULL,
+        `${connection.queuedBytes} bytes already wait to be sent to "${connection.peerName}" (maxWriteBuffer ${this.maxWriteBuffer}): it does not read fast enough; await your sends`,
+      );
+    }
+    if (request && connection.registry.size >= this.maxPendingRequests) {
+      throw new IpcError(ErrorCode.TOO_MANY_REQUESTS, `${this.maxPendingRequests} requests to "${connection.peerName}" already await an answer`);
+    }
+    return connection;
   }
 
   /** The live connection of `target`. @throws NotConnectedError */

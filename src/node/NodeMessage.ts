@@ -61,9 +61,10 @@ export class NodeMessage<T = unknown> {
   }
 
   private claim(): boolean {
-    if (!this.receptive || this.#answered || !this.#connection.writable) return false;
+    if (!this.receptive || this.#answered) return false;
     this.#answered = true;
-    return true;
+    this.#connection.unanswered--;
+    return this.#connection.writable;
   }
 
   /** @internal */
