@@ -166,7 +166,7 @@ describe.each(transports)('Node over $name', (transport) => {
     await client.close();
     await pending;
     await expect(completed).resolves.toBeDefined();
-    await expect(client.sendTo('server', 'x')).rejects.toMatchObject({ code: ErrorCode.NOT_CONNECTED });
+    await expect(client.sendTo('server', 'x')).rejects.toMatchObject({ code: ErrorCode.CLOSED });
     await expect(client.close()).resolves.toBeUndefined();
   });
 });

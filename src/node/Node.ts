@@ -96,6 +96,12 @@ export interface BroadcastOptions extends SendOptions {
 export interface CloseOptions {
   /** Tell the peers connected to our server that they may reconnect later (default true). */
   reconnect?: boolean;
+  /**
+   * Drain first, for up to this many ms: stop accepting connections and refuse new `sendTo`s
+   * (`ERR_IPC_CLOSED`), but let the requests already in flight finish — ours get their replies, the peers'
+   * get ours — then close. What is still pending at the deadline is rejected as by a plain close. Default 0.
+   */
+  drain?: number;
 }
 
 /** The events of a {@link Node} and their arguments. */
@@ -392,15 +398,16 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
    * streams. Idempotent: later calls return the same Promise. Afterwards nothing keeps the process alive.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    this.closing ??= this.shutdown(options.reconnect ?? true);
+    this.closing ??= this.shutdown(options.reconnect ?? true, options.drain ?? 0);
     return this.closing;
   }
 
-  private async shutdown(reconnect: boolean): Promise<void> {
+  private async shutdown(reconnect: boolean, drain: number): Promise<void> {
     const reason = { code: ErrorCode.CLOSED, message: `Node "${this.name}" is closing`, reconnect };
     const done: Promise<unknown>[] = [];
     const server = this.server;
     if (server) done.push(new Promise((resolve) => server.close(resolve)));
+    if (drain > 0) await this.drained(drain);
     for (const socket of this.clients.values()) {
       socket.closing = true;
       if (socket.retryTimer) clearTimeout(socket.retryTimer);
@@ -415,6 +422,20 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     this.connections.complete();
     this.disconnections.complete();
     this.emit('close');
+  }
+
+  /** Resolves once no request is in flight on any connection, or after `ms`. */
+  private drained(ms: number): Promise<void> {
+    const connections = () => [...this.clients.values(), ...this.servers.values()].flatMap((s) => (s.connection ? [s.connection] : []));
+    const idle = () => connections().every((c) => c.registry.size === 0 && c.unanswered === 0);
+    return new Promise((resolve) => {
+      const deadline = performance.now() + ms;
+      const check = () => {
+        if (idle() || performance.now() >= deadline) return resolve();
+        setTimeout(check, 5);
+      };
+      check();
+    });
   }
 
   // ─── ConnectionHost: called by the connections ──────────────────────────────────────────────────────
@@ -569,6 +590,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
 
   /** The live connection of `target`, checked for room to send more. @throws IpcError */
   private sendable(target: Target, request: boolean): Connection {
+    if (this.closing) throw new ClosedError(`Node "${this.name}" is closing`);
     const connection = this.connectionOf(target);
     if (connection.queuedBytes > this.maxWriteBuffer) {
       throw new IpcError(

@@ -1,0 +1,86 @@
+import { ErrorCode } from '../../src';
+import { killChildren, spawnPeer } from '../helpers/child';
+import { closeAll, delay, node, serveTcp } from '../helpers/net';
+
+afterEach(async () => {
+  await killChildren();
+  await closeAll();
+});
+
+describe('graceful close and backpressure', () => {
+  it('close() flushes replies already written before the socket ends', async () => {
+    const server = node('hub');
+    const big = Buffer.alloc(8 * 1024 * 1024, 7);
+    server.on('message', (m) => {
+      m.reply(big);
+      void server.close();
+    });
+    const port = await serveTcp(server);
+    const client = node('client');
+    await client.connectTo('hub', port, '127.0.0.1');
+    const reply = await client.sendTo<Buffer>('hub', 'send me 8 MiB and leave');
+    expect(reply.length).toBe(big.length);
+    expect(reply.equals(big)).toBe(true);
+  });
+
+  it('close({ drain }) lets requests in flight finish, refuses new ones, then closes', async () => {
+    const server = node('hub');
+    server.on('message', async (m) => {
+      await delay(100);
+      m.reply(`late ${m.data}`);
+    });
+    const port = await serveTcp(server);
+    const client = node('client');
+    await client.connectTo('hub', port, '127.0.0.1');
+    const inFlight = [client.sendTo('hub', 1), client.sendTo('hub', 2)];
+    await delay(10);
+    const closing = server.close({ drain: 2000 });
+    await expect(server.sendTo('client', 'new')).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+    await expect(Promise.all(inFlight)).resolves.toEqual(['late 1', 'late 2']);
+    await closing;
+  });
+
+  it('close({ drain }) gives up at the deadline', async () => {
+    const server = node('hub');
+    server.on('message', () => undefined); // never answers
+    const port = await serveTcp(server);
+    const client = node('client');
+    await client.connectTo('hub', port, '127.0.0.1');
+    const pending = client.sendTo('hub', 'x', { timeout: 10_000 }).catch((e: Error) => e);
+    await delay(10);
+    const started = Date.now();
+    await client.close({ drain: 150 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+    expect(await pending).toMatchObject({ code: ErrorCode.CLOSED });
+  });
+
+  it('a producer awaiting one-way sends to a slow reader keeps its memory bounded (1 GiB, nothing lost)', async () => {
+    const hub = node('hub');
+    let expected = 0;
+    let bytes = 0;
+    let errors = 0;
+    let done = false;
+    hub.on('message', (m) => {
+      if (m.data === 'done') {
+        done = true;
+        return void m.reply('ok');
+      }
+      const chunk = m.data as Buffer;
+      if (chunk.readUInt32BE(0) !== expected || chunk[chunk.length - 1] !== (expected & 0xff)) errors++;
+      expected++;
+      bytes += chunk.length;
+      // A reader that sleeps: 25 ms every 32 MiB.
+      if (expected % 32 === 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 25);
+    });
+    const port = await serveTcp(hub);
+    const producer = spawnPeer('producer', port, 'producer');
+    await producer.waitFor('peak-rss-mb', 120_000);
+    const rss = Number(/peak-rss-mb (\d+)/.exec(producer.output())![1]);
+    console.log(`1 GiB pushed to a sleeping reader: producer peak RSS ${rss} MB`);
+    expect(done).toBe(true);
+    expect(errors).toBe(0);
+    expect(expected).toBe(1024);
+    expect(bytes).toBe(1024 * 1024 * 1024);
+    expect(rss).toBeLessThan(250);
+  }, 180_000);
+});
