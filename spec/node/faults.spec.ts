@@ -1,7 +1,5 @@
-import { connect } from 'node:net';
 import { firstValueFrom, filter } from 'rxjs';
-import { encodeFrame, ErrorCode, FrameType } from '../../src';
-import { jsonFrame } from '../../src/protocol/handshake';
+import { ErrorCode } from '../../src';
 import { killChildren, spawnPeer } from '../helpers/child';
 import { closeAll, delay, freePort, node, serveTcp, until } from '../helpers/net';
 
@@ -57,25 +55,27 @@ describe('faults', () => {
   it.each([
     ['mid-handshake', 'handshake'],
     ['mid-frame', 'frame'],
-  ])('a peer dying %s leaves the server serving and nothing pending', async (_, stage) => {
+  ])('a peer process killed %s (SIGKILL) leaves the server serving, with nothing pending', async (_, stage) => {
     const hub = node('hub', FAST);
     hub.on('message', (m) => m.reply('ok'));
     const port = await serveTcp(hub);
-    const raw = connect(port, '127.0.0.1').on('error', () => undefined).resume();
-    const [header, payload] = encodeFrame(jsonFrame(FrameType.HANDSHAKE, 1, { protocol: 'ipc-link-core', version: 1, name: 'dying' }));
-    const hello = Buffer.concat([header, payload]);
-    if (stage === 'handshake') raw.write(hello.subarray(0, 20));
-    else {
-      raw.write(hello);
-      await delay(50);
-      raw.write(Buffer.concat(encodeFrame(jsonFrame(FrameType.HANDSHAKE, 3, {}))));
+    const dying = spawnPeer('partial', port, stage);
+    await dying.waitFor('wrote');
+    if (stage === 'frame') {
       await until(() => hub.get('dying') !== undefined);
-      const [h] = encodeFrame({ type: FrameType.MESSAGE, flags: 1, id: 1, encoding: 2, payload: Buffer.alloc(1000) });
-      raw.write(Buffer.concat([h, Buffer.alloc(10)]));
+      // A request of ours to it is pending when it dies: it must reject at once.
+      const pending = hub.sendTo('dying', 'are you there?', { timeout: 60_000 }).catch((e: Error) => e);
+      await delay(20);
+      const killedAt = Date.now();
+      dying.process.kill('SIGKILL');
+      expect(await pending).toMatchObject({ code: ErrorCode.PEER_DISCONNECTED });
+      expect(Date.now() - killedAt).toBeLessThan(1000);
+    } else {
+      dying.process.kill('SIGKILL');
     }
-    await delay(50);
-    raw.destroy();
-    await until(() => hub.get('dying') === undefined);
+    await dying.exited;
+    const internals = hub as unknown as { unidentified: Set<unknown>; servers: Map<string, unknown> };
+    await until(() => internals.unidentified.size === 0 && internals.servers.size === 0);
     const client = node('healthy');
     await client.connectTo('hub', port, '127.0.0.1');
     await expect(client.sendTo('hub', 'still serving?')).resolves.toBe('ok');
