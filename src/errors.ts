@@ -35,6 +35,8 @@ export const ErrorCode = {
   TOO_MANY_REQUESTS: 'ERR_IPC_TOO_MANY_REQUESTS',
   /** The connection's write buffer is over `maxWriteBuffer`: the peer does not read fast enough. */
   WRITE_BUFFER_FULL: 'ERR_IPC_WRITE_BUFFER_FULL',
+  /** A pushed (Observable) stream got too far ahead of the requester's credits (`streamBuffer`). */
+  STREAM_OVERFLOW: 'ERR_IPC_STREAM_OVERFLOW',
   /** `connectTo` a name we are already connected (or connecting) to, or `serve` twice. */
   ALREADY_CONNECTED: 'ERR_IPC_ALREADY_CONNECTED',
 } as const;
@@ -129,10 +131,13 @@ export class RemoteError extends IpcError {
   readonly remoteName: string;
   /** `code` of the error on the remote side, when it had one. */
   readonly remoteCode: string | undefined;
+  /** The remote stack, when the responder allows it (`exposeErrorStack`). */
+  readonly remoteStack: string | undefined;
 
-  constructor(remoteName: string, message: string, remoteCode?: string) {
+  constructor(remoteName: string, message: string, remoteCode?: string, remoteStack?: string) {
     super(ErrorCode.REMOTE, message);
     this.remoteName = remoteName;
     this.remoteCode = remoteCode;
+    this.remoteStack = remoteStack;
   }
 }

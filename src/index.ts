@@ -24,6 +24,7 @@ export {
   type CloseOptions,
   type NodeEvents,
   type NodeOptions,
+  type RequestStreamOptions,
   type SendOptions,
   type Target,
 } from './node/Node';

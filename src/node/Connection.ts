@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { Subscription } from 'rxjs';
+import type { ObservableInput, Subscription } from 'rxjs';
 import { ClosedError, ErrorCode, HandshakeError, IpcError, NotConnectedError, PeerDisconnectedError, ProtocolError, RemoteError } from '../errors';
 import { Encoding, FrameType, HANDSHAKE_MAX_FRAME_SIZE } from '../protocol/constants';
 import type { Frame } from '../protocol/Frame';
@@ -11,6 +11,7 @@ import { fromSocket } from '../rx/fromSocket';
 import { FrameWriter } from './FrameWriter';
 import type { NodeSocket } from './NodeSocket';
 import { RequestRegistry } from './RequestRegistry';
+import { StreamResponder, type StreamSink } from './StreamResponder';
 
 const EMPTY = Buffer.alloc(0);
 const RESOLVED = Promise.resolve();
@@ -26,6 +27,8 @@ export interface ConnectionHost {
   readonly maxFrameSize: number;
   readonly handshakeTimeout: number;
   readonly heartbeatInterval: number;
+  readonly streamBuffer: number;
+  readonly exposeErrorStack: boolean;
   onReady(connection: Connection): void;
   onMessage(connection: Connection, frame: Frame): void;
   onRaw(connection: Connection, chunk: Buffer): void;
@@ -36,7 +39,7 @@ export interface ConnectionHost {
  * One live socket: its frame pipeline (`fromSocket` → `decodeFrames` → {@link Connection.dispatch}), its
  * writer, its handshake and its table of pending requests. A client that reconnects gets a new Connection.
  */
-export class Connection {
+export class Connection implements StreamSink {
   /** The peer's announced name, once the handshake is done. */
   peerName: string | null = null;
   /** True between the end of the handshake and the start of closing. */
@@ -49,6 +52,10 @@ export class Connection {
   owner!: NodeSocket;
   /** Receptive messages received and not answered yet (for `maxPendingRequests`). */
   unanswered = 0;
+  /** Streamed replies this side is sending, by request id. */
+  private readonly streams = new Map<number, StreamResponder>();
+  /** Credits granted (REQUEST_N) for requests not streamed yet. */
+  private readonly credits = new Map<number, number>();
   /** Requests this side sent and awaits answers for. */
   readonly registry = new RequestRegistry();
   /** Resolves once the socket is fully closed and everything is cleaned up. */
@@ -149,10 +156,63 @@ export class Connection {
 
   /** Answers request `id` with an ERROR frame describing `error` (no-op when not writable). */
   writeError(id: number, error: Error): void {
+    this.sendError(FrameType.ERROR, id, error);
+  }
+
+  /** Writes an ERROR or STREAM_ERROR frame: name, message, code, and the stack if `exposeErrorStack`. */
+  sendError(type: number, id: number, error: Error): void {
     if (!this.writable) return;
     const code = (error as { code?: unknown }).code;
-    const body = { name: error.name, message: error.message, code: typeof code === 'string' ? code : undefined };
-    this.send(jsonFrame(FrameType.ERROR, id, body));
+    const body = {
+      name: error.name,
+      message: error.message,
+      code: typeof code === 'string' ? code : undefined,
+      stack: this.host.exposeErrorStack ? error.stack : undefined,
+    };
+    this.send(jsonFrame(type, id, body));
+  }
+
+  /** StreamSink: writes a stream frame; false when the connection is gone. */
+  sendFrame(type: number, id: number, encoding: number, payload: Uint8Array): boolean {
+    if (!this.writable) return false;
+    this.writer.write(type, 0, id, encoding, payload);
+    return true;
+  }
+
+  /** Answers request `id` with the values of `source` (see StreamResponder). */
+  stream(id: number, source: ObservableInput<unknown> | AsyncIterable<unknown>): void {
+    const credits = this.credits.get(id) ?? 1;
+    this.credits.delete(id);
+    const responder = new StreamResponder(this, id, credits, this.host.streamBuffer);
+    this.streams.set(id, responder);
+    responder.start(source);
+  }
+
+  /** A receptive message was answered (reply, error or stream): forget credits granted for it. */
+  answered(id: number): void {
+    this.credits.delete(id);
+  }
+
+  /** StreamSink: the stream ended. */
+  release(id: number): void {
+    this.streams.delete(id);
+  }
+
+  get codec(): Codec {
+    return this.host.codec;
+  }
+
+  /** Tells the responder to stop streaming request `id`. */
+  cancelRequest(id: number): void {
+    if (this.writable) this.writer.write(FrameType.CANCEL, 0, id, Encoding.BUFFER, EMPTY);
+  }
+
+  /** Grants the responder of request `id` `n` more values. */
+  grantCredits(id: number, n: number): void {
+    if (!this.writable) return;
+    const payload = Buffer.allocUnsafe(4);
+    payload.writeUInt32BE(Math.min(n, 0xffffffff), 0);
+    this.writer.write(FrameType.REQUEST_N, 0, id, Encoding.BUFFER, payload);
   }
 
   /**
@@ -212,6 +272,42 @@ export class Connection {
         const observer = this.registry.take(frame.id);
         observer?.next(undefined);
         observer?.complete();
+        return;
+      }
+      case FrameType.STREAM_NEXT: {
+        const observer = this.registry.get(frame.id);
+        if (observer === undefined) return; // cancelled: values already in flight are dropped
+        let value: unknown;
+        try {
+          value = decodeValue(this.host.codec, frame.payload, frame.encoding);
+        } catch (error) {
+          this.registry.take(frame.id);
+          this.cancelRequest(frame.id);
+          observer.error(error);
+          return;
+        }
+        observer.next(value);
+        return;
+      }
+      case FrameType.STREAM_COMPLETE:
+        this.registry.take(frame.id)?.complete();
+        return;
+      case FrameType.STREAM_ERROR:
+        this.registry.take(frame.id)?.error(remoteError(frame));
+        return;
+      case FrameType.CANCEL:
+        this.credits.delete(frame.id);
+        this.streams.get(frame.id)?.cancel();
+        return;
+      case FrameType.REQUEST_N: {
+        if (frame.payload.length !== 4) {
+          this.fail(new ProtocolError(ErrorCode.PROTOCOL, `REQUEST_N carries 4 bytes, received ${frame.payload.length}`));
+          return;
+        }
+        const n = frame.payload.readUInt32BE(0);
+        const responder = this.streams.get(frame.id);
+        if (responder) responder.grant(n);
+        else this.credits.set(frame.id, (this.credits.get(frame.id) ?? 0) + n);
         return;
       }
       case FrameType.CLOSE: {
@@ -301,6 +397,8 @@ export class Connection {
     this.subscription?.unsubscribe();
     this.socket.destroy();
     const lost = this.lostError();
+    for (const responder of [...this.streams.values()]) responder.cancel();
+    this.credits.clear();
     this.registry.rejectAll(lost);
     this.drain?.reject(lost);
     this.drain = null;
@@ -318,7 +416,8 @@ function remoteError(frame: Frame): RemoteError {
   try {
     const body = readJson(frame);
     const code = typeof body.code === 'string' ? body.code : undefined;
-    return new RemoteError(String(body.name ?? 'Error'), String(body.message ?? 'The request failed'), code);
+    const stack = typeof body.stack === 'string' ? body.stack : undefined;
+    return new RemoteError(String(body.name ?? 'Error'), String(body.message ?? 'The request failed'), code, stack);
   } catch {
     return new RemoteError('Error', 'The request failed (unreadable error reply)');
   }

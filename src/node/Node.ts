@@ -72,10 +72,27 @@ export interface NodeOptions {
    * here (they are bounded by `maxPendingRequests`). Default 64 MiB.
    */
   maxWriteBuffer?: number;
+  /** Credits a `request$` grants a streaming responder up front, topped up as values are consumed. Default 128. */
+  streamWindow?: number;
+  /**
+   * Values a pushed (`Observable`) stream may produce ahead of the requester's credits before it fails with
+   * `ERR_IPC_STREAM_OVERFLOW` (an `AsyncIterable` is pulled, never ahead). Default 1024.
+   */
+  streamBuffer?: number;
+  /** Send the stack of errors our handlers answer with (`message.error`, failing streams). Default false. */
+  exposeErrorStack?: boolean;
   /** Default timeout of `sendTo`/`request$`/`pingTo`, in ms (`Infinity`: none). Default 30 000. */
   requestTimeout?: number;
   /** How values are encoded. Default: the built-in `Serializer`. */
   codec?: Codec;
+}
+
+/** Options of `request$`. */
+export interface RequestStreamOptions extends SendOptions {
+  /** Milliseconds allowed between two values of a streamed reply. Default: no limit. */
+  idleTimeout?: number;
+  /** Credits granted to a streaming responder up front. Default: the node's `streamWindow`. */
+  window?: number;
 }
 
 /** Options of `sendTo` and `request$`. */
@@ -145,6 +162,9 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   /** @internal */ readonly maxFrameSize: number;
   /** @internal */ readonly handshakeTimeout: number;
   /** @internal */ readonly heartbeatInterval: number;
+  /** @internal */ readonly streamBuffer: number;
+  /** @internal */ readonly exposeErrorStack: boolean;
+  private readonly streamWindow: number;
   private readonly maxRetries: number;
   private readonly retryTime: number;
   private readonly maxRetryTime: number;
@@ -195,6 +215,9 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     this.handshakeTimeout = option(options, 'handshakeTimeout', 10_000, 1);
     this.maxFrameSize = option(options, 'maxFrameSize', DEFAULT_MAX_FRAME_SIZE, 0);
     this.heartbeatInterval = option(options, 'heartbeatInterval', 5_000, 0);
+    this.streamWindow = option(options, 'streamWindow', 128, 1);
+    this.streamBuffer = option(options, 'streamBuffer', 1024, 0);
+    this.exposeErrorStack = options.exposeErrorStack === true;
     this.requestTimeout = option(options, 'requestTimeout', 30_000, 0);
     this.maxPendingRequests = option(options, 'maxPendingRequests', 100_000, 1);
     this.maxWriteBuffer = option(options, 'maxWriteBuffer', 64 * 1024 * 1024, 0);
@@ -325,16 +348,31 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   }
 
   /**
-   * The cold Observable of a request: nothing is sent until it is subscribed; it emits the reply and completes,
-   * with an RxJS `timeout`. Unsubscribing before the reply forgets the request (a late reply is dropped).
+   * The cold Observable of a request: nothing is sent until it is subscribed. It emits the reply and completes
+   * — or, when the responder answers with `message.stream(…)`, every value it streams, then completes or errors
+   * (`RemoteError`). Unsubscribing early (including `take(n)`, `takeUntil`, a timeout) sends a CANCEL: the
+   * responder's source is torn down and nothing more crosses the wire. Flow control: the responder gets
+   * `window` credits up front, topped up as values are consumed. `timeout` bounds the wait for the first value,
+   * `idleTimeout` the wait between values. A lost connection errors it with `ERR_IPC_PEER_DISCONNECTED`.
    */
-  request$<T = unknown>(target: Target, data: unknown, options: SendOptions = {}): Observable<T> {
+  request$<T = unknown>(target: Target, data: unknown, options: RequestStreamOptions = {}): Observable<T> {
     return defer(() => {
       const connection = this.sendable(target, options.receptive !== false);
       const { encoding, payload } = encodeValue(this.codec, data);
       if (options.receptive === false) return connection.sendOneWay(encoding, payload) as Promise<T>;
-      const send = (id: number) => connection.write(FrameType.MESSAGE, FrameFlags.RECEPTIVE, id, encoding, payload);
-      return request$<T>(connection.registry, send, { timeout: this.timeoutOf(options), label: `The request to "${connection.peerName}"` });
+      const window = options.window ?? this.streamWindow;
+      const send = (id: number) => {
+        connection.grantCredits(id, window);
+        connection.write(FrameType.MESSAGE, FrameFlags.RECEPTIVE, id, encoding, payload);
+      };
+      return request$<T>(connection.registry, send, {
+        timeout: this.timeoutOf(options),
+        idleTimeout: options.idleTimeout,
+        label: `The request to "${connection.peerName}"`,
+        window,
+        grant: (id, n) => connection.grantCredits(id, n),
+        cancel: (id) => connection.cancelRequest(id),
+      });
     });
   }
 
@@ -624,7 +662,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   private ask(connection: Connection, type: number, flags: number, encoded: EncodedPayload, timeout: number): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const { registry } = connection;
-      const request = new PendingRequest(resolve, reject, registry, this.timeouts, timeout, connection.peerName!);
+      const request = new PendingRequest(resolve, reject, connection, this.timeouts, timeout);
       request.id = registry.register(request);
       if (Number.isFinite(timeout)) this.timeouts.add(request, timeout);
       try {

@@ -1,4 +1,5 @@
 import { inspect } from 'node:util';
+import type { ObservableInput } from 'rxjs';
 import { FrameType } from '../protocol/constants';
 import { encodeValue, type Codec } from '../protocol/Serializer';
 import type { Connection } from './Connection';
@@ -60,10 +61,25 @@ export class NodeMessage<T = unknown> {
     return true;
   }
 
+  /**
+   * Answers with a stream: every value of `source` goes to the requester's `request$` (a `sendTo` takes the
+   * first), then its completion or error (a `RemoteError` there). An `AsyncIterable` is pulled only as fast as
+   * the requester consumes (credits); an `Observable` pushes, and may run at most `streamBuffer` values ahead
+   * before the stream fails with `ERR_IPC_STREAM_OVERFLOW`. When the requester unsubscribes or the connection
+   * is lost, `source` is unsubscribed (its `finalize` runs) or the iterator returned. Returns false, and does
+   * nothing, when the message awaits no reply, was already answered, or its connection is gone.
+   */
+  stream(source: ObservableInput<unknown> | AsyncIterable<unknown>): boolean {
+    if (!this.claim()) return false;
+    this.#connection.stream(this.id, source);
+    return true;
+  }
+
   private claim(): boolean {
     if (!this.receptive || this.#answered) return false;
     this.#answered = true;
     this.#connection.unanswered--;
+    this.#connection.answered(this.id);
     return this.#connection.writable;
   }
 

@@ -1,11 +1,12 @@
 import type { Observer } from 'rxjs';
 import { IpcTimeoutError } from '../errors';
-import type { RequestRegistry } from './RequestRegistry';
+import type { Connection } from './Connection';
 import type { Expiring, Lane, TimeoutQueue } from './TimeoutQueue';
 
 /**
  * A request awaited through a Promise (`sendTo`, `pingTo`, `broadcast`): the registry's observer for its id and
  * its own entry in the node's {@link TimeoutQueue} — one small object per request, no RxJS pipe, no timer.
+ * Answered by a stream, it takes the first value and cancels the rest.
  */
 export class PendingRequest implements Observer<unknown>, Expiring {
   expiresAt = 0;
@@ -17,15 +18,16 @@ export class PendingRequest implements Observer<unknown>, Expiring {
   constructor(
     private readonly resolve: (value: unknown) => void,
     private readonly reject: (error: Error) => void,
-    private readonly registry: RequestRegistry,
+    private readonly connection: Connection,
     private readonly timeouts: TimeoutQueue,
     private readonly timeout: number,
-    private readonly peer: string,
   ) {}
 
   next(value: unknown): void {
     this.timeouts.remove(this);
     this.resolve(value);
+    // Still registered: the answer is a stream. A Promise wants one value: cancel the rest.
+    if (this.connection.registry.take(this.id) !== undefined) this.connection.cancelRequest(this.id);
   }
 
   error(error: Error): void {
@@ -36,7 +38,7 @@ export class PendingRequest implements Observer<unknown>, Expiring {
   complete(): void {}
 
   expire(): void {
-    this.registry.remove(this.id);
-    this.reject(new IpcTimeoutError(`The request to "${this.peer}" got no answer within ${this.timeout} ms`));
+    if (this.connection.registry.take(this.id) !== undefined) this.connection.cancelRequest(this.id);
+    this.reject(new IpcTimeoutError(`The request to "${this.connection.peerName}" got no answer within ${this.timeout} ms`));
   }
 }

@@ -32,6 +32,11 @@ export class RequestRegistry {
     return observer;
   }
 
+  /** The observer of `id` without removing it (stream values), undefined when not pending. */
+  get(id: number): Observer<unknown> | undefined {
+    return this.pending.get(id);
+  }
+
   /** Forgets `id` (the requester gave up). */
   remove(id: number): void {
     this.pending.delete(id);

@@ -6,20 +6,45 @@ import type { RequestRegistry } from '../node/RequestRegistry';
 export interface RequestOptions {
   /** Milliseconds to wait for the first answer; `Infinity` waits for ever. */
   timeout: number;
-  /** Scheduler of the timeout (a `TestScheduler` in marble tests). */
+  /** Milliseconds allowed between two values of a stream (after the first); default: no limit. */
+  idleTimeout?: number;
+  /** Scheduler of the timeouts (a `TestScheduler` in marble tests). */
   scheduler?: SchedulerLike;
   /** Describes the request in the timeout error's message. */
   label?: string;
+  /** Called when the subscriber leaves before the answer completed (unsubscribe, take(n), timeout…). */
+  cancel?: (id: number) => void;
+  /** Credits granted up front; `grant(id, n)` is called each time the subscriber has consumed half of them. */
+  window?: number;
+  grant?: (id: number, n: number) => void;
 }
 
 /**
  * A cold Observable of the answer(s) to one request. On subscribe it registers an id in `registry` and calls
- * `send(id)`; the dispatcher delivers the answer by `registry.take(id)`. Every exit — answer, timeout,
- * unsubscribe, a `send` that throws — removes the id, so a late answer finds nothing and is dropped.
+ * `send(id)`; the dispatcher delivers the answer through the registry: `registry.take(id)` then next/complete
+ * for a single reply, `registry.get(id)` + next per stream value and `take` at the end. Every exit — answer,
+ * timeout, unsubscribe, a `send` that throws — removes the id, so a late answer finds nothing and is dropped;
+ * leaving before the end calls `cancel(id)` (the node sends a CANCEL frame). Credits: `grant` tops up the
+ * responder's window as values are consumed.
  */
 export function request$<T>(registry: RequestRegistry, send: (id: number) => void, options: RequestOptions): Observable<T> {
+  const { cancel, grant } = options;
+  const half = Math.max(1, Math.ceil((options.window ?? 1) / 2));
   const source = new Observable<T>((subscriber) => {
-    const id = registry.register(subscriber as Observer<unknown>);
+    let consumed = 0;
+    let id = 0;
+    const observer: Observer<unknown> = {
+      next(value) {
+        subscriber.next(value as T);
+        if (grant && !subscriber.closed && ++consumed >= half) {
+          grant(id, consumed);
+          consumed = 0;
+        }
+      },
+      error: (error) => subscriber.error(error),
+      complete: () => subscriber.complete(),
+    };
+    id = registry.register(observer);
     try {
       send(id);
     } catch (error) {
@@ -27,20 +52,26 @@ export function request$<T>(registry: RequestRegistry, send: (id: number) => voi
       subscriber.error(error);
       return;
     }
-    return () => registry.remove(id);
+    return () => {
+      if (registry.take(id) !== undefined) cancel?.(id);
+    };
   });
   return withTimeout(source, options);
 }
 
-/** Applies the request timeout (time to the first value) with a typed `ERR_IPC_TIMEOUT` error. */
+/** Applies the request timeouts (to the first value, and between values) with a typed `ERR_IPC_TIMEOUT`. */
 export function withTimeout<T>(source: Observable<T>, options: RequestOptions): Observable<T> {
-  const ms = options.timeout;
-  if (!Number.isFinite(ms)) return source;
+  const first = options.timeout;
+  const each = options.idleTimeout;
+  const hasFirst = Number.isFinite(first);
+  const hasEach = each !== undefined && Number.isFinite(each);
+  if (!hasFirst && !hasEach) return source;
   return source.pipe(
     rxTimeout({
-      first: ms,
+      first: hasFirst ? first : undefined,
+      each: hasEach ? each : undefined,
       scheduler: options.scheduler,
-      with: () => throwError(() => new IpcTimeoutError(`${options.label ?? 'The request'} got no answer within ${ms} ms`)),
+      with: () => throwError(() => new IpcTimeoutError(`${options.label ?? 'The request'} got no answer within ${hasFirst ? first : each} ms`)),
     }),
   );
 }

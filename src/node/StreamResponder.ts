@@ -1,0 +1,156 @@
+import { from, isObservable, type ObservableInput, type Subscription } from 'rxjs';
+import { ErrorCode, IpcError } from '../errors';
+import { FrameType } from '../protocol/constants';
+import { encodeValue, type Codec } from '../protocol/Serializer';
+
+/** What a stream needs from its connection. */
+export interface StreamSink {
+  readonly codec: Codec;
+  /** Writes one frame; false when the connection is gone. */
+  sendFrame(type: number, id: number, encoding: number, payload: Uint8Array): boolean;
+  /** Writes an error frame of `type` describing `error`. */
+  sendError(type: number, id: number, error: Error): void;
+  /** Forgets the stream (it ended). */
+  release(id: number): void;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * The responder's side of one streamed reply (`message.stream(source)`), driven by the requester's credits:
+ * each value costs one credit, REQUEST_N frames add credits, CANCEL stops everything.
+ *
+ * - An `AsyncIterable` is pulled only while credits remain: true backpressure, the producer waits.
+ * - An `Observable` (or Promise, array…) pushes: values beyond the credits are buffered up to `maxBuffer`, then
+ *   the stream fails with `ERR_IPC_STREAM_OVERFLOW` and the source is unsubscribed.
+ * Cancellation (CANCEL frame, lost connection) unsubscribes the source / returns the iterator: its `finalize`
+ * runs.
+ */
+export class StreamResponder {
+  private credits: number;
+  private readonly queue: unknown[] = [];
+  private completed = false;
+  private ended = false;
+  private subscription: Subscription | null = null;
+  private iterator: AsyncIterator<unknown> | null = null;
+  private wake: (() => void) | null = null;
+
+  constructor(
+    private readonly sink: StreamSink,
+    private readonly id: number,
+    credits: number,
+    private readonly maxBuffer: number,
+  ) {
+    this.credits = credits;
+  }
+
+  start(source: ObservableInput<unknown> | AsyncIterable<unknown>): void {
+    if (!isObservable(source) && typeof (source as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
+      void this.pull((source as AsyncIterable<unknown>)[Symbol.asyncIterator]());
+      return;
+    }
+    this.subscription = from(source as ObservableInput<unknown>).subscribe({
+      next: (value) => this.push(value),
+      error: (error: Error) => this.fail(error),
+      complete: () => {
+        this.completed = true;
+        this.flush();
+      },
+    });
+    if (this.ended) this.subscription.unsubscribe();
+  }
+
+  /** The requester granted `n` more values. */
+  grant(n: number): void {
+    this.credits += n;
+    if (this.iterator) this.wake?.();
+    else this.flush();
+  }
+
+  /** The requester cancelled, or the connection is gone: stop the source. */
+  cancel(): void {
+    if (this.ended) return;
+    this.end();
+  }
+
+  private async pull(iterator: AsyncIterator<unknown>): Promise<void> {
+    this.iterator = iterator;
+    try {
+      for (;;) {
+        while (this.credits === 0 && !this.ended) await new Promise<void>((resolve) => (this.wake = resolve));
+        if (this.ended) return;
+        const { value, done } = await iterator.next();
+        if (this.ended) return;
+        if (done) {
+          this.complete();
+          return;
+        }
+        this.credits--;
+        if (!this.sendValue(value)) return;
+      }
+    } catch (error) {
+      if (!this.ended) this.fail(error as Error);
+    }
+  }
+
+  private push(value: unknown): void {
+    if (this.ended) return;
+    if (this.credits > 0 && this.queue.length === 0) {
+      this.credits--;
+      this.sendValue(value);
+      return;
+    }
+    this.queue.push(value);
+    if (this.queue.length > this.maxBuffer) {
+      this.fail(
+        new IpcError(
+          ErrorCode.STREAM_OVERFLOW,
+          `The stream produced more than ${this.maxBuffer} values ahead of what the requester consumed: use an AsyncIterable for backpressure, or raise streamBuffer`,
+        ),
+      );
+    }
+  }
+
+  private flush(): void {
+    while (!this.ended && this.credits > 0 && this.queue.length > 0) {
+      this.credits--;
+      if (!this.sendValue(this.queue.shift())) return;
+    }
+    if (!this.ended && this.completed && this.queue.length === 0) this.complete();
+  }
+
+  private sendValue(value: unknown): boolean {
+    let encoded;
+    try {
+      encoded = encodeValue(this.sink.codec, value);
+    } catch (error) {
+      this.fail(error as Error);
+      return false;
+    }
+    if (this.sink.sendFrame(FrameType.STREAM_NEXT, this.id, encoded.encoding, encoded.payload)) return true;
+    this.end();
+    return false;
+  }
+
+  private complete(): void {
+    this.sink.sendFrame(FrameType.STREAM_COMPLETE, this.id, 0, EMPTY);
+    this.end();
+  }
+
+  private fail(error: Error): void {
+    if (this.ended) return;
+    this.sink.sendError(FrameType.STREAM_ERROR, this.id, error);
+    this.end();
+  }
+
+  private end(): void {
+    this.ended = true;
+    this.queue.length = 0;
+    this.subscription?.unsubscribe();
+    const iterator = this.iterator;
+    this.iterator = null;
+    this.wake?.();
+    void iterator?.return?.().catch(() => undefined);
+    this.sink.release(this.id);
+  }
+}
