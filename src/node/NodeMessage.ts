@@ -40,6 +40,7 @@ export class NodeMessage<T = unknown> {
    */
   reply(value: unknown): boolean {
     if (!this.claim()) return false;
+    this.#connection.answered(this.id);
     let encoded;
     try {
       encoded = encodeValue(this.#codec, value);
@@ -57,6 +58,7 @@ export class NodeMessage<T = unknown> {
    */
   error(error: Error): boolean {
     if (!this.claim()) return false;
+    this.#connection.answered(this.id);
     this.#connection.writeError(this.id, error);
     return true;
   }
@@ -79,7 +81,6 @@ export class NodeMessage<T = unknown> {
     if (!this.receptive || this.#answered) return false;
     this.#answered = true;
     this.#connection.unanswered--;
-    this.#connection.answered(this.id);
     return this.#connection.writable;
   }
 
