@@ -1,4 +1,4 @@
-import { firstValueFrom } from 'rxjs';
+import { firstValueFrom, take } from 'rxjs';
 import { ErrorCode, IpcTimeoutError, request$, RequestRegistry } from '../../src';
 import { testScheduler } from '../helpers/marbles';
 
@@ -94,5 +94,60 @@ describe('RequestRegistry', () => {
     registry.rejectAll(new Error('again'));
     expect(errors.map((e) => (e as Error).message)).toEqual(['gone', 'gone', 'gone']);
     expect(registry.size).toBe(0);
+  });
+});
+
+describe('request$ streams (marbles): credits, cancellation, idle timeout', () => {
+  /** A fake wire: records what the requester sends, lets the test play the responder. */
+  function wire() {
+    const registry = new RequestRegistry();
+    const log: string[] = [];
+    let id = 0;
+    return {
+      registry,
+      log,
+      send: (requestId: number) => {
+        id = requestId;
+        log.push(`request ${requestId}`);
+      },
+      grant: (requestId: number, n: number) => log.push(`grant ${requestId} ${n}`),
+      cancel: (requestId: number) => log.push(`cancel ${requestId}`),
+      next: (value: unknown) => registry.get(id)?.next(value),
+      complete: () => registry.take(id)?.complete(),
+    };
+  }
+
+  it('emits each streamed value and tops up credits every half window', () => {
+    testScheduler().run(({ cold, expectObservable, flush }) => {
+      const w = wire();
+      const values$ = request$(w.registry, w.send, { timeout: 100, window: 4, grant: w.grant, cancel: w.cancel });
+      cold('-a-b-c-d-e-|').subscribe({ next: (v) => w.next(v), complete: () => w.complete() });
+      expectObservable(values$).toBe('-a-b-c-d-e-|');
+      flush();
+      expect(w.log).toEqual(['request 1', 'grant 1 2', 'grant 1 2']);
+    });
+  });
+
+  it('take(2) cancels the stream once, and later values are dropped', () => {
+    testScheduler().run(({ cold, expectObservable, flush }) => {
+      const w = wire();
+      const values$ = request$(w.registry, w.send, { timeout: 100, window: 8, grant: w.grant, cancel: w.cancel });
+      cold('-a-b-c-d|').subscribe({ next: (v) => w.next(v), complete: () => w.complete() });
+      expectObservable(values$.pipe(take(2))).toBe('-a-(b|)');
+      flush();
+      expect(w.log).toEqual(['request 1', 'cancel 1']);
+      expect(w.registry.size).toBe(0);
+    });
+  });
+
+  it('idleTimeout fails a stalled stream and cancels it', () => {
+    testScheduler().run(({ cold, expectObservable, flush }) => {
+      const w = wire();
+      const values$ = request$(w.registry, w.send, { timeout: 100, idleTimeout: 5, label: 'Feed', cancel: w.cancel });
+      cold('-a 20ms b').subscribe((v) => w.next(v));
+      expectObservable(values$).toBe('-a 4ms #', { a: 'a' }, new IpcTimeoutError('Feed sent no value for 5 ms'));
+      flush();
+      expect(w.log).toEqual(['request 1', 'cancel 1']);
+    });
   });
 });

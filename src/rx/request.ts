@@ -71,7 +71,11 @@ export function withTimeout<T>(source: Observable<T>, options: RequestOptions): 
       first: hasFirst ? first : undefined,
       each: hasEach ? each : undefined,
       scheduler: options.scheduler,
-      with: () => throwError(() => new IpcTimeoutError(`${options.label ?? 'The request'} got no answer within ${hasFirst ? first : each} ms`)),
+      with: ({ seen }) => {
+        const label = options.label ?? 'The request';
+        const message = seen > 0 || !hasFirst ? `${label} sent no value for ${each} ms` : `${label} got no answer within ${first} ms`;
+        return throwError(() => new IpcTimeoutError(message));
+      },
     }),
   );
 }
