@@ -22,6 +22,13 @@ describe('examples', () => {
     expect(code).toBe(0);
   });
 
+  it('marble.ts runs its own marble test over an in-memory link', async () => {
+    const run = spawnNode(ts('marble.ts'));
+    const { code } = await run.exited;
+    expect(run.output()).toContain('marble test passed');
+    expect(code).toBe(0);
+  });
+
   it('interactive.ts sends typed lines to hello.ts and prints the replies', async () => {
     const port = String(await freePort());
     const hello = spawnNode(ts('hello.ts'), { PORT: port });

@@ -30,3 +30,4 @@ export {
 } from './node/Node';
 export { NodeMessage } from './node/NodeMessage';
 export { NodeSocket } from './node/NodeSocket';
+export { createLinkPair, LinkSocket } from './node/Link';

@@ -9,6 +9,7 @@ import { decodeValue, type Codec } from '../protocol/Serializer';
 import { decodeFrames } from '../rx/decodeFrames';
 import { fromSocket } from '../rx/fromSocket';
 import { FrameWriter } from './FrameWriter';
+import { LinkSocket } from './Link';
 import type { NodeSocket } from './NodeSocket';
 import { RequestRegistry } from './RequestRegistry';
 import { StreamResponder, type StreamSink } from './StreamResponder';
@@ -83,7 +84,7 @@ export class Connection implements StreamSink {
     handshake: HandshakeOptions,
   ) {
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
-    this.writer = new FrameWriter(socket);
+    this.writer = new FrameWriter(socket, socket instanceof LinkSocket);
     this.handshake = new Handshake(role, host.name, handshake);
   }
 

@@ -28,13 +28,24 @@ export class FrameWriter {
     this.socket.uncork();
   };
 
-  constructor(private readonly socket: Socket) {}
+  /**
+   * @param immediate hand every frame to the socket at once (no cork, no packing across a tick): for in-memory
+   *   links, whose delivery is synchronous.
+   */
+  constructor(
+    private readonly socket: Socket,
+    private readonly immediate = false,
+  ) {}
 
   /**
    * Writes one frame. Returns false when the socket's buffer is at or above its high-water mark: wait for
    * `'drain'` before writing more.
    */
   write(type: number, flags: number, id: number, encoding: number, payload: Uint8Array): boolean {
+    if (this.immediate) {
+      this.socket.write(encodeHeader(type, flags, id, encoding, payload.length));
+      return payload.length === 0 || this.socket.write(payload);
+    }
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
@@ -318,6 +319,29 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   }
 
   /**
+   * Like `connectTo`, over a socket you provide — one end of `createLinkPair()`, or any connected
+   * `net.Socket`/Duplex. There is no reconnection: when it closes, the peer is gone.
+   */
+  connectVia(name: string, socket: Duplex): Promise<NodeSocket> {
+    return new Promise<NodeSocket>((resolve, reject) => {
+      if (typeof name !== 'string' || name.length === 0) throw new TypeError('connectVia needs the peer name');
+      if (this.closing) throw new ClosedError(`Node "${this.name}" is closed`);
+      if (this.clients.has(name)) throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Already connected or connecting to "${name}"`);
+      const handle = new NodeSocket(this, 'client', name);
+      handle.via = socket as net.Socket;
+      handle.pendingConnect = { resolve, reject };
+      this.clients.set(name, handle);
+      this.dial(handle);
+    });
+  }
+
+  /** Serves one peer over a socket you provide (the other end of a `createLinkPair()` link), without `serve`. */
+  acceptVia(socket: Duplex): this {
+    this.accept(socket as net.Socket);
+    return this;
+  }
+
+  /**
    * Sends `data` to `target` (a peer name, in either direction, or a {@link NodeSocket}) and resolves with its
    * reply (`message.reply(value)`).
    *
@@ -552,6 +576,8 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     }
     if (this.closing || socket.closing) {
       this.dropClient(socket, new ClosedError(`Node "${this.name}" closed the connection to "${socket.name}"`));
+    } else if (socket.via) {
+      this.dropClient(socket, error ?? new PeerDisconnectedError(`The link to "${socket.name}" closed`));
     } else if (connection.final) {
       this.dropClient(socket, error ?? new PeerDisconnectedError(`"${socket.name}" closed the connection for good`));
     } else {
@@ -585,7 +611,9 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   private dial(socket: NodeSocket): void {
     let raw: net.Socket;
     try {
-      raw = this.tls
+      raw = socket.via
+        ? socket.via
+        : this.tls
         ? tls.connect({ ...this.tls, ...connectOptions(socket.connectArgs) })
         : net.connect(...(socket.connectArgs as Parameters<typeof net.connect>));
     } catch (error) {

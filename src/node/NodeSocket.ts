@@ -18,6 +18,8 @@ export class NodeSocket {
   connection: Connection | null = null;
   /** @internal client role: arguments for `net.connect` */
   connectArgs: unknown[] = [];
+  /** @internal client role: the given socket of `connectVia` (used once, never redialled) */
+  via: import('node:net').Socket | null = null;
   /** @internal client role: failed attempts since the last successful handshake */
   attempts = 0;
   /** @internal client role: pending reconnection */
