@@ -24,6 +24,7 @@ export {
   type CloseOptions,
   type NodeEvents,
   type NodeOptions,
+  type NodeStats,
   type RequestStreamOptions,
   type SendOptions,
   type Target,
@@ -31,3 +32,4 @@ export {
 export { NodeMessage } from './node/NodeMessage';
 export { NodeSocket } from './node/NodeSocket';
 export { createLinkPair, LinkSocket } from './node/Link';
+export type { ConnectionStats } from './node/Connection';

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { ObservableInput, Subscription } from 'rxjs';
 import { ClosedError, ErrorCode, HandshakeError, IpcError, NotConnectedError, PeerDisconnectedError, ProtocolError, RemoteError } from '../errors';
-import { Encoding, FrameType, HANDSHAKE_MAX_FRAME_SIZE } from '../protocol/constants';
+import { Encoding, FrameType, HANDSHAKE_MAX_FRAME_SIZE, HEADER_SIZE } from '../protocol/constants';
 import type { Frame } from '../protocol/Frame';
 import type { OutgoingFrame } from '../protocol/FrameEncoder';
 import { closeFrame, Handshake, jsonFrame, readClose, readJson, type HandshakeOptions } from '../protocol/handshake';
@@ -20,6 +20,24 @@ const RESOLVED = Promise.resolve();
 const SILENT_TICKS = 3;
 /** How long a closing connection waits for the peer to close its side before destroying the socket. */
 const CLOSE_GRACE_MS = 2000;
+
+/** Counters of one connection, as `NodeSocket#stats()` and `Node#stats()` give them. */
+export interface ConnectionStats {
+  /** Frames received, control frames included. */
+  framesIn: number;
+  /** Frames written. */
+  framesOut: number;
+  /** Bytes received, headers included. */
+  bytesIn: number;
+  /** Bytes written, headers included. */
+  bytesOut: number;
+  /** Our requests awaiting an answer (streams included). */
+  pendingRequests: number;
+  /** Streamed replies we are sending. */
+  openStreams: number;
+  /** Round trip of the last ping (heartbeat or `pingTo`), in ms; null before the first. */
+  lastRtt: number | null;
+}
 
 /** What a {@link Connection} needs from the node that owns it. */
 export interface ConnectionHost {
@@ -53,6 +71,12 @@ export class Connection implements StreamSink {
   owner!: NodeSocket;
   /** Receptive messages received and not answered yet (for `maxPendingRequests`). */
   unanswered = 0;
+  /** Frames and bytes received (stats). */
+  framesIn = 0;
+  bytesIn = 0;
+  /** Round trip of the last ping (heartbeat or pingTo), in ms. */
+  lastRtt: number | null = null;
+  private heartbeatSentAt = 0;
   /** Streamed replies this side is sending, by request id. */
   private readonly streams = new Map<number, StreamResponder>();
   /** Credits granted (REQUEST_N) for requests not streamed yet. */
@@ -240,7 +264,22 @@ export class Connection implements StreamSink {
     void this.close({ code: error.code, message: error.message, reconnect: !this.final }, this.lostError());
   }
 
+  /** Counters of this connection. */
+  stats(): ConnectionStats {
+    return {
+      framesIn: this.framesIn,
+      framesOut: this.writer.framesOut,
+      bytesIn: this.bytesIn,
+      bytesOut: this.writer.bytesOut,
+      pendingRequests: this.registry.size,
+      openStreams: this.streams.size,
+      lastRtt: this.lastRtt,
+    };
+  }
+
   private dispatch(frame: Frame): void {
+    this.framesIn++;
+    this.bytesIn += HEADER_SIZE + frame.payload.length;
     if (!this.ready) {
       if (!this.closing) this.dispatchHandshake(frame);
       return;
@@ -270,6 +309,11 @@ export class Connection implements StreamSink {
         this.writer.write(FrameType.PONG, 0, frame.id, Encoding.BUFFER, EMPTY);
         return;
       case FrameType.PONG: {
+        if (frame.id === 0 && this.heartbeatSentAt > 0) {
+          this.lastRtt = performance.now() - this.heartbeatSentAt;
+          this.heartbeatSentAt = 0;
+          return;
+        }
         const observer = this.registry.take(frame.id);
         observer?.next(undefined);
         observer?.complete();
@@ -362,7 +406,10 @@ export class Connection implements StreamSink {
         this.socket.destroy();
         return;
       }
-      if (this.writable) this.writer.write(FrameType.PING, 0, 0, Encoding.BUFFER, EMPTY);
+      if (this.writable) {
+        this.heartbeatSentAt = performance.now();
+        this.writer.write(FrameType.PING, 0, 0, Encoding.BUFFER, EMPTY);
+      }
     }, interval).unref();
   }
 

@@ -22,6 +22,9 @@ export class FrameWriter {
   private packedFrom = 0;
   private packedTo = 0;
   private corked = false;
+  /** Frames and bytes written so far (stats). */
+  framesOut = 0;
+  bytesOut = 0;
   private readonly flush = () => {
     this.flushPacked();
     this.corked = false;
@@ -42,6 +45,8 @@ export class FrameWriter {
    * `'drain'` before writing more.
    */
   write(type: number, flags: number, id: number, encoding: number, payload: Uint8Array): boolean {
+    this.framesOut++;
+    this.bytesOut += HEADER_SIZE + payload.length;
     if (this.immediate) {
       this.socket.write(encodeHeader(type, flags, id, encoding, payload.length));
       return payload.length === 0 || this.socket.write(payload);

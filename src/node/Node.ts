@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import { defer, Observable, Subject } from 'rxjs';
+import { defer, EMPTY, fromEvent, map, Observable, Subject, takeUntil, timer } from 'rxjs';
 import {
   ClosedError,
   ConnectError,
@@ -18,7 +18,7 @@ import type { Frame } from '../protocol/Frame';
 import { decodeValue, defaultCodec, encodeValue, type Codec, type EncodedPayload } from '../protocol/Serializer';
 import { request$ } from '../rx/request';
 import { backoffDelay } from './backoff';
-import { Connection, type ConnectionHost } from './Connection';
+import { Connection, type ConnectionHost, type ConnectionStats } from './Connection';
 import { NodeMessage } from './NodeMessage';
 import { NodeSocket } from './NodeSocket';
 import { PendingRequest } from './PendingRequest';
@@ -144,6 +144,11 @@ export interface NodeEvents {
   raw: [name: string, socket: NodeSocket, data: Buffer];
 }
 
+/** {@link Node.stats}: the counters of every live connection summed (`lastRtt`: the largest), and per peer. */
+export interface NodeStats extends ConnectionStats {
+  peers: Record<string, ConnectionStats>;
+}
+
 /** Anything `sendTo` accepts as a destination: a peer's name, or its socket. */
 export type Target = string | NodeSocket;
 
@@ -187,6 +192,11 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   readonly connections$: Observable<NodeSocket>;
   /** Every peer whose connection was lost or closed. */
   readonly disconnections$: Observable<NodeSocket>;
+  /**
+   * A snapshot of {@link Node.stats} every second while subscribed (the first at once); completes on
+   * `close()`. Sample it with RxJS: `node.stats$.pipe(map((s) => s.bytesIn), pairwise())`…
+   */
+  readonly stats$: Observable<NodeStats>;
 
   private readonly messages = new Subject<NodeMessage>();
   private readonly connections = new Subject<NodeSocket>();
@@ -237,6 +247,14 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     this.messages$ = this.messages.asObservable();
     this.connections$ = this.connections.asObservable();
     this.disconnections$ = this.disconnections.asObservable();
+    this.stats$ = defer(() =>
+      this.closing
+        ? EMPTY
+        : timer(0, 1000).pipe(
+            map(() => this.stats()),
+            takeUntil(fromEvent(this, 'close')),
+          ),
+    );
   }
 
   /**
@@ -428,7 +446,25 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     const connection = this.sendable(target, true);
     const started = performance.now();
     await this.ask(connection, FrameType.PING, 0, { encoding: Encoding.BUFFER, payload: EMPTY }, this.timeoutOf(options));
-    return performance.now() - started;
+    connection.lastRtt = performance.now() - started;
+    return connection.lastRtt;
+  }
+
+  /** Counters of every live connection, summed, and per peer (`${role}:${name}`). */
+  stats(): NodeStats {
+    const total: NodeStats = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, pendingRequests: 0, openStreams: 0, lastRtt: null, peers: {} };
+    for (const socket of [...this.clients.values(), ...this.servers.values()]) {
+      const stats = socket.stats();
+      total.peers[`${socket.role}:${socket.name}`] = stats;
+      total.framesIn += stats.framesIn;
+      total.framesOut += stats.framesOut;
+      total.bytesIn += stats.bytesIn;
+      total.bytesOut += stats.bytesOut;
+      total.pendingRequests += stats.pendingRequests;
+      total.openStreams += stats.openStreams;
+      if (stats.lastRtt !== null) total.lastRtt = Math.max(total.lastRtt ?? 0, stats.lastRtt);
+    }
+    return total;
   }
 
   /** The connected (or reconnecting) peer of that name, if any. */

@@ -1,5 +1,5 @@
 import { inspect } from 'node:util';
-import type { Connection } from './Connection';
+import type { Connection, ConnectionStats } from './Connection';
 
 /** What a {@link NodeSocket} needs from its node. */
 interface SocketOwner {
@@ -53,6 +53,11 @@ export class NodeSocket {
   /** True while the connection is up and usable. */
   get connected(): boolean {
     return this.connection?.writable ?? false;
+  }
+
+  /** Counters of the current connection (zeros while disconnected). */
+  stats(): ConnectionStats {
+    return this.connection?.stats() ?? { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, pendingRequests: 0, openStreams: 0, lastRtt: null };
   }
 
   /** Shorthand for `node.sendTo(this, data, options)`. */
