@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import { defer, EMPTY, fromEvent, map, Observable, Subject, takeUntil, timer } from 'rxjs';
+import { defer, EMPTY as NOTHING, fromEvent, map, Observable, Subject, takeUntil, timer } from 'rxjs';
 import {
   ClosedError,
   ConnectError,
@@ -249,7 +249,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     this.disconnections$ = this.disconnections.asObservable();
     this.stats$ = defer(() =>
       this.closing
-        ? EMPTY
+        ? NOTHING
         : timer(0, 1000).pipe(
             map(() => this.stats()),
             takeUntil(fromEvent(this, 'close')),
