@@ -24,7 +24,7 @@ const SMALL = 64;
 const MiB = 1024 * 1024;
 
 /** A 64-byte string that carries its sequence number. */
-function small(seq: number): string {
+export function small(seq: number): string {
   return String(seq).padEnd(SMALL, '.');
 }
 
@@ -110,6 +110,20 @@ const bulkBuffer = (seq: number): Buffer => {
 };
 
 export const scenarios: Scenario[] = [
+  {
+    name: 'stream-small',
+    title: 'streamed reply, 64 B items (items/s)',
+    async run(client) {
+      if (!client.stream) throw new Error('this contender has no streamed replies');
+      await client.stream(20_000);
+      const count = 200_000;
+      const start = process.hrtime.bigint();
+      const received = await client.stream(count);
+      const elapsed = seconds(start);
+      expect(received === count, `${received} of ${count} items arrived in order`);
+      return { value: count / elapsed, unit: 'items/s', higherIsBetter: true };
+    },
+  },
   {
     name: 'oneway-small',
     title: 'one-way 64 B strings (msg/s)',

@@ -22,6 +22,8 @@ export interface BenchClient {
   send(data: unknown): void;
   /** Resolves once everything sent so far was handed to the socket (lets the writer respect backpressure). */
   flush(): Promise<void>;
+  /** Streams `count` small items from the server (request/stream); resolves with how many arrived in order. */
+  stream?(count: number): Promise<number>;
   close(): Promise<void>;
 }
 

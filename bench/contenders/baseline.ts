@@ -121,6 +121,7 @@ class Wire {
 
 export const baseline: Contender = {
   name: 'baseline',
+  skip: { 'stream-small': 'no streamed replies (a measuring stick for request/reply)' },
   server: () => ({
     listen(address: Address, handlers: ServerHandlers) {
       const server = net.createServer((socket) => {

@@ -1,5 +1,12 @@
 import { once } from 'node:events';
+import { lastValueFrom, tap } from 'rxjs';
 import { Node } from 'ipc-link-core';
+import { small } from '../scenarios';
+
+/** The streamed items: pulled (AsyncIterable), so the producer runs at the consumer's pace. */
+async function* smallItems(count: number): AsyncGenerator<string> {
+  for (let i = 0; i < count; i++) yield small(i);
+}
 import { connectArgs, type Address, type BenchClient, type Contender, type ServerHandlers } from '../types';
 
 export const ipcLinkCore: Contender = {
@@ -8,7 +15,9 @@ export const ipcLinkCore: Contender = {
     async listen(address: Address, handlers: ServerHandlers) {
       const node = new Node('bench-server', { requestTimeout: Infinity });
       node.on('message', (message) => {
-        if (message.receptive) message.reply(handlers.request(message.data));
+        const streamed = (message.data as { streamSmall?: number } | null)?.streamSmall;
+        if (typeof streamed === 'number') message.stream(smallItems(streamed));
+        else if (message.receptive) message.reply(handlers.request(message.data));
         else handlers.message(message.data);
       });
       node.serve('bench', ...connectArgs(address));
@@ -27,6 +36,18 @@ export const ipcLinkCore: Contender = {
         last = node.sendTo(server, data, { receptive: false });
       },
       flush: () => last.then(() => undefined),
+      async stream(count) {
+        let inOrder = 0;
+        await lastValueFrom(
+          node.request$<string>(server, { streamSmall: count }, { window: 1024 }).pipe(
+            tap((item) => {
+              if (item === small(inOrder)) inOrder++;
+            }),
+          ),
+          { defaultValue: undefined },
+        );
+        return inOrder;
+      },
       close: () => node.close(),
     };
   },

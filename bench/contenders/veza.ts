@@ -3,6 +3,7 @@ import { connectArgs, type Address, type BenchClient, type Contender, type Serve
 
 export const veza: Contender = {
   name: 'veza',
+  skip: { 'stream-small': 'veza has no streamed replies' },
   // binarytf delivers Buffers as Uint8Arrays.
   asBuffer: (data) => (data instanceof Uint8Array ? Buffer.from(data.buffer, data.byteOffset, data.length) : (data as Buffer)),
   server: () => ({
