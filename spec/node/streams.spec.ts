@@ -1,14 +1,23 @@
 import { finalize, firstValueFrom, interval, lastValueFrom, map, range, take, toArray } from 'rxjs';
-import { ErrorCode, RemoteError } from '../../src';
+import { createLinkPair, ErrorCode, RemoteError } from '../../src';
 import { closeAll, delay, node, serveTcp, socketPath, until } from '../helpers/net';
 import { once } from 'node:events';
 
 afterEach(closeAll);
 
-async function pair(serverOptions = {}, clientOptions = {}, unix = false) {
+type Transport = 'tcp' | 'unix' | 'link';
+
+async function pair(serverOptions = {}, clientOptions = {}, transport: Transport = 'tcp') {
   const server = node('server', serverOptions);
+  if (transport === 'link') {
+    const client = node('client', clientOptions);
+    const [a, b] = createLinkPair();
+    server.acceptVia(a);
+    await client.connectVia('server', b);
+    return { server, client };
+  }
   let args: unknown[];
-  if (unix) {
+  if (transport === 'unix') {
     const path = socketPath();
     server.serve('server', path);
     await once(server, 'listening');
@@ -20,18 +29,19 @@ async function pair(serverOptions = {}, clientOptions = {}, unix = false) {
 }
 
 describe.each([
-  ['TCP', false],
-  ['a Unix socket', true],
-])('streamed replies over %s', (_, unix) => {
+  ['TCP', 'tcp'],
+  ['a Unix socket', 'unix'],
+  ['an in-memory link', 'link'],
+] as Array<[string, Transport]>)('streamed replies over %s', (_, transport) => {
   it('request$ emits every value of message.stream(Observable), then completes', async () => {
-    const { server, client } = await pair({}, {}, unix);
+    const { server, client } = await pair({}, {}, transport);
     server.on('message', (m) => m.stream(range(1, 5).pipe(map((i) => ({ i, of: m.data })))));
     const values = await lastValueFrom(client.request$<{ i: number }>('server', 'count').pipe(toArray()));
     expect(values).toEqual([1, 2, 3, 4, 5].map((i) => ({ i, of: 'count' })));
   });
 
   it('a 1,000,000-item AsyncIterable consumed with take(10) stops the producer after about a window', async () => {
-    const { server, client } = await pair({}, {}, unix);
+    const { server, client } = await pair({}, {}, transport);
     let produced = 0;
     let finalized = false;
     server.on('message', (m) =>
@@ -57,7 +67,7 @@ describe.each([
   });
 
   it('cancels an infinite interval source: its finalize runs on the responder', async () => {
-    const { server, client } = await pair({}, {}, unix);
+    const { server, client } = await pair({}, {}, transport);
     let finalized = false;
     let emitted = 0;
     server.on('message', (m) =>
@@ -80,7 +90,7 @@ describe.each([
   });
 
   it('an Observable source that outruns a slow requester fails with ERR_IPC_STREAM_OVERFLOW (memory bounded)', async () => {
-    const { server, client } = await pair({ streamBuffer: 100 }, {}, unix);
+    const { server, client } = await pair({ streamBuffer: 100 }, {}, transport);
     let torn = false;
     server.on('message', (m) => m.stream(range(0, 100_000).pipe(finalize(() => (torn = true)))));
     const error = await lastValueFrom(client.request$('server', 'flood', { window: 10 })).catch((e: Error) => e);
@@ -90,7 +100,7 @@ describe.each([
   });
 
   it('a failing stream and message.error() arrive as RemoteError with name, message, code (stack on request)', async () => {
-    const { server, client } = await pair({ exposeErrorStack: true }, {}, unix);
+    const { server, client } = await pair({ exposeErrorStack: true }, {}, transport);
     server.on('message', (m) => {
       if (m.data === 'stream') {
         m.stream(
@@ -110,7 +120,7 @@ describe.each([
   });
 
   it('sendTo on a streaming responder takes the first value and cancels the rest', async () => {
-    const { server, client } = await pair({}, {}, unix);
+    const { server, client } = await pair({}, {}, transport);
     let finalized = false;
     server.on('message', (m) => m.stream(interval(1).pipe(finalize(() => (finalized = true)))));
     await expect(client.sendTo('server', 'x')).resolves.toBe(0);
@@ -118,7 +128,7 @@ describe.each([
   });
 
   it('timeouts: before the first value, and between values (idleTimeout)', async () => {
-    const { server, client } = await pair({}, {}, unix);
+    const { server, client } = await pair({}, {}, transport);
     let finalized = 0;
     server.on('message', (m) =>
       m.stream(
@@ -143,7 +153,7 @@ describe.each([
   });
 
   it('losing the connection mid-stream errors the requester and tears the responder down', async () => {
-    const { server, client } = await pair({}, {}, unix);
+    const { server, client } = await pair({}, {}, transport);
     let finalized = false;
     server.on('message', (m) => m.stream(interval(5).pipe(finalize(() => (finalized = true)))));
     const values: number[] = [];
