@@ -1,8 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
-import * as tls from 'node:tls';
 import { defer, EMPTY as NOTHING, fromEvent, map, Observable, Subject, takeUntil, timer } from 'rxjs';
 import {
   ClosedError,
@@ -23,6 +21,7 @@ import { NodeMessage } from './NodeMessage';
 import { NodeSocket } from './NodeSocket';
 import { PendingRequest } from './PendingRequest';
 import { TimeoutQueue } from './TimeoutQueue';
+import { createServer, dial, listen, type TlsSettings } from './transport';
 
 /** Options of `new Node(name, options)`. Every one is optional; the defaults are documented in the README. */
 export interface NodeOptions {
@@ -55,7 +54,7 @@ export interface NodeOptions {
    * `ca` the authority it trusts; `requestCert: true` (with the default `rejectUnauthorized: true`) makes the
    * server demand a client certificate signed by `ca`. A certificate failure is final: never retried.
    */
-  tls?: tls.TlsOptions & tls.ConnectionOptions;
+  tls?: TlsSettings;
   /**
    * File mode given to a Unix socket `serve` creates, e.g. `0o600` so that only its owner can connect.
    * Default: left as the process umask makes it.
@@ -179,7 +178,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   private readonly maxWriteBuffer: number;
   private readonly socketMode: number | undefined;
   private readonly secret: Buffer | undefined;
-  private readonly tls: (tls.TlsOptions & tls.ConnectionOptions) | undefined;
+  private readonly tls: TlsSettings | undefined;
 
   /** The server, once `serve` was called. */
   server: net.Server | null = null;
@@ -267,47 +266,21 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   serve(name: string, ...listenArgs: unknown[]): this {
     if (this.closing) throw new ClosedError(`Node "${this.name}" is closed`);
     if (this.server) throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Node "${this.name}" already serves`);
-    const server = this.tls ? tls.createServer(this.tls, (socket) => this.accept(socket)) : net.createServer((socket) => this.accept(socket));
+    const server = createServer(this.tls, (socket) => this.accept(socket));
     // A client failing the TLS handshake (no or untrusted certificate) is reported; the server goes on.
     server.on('tlsClientError', (error: Error) => this.reportError(error));
     this.server = server;
     this.serverName = name;
-    const path = socketPathOf(listenArgs);
-    let staleChecked = false;
-    server.on('listening', () => {
-      const address = server.address();
-      if (typeof address === 'string' && this.socketMode !== undefined) {
-        try {
-          chmodSync(address, this.socketMode);
-        } catch (error) {
-          this.reportError(error as Error);
-        }
-      }
-      this.emit('listening', address);
-    });
-    server.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'EADDRINUSE' && path !== undefined && !staleChecked) {
-        // A socket file left by a crashed server: replace it if nobody answers on it.
-        staleChecked = true;
-        const probe = net.connect(path);
-        probe.once('connect', () => {
-          probe.destroy();
-          this.failListen(server, error);
-        });
-        probe.once('error', (probeError: NodeJS.ErrnoException) => {
-          if (probeError.code !== 'ECONNREFUSED' || !isSocketFile(path)) return this.failListen(server, error);
-          try {
-            unlinkSync(path);
-          } catch {
-            // gone meanwhile: listen again all the same
-          }
-          server.listen(...(listenArgs as Parameters<net.Server['listen']>));
-        });
-        return;
-      }
-      this.failListen(server, error);
-    });
-    server.listen(...(listenArgs as Parameters<net.Server['listen']>));
+    listen(
+      server,
+      listenArgs,
+      this.socketMode,
+      (address) => this.emit('listening', address),
+      (error) => {
+        if (!server.listening && this.server === server) this.server = null;
+        this.reportError(error);
+      },
+    );
     return this;
   }
 
@@ -647,11 +620,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   private dial(socket: NodeSocket): void {
     let raw: net.Socket;
     try {
-      raw = socket.via
-        ? socket.via
-        : this.tls
-        ? tls.connect({ ...this.tls, ...connectOptions(socket.connectArgs) })
-        : net.connect(...(socket.connectArgs as Parameters<typeof net.connect>));
+      raw = socket.via ?? dial(this.tls, socket.connectArgs);
     } catch (error) {
       this.dropClient(socket, error as Error);
       return;
@@ -744,11 +713,6 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     return timeout;
   }
 
-  private failListen(server: net.Server, error: Error): void {
-    if (!server.listening && this.server === server) this.server = null;
-    this.reportError(error);
-  }
-
   private reportError(error: Error): void {
     if (this.listenerCount('error') > 0) this.emit('error', error);
   }
@@ -758,32 +722,6 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
 function shouldReport(error: Error): boolean {
   const code = (error as NodeJS.ErrnoException).code;
   return code !== 'ECONNRESET' && code !== 'EPIPE';
-}
-
-function isSocketFile(path: string): boolean {
-  try {
-    return lstatSync(path).isSocket();
-  } catch {
-    return false;
-  }
-}
-
-/** `net.Socket#connect` arguments as an options object (for `tls.connect`). */
-function connectOptions(args: unknown[]): tls.ConnectionOptions {
-  const [first, second] = args;
-  if (typeof first === 'number' || (typeof first === 'string' && /^\d+$/.test(first))) {
-    return { port: Number(first), host: typeof second === 'string' ? second : undefined };
-  }
-  if (typeof first === 'string') return { path: first };
-  return (first ?? {}) as tls.ConnectionOptions;
-}
-
-/** The Unix socket path among `net.Server#listen` arguments, if any. */
-function socketPathOf(listenArgs: unknown[]): string | undefined {
-  const [first] = listenArgs;
-  if (typeof first === 'string') return first;
-  if (first !== null && typeof first === 'object' && typeof (first as net.ListenOptions).path === 'string') return (first as net.ListenOptions).path;
-  return undefined;
 }
 
 function option<K extends keyof NodeOptions>(options: NodeOptions, key: K, fallback: number, min: number): number {

@@ -1,0 +1,92 @@
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+
+/** TLS settings of a node: one object for both roles (see `NodeOptions.tls`). */
+export type TlsSettings = tls.TlsOptions & tls.ConnectionOptions;
+
+/** A server for `serve`: plain TCP/Unix, or TLS when `tlsSettings` is given. */
+export function createServer(tlsSettings: TlsSettings | undefined, onSocket: (socket: net.Socket) => void): net.Server {
+  return tlsSettings ? tls.createServer(tlsSettings, onSocket) : net.createServer(onSocket);
+}
+
+/** A socket for `connectTo`: `connectArgs` as `net.Socket#connect` takes them, over TLS when asked. */
+export function dial(tlsSettings: TlsSettings | undefined, connectArgs: unknown[]): net.Socket {
+  return tlsSettings
+    ? tls.connect({ ...tlsSettings, ...connectOptions(connectArgs) })
+    : net.connect(...(connectArgs as Parameters<typeof net.connect>));
+}
+
+/**
+ * `server.listen(...listenArgs)`, replacing a stale Unix socket file once: on EADDRINUSE for a path, if the path
+ * is a socket and nobody answers on it (a crashed server left it), it is removed and listening retried. A live
+ * socket or a file that is not a socket is left alone: `onError` gets the original EADDRINUSE. `socketMode`, when
+ * given, is applied to the socket file before `onListening`.
+ */
+export function listen(
+  server: net.Server,
+  listenArgs: unknown[],
+  socketMode: number | undefined,
+  onListening: (address: net.AddressInfo | string | null) => void,
+  onError: (error: Error) => void,
+): void {
+  const path = socketPathOf(listenArgs);
+  const start = () => server.listen(...(listenArgs as Parameters<net.Server['listen']>));
+  let staleChecked = false;
+  server.on('listening', () => {
+    const address = server.address();
+    if (typeof address === 'string' && socketMode !== undefined) {
+      try {
+        chmodSync(address, socketMode);
+      } catch (error) {
+        onError(error as Error);
+      }
+    }
+    onListening(address);
+  });
+  server.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EADDRINUSE' || path === undefined || staleChecked) return onError(error);
+    staleChecked = true;
+    const probe = net.connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      onError(error);
+    });
+    probe.once('error', (probeError: NodeJS.ErrnoException) => {
+      if (probeError.code !== 'ECONNREFUSED' || !isSocketFile(path)) return onError(error);
+      try {
+        unlinkSync(path);
+      } catch {
+        // gone meanwhile: listen again all the same
+      }
+      start();
+    });
+  });
+  start();
+}
+
+function isSocketFile(path: string): boolean {
+  try {
+    return lstatSync(path).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+/** `net.Socket#connect` arguments as an options object (for `tls.connect`). */
+function connectOptions(args: unknown[]): tls.ConnectionOptions {
+  const [first, second] = args;
+  if (typeof first === 'number' || (typeof first === 'string' && /^\d+$/.test(first))) {
+    return { port: Number(first), host: typeof second === 'string' ? second : undefined };
+  }
+  if (typeof first === 'string') return { path: first };
+  return (first ?? {}) as tls.ConnectionOptions;
+}
+
+/** The Unix socket path among `net.Server#listen` arguments, if any. */
+function socketPathOf(listenArgs: unknown[]): string | undefined {
+  const [first] = listenArgs;
+  if (typeof first === 'string') return first;
+  if (first !== null && typeof first === 'object' && typeof (first as net.ListenOptions).path === 'string') return (first as net.ListenOptions).path;
+  return undefined;
+}
