@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { closeAll } from './net';
 
 export const ROOT = join(__dirname, '..', '..');
 const children = new Set<ChildProcess>();
@@ -81,4 +82,10 @@ export async function exitWithin(child: Child, ms: number): Promise<unknown> {
   ]);
   clearTimeout(timer);
   return result;
+}
+
+/** afterEach of the specs that use child processes: kill them, then close the test's nodes. */
+export async function cleanUp(): Promise<void> {
+  await killChildren();
+  await closeAll();
 }

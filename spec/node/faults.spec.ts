@@ -1,12 +1,9 @@
 import { firstValueFrom, filter } from 'rxjs';
 import { ErrorCode } from '../../src';
-import { killChildren, spawnPeer } from '../helpers/child';
-import { closeAll, delay, freePort, node, serveTcp, until } from '../helpers/net';
+import { cleanUp, spawnPeer } from '../helpers/child';
+import { delay, freePort, node, serveTcp, until } from '../helpers/net';
 
-afterEach(async () => {
-  await killChildren();
-  await closeAll();
-});
+afterEach(cleanUp);
 
 const FAST = { heartbeatInterval: 100 };
 

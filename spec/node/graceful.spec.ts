@@ -1,11 +1,8 @@
 import { ErrorCode } from '../../src';
-import { killChildren, spawnPeer } from '../helpers/child';
-import { closeAll, delay, node, serveTcp } from '../helpers/net';
+import { cleanUp, spawnPeer } from '../helpers/child';
+import { delay, node, serveTcp } from '../helpers/net';
 
-afterEach(async () => {
-  await killChildren();
-  await closeAll();
-});
+afterEach(cleanUp);
 
 describe('graceful close and backpressure', () => {
   it('close() flushes replies already written before the socket ends', async () => {

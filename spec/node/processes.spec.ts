@@ -1,12 +1,9 @@
 import { firstValueFrom, take, toArray } from 'rxjs';
 import { ErrorCode } from '../../src';
-import { exitWithin, killChildren, spawnNode, spawnPeer } from '../helpers/child';
-import { closeAll, freePort, node, serveTcp, socketPath, until } from '../helpers/net';
+import { exitWithin, cleanUp, spawnNode, spawnPeer } from '../helpers/child';
+import { freePort, node, serveTcp, socketPath, until } from '../helpers/net';
 
-afterEach(async () => {
-  await killChildren();
-  await closeAll();
-});
+afterEach(cleanUp);
 
 describe('Node with real processes', () => {
   it('rejects every pending request at once when the peer is killed (SIGKILL)', async () => {
