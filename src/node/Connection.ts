@@ -8,6 +8,7 @@ import { closeFrame, Handshake, jsonFrame, readClose, readJson, type HandshakeOp
 import { decodeValue, type Codec } from '../protocol/Serializer';
 import { decodeFrames } from '../rx/decodeFrames';
 import { fromSocket } from '../rx/fromSocket';
+import type { FrameReader } from '../rx/readFrames';
 import { FrameWriter } from './FrameWriter';
 import { LinkSocket } from './Link';
 import type { NodeSocket } from './NodeSocket';
@@ -55,8 +56,9 @@ export interface ConnectionHost {
 }
 
 /**
- * One live socket: its frame pipeline (`fromSocket` → `decodeFrames` → {@link Connection.dispatch}), its
- * writer, its handshake and its table of pending requests. A client that reconnects gets a new Connection.
+ * One live socket: its frame pipeline (`fromSocket` → `decodeFrames`, or a `FrameReader` for sockets we dial,
+ * → {@link Connection.dispatch}), its writer, its handshake and its table of pending requests. A client that
+ * reconnects gets a new Connection.
  */
 export class Connection implements StreamSink {
   /** The peer's announced name, once the handshake is done. */
@@ -106,6 +108,8 @@ export class Connection implements StreamSink {
     readonly role: 'client' | 'server',
     private readonly host: ConnectionHost,
     handshake: HandshakeOptions,
+    /** Set when `socket` was created with `reader.onread`: its bytes come through the reader, not 'data'. */
+    private readonly reader?: FrameReader,
   ) {
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.writer = new FrameWriter(socket, socket instanceof LinkSocket);
@@ -116,15 +120,16 @@ export class Connection implements StreamSink {
   start(): void {
     const { socket, host } = this;
     socket.setNoDelay(true);
-    this.subscription = fromSocket(socket)
-      .pipe(decodeFrames({ maxFrameSize: () => (this.ready ? host.maxFrameSize : HANDSHAKE_MAX_FRAME_SIZE) }))
-      .subscribe({
-        next: (frame) => this.dispatch(frame),
-        error: (error: Error) => this.onStreamError(error),
-      });
-    socket.on('data', (chunk: Buffer) => {
+    const decoding = { maxFrameSize: () => (this.ready ? host.maxFrameSize : HANDSHAKE_MAX_FRAME_SIZE) };
+    const onChunk = (chunk: Buffer) => {
       this.heard = true;
       host.onRaw(this, chunk);
+    };
+    const frames = this.reader ? this.reader.frames(socket, decoding, onChunk) : fromSocket(socket).pipe(decodeFrames(decoding));
+    if (!this.reader) socket.on('data', onChunk);
+    this.subscription = frames.subscribe({
+      next: (frame) => this.dispatch(frame),
+      error: (error: Error) => this.onStreamError(error),
     });
     // Kept for the socket's whole life: a socket 'error' without a listener would crash the process.
     socket.on('error', (error) => (this.error ??= error));

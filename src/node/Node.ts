@@ -14,6 +14,7 @@ import {
 import { DEFAULT_MAX_FRAME_SIZE, Encoding, FrameFlags, FrameType } from '../protocol/constants';
 import type { Frame } from '../protocol/Frame';
 import { decodeValue, defaultCodec, encodeValue, type Codec, type EncodedPayload } from '../protocol/Serializer';
+import { FrameReader } from '../rx/readFrames';
 import { request$ } from '../rx/request';
 import { backoffDelay } from './backoff';
 import { Connection, type ConnectionHost, type ConnectionStats } from './Connection';
@@ -619,13 +620,15 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
 
   private dial(socket: NodeSocket): void {
     let raw: net.Socket;
+    // Plain TCP/Unix sockets we dial read through a FrameReader (large bodies land in their final buffer).
+    const reader = socket.via || this.tls ? undefined : new FrameReader();
     try {
-      raw = socket.via ?? dial(this.tls, socket.connectArgs);
+      raw = socket.via ?? dial(this.tls, socket.connectArgs, reader);
     } catch (error) {
       this.dropClient(socket, error as Error);
       return;
     }
-    const connection = new Connection(raw, 'client', this, { expectedPeer: socket.name, secret: this.secret });
+    const connection = new Connection(raw, 'client', this, { expectedPeer: socket.name, secret: this.secret }, reader);
     connection.owner = socket;
     socket.connection = connection;
     connection.start();

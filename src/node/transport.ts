@@ -1,6 +1,7 @@
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
+import type { FrameReader } from '../rx/readFrames';
 
 /** TLS settings of a node: one object for both roles (see `NodeOptions.tls`). */
 export type TlsSettings = tls.TlsOptions & tls.ConnectionOptions;
@@ -10,11 +11,15 @@ export function createServer(tlsSettings: TlsSettings | undefined, onSocket: (so
   return tlsSettings ? tls.createServer(tlsSettings, onSocket) : net.createServer(onSocket);
 }
 
-/** A socket for `connectTo`: `connectArgs` as `net.Socket#connect` takes them, over TLS when asked. */
-export function dial(tlsSettings: TlsSettings | undefined, connectArgs: unknown[]): net.Socket {
-  return tlsSettings
-    ? tls.connect({ ...tlsSettings, ...connectOptions(connectArgs) })
-    : net.connect(...(connectArgs as Parameters<typeof net.connect>));
+/**
+ * A socket for `connectTo`: `connectArgs` as `net.Socket#connect` takes them, over TLS when asked. A plain
+ * socket given a `reader` reads through it (its bytes land where the frame decoder wants them, no 'data');
+ * a TLS socket emits 'data' as usual.
+ */
+export function dial(tlsSettings: TlsSettings | undefined, connectArgs: unknown[], reader?: FrameReader): net.Socket {
+  const options = connectOptions(connectArgs);
+  if (tlsSettings) return tls.connect({ ...tlsSettings, ...options });
+  return net.connect({ ...options, ...(reader && { onread: reader.onread }) } as net.NetConnectOpts);
 }
 
 /**

@@ -3,6 +3,12 @@ import { DEFAULT_MAX_FRAME_SIZE, HEADER_SIZE, MAGIC, PROTOCOL_VERSION } from './
 import type { Frame } from './Frame';
 
 const EMPTY = Buffer.alloc(0);
+/** Read-into mode: size of the slabs that socket reads land in. */
+const SLAB_SIZE = 64 * 1024;
+/** Read-into mode: a slab with less room than this is retired (a read into it would be cut short). */
+const MIN_READ = 8 * 1024;
+/** Read-into mode: a body at least this large, not yet arrived and too big for the slab, gets its own buffer. */
+const DIRECT_BODY = 32 * 1024;
 
 /** Options of {@link FrameDecoder} and `decodeFrames`. */
 export interface FrameDecoderOptions {
@@ -18,12 +24,21 @@ export interface FrameDecoderOptions {
 /**
  * Turns a byte stream cut into chunks of any size back into frames. Pure: no sockets, timers or RxJS.
  *
- * The chunks are kept in a list and never glued together: a frame lying inside one chunk is handed out as a
- * view of that chunk (no copy); a frame spread over several chunks is copied once, when its last byte has
- * arrived. Memory held is the bytes received and not yet handed out, never a length a peer merely claims.
+ * Push mode ({@link FrameDecoder.push}): the chunks are kept in a list and never glued together: a frame lying
+ * inside one chunk is handed out as a view of that chunk (no copy); a frame spread over several chunks is copied
+ * once, when its last byte has arrived. Memory held is the bytes received and not yet handed out, never a length
+ * a peer merely claims.
+ *
+ * Read-into mode, for sockets that let the reader choose where bytes land (`net.connect`'s `onread`): instead of
+ * {@link FrameDecoder.push}, ask {@link FrameDecoder.readTarget} where the next read should go and report it with
+ * {@link FrameDecoder.wrote}. Small frames then land in 64 KiB slabs, one read after the other, and come out as
+ * views (copied only when one straddles two slabs); a large body is read straight into the buffer that becomes
+ * its payload, so it is never copied at all. That buffer is allocated from the declared length once it has passed the
+ * `maxFrameSize` check (the kernel commits its pages only as bytes arrive).
  *
  * After an error (bad magic, unsupported version, frame too large) the decoder stays failed and every later
- * {@link FrameDecoder.push} throws the same error: the stream cannot be resynchronised.
+ * {@link FrameDecoder.push} or {@link FrameDecoder.wrote} throws the same error: the stream cannot be
+ * resynchronised.
  *
  * @example
  * const decoder = new FrameDecoder((frame) => console.log(frame.type, frame.payload));
@@ -43,6 +58,12 @@ export class FrameDecoder {
   private id = 0;
   private failure: ProtocolError | null = null;
   private readonly scratch = Buffer.allocUnsafe(HEADER_SIZE);
+  /** Read-into mode: the slab small reads land in, and how much of it is used. */
+  private slab: Buffer | null = null;
+  private slabUsed = 0;
+  /** Read-into mode: the payload being read straight into its own buffer, and how much of it has arrived. */
+  private body: Buffer | null = null;
+  private bodyFilled = 0;
   private readonly limit: () => number;
 
   /**
@@ -59,7 +80,7 @@ export class FrameDecoder {
 
   /** Bytes received and not yet handed out as frames. */
   get bufferedBytes(): number {
-    return this.buffered;
+    return this.buffered + this.bodyFilled;
   }
 
   /** True when part of a frame has been received and the rest is missing. */
@@ -76,7 +97,63 @@ export class FrameDecoder {
     if (chunk.length === 0) return;
     this.chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
     this.buffered += chunk.length;
+    this.decode();
+  }
 
+  /**
+   * Read-into mode: where the next read should put its bytes. The bytes already there are never overwritten
+   * by a later target, so frames handed out as views stay valid. Calling it again before {@link wrote} returns
+   * the same place.
+   */
+  readTarget(): Buffer {
+    if (this.body) return this.body.subarray(this.bodyFilled);
+    if (this.slab === null || this.slab.length - this.slabUsed < MIN_READ) {
+      this.slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+      this.slabUsed = 0;
+    }
+    return this.slab.subarray(this.slabUsed);
+  }
+
+  /**
+   * Read-into mode: `n` bytes were written at the start of the last {@link readTarget}; calls `onFrame` for
+   * every frame they complete.
+   * @throws ProtocolError when the bytes are not valid frames (also on every call after that).
+   */
+  wrote(n: number): void {
+    if (this.failure) throw this.failure;
+    const body = this.body;
+    if (body) {
+      this.bodyFilled += n;
+      if (this.bodyFilled === body.length) {
+        this.body = null;
+        this.bodyFilled = 0;
+        this.emit(body);
+      }
+      return;
+    }
+    const slab = this.readTarget();
+    this.slabUsed += n;
+    // Reads follow each other in the slab: the last chunk grows instead of a new one starting (fewer copies).
+    const last = this.chunks.length - 1;
+    const previous = last >= 0 ? this.chunks[last] : null;
+    if (previous && previous.buffer === slab.buffer && previous.byteOffset + previous.length === slab.byteOffset) {
+      this.chunks[last] = Buffer.from(previous.buffer, previous.byteOffset, previous.length + n);
+    } else {
+      this.chunks.push(slab.subarray(0, n));
+    }
+    this.buffered += n;
+    this.decode();
+    const missing = this.bodyLength - this.buffered;
+    if (this.bodyLength >= DIRECT_BODY && missing > SLAB_SIZE - this.slabUsed) {
+      // The rest of this body goes straight into its own buffer; the part already here is copied once.
+      const have = this.buffered;
+      this.body = this.copyInto(Buffer.allocUnsafe(this.bodyLength), have);
+      this.bodyFilled = have;
+    }
+  }
+
+  /** Hands out every frame the buffered bytes complete. */
+  private decode(): void {
     for (;;) {
       if (this.bodyLength < 0) {
         if (this.buffered < HEADER_SIZE) return;
@@ -84,16 +161,15 @@ export class FrameDecoder {
       }
       const length = this.bodyLength;
       if (this.buffered < length) return;
-      const frame: Frame = {
-        type: this.type,
-        flags: this.flags,
-        id: this.id,
-        encoding: this.encoding,
-        payload: this.take(length),
-      };
-      this.bodyLength = -1;
-      this.onFrame(frame);
+      this.emit(this.take(length));
     }
+  }
+
+  /** Hands out the frame whose header was read last, with `payload`. */
+  private emit(payload: Buffer): void {
+    const frame: Frame = { type: this.type, flags: this.flags, id: this.id, encoding: this.encoding, payload };
+    this.bodyLength = -1;
+    this.onFrame(frame);
   }
 
   /**
@@ -103,7 +179,7 @@ export class FrameDecoder {
   end(): void {
     if (this.failure) throw this.failure;
     if (this.inFrame) {
-      const missing = this.bodyLength >= 0 ? this.bodyLength - this.buffered : HEADER_SIZE - this.buffered;
+      const missing = this.bodyLength >= 0 ? this.bodyLength - this.bufferedBytes : HEADER_SIZE - this.buffered;
       this.fail(ErrorCode.PROTOCOL, `Stream ended inside a frame: ${missing} more byte(s) were expected`);
     }
   }
@@ -184,6 +260,8 @@ export class FrameDecoder {
     this.buffered = 0;
     this.offset = 0;
     this.bodyLength = -1;
+    this.body = null;
+    this.bodyFilled = 0;
     throw this.failure;
   }
 }

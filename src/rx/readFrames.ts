@@ -1,0 +1,85 @@
+import type { OnReadOpts } from 'node:net';
+import { Observable, type Subscriber } from 'rxjs';
+import type { Frame } from '../protocol/Frame';
+import { DEFAULT_MAX_FRAME_SIZE } from '../protocol/constants';
+import { FrameDecoder, type FrameDecoderOptions } from '../protocol/FrameDecoder';
+
+/**
+ * Frames read from a socket whose reads land where the decoder wants them: create the socket with
+ * `reader.onread` (`net.connect({ ..., onread: reader.onread })`), then subscribe to `reader.frames(socket)`.
+ * It is `fromSocket(socket).pipe(decodeFrames())` without the stream's chunks: small frames are read into
+ * slabs and handed out as views, and a large body is read by the kernel straight into the buffer that becomes
+ * its payload — no chunk allocated, nothing copied (see {@link FrameDecoder.readTarget}).
+ *
+ * Subscribe before the socket can receive anything (in the same tick as creating it): bytes that arrive with
+ * no subscriber are dropped. One subscriber at a time.
+ *
+ * @example
+ * const reader = new FrameReader();
+ * const socket = net.connect({ port, onread: reader.onread });
+ * reader.frames(socket, { maxFrameSize: 1 << 20 }).subscribe((frame) => …);
+ */
+export class FrameReader {
+  /** The `onread` option to create the socket with. */
+  readonly onread: OnReadOpts;
+  private readonly decoder: FrameDecoder;
+  private subscriber: Subscriber<Frame> | null = null;
+  private limit: () => number = () => 0;
+  private onChunk: ((chunk: Buffer) => void) | undefined;
+
+  constructor() {
+    this.decoder = new FrameDecoder((frame) => this.subscriber?.next(frame), { maxFrameSize: () => this.limit() });
+    this.onread = {
+      buffer: () => this.decoder.readTarget(),
+      callback: (n) => {
+        this.arrived(n);
+        return true;
+      },
+    };
+  }
+
+  /**
+   * The frames `socket` receives: errors like `decodeFrames` (and with the socket's 'error'), completes when the
+   * socket closes.
+   * @param socket the socket created with {@link FrameReader.onread}.
+   * @param options the decoder's options (`maxFrameSize`).
+   * @param onChunk called with each read's bytes (a view that stays valid), before they are decoded.
+   */
+  frames(socket: NodeJS.EventEmitter, options: FrameDecoderOptions = {}, onChunk?: (chunk: Buffer) => void): Observable<Frame> {
+    return new Observable<Frame>((subscriber) => {
+      if (this.subscriber) throw new Error('FrameReader#frames has a subscriber already');
+      const max = options.maxFrameSize;
+      this.limit = typeof max === 'function' ? max : () => max ?? DEFAULT_MAX_FRAME_SIZE;
+      this.subscriber = subscriber;
+      this.onChunk = onChunk;
+      const onError = (error: Error) => subscriber.error(error);
+      const onClose = () => {
+        try {
+          this.decoder.end();
+          subscriber.complete();
+        } catch (error) {
+          subscriber.error(error);
+        }
+      };
+      socket.on('error', onError);
+      socket.on('close', onClose);
+      return () => {
+        this.subscriber = null;
+        this.onChunk = undefined;
+        socket.off('error', onError);
+        socket.off('close', onClose);
+      };
+    });
+  }
+
+  private arrived(n: number): void {
+    const subscriber = this.subscriber;
+    if (!subscriber) return;
+    try {
+      this.onChunk?.(this.decoder.readTarget().subarray(0, n));
+      this.decoder.wrote(n);
+    } catch (error) {
+      subscriber.error(error);
+    }
+  }
+}
