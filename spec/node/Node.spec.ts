@@ -49,6 +49,21 @@ describe.each(transports)('Node over $name', (transport) => {
     expect(client.get('server')).toBe(socket);
   });
 
+  it('carries payloads of every size both ways, all at once, byte for byte', async () => {
+    // Sizes around the reader's slab (64 KiB) and direct-body (32 KiB) thresholds, and a few MiB.
+    const sizes = [0, 1, 100, 16 * 1024, 32 * 1024 - 1, 32 * 1024, 40_000, 64 * 1024 + 3, 200_000, 1024 * 1024, 5 * 1024 * 1024];
+    const payloads = sizes.map((size, i) => {
+      const bytes = Buffer.allocUnsafe(size);
+      for (let at = 0; at < size; at++) bytes[at] = (at * 31 + i) & 0xff;
+      return bytes;
+    });
+    const { server, client } = await pair(transport);
+    for (const [from, to] of [[client, 'server'], [server, 'client']] as const) {
+      const replies = await Promise.all(payloads.map((payload) => from.sendTo<{ echo: Buffer }>(to, payload)));
+      replies.forEach(({ echo }, i) => expect(Buffer.compare(echo, payloads[i])).toBe(0));
+    }
+  });
+
   it('sends in both directions, by name and by socket', async () => {
     const { server, client, socket, peer } = await pair(transport);
     await expect(client.sendTo('server', 'a')).resolves.toEqual({ echo: 'a', by: 'server' });
