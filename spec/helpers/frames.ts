@@ -1,4 +1,4 @@
-import { encodeFrame, type Frame } from '../../src';
+import { encodeFrame, ProtocolError, type Frame } from '../../src';
 
 /** A frame with sensible defaults for tests. */
 export function frame(overrides: Partial<Frame> = {}): Frame {
@@ -21,4 +21,15 @@ export function cut(bytes: Buffer, offsets: number[]): Buffer[] {
 /** Compares frames by value (payload bytes, not identity). */
 export function plain(f: Frame): object {
   return { type: f.type, flags: f.flags, id: f.id, encoding: f.encoding, payload: Buffer.from(f.payload).toString('hex') };
+}
+
+/** The ProtocolError `fn` throws (fails the test when it throws nothing, or something else). */
+export function thrown(fn: () => void): ProtocolError {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ProtocolError);
+    return error as ProtocolError;
+  }
+  throw new Error('expected a ProtocolError');
 }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
-import { ErrorCode, FrameDecoder, HEADER_SIZE, ProtocolError, type Frame } from '../../src';
-import { frame, plain, wire } from '../helpers/frames';
+import { ErrorCode, FrameDecoder, HEADER_SIZE, type Frame } from '../../src';
+import { frame, plain, thrown, wire } from '../helpers/frames';
 
 /**
  * Plays a socket in read-into mode: each read copies up to `sizes[i]` bytes of `bytes` (never more than the
@@ -30,16 +30,6 @@ function pattern(size: number, seed: number): Buffer {
   const bytes = Buffer.allocUnsafe(size);
   for (let i = 0; i < size; i++) bytes[i] = (i * 7 + seed) & 0xff;
   return bytes;
-}
-
-function thrown(fn: () => void): ProtocolError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ProtocolError);
-    return error as ProtocolError;
-  }
-  throw new Error('expected a ProtocolError');
 }
 
 /** Small and large payload sizes (large ones go straight into their own buffer). */

@@ -1,5 +1,5 @@
-import { ErrorCode, FrameDecoder, HEADER_SIZE, ProtocolError, type Frame } from '../../src';
-import { cut, frame, plain, wire } from '../helpers/frames';
+import { ErrorCode, FrameDecoder, HEADER_SIZE, type Frame } from '../../src';
+import { cut, frame, plain, thrown, wire } from '../helpers/frames';
 
 function decodeAll(chunks: Buffer[], maxFrameSize?: number): Frame[] {
   const frames: Frame[] = [];
@@ -7,16 +7,6 @@ function decodeAll(chunks: Buffer[], maxFrameSize?: number): Frame[] {
   for (const chunk of chunks) decoder.push(chunk);
   decoder.end();
   return frames;
-}
-
-function thrown(fn: () => void): ProtocolError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ProtocolError);
-    return error as ProtocolError;
-  }
-  throw new Error('expected a ProtocolError');
 }
 
 const sample = [
