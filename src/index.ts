@@ -16,7 +16,7 @@ export { Serializer, defaultCodec, type Codec, type EncodedPayload } from './pro
 export { decodeFrames } from './rx/decodeFrames';
 export { request$, withTimeout, type RequestOptions } from './rx/request';
 export { fromSocket } from './rx/fromSocket';
-export { FrameReader } from './rx/readFrames';
+export { FrameReader } from './rx/FrameReader';
 export { Handshake, PROTOCOL_NAME, type HandshakeResult } from './protocol/handshake';
 export { RequestRegistry } from './node/RequestRegistry';
 export {

@@ -8,7 +8,7 @@ import { closeFrame, Handshake, jsonFrame, readClose, readJson, type HandshakeOp
 import { decodeValue, type Codec } from '../protocol/Serializer';
 import { decodeFrames } from '../rx/decodeFrames';
 import { fromSocket } from '../rx/fromSocket';
-import type { FrameReader } from '../rx/readFrames';
+import type { FrameReader } from '../rx/FrameReader';
 import { FrameWriter } from './FrameWriter';
 import { LinkSocket } from './Link';
 import type { NodeSocket } from './NodeSocket';

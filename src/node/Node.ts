@@ -14,7 +14,7 @@ import {
 import { DEFAULT_MAX_FRAME_SIZE, Encoding, FrameFlags, FrameType } from '../protocol/constants';
 import type { Frame } from '../protocol/Frame';
 import { decodeValue, defaultCodec, encodeValue, type Codec, type EncodedPayload } from '../protocol/Serializer';
-import { FrameReader } from '../rx/readFrames';
+import { FrameReader } from '../rx/FrameReader';
 import { request$ } from '../rx/request';
 import { backoffDelay } from './backoff';
 import { Connection, type ConnectionHost, type ConnectionStats } from './Connection';

@@ -1,7 +1,7 @@
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import type { FrameReader } from '../rx/readFrames';
+import type { FrameReader } from '../rx/FrameReader';
 
 /** TLS settings of a node: one object for both roles (see `NodeOptions.tls`). */
 export type TlsSettings = tls.TlsOptions & tls.ConnectionOptions;

@@ -33,8 +33,8 @@ export interface FrameDecoderOptions {
  * {@link FrameDecoder.push}, ask {@link FrameDecoder.readTarget} where the next read should go and report it with
  * {@link FrameDecoder.wrote}. Small frames then land in 64 KiB slabs, one read after the other, and come out as
  * views (copied only when one straddles two slabs); a large body is read straight into the buffer that becomes
- * its payload, so it is never copied at all. That buffer is allocated from the declared length once it has passed the
- * `maxFrameSize` check (the kernel commits its pages only as bytes arrive).
+ * its payload, so it is never copied at all. That buffer is allocated from the declared length once it has
+ * passed the `maxFrameSize` check (the kernel commits its pages only as bytes arrive).
  *
  * After an error (bad magic, unsupported version, frame too large) the decoder stays failed and every later
  * {@link FrameDecoder.push} or {@link FrameDecoder.wrote} throws the same error: the stream cannot be
