@@ -31,6 +31,19 @@ describe('TLS', () => {
     await expect(hub.sendTo('leaf', 'x', { timeout: 200 })).rejects.toMatchObject({ code: ErrorCode.TIMEOUT });
   });
 
+  it('carries large and small payloads both ways (the client reads TLS through its FrameReader)', async () => {
+    const hub = node('hub', { tls: server });
+    const leaf = node('leaf', { tls: { ca } });
+    for (const n of [hub, leaf]) n.on('message', (m) => m.reply(m.data));
+    const port = await serveTls(hub);
+    await leaf.connectTo('hub', port, '127.0.0.1');
+    const payloads = [0, 10, 40_000, 300_000, 3 * 1024 * 1024].map((size) => Buffer.alloc(size, size & 0xff));
+    for (const [from, to] of [[leaf, 'hub'], [hub, 'leaf']] as const) {
+      const replies = await Promise.all(payloads.map((p) => from.sendTo<Buffer>(to, p)));
+      replies.forEach((reply, i) => expect(Buffer.compare(reply, payloads[i])).toBe(0));
+    }
+  });
+
   it('refuses a server whose certificate it does not trust, finally', async () => {
     const hub = node('hub', { tls: server });
     const port = await serveTls(hub);

@@ -41,6 +41,16 @@ describe('FrameReader (a net socket read straight into frames)', () => {
     expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
   });
 
+  it("decodes 'data' chunks when the socket ignores onread (a socket created without it)", async () => {
+    const frames = [frame({ id: 1, payload: Buffer.from('one') }), frame({ id: 2, payload: Buffer.alloc(200_000, 3) })];
+    const { port, server } = await sender(wire(...frames), 5);
+    servers.push(server);
+    const reader = new FrameReader();
+    const socket = net.connect(port, '127.0.0.1');
+    const received = await firstValueFrom(reader.frames(socket).pipe(toArray()));
+    expect(received.map(plain)).toEqual(frames.map(plain));
+  });
+
   it('errors with ERR_IPC_FRAME_TOO_LARGE from the limit it was given', async () => {
     const { port, server } = await sender(wire(frame({ payload: Buffer.alloc(2000) })));
     servers.push(server);

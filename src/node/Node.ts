@@ -620,15 +620,15 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
 
   private dial(socket: NodeSocket): void {
     let raw: net.Socket;
-    // Plain TCP/Unix sockets we dial read through a FrameReader (large bodies land in their final buffer).
-    const reader = socket.via || this.tls ? undefined : new FrameReader();
+    // Sockets we dial read through a FrameReader (large bodies land in their final buffer).
+    const reader = new FrameReader();
     try {
       raw = socket.via ?? dial(this.tls, socket.connectArgs, reader);
     } catch (error) {
       this.dropClient(socket, error as Error);
       return;
     }
-    const connection = new Connection(raw, 'client', this, { expectedPeer: socket.name, secret: this.secret }, reader);
+    const connection = new Connection(raw, 'client', this, { expectedPeer: socket.name, secret: this.secret }, socket.via ? undefined : reader);
     connection.owner = socket;
     socket.connection = connection;
     connection.start();

@@ -12,14 +12,12 @@ export function createServer(tlsSettings: TlsSettings | undefined, onSocket: (so
 }
 
 /**
- * A socket for `connectTo`: `connectArgs` as `net.Socket#connect` takes them, over TLS when asked. A plain
- * socket given a `reader` reads through it (its bytes land where the frame decoder wants them, no 'data');
- * a TLS socket emits 'data' as usual.
+ * A socket for `connectTo`: `connectArgs` as `net.Socket#connect` takes them, over TLS when asked, reading
+ * through `reader` (its bytes land where the frame decoder wants them; see FrameReader).
  */
-export function dial(tlsSettings: TlsSettings | undefined, connectArgs: unknown[], reader?: FrameReader): net.Socket {
-  const options = connectOptions(connectArgs);
-  if (tlsSettings) return tls.connect({ ...tlsSettings, ...options });
-  return net.connect({ ...options, ...(reader && { onread: reader.onread }) } as net.NetConnectOpts);
+export function dial(tlsSettings: TlsSettings | undefined, connectArgs: unknown[], reader: FrameReader): net.Socket {
+  const options = { ...connectOptions(connectArgs), onread: reader.onread };
+  return tlsSettings ? tls.connect({ ...tlsSettings, ...options }) : net.connect(options as net.NetConnectOpts);
 }
 
 /**

@@ -12,7 +12,8 @@ import { FrameDecoder, type FrameDecoderOptions } from '../protocol/FrameDecoder
  * its payload — no chunk allocated, nothing copied (see {@link FrameDecoder.readTarget}).
  *
  * Subscribe before the socket can receive anything (in the same tick as creating it): bytes that arrive with
- * no subscriber are dropped. One subscriber at a time.
+ * no subscriber are dropped. One subscriber at a time. A socket that ignores `onread` (a TLS socket wrapping
+ * another socket) emits 'data' instead: those chunks are decoded as `decodeFrames` would, so it still works.
  *
  * @example
  * const reader = new FrameReader();
@@ -52,6 +53,14 @@ export class FrameReader {
       this.limit = typeof max === 'function' ? max : () => max ?? DEFAULT_MAX_FRAME_SIZE;
       this.subscriber = subscriber;
       this.onChunk = onChunk;
+      const onData = (chunk: Buffer) => {
+        try {
+          onChunk?.(chunk);
+          this.decoder.push(chunk);
+        } catch (error) {
+          subscriber.error(error);
+        }
+      };
       const onError = (error: Error) => subscriber.error(error);
       const onClose = () => {
         try {
@@ -61,11 +70,13 @@ export class FrameReader {
           subscriber.error(error);
         }
       };
+      socket.on('data', onData);
       socket.on('error', onError);
       socket.on('close', onClose);
       return () => {
         this.subscriber = null;
         this.onChunk = undefined;
+        socket.off('data', onData);
         socket.off('error', onError);
         socket.off('close', onClose);
       };
