@@ -1,5 +1,8 @@
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import fc from 'fast-check';
-import { ErrorCode, FrameType, HEADER_SIZE, IpcError, RemoteError } from '../../src';
+import { ErrorCode, FrameType, HEADER_SIZE, IpcError, PROTOCOL_NAME, PROTOCOL_VERSION, RemoteError } from '../../src';
+import { HandshakeStep, jsonFrame } from '../../src/protocol/handshake';
 import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
 import { bytes, closed, handshakeBytes, rawClient } from '../helpers/raw';
 
@@ -156,5 +159,73 @@ describe('fuzz: random and mutated byte streams against a live node', () => {
     await expect(good.sendTo('hub', 'ping')).resolves.toBe('pong');
     console.log(`fuzz: ${cases} hostile connections, ${server.errors.length} typed errors reported, node still serving`);
     expect(server.errors.every((e) => e instanceof IpcError)).toBe(true);
+  }, 120_000);
+});
+
+describe('fuzz: a hostile server against a node that dials it (the FrameReader path)', () => {
+  it('every bad stream ends that one connection with a typed error; the node keeps working', async () => {
+    const { port: goodPort } = await hub();
+    const dialer = node('dialer', { handshakeTimeout: 300 });
+    await dialer.connectTo('hub', goodPort, '127.0.0.1');
+    const serverHello = bytes(jsonFrame(FrameType.HANDSHAKE, HandshakeStep.SERVER_HELLO, { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name: 'evil' }));
+    const large = bytes({ type: FrameType.MESSAGE, flags: 0, id: 0, encoding: 0, payload: Buffer.alloc(100_000, 9) });
+    const valid = Buffer.concat([
+      bytes({ type: FrameType.MESSAGE, flags: 0, id: 0, encoding: 2, payload: Buffer.from('hi') }),
+      large,
+      bytes({ type: FrameType.PING, flags: 0, id: 2, encoding: 0, payload: Buffer.alloc(0) }),
+    ]);
+    const stream = fc.oneof(
+      fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
+      // A header that claims a large body (read straight into its own buffer), then only part of it.
+      fc.tuple(fc.integer({ min: 40_000, max: 64 * 1024 * 1024 }), fc.nat({ max: 200_000 })).map(([length, sent]) => {
+        const header = bytes({ type: FrameType.MESSAGE, flags: 0, id: 0, encoding: 0, payload: Buffer.alloc(0) });
+        header.writeUInt32BE(length, 12);
+        return Buffer.concat([header, Buffer.alloc(Math.min(sent, length - 1), 1)]);
+      }),
+      fc
+        .tuple(fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }), fc.nat({ max: valid.length }))
+        .map(([flips, cutAt]) => {
+          const mutated = Buffer.from(valid);
+          for (const [at, value] of flips) mutated[at % mutated.length] = value;
+          return mutated.subarray(0, Math.max(1, cutAt));
+        }),
+    );
+    let input = Buffer.alloc(0);
+    const evil = createServer((socket) => {
+      socket.on('error', () => undefined).resume();
+      socket.end(Buffer.concat([serverHello, input]));
+    });
+    evil.listen(0, '127.0.0.1');
+    await once(evil, 'listening');
+    const evilPort = (evil.address() as AddressInfo).port;
+    let cases = 0;
+    const seen = new Map<string, number>();
+    try {
+      await fc.assert(
+        fc.asyncProperty(stream, async (hostile) => {
+          input = hostile;
+          cases++;
+          const errors: Error[] = [];
+          dialer.errors.length = 0;
+          const gone = once(dialer, 'disconnect').catch(() => undefined);
+          const connected = await dialer.connectTo('evil', evilPort, '127.0.0.1').then(
+            () => true,
+            (error: Error) => (errors.push(error), false),
+          );
+          if (connected) await Promise.race([gone, delay(1000)]);
+          await until(() => dialer.get('evil') === undefined);
+          errors.push(...dialer.errors);
+          expect(errors.every((e) => e instanceof IpcError)).toBe(true);
+          for (const e of errors) seen.set((e as IpcError).code, (seen.get((e as IpcError).code) ?? 0) + 1);
+          if (cases % 25 === 0) await expect(dialer.sendTo('hub', 'ping')).resolves.toBe('pong');
+        }),
+        { numRuns: 150 },
+      );
+    } finally {
+      evil.close();
+    }
+    await expect(dialer.sendTo('hub', 'ping')).resolves.toBe('pong');
+    console.log(`fuzz (dialling side): ${cases} hostile servers, typed errors: ${JSON.stringify(Object.fromEntries(seen))}`);
+    expect(seen.get(ErrorCode.PROTOCOL)).toBeGreaterThan(0);
   }, 120_000);
 });
