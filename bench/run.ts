@@ -41,6 +41,8 @@ const out = arg('out', join(__dirname, '..', 'bench', 'results.json'));
 const worker = join(__dirname, 'worker.js');
 const RUN_TIMEOUT_MS = 180_000;
 const tmp = mkdtempSync(join(tmpdir(), 'ipc-bench-'));
+/** A fresh socket path for every run (a worker exits without removing its socket file). */
+let socketCount = 0;
 
 async function freePort(): Promise<number> {
   const probe = createServer().listen(0, '127.0.0.1');
@@ -88,7 +90,7 @@ function start(args: string[]) {
 
 async function runOne(rep: number, scenario: string, transport: Transport, contender: string): Promise<Run> {
   const run: Run = { rep, scenario, transport, contender };
-  const address: Address = transport === 'tcp' ? { port: await freePort(), host: '127.0.0.1' } : { path: join(tmp, `${contender}-${scenario}-${rep}.sock`) };
+  const address: Address = transport === 'tcp' ? { port: await freePort(), host: '127.0.0.1' } : { path: join(tmp, `${contender}-${scenario}-${rep}-${++socketCount}.sock`) };
   const server = start(['server', contender, JSON.stringify(address)]);
   try {
     const ready = await server.next('ready', 20_000);
@@ -140,20 +142,23 @@ const RSS_MUST = 1.5;
 
 async function main(): Promise<void> {
   const runs: Run[] = [];
-  const runsPerRep = scenarios.reduce((n, s) => n + contenders.filter((c) => !c.skip?.[s.name]).length, 0) * transports.length;
+  const runsPerRep = scenarios.reduce((n, s) => n + contenders.filter((c) => !c.skip?.[s.name]).length * (s.processes ?? 1), 0) * transports.length;
   const total = reps * runsPerRep;
   const started = Date.now();
   for (let rep = 0; rep < reps; rep++) {
     for (const scenario of scenarios) {
-      for (const transport of transports) {
-        // Interleave, rotating who goes first each repetition.
-        const order = contenders.map((_, i) => contenders[(i + rep) % contenders.length]);
-        for (const contender of order) {
-          if (contender.skip?.[scenario.name]) continue;
-          const run = await runOne(rep, scenario.name, transport, contender.name);
-          runs.push(run);
-          const shown = run.error ? `ERROR ${run.error}` : `${format(run.result!.value, run.result!.unit)} ${run.result!.unit}`;
-          process.stderr.write(`[${runs.length}/${total}] ${scenario.name} ${transport} ${contender.name}: ${shown}\n`);
+      for (let pair = 0; pair < (scenario.processes ?? 1); pair++) {
+        for (const transport of transports) {
+          // Interleave, rotating who goes first each time.
+          const turn = rep * (scenario.processes ?? 1) + pair;
+          const order = contenders.map((_, i) => contenders[(i + turn) % contenders.length]);
+          for (const contender of order) {
+            if (contender.skip?.[scenario.name]) continue;
+            const run = await runOne(rep, scenario.name, transport, contender.name);
+            runs.push(run);
+            const shown = run.error ? `ERROR ${run.error}` : `${format(run.result!.value, run.result!.unit)} ${run.result!.unit}`;
+            process.stderr.write(`[${runs.length}/${total}] ${scenario.name} ${transport} ${contender.name}: ${shown}\n`);
+          }
         }
       }
     }
