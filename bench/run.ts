@@ -149,11 +149,12 @@ async function main(): Promise<void> {
     for (const scenario of scenarios) {
       for (let pair = 0; pair < (scenario.processes ?? 1); pair++) {
         for (const transport of transports) {
-          // Interleave, rotating who goes first each time.
+          // Interleave, rotating who goes first each time (among the contenders that run this scenario, so each
+          // takes each place equally often).
+          const active = contenders.filter((c) => !c.skip?.[scenario.name]);
           const turn = rep * (scenario.processes ?? 1) + pair;
-          const order = contenders.map((_, i) => contenders[(i + turn) % contenders.length]);
+          const order = active.map((_, i) => active[(i + turn) % active.length]);
           for (const contender of order) {
-            if (contender.skip?.[scenario.name]) continue;
             const run = await runOne(rep, scenario.name, transport, contender.name);
             runs.push(run);
             const shown = run.error ? `ERROR ${run.error}` : `${format(run.result!.value, run.result!.unit)} ${run.result!.unit}`;

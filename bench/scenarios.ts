@@ -188,7 +188,7 @@ export const scenarios: Scenario[] = [
     name: 'bulk-1mib',
     title: '200 × 1 MiB one-way (MB/s)',
     // Rounds in one process agree within ~10%, fresh processes differ by up to ±25% (both contenders alike).
-    processes: 3,
+    processes: 5,
     async run(client) {
       await oneWay(client, 20, 4, bulkBuffer);
       const count = 200;
