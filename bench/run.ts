@@ -149,11 +149,13 @@ async function main(): Promise<void> {
     for (const scenario of scenarios) {
       for (let pair = 0; pair < (scenario.processes ?? 1); pair++) {
         for (const transport of transports) {
-          // Interleave, rotating who goes first each time (among the contenders that run this scenario, so each
-          // takes each place equally often).
+          // Interleave, rotating who goes first each time among the contenders that run this scenario, and
+          // reversing the cycle every other lap: each takes each place, and follows each other, equally often
+          // (a run is faster or slower depending on which contender ran just before it).
           const active = contenders.filter((c) => !c.skip?.[scenario.name]);
           const turn = rep * (scenario.processes ?? 1) + pair;
-          const order = active.map((_, i) => active[(i + turn) % active.length]);
+          const cycle = Math.floor(turn / active.length) % 2 === 0 ? active : [...active].reverse();
+          const order = cycle.map((_, i) => cycle[(i + turn) % cycle.length]);
           for (const contender of order) {
             const run = await runOne(rep, scenario.name, transport, contender.name);
             runs.push(run);
