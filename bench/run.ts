@@ -151,7 +151,7 @@ async function main(): Promise<void> {
         for (const transport of transports) {
           // Interleave, rotating who goes first each time among the contenders that run this scenario, and
           // reversing the cycle every other lap: each takes each place, and follows each other, equally often
-          // (a run is faster or slower depending on which contender ran just before it).
+          // (no contender always runs right after the same other one).
           const active = contenders.filter((c) => !c.skip?.[scenario.name]);
           const turn = rep * (scenario.processes ?? 1) + pair;
           const cycle = Math.floor(turn / active.length) % 2 === 0 ? active : [...active].reverse();
