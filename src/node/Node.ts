@@ -621,14 +621,14 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   private dial(socket: NodeSocket): void {
     let raw: net.Socket;
     // Sockets we dial read through a FrameReader (large bodies land in their final buffer).
-    const reader = new FrameReader();
+    let reader: FrameReader | undefined;
     try {
-      raw = socket.via ?? dial(this.tls, socket.connectArgs, reader);
+      raw = socket.via ?? dial(this.tls, socket.connectArgs, (reader = new FrameReader()));
     } catch (error) {
       this.dropClient(socket, error as Error);
       return;
     }
-    const connection = new Connection(raw, 'client', this, { expectedPeer: socket.name, secret: this.secret }, socket.via ? undefined : reader);
+    const connection = new Connection(raw, 'client', this, { expectedPeer: socket.name, secret: this.secret }, reader);
     connection.owner = socket;
     socket.connection = connection;
     connection.start();

@@ -116,30 +116,33 @@ export class FrameDecoder {
 
   /**
    * Read-into mode: `n` bytes were written at the start of the last {@link readTarget}; calls `onFrame` for
-   * every frame they complete.
+   * every frame they complete, and returns those bytes (a view that stays valid).
    * @throws ProtocolError when the bytes are not valid frames (also on every call after that).
    */
-  wrote(n: number): void {
+  wrote(n: number): Buffer {
     if (this.failure) throw this.failure;
     const body = this.body;
     if (body) {
+      const bytes = body.subarray(this.bodyFilled, this.bodyFilled + n);
       this.bodyFilled += n;
       if (this.bodyFilled === body.length) {
         this.body = null;
         this.bodyFilled = 0;
         this.emit(body);
       }
-      return;
+      return bytes;
     }
-    const slab = this.readTarget();
+    const slab = this.slab!;
+    const start = this.slabUsed;
     this.slabUsed += n;
+    const bytes = slab.subarray(start, this.slabUsed);
     // Reads follow each other in the slab: the last chunk grows instead of a new one starting (fewer copies).
     const last = this.chunks.length - 1;
     const previous = last >= 0 ? this.chunks[last] : null;
-    if (previous && previous.buffer === slab.buffer && previous.byteOffset + previous.length === slab.byteOffset) {
+    if (previous && previous.buffer === slab.buffer && previous.byteOffset + previous.length === bytes.byteOffset) {
       this.chunks[last] = Buffer.from(previous.buffer, previous.byteOffset, previous.length + n);
     } else {
-      this.chunks.push(slab.subarray(0, n));
+      this.chunks.push(bytes);
     }
     this.buffered += n;
     this.decode();
@@ -150,6 +153,7 @@ export class FrameDecoder {
       this.body = this.copyInto(Buffer.allocUnsafe(this.bodyLength), have);
       this.bodyFilled = have;
     }
+    return bytes;
   }
 
   /** Hands out every frame the buffered bytes complete. */

@@ -44,7 +44,7 @@ export class FrameReader {
    * socket closes.
    * @param socket the socket created with {@link FrameReader.onread}.
    * @param options the decoder's options (`maxFrameSize`).
-   * @param onChunk called with each read's bytes (a view that stays valid), before they are decoded.
+   * @param onChunk called with each read's bytes (a view that stays valid), after the frames they complete.
    */
   frames(socket: NodeJS.EventEmitter, options: FrameDecoderOptions = {}, onChunk?: (chunk: Buffer) => void): Observable<Frame> {
     return new Observable<Frame>((subscriber) => {
@@ -55,8 +55,8 @@ export class FrameReader {
       this.onChunk = onChunk;
       const onData = (chunk: Buffer) => {
         try {
-          onChunk?.(chunk);
           this.decoder.push(chunk);
+          onChunk?.(chunk);
         } catch (error) {
           subscriber.error(error);
         }
@@ -87,8 +87,8 @@ export class FrameReader {
     const subscriber = this.subscriber;
     if (!subscriber) return;
     try {
-      this.onChunk?.(this.decoder.readTarget().subarray(0, n));
-      this.decoder.wrote(n);
+      const bytes = this.decoder.wrote(n);
+      this.onChunk?.(bytes);
     } catch (error) {
       subscriber.error(error);
     }
