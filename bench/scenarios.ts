@@ -190,7 +190,9 @@ export const scenarios: Scenario[] = [
     // Rounds in one process agree within ~10%, fresh processes differ by up to ±25% (both contenders alike).
     processes: 5,
     async run(client) {
-      await oneWay(client, 20, 4, bulkBuffer);
+      // Warm-up of two rounds: a process's first ~200 MiB go 40–60% slower for every contender (its heap grows
+      // to its working size: 2–4× the page faults of later rounds). With 20 MiB, that round was one of the five.
+      await oneWay(client, 400, 4, bulkBuffer);
       const count = 200;
       // Five rounds, median: one round is ~0.2 s, short enough for a hiccup of the machine to decide it.
       const rates: number[] = [];
