@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { Socket } from 'node:net';
 import { firstValueFrom, take, toArray } from 'rxjs';
 import { ErrorCode } from '../../src';
+import { FrameWriter } from '../../src/node/FrameWriter';
 import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
 
 afterEach(closeAll);
@@ -152,5 +153,23 @@ describe('Node lifecycle', () => {
     }
     await until(() => received.length === 200);
     expect(received.slice(0, 3)).toEqual(['m0', 'm1', 'm2']);
+  });
+
+  it('lets the writer send early after each received frame (replies to a batch leave in pieces)', async () => {
+    const server = node('hub');
+    const port = await serveTcp(server);
+    const client = node('client');
+    await client.connectTo('hub', port, '127.0.0.1');
+    server.on('message', (m) => m.reply(m.data));
+    await delay(20);
+    const sendEarly = jest.spyOn(FrameWriter.prototype, 'sendEarly');
+    try {
+      const requests = Array.from({ length: 40 }, (_, i) => `${i}`.padEnd(1000, '.'));
+      await expect(Promise.all(requests.map((r) => client.sendTo('hub', r)))).resolves.toEqual(requests);
+      // Once per frame on each side: 40 requests at the server, 40 replies at the client.
+      expect(sendEarly.mock.calls.length).toBeGreaterThanOrEqual(80);
+    } finally {
+      sendEarly.mockRestore();
+    }
   });
 });

@@ -128,7 +128,10 @@ export class Connection implements StreamSink {
     const frames = this.reader ? this.reader.frames(socket, decoding, onChunk) : fromSocket(socket).pipe(decodeFrames(decoding));
     if (!this.reader) socket.on('data', onChunk);
     this.subscription = frames.subscribe({
-      next: (frame) => this.dispatch(frame),
+      next: (frame) => {
+        this.dispatch(frame);
+        this.writer.sendEarly();
+      },
       error: (error: Error) => this.onStreamError(error),
     });
     // Kept for the socket's whole life: a socket 'error' without a listener would crash the process.

@@ -1,0 +1,90 @@
+import type { Socket } from 'node:net';
+import { Writable } from 'node:stream';
+import { Encoding, FrameDecoder, FrameType, type Frame } from '../../src';
+import { FrameWriter } from '../../src/node/FrameWriter';
+
+/** A socket stand-in that records each write the writer's stream hands down (one per writev). */
+function sink() {
+  const writes: Buffer[] = [];
+  const stream = new Writable({
+    writev(chunks, callback) {
+      writes.push(Buffer.concat(chunks.map((c) => c.chunk as Buffer)));
+      callback();
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      writes.push(chunk);
+      callback();
+    },
+  });
+  return { socket: stream as unknown as Socket, writes };
+}
+
+const nextTick = () => new Promise((resolve) => process.nextTick(resolve));
+
+function decode(writes: Buffer[]): Frame[] {
+  const frames: Frame[] = [];
+  const decoder = new FrameDecoder((frame) => frames.push(frame));
+  for (const bytes of writes) decoder.push(bytes);
+  return frames;
+}
+
+describe('FrameWriter', () => {
+  const reply = Buffer.alloc(1000, 'x'); // 1,016 bytes with its header
+
+  it('hands one tick of frames to the socket in one write', async () => {
+    const { socket, writes } = sink();
+    const writer = new FrameWriter(socket);
+    for (let id = 0; id < 40; id++) writer.write(FrameType.REPLY, 0, id, Encoding.JSON, reply);
+    expect(writes).toHaveLength(0);
+    await nextTick();
+    expect(writes).toHaveLength(1);
+    expect(decode(writes).map((f) => f.id)).toEqual(Array.from({ length: 40 }, (_, id) => id));
+  });
+
+  it('sendEarly: frames leave in pieces of at least 16 KiB, in order, the rest when the tick ends', async () => {
+    const { socket, writes } = sink();
+    const writer = new FrameWriter(socket);
+    for (let id = 0; id < 40; id++) {
+      writer.write(FrameType.REPLY, 0, id, Encoding.JSON, reply);
+      writer.sendEarly();
+    }
+    // 17 frames make 17,272 bytes ≥ 16 KiB: two pieces of 17 have left during the tick.
+    expect(writes.map((w) => w.length)).toEqual([17 * 1016, 17 * 1016]);
+    await nextTick();
+    expect(writes.map((w) => w.length)).toEqual([17 * 1016, 17 * 1016, 6 * 1016]);
+    const frames = decode(writes);
+    expect(frames.map((f) => f.id)).toEqual(Array.from({ length: 40 }, (_, id) => id));
+    expect(frames.every((f) => f.payload.equals(reply))).toBe(true);
+  });
+
+  it('sendEarly: below 16 KiB, or with nothing written this tick, nothing happens', async () => {
+    const { socket, writes } = sink();
+    const writer = new FrameWriter(socket);
+    writer.sendEarly();
+    for (let id = 0; id < 16; id++) {
+      writer.write(FrameType.REPLY, 0, id, Encoding.JSON, reply);
+      writer.sendEarly();
+    }
+    expect(writes).toHaveLength(0);
+    await nextTick();
+    expect(writes).toHaveLength(1);
+    writer.sendEarly();
+    await nextTick();
+    expect(writes).toHaveLength(1);
+  });
+
+  it('sendEarly keeps Buffers uncopied and in order with packed frames', async () => {
+    const { socket, writes } = sink();
+    const writer = new FrameWriter(socket);
+    const big = Buffer.alloc(20_000, 'b');
+    writer.write(FrameType.MESSAGE, 0, 1, Encoding.STRING, Buffer.from('before'));
+    writer.write(FrameType.MESSAGE, 0, 2, Encoding.BUFFER, big);
+    writer.sendEarly();
+    writer.write(FrameType.MESSAGE, 0, 3, Encoding.STRING, Buffer.from('after'));
+    expect(writes).toHaveLength(1);
+    await nextTick();
+    const frames = decode(writes);
+    expect(frames.map((f) => f.id)).toEqual([1, 2, 3]);
+    expect(frames[1].payload.equals(big)).toBe(true);
+  });
+});
