@@ -147,15 +147,16 @@ async function main(): Promise<void> {
   const started = Date.now();
   for (let rep = 0; rep < reps; rep++) {
     for (const scenario of scenarios) {
-      for (let pair = 0; pair < (scenario.processes ?? 1); pair++) {
+      const pairs = scenario.processes ?? 1;
+      const active = contenders.filter((c) => !c.skip?.[scenario.name]);
+      for (let pair = 0; pair < pairs; pair++) {
+        // Interleave, rotating who goes first each time among the contenders that run this scenario, and
+        // reversing the cycle every other lap: each takes each place, and follows each other, equally often
+        // (no contender always runs right after the same other one).
+        const turn = rep * pairs + pair;
+        const cycle = Math.floor(turn / active.length) % 2 === 0 ? active : [...active].reverse();
+        const order = cycle.map((_, i) => cycle[(i + turn) % cycle.length]);
         for (const transport of transports) {
-          // Interleave, rotating who goes first each time among the contenders that run this scenario, and
-          // reversing the cycle every other lap: each takes each place, and follows each other, equally often
-          // (no contender always runs right after the same other one).
-          const active = contenders.filter((c) => !c.skip?.[scenario.name]);
-          const turn = rep * (scenario.processes ?? 1) + pair;
-          const cycle = Math.floor(turn / active.length) % 2 === 0 ? active : [...active].reverse();
-          const order = cycle.map((_, i) => cycle[(i + turn) % cycle.length]);
           for (const contender of order) {
             const run = await runOne(rep, scenario.name, transport, contender.name);
             runs.push(run);
