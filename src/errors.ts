@@ -11,7 +11,7 @@ export const ErrorCode = {
   NOT_CONNECTED: 'ERR_IPC_NOT_CONNECTED',
   /** The peer's connection was lost while a request waited for its reply. */
   PEER_DISCONNECTED: 'ERR_IPC_PEER_DISCONNECTED',
-  /** A frame declared a payload larger than `maxFrameSize`. */
+  /** A frame declared a payload larger than `maxFrameSize`, or a value to send exceeds the peer's `maxFrameSize`. */
   FRAME_TOO_LARGE: 'ERR_IPC_FRAME_TOO_LARGE',
   /** The bytes received are not this protocol (bad magic, version, type or a truncated frame). */
   PROTOCOL: 'ERR_IPC_PROTOCOL',
@@ -31,6 +31,8 @@ export const ErrorCode = {
   DECODE: 'ERR_IPC_DECODE',
   /** The responder answered with an error. */
   REMOTE: 'ERR_IPC_REMOTE',
+  /** A request awaiting one value (`sendTo`) was answered by a stream that completed without a value. */
+  EMPTY_REPLY: 'ERR_IPC_EMPTY_REPLY',
   /** Too many requests await an answer on one connection (`maxPendingRequests`). */
   TOO_MANY_REQUESTS: 'ERR_IPC_TOO_MANY_REQUESTS',
   /** The connection's write buffer is over `maxWriteBuffer`: the peer does not read fast enough. */
@@ -81,8 +83,8 @@ export class PeerDisconnectedError extends IpcError {
 
 /** Bytes that break the wire protocol: `ERR_IPC_PROTOCOL` or `ERR_IPC_FRAME_TOO_LARGE`. */
 export class ProtocolError extends IpcError {
-  constructor(code: typeof ErrorCode.PROTOCOL | typeof ErrorCode.FRAME_TOO_LARGE, message: string) {
-    super(code, message);
+  constructor(code: typeof ErrorCode.PROTOCOL | typeof ErrorCode.FRAME_TOO_LARGE, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
   }
 }
 

@@ -1,4 +1,4 @@
-import { encodeFrame, ProtocolError, type Frame } from '../../src';
+import { encodeFrame, IpcError, ProtocolError, type Frame } from '../../src';
 
 /** A frame with sensible defaults for tests. */
 export function frame(overrides: Partial<Frame> = {}): Frame {
@@ -23,13 +23,13 @@ export function plain(f: Frame): object {
   return { type: f.type, flags: f.flags, id: f.id, encoding: f.encoding, payload: Buffer.from(f.payload).toString('hex') };
 }
 
-/** The ProtocolError `fn` throws (fails the test when it throws nothing, or something else). */
-export function thrown(fn: () => void): ProtocolError {
+/** The error of class `type` (default ProtocolError) `fn` throws (fails the test when it throws nothing, or something else). */
+export function thrown(fn: () => void, type: new (...args: never[]) => IpcError = ProtocolError): IpcError {
   try {
     fn();
   } catch (error) {
-    expect(error).toBeInstanceOf(ProtocolError);
-    return error as ProtocolError;
+    expect(error).toBeInstanceOf(type);
+    return error as IpcError;
   }
-  throw new Error('expected a ProtocolError');
+  throw new Error(`expected a ${type.name}`);
 }

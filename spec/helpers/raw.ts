@@ -1,5 +1,5 @@
 import { connect, type Socket } from 'node:net';
-import { encodeFrame, FrameType, PROTOCOL_NAME, PROTOCOL_VERSION, type Frame } from '../../src';
+import { DEFAULT_MAX_FRAME_SIZE, encodeFrame, FrameType, PROTOCOL_NAME, PROTOCOL_VERSION, type Frame } from '../../src';
 import { jsonFrame } from '../../src/protocol/handshake';
 
 /** A plain TCP client that reads (and discards) what it receives, so it sees the server's FIN. */
@@ -14,7 +14,7 @@ export function bytes(frame: Omit<Frame, 'payload'> & { payload: Uint8Array }): 
 /** The client's side of a complete handshake (hello then ack), as bytes: a valid start for hostile input. */
 export function handshakeBytes(name: string): Buffer {
   return Buffer.concat([
-    bytes(jsonFrame(FrameType.HANDSHAKE, 1, { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name })),
+    bytes(jsonFrame(FrameType.HANDSHAKE, 1, { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name, maxFrameSize: DEFAULT_MAX_FRAME_SIZE })),
     bytes(jsonFrame(FrameType.HANDSHAKE, 3, {})),
   ]);
 }

@@ -115,8 +115,9 @@ describe('authentication (auth: { secret })', () => {
     const hello = asFrame(client.start()!);
     const answer = server.receive(hello);
     const ack = client.receive(asFrame(answer.send!));
-    expect(ack.done).toBe('b');
-    expect(server.receive(asFrame(ack.send!)).done).toBe('a');
+    const accepted = server.receive(asFrame(ack.send!));
+    expect(accepted.done).toBe('a');
+    expect(client.receive(asFrame(accepted.send!)).done).toBe('b');
     // The same ack presented to a fresh server (new nonce) is refused.
     const fresh = new Handshake('server', 'b', { secret, nonce });
     fresh.receive(hello);

@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import {
+  DEFAULT_MAX_FRAME_SIZE,
   encodeFrame,
   ErrorCode,
   FrameDecoder,
@@ -18,7 +19,7 @@ afterEach(closeAll);
 const asFrame = (f: ReturnType<typeof jsonFrame>): Frame => ({ ...f, payload: Buffer.from(f.payload) });
 
 describe('Handshake (pure state machine)', () => {
-  it('completes client ↔ server in three frames', () => {
+  it('completes client ↔ server in four frames: the client is ready only once the server accepted it', () => {
     const client = new Handshake('client', 'alice', { expectedPeer: 'bob' });
     const server = new Handshake('server', 'bob', { accept: () => undefined });
     const hello = client.start()!;
@@ -26,8 +27,11 @@ describe('Handshake (pure state machine)', () => {
     const answer = server.receive(asFrame(hello));
     expect(answer.error).toBeUndefined();
     const ack = client.receive(asFrame(answer.send!));
-    expect(ack.done).toBe('bob');
-    expect(server.receive(asFrame(ack.send!)).done).toBe('alice');
+    expect(ack.done).toBeUndefined();
+    const accepted = server.receive(asFrame(ack.send!));
+    expect(accepted.done).toBe('alice');
+    expect(client.receive(asFrame(accepted.send!)).done).toBe('bob');
+    expect([client.peerMaxFrameSize, server.peerMaxFrameSize]).toEqual([DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_FRAME_SIZE]);
   });
 
   it('the client refuses a server with an unexpected name', () => {
@@ -104,9 +108,9 @@ describe('Handshake over sockets', () => {
     await once(raw, 'close');
     await until(() => server.errors.length > 0);
     expect(server.errors[0]).toMatchObject({ code: ErrorCode.PROTOCOL });
-    expect(server.errors[0].message).toMatch(/version 2/);
+    expect(server.errors[0].message).toMatch(new RegExp(`version ${PROTOCOL_VERSION + 1}`));
     expect(received.map((f) => f.type)).toEqual([FrameType.CLOSE]);
-    expect(JSON.parse(received[0].payload.toString()).message).toMatch(/Unsupported protocol version 2/);
+    expect(JSON.parse(received[0].payload.toString()).message).toMatch(new RegExp(`Unsupported protocol version ${PROTOCOL_VERSION + 1}`));
   });
 
   it('a connectTo to something that is not ipc-link-core rejects with ERR_IPC_PROTOCOL', async () => {

@@ -37,17 +37,17 @@ describe('hostile input: one connection is closed with a typed error, nothing el
     await expect(good.sendTo('hub', 'ping')).resolves.toBe('pong');
   });
 
-  it('a truncated frame then EOF', async () => {
+  it('a truncated frame then EOF: the peer went away (a disconnect, not a protocol error)', async () => {
     const { server, port, good } = await hub();
     const raw = rawClient(port);
     const frame = bytes({ type: FrameType.MESSAGE, flags: 1, id: 1, encoding: 2, payload: Buffer.from('hello world') });
     raw.write(Buffer.concat([handshakeBytes('evil'), frame.subarray(0, HEADER_SIZE + 3)]));
-    await delay(50);
+    await until(() => server.get('evil') !== undefined);
+    const gone = once(server, 'socketClose');
     raw.end();
     await closed(raw);
-    await until(() => server.errors.length > 0);
-    expect(codes(server.errors)).toEqual([ErrorCode.PROTOCOL]);
-    expect(server.errors[0].message).toMatch(/ended inside a frame/);
+    await gone;
+    expect(server.errors).toEqual([]);
     await expect(good.sendTo('hub', 'ping')).resolves.toBe('pong');
   });
 
@@ -167,7 +167,10 @@ describe('fuzz: a hostile server against a node that dials it (the FrameReader p
     const { port: goodPort } = await hub();
     const dialer = node('dialer', { handshakeTimeout: 300 });
     await dialer.connectTo('hub', goodPort, '127.0.0.1');
-    const serverHello = bytes(jsonFrame(FrameType.HANDSHAKE, HandshakeStep.SERVER_HELLO, { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name: 'evil' }));
+    const serverHello = Buffer.concat([
+      bytes(jsonFrame(FrameType.HANDSHAKE, HandshakeStep.SERVER_HELLO, { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name: 'evil', maxFrameSize: 1 << 20 })),
+      bytes(jsonFrame(FrameType.HANDSHAKE, HandshakeStep.SERVER_ACCEPT, {})),
+    ]);
     const large = bytes({ type: FrameType.MESSAGE, flags: 0, id: 0, encoding: 0, payload: Buffer.alloc(100_000, 9) });
     const valid = Buffer.concat([
       bytes({ type: FrameType.MESSAGE, flags: 0, id: 0, encoding: 2, payload: Buffer.from('hi') }),

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { ErrorCode, FrameDecoder, HEADER_SIZE, type Frame } from '../../src';
+import { ErrorCode, FrameDecoder, HEADER_SIZE, PeerDisconnectedError, type Frame } from '../../src';
 import { frame, plain, thrown, wire } from '../helpers/frames';
 
 /**
@@ -141,8 +141,8 @@ describe('FrameDecoder, read-into mode', () => {
     readInto(decoder, bytes.subarray(0, 100_000));
     expect(decoder.inFrame).toBe(true);
     expect(decoder.bufferedBytes).toBe(100_000 - HEADER_SIZE);
-    const error = thrown(() => decoder.end());
-    expect(error.code).toBe(ErrorCode.PROTOCOL);
+    const error = thrown(() => decoder.end(), PeerDisconnectedError);
+    expect(error.code).toBe(ErrorCode.PEER_DISCONNECTED);
     expect(error.message).toContain(`${size - (100_000 - HEADER_SIZE)} more byte(s)`);
   });
 

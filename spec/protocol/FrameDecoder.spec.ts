@@ -1,4 +1,4 @@
-import { ErrorCode, FrameDecoder, HEADER_SIZE, type Frame } from '../../src';
+import { ErrorCode, FrameDecoder, HEADER_SIZE, PeerDisconnectedError, type Frame } from '../../src';
 import { cut, frame, plain, thrown, wire } from '../helpers/frames';
 
 function decodeAll(chunks: Buffer[], maxFrameSize?: number): Frame[] {
@@ -19,7 +19,7 @@ const sampleWire = wire(...sample);
 
 describe('FrameDecoder', () => {
   it('decodes the hex fixture from PROTOCOL.md', () => {
-    const bytes = Buffer.from('494c0101010200000000000100000002' + '6869', 'hex');
+    const bytes = Buffer.from('494c0201010200000000000100000002' + '6869', 'hex');
     expect(decodeAll([bytes]).map(plain)).toEqual([
       { type: 1, flags: 1, id: 1, encoding: 2, payload: Buffer.from('hi').toString('hex') },
     ]);
@@ -136,10 +136,10 @@ describe('FrameDecoder', () => {
     expect(error.message).toMatch(/version 9/);
   });
 
-  it('fails when the stream ends inside a frame', () => {
+  it('says the peer went away (ERR_IPC_PEER_DISCONNECTED, not a protocol error) when the stream ends inside a frame', () => {
     const bytes = wire(frame({ payload: Buffer.from('hello') }));
     for (const end of [3, HEADER_SIZE, bytes.length - 1]) {
-      expect(thrown(() => decodeAll([bytes.subarray(0, end)])).code).toBe(ErrorCode.PROTOCOL);
+      expect(thrown(() => decodeAll([bytes.subarray(0, end)]), PeerDisconnectedError).code).toBe(ErrorCode.PEER_DISCONNECTED);
     }
   });
 

@@ -3,7 +3,7 @@ import { encodeFrame, encodeHeader, ErrorCode, HEADER_SIZE } from '../../src';
 describe('encodeFrame', () => {
   it('writes the header layout of PROTOCOL.md', () => {
     const [header] = encodeFrame({ type: 1, flags: 1, id: 1, encoding: 2, payload: Buffer.from('hi') });
-    expect(header.toString('hex')).toBe('494c0101010200000000000100000002');
+    expect(header.toString('hex')).toBe('494c0201010200000000000100000002');
     expect(header.length).toBe(HEADER_SIZE);
   });
 

@@ -71,6 +71,6 @@ describe('FrameReader (a net socket read straight into frames)', () => {
     const seen: Frame[] = [];
     const error = await new Promise((resolve) => reader.frames(socket).subscribe({ next: (f) => seen.push(f), error: resolve }));
     expect(seen).toHaveLength(0);
-    expect((error as ProtocolError).code).toBe(ErrorCode.PROTOCOL);
+    expect((error as ProtocolError).code).toBe(ErrorCode.PEER_DISCONNECTED);
   });
 });

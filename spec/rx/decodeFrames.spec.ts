@@ -1,5 +1,5 @@
 import { map } from 'rxjs';
-import { decodeFrames, ErrorCode, HEADER_SIZE, ProtocolError } from '../../src';
+import { decodeFrames, ErrorCode, HEADER_SIZE, PeerDisconnectedError, ProtocolError } from '../../src';
 import { frame, plain, wire } from '../helpers/frames';
 import { testScheduler } from '../helpers/marbles';
 
@@ -8,6 +8,9 @@ const b = frame({ id: 2, flags: 1, payload: Buffer.from('') });
 const c = frame({ id: 3, encoding: 2, payload: Buffer.from('gamma!') });
 const bytes = wire(a, b, c);
 const values = { a: plain(a), b: plain(b), c: plain(c) };
+
+/** The error of a stream that ended inside a frame. */
+const peerGone = expect.objectContaining({ code: ErrorCode.PEER_DISCONNECTED, constructor: PeerDisconnectedError });
 
 /** Matches any ProtocolError with the given code. */
 function protocolError(code: string) {
@@ -74,10 +77,10 @@ describe('decodeFrames (marbles)', () => {
     });
   });
 
-  it('errors when the source completes inside a frame', () => {
+  it('errors with ERR_IPC_PEER_DISCONNECTED when the source completes inside a frame', () => {
     testScheduler().run(({ cold, expectObservable }) => {
       const source = cold('a-b|', { a: wire(a), b: wire(b).subarray(0, 5) });
-      expectObservable(source.pipe(decodeFrames(), map(plain))).toBe('a--#', values, protocolError(ErrorCode.PROTOCOL));
+      expectObservable(source.pipe(decodeFrames(), map(plain))).toBe('a--#', values, peerGone);
     });
   });
 
@@ -95,8 +98,8 @@ describe('decodeFrames (marbles)', () => {
       const half = bytes.subarray(0, 10);
       const source = cold('x|', { x: half });
       const decoded = source.pipe(decodeFrames());
-      expectObservable(decoded).toBe('-#', undefined, protocolError(ErrorCode.PROTOCOL));
-      expectObservable(decoded).toBe('-#', undefined, protocolError(ErrorCode.PROTOCOL));
+      expectObservable(decoded).toBe('-#', undefined, peerGone);
+      expectObservable(decoded).toBe('-#', undefined, peerGone);
     });
   });
 });

@@ -1,17 +1,18 @@
 import type { Socket } from 'node:net';
 import type { ObservableInput, Subscription } from 'rxjs';
 import { ClosedError, ErrorCode, HandshakeError, IpcError, NotConnectedError, PeerDisconnectedError, ProtocolError, RemoteError } from '../errors';
-import { Encoding, FrameType, HANDSHAKE_MAX_FRAME_SIZE, HEADER_SIZE } from '../protocol/constants';
+import { Encoding, FrameFlags, FrameType, HANDSHAKE_MAX_FRAME_SIZE, HEADER_SIZE } from '../protocol/constants';
 import type { Frame } from '../protocol/Frame';
 import type { OutgoingFrame } from '../protocol/FrameEncoder';
-import { closeFrame, Handshake, jsonFrame, readClose, readJson, type HandshakeOptions } from '../protocol/handshake';
-import { decodeValue, type Codec } from '../protocol/Serializer';
+import { closeFrame, Handshake, readClose, readJson, type CloseBody, type HandshakeOptions } from '../protocol/handshake';
+import { decodeValue, encodeValue, type Codec } from '../protocol/Serializer';
 import { decodeFrames } from '../rx/decodeFrames';
 import { fromSocket } from '../rx/fromSocket';
 import type { FrameReader } from '../rx/FrameReader';
 import { FrameWriter } from './FrameWriter';
 import { LinkSocket } from './Link';
 import type { NodeSocket } from './NodeSocket';
+import { InboundRequests } from './InboundRequests';
 import { RequestRegistry } from './RequestRegistry';
 import { StreamResponder, type StreamSink } from './StreamResponder';
 
@@ -49,47 +50,64 @@ export interface ConnectionHost {
   readonly heartbeatInterval: number;
   readonly streamBuffer: number;
   readonly exposeErrorStack: boolean;
+  readonly maxPendingRequests: number;
   onReady(connection: Connection): void;
-  onMessage(connection: Connection, frame: Frame): void;
+  /** A message arrived (a receptive one is admitted: it holds a slot until answered, cancelled or the end). */
+  onMessage(connection: Connection, id: number, receptive: boolean, data: unknown): void;
   onRaw(connection: Connection, chunk: Buffer): void;
   onClosed(connection: Connection): void;
+  /** Something went wrong that only an `'error'` event can tell (a payload that does not decode…). */
+  report(error: Error): void;
+}
+
+/** Where a connection is in its life; it only ever moves forward. */
+export type ConnectionState = 'handshaking' | 'open' | 'closing' | 'closed';
+
+/** How a connection ends: see {@link Connection.end}. */
+interface Ending {
+  /** Why, when it is not a clean close. */
+  error?: Error;
+  /** What pending requests reject with (default: "the connection was lost", with `error` as cause). */
+  pending?: Error;
+  /** Reconnecting is pointless or unwanted. */
+  final?: boolean;
+  /** Tell the peer with a CLOSE frame first. */
+  notify?: CloseBody;
+  /** Destroy the socket at once instead of flushing and ending it. */
+  destroy?: boolean;
 }
 
 /**
  * One live socket: its frame pipeline (`fromSocket` → `decodeFrames`, or a `FrameReader` for sockets we dial,
- * → {@link Connection.dispatch}), its writer, its handshake and its table of pending requests. A client that
- * reconnects gets a new Connection.
+ * → {@link Connection.dispatch}), its writer, its handshake, the requests we sent (`registry`) and the ones the
+ * peer sent us (`inbound`). A client that reconnects gets a new Connection. Every way of ending goes through
+ * {@link Connection.end}.
  */
 export class Connection implements StreamSink {
   /** The peer's announced name, once the handshake is done. */
   peerName: string | null = null;
-  /** True between the end of the handshake and the start of closing. */
-  ready = false;
+  state: ConnectionState = 'handshaking';
   /** Why the connection ended, when it was not a clean close. */
   error: Error | null = null;
   /** Reconnecting is pointless or unwanted: the peer said so, refused us for good, or broke the protocol. */
   final = false;
   /** The public handle this connection serves. */
   owner!: NodeSocket;
-  /** Receptive messages received and not answered yet (for `maxPendingRequests`). */
-  unanswered = 0;
   /** Frames and bytes received (stats). */
   framesIn = 0;
   bytesIn = 0;
   /** Round trip of the last ping (heartbeat or pingTo), in ms. */
   lastRtt: number | null = null;
+  /** The largest payload the peer accepts (announced in its hello). */
+  peerMaxFrameSize = 0;
   private heartbeatSentAt = 0;
-  /** Streamed replies this side is sending, by request id. */
-  private readonly streams = new Map<number, StreamResponder>();
-  /** Credits granted (REQUEST_N) for requests not streamed yet. */
-  private readonly credits = new Map<number, number>();
   /** Requests this side sent and awaits answers for. */
   readonly registry = new RequestRegistry();
+  /** Requests the peer sent and awaits our answers for: the one owner of their credits and streams. */
+  readonly inbound: InboundRequests;
   /** Resolves once the socket is fully closed and everything is cleaned up. */
   readonly closed: Promise<void>;
 
-  private closing = false;
-  private finished = false;
   private resolveClosed!: () => void;
   private readonly writer: FrameWriter;
   private readonly handshake: Handshake;
@@ -113,14 +131,15 @@ export class Connection implements StreamSink {
   ) {
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.writer = new FrameWriter(socket, socket instanceof LinkSocket);
-    this.handshake = new Handshake(role, host.name, handshake);
+    this.handshake = new Handshake(role, host.name, { ...handshake, maxFrameSize: host.maxFrameSize });
+    this.inbound = new InboundRequests(host.maxPendingRequests);
   }
 
   /** Starts reading, sends the client's hello and arms the handshake timer. */
   start(): void {
     const { socket, host } = this;
     socket.setNoDelay(true);
-    const decoding = { maxFrameSize: () => (this.ready ? host.maxFrameSize : HANDSHAKE_MAX_FRAME_SIZE) };
+    const decoding = { maxFrameSize: () => (this.state === 'open' ? host.maxFrameSize : HANDSHAKE_MAX_FRAME_SIZE) };
     const onChunk = (chunk: Buffer) => {
       this.heard = true;
       host.onRaw(this, chunk);
@@ -128,17 +147,14 @@ export class Connection implements StreamSink {
     const frames = this.reader ? this.reader.frames(socket, decoding, onChunk) : fromSocket(socket).pipe(decodeFrames(decoding));
     if (!this.reader) socket.on('data', onChunk);
     this.subscription = frames.subscribe({
-      next: (frame) => {
-        this.dispatch(frame);
-        this.writer.sendEarly();
-      },
+      next: (frame) => this.receive(frame),
       error: (error: Error) => this.onStreamError(error),
     });
     // Kept for the socket's whole life: a socket 'error' without a listener would crash the process.
     socket.on('error', (error) => (this.error ??= error));
     socket.once('close', () => this.finish());
     const hello = this.handshake.start();
-    if (hello) this.send(hello);
+    if (hello) this.sendControl(hello);
     this.handshakeTimer = setTimeout(() => {
       this.fail(new HandshakeError(ErrorCode.HANDSHAKE, `No handshake within ${host.handshakeTimeout} ms`, { retryable: true }));
     }, host.handshakeTimeout);
@@ -146,16 +162,30 @@ export class Connection implements StreamSink {
 
   /** True when frames may be written. */
   get writable(): boolean {
-    return this.ready && !this.closing;
+    return this.state === 'open';
   }
 
+  // ─── the requester's side: our requests and messages ───────────────────────────────────────────────
+
   /**
-   * Writes one frame; see {@link FrameWriter.write}.
-   * @throws NotConnectedError when the connection is not ready or is closing.
+   * Writes one frame of ours (a message, a request, a ping); see {@link FrameWriter.write}. `window` ≥ 0 rides
+   * in a receptive MESSAGE as its initial credits (`FrameFlags.WINDOW`).
+   * @throws NotConnectedError when the connection is not open; IpcError `ERR_IPC_FRAME_TOO_LARGE` when the
+   *   payload exceeds the peer's `maxFrameSize` (nothing is written).
    */
-  write(type: number, flags: number, id: number, encoding: number, payload: Uint8Array): boolean {
+  write(type: number, flags: number, id: number, encoding: number, payload: Uint8Array, window = -1): boolean {
     if (!this.writable) throw new NotConnectedError(`The connection to "${this.peerName ?? 'unknown'}" is not open`);
-    return this.writer.write(type, flags, id, encoding, payload);
+    this.checkSize(payload.length + (window < 0 ? 0 : 4));
+    return this.writer.write(type, window < 0 ? flags : flags | FrameFlags.WINDOW, id, encoding, payload, window);
+  }
+
+  /** @throws IpcError `ERR_IPC_FRAME_TOO_LARGE` when a payload of `length` bytes exceeds the peer's limit. */
+  checkSize(length: number): void {
+    if (length <= this.peerMaxFrameSize) return;
+    throw new IpcError(
+      ErrorCode.FRAME_TOO_LARGE,
+      `A payload of ${length} bytes exceeds the maxFrameSize of "${this.peerName}" (${this.peerMaxFrameSize} bytes): nothing was sent`,
+    );
   }
 
   /** Bytes written and not yet taken by the kernel. */
@@ -166,7 +196,7 @@ export class Connection implements StreamSink {
   /**
    * Sends a message that awaits no reply. Resolves at once while the socket's buffer is below its high-water
    * mark, else when it drains (backpressure); rejects if the connection is lost first.
-   * @throws NotConnectedError when the connection is not ready or is closing.
+   * @throws NotConnectedError, IpcError `ERR_IPC_FRAME_TOO_LARGE` (see {@link Connection.write}).
    */
   sendOneWay(encoding: number, payload: Uint8Array): Promise<void> {
     return this.write(FrameType.MESSAGE, 0, 0, encoding, payload) ? RESOLVED : this.drained();
@@ -187,55 +217,7 @@ export class Connection implements StreamSink {
     return this.drain.promise;
   }
 
-  /** Answers request `id` with an ERROR frame describing `error` (no-op when not writable). */
-  writeError(id: number, error: Error): void {
-    this.sendError(FrameType.ERROR, id, error);
-  }
-
-  /** Writes an ERROR or STREAM_ERROR frame: name, message, code, and the stack if `exposeErrorStack`. */
-  sendError(type: number, id: number, error: Error): void {
-    if (!this.writable) return;
-    const code = (error as { code?: unknown }).code;
-    const body = {
-      name: error.name,
-      message: error.message,
-      code: typeof code === 'string' ? code : undefined,
-      stack: this.host.exposeErrorStack ? error.stack : undefined,
-    };
-    this.send(jsonFrame(type, id, body));
-  }
-
-  /** StreamSink: writes a stream frame; false when the connection is gone. */
-  sendFrame(type: number, id: number, encoding: number, payload: Uint8Array): boolean {
-    if (!this.writable) return false;
-    this.writer.write(type, 0, id, encoding, payload);
-    return true;
-  }
-
-  /** Answers request `id` with the values of `source` (see StreamResponder). */
-  stream(id: number, source: ObservableInput<unknown> | AsyncIterable<unknown>): void {
-    const credits = this.credits.get(id) ?? 1;
-    this.credits.delete(id);
-    const responder = new StreamResponder(this, id, credits, this.host.streamBuffer);
-    this.streams.set(id, responder);
-    responder.start(source);
-  }
-
-  /** A receptive message was answered (reply, error or stream): forget credits granted for it. */
-  answered(id: number): void {
-    this.credits.delete(id);
-  }
-
-  /** StreamSink: the stream ended. */
-  release(id: number): void {
-    this.streams.delete(id);
-  }
-
-  get codec(): Codec {
-    return this.host.codec;
-  }
-
-  /** Tells the responder to stop streaming request `id`. */
+  /** Tells the responder to stop answering request `id` (and free its slot). */
   cancelRequest(id: number): void {
     if (this.writable) this.writer.write(FrameType.CANCEL, 0, id, Encoding.BUFFER, EMPTY);
   }
@@ -248,28 +230,110 @@ export class Connection implements StreamSink {
     this.writer.write(FrameType.REQUEST_N, 0, id, Encoding.BUFFER, payload);
   }
 
+  // ─── the responder's side: answers to the peer's requests (NodeMessage calls these) ────────────────
+
+  /**
+   * Answers request `id` with `value`. False when nothing awaits it (answered, cancelled, connection gone).
+   * @throws CodecError (`ERR_IPC_ENCODE`) or IpcError (`ERR_IPC_FRAME_TOO_LARGE`); the requester gets that error.
+   */
+  reply(id: number, value: unknown): boolean {
+    if (!this.inbound.unanswered(id)) return false;
+    let encoded;
+    try {
+      encoded = encodeValue(this.host.codec, value);
+      this.checkSize(encoded.payload.length);
+    } catch (error) {
+      this.replyError(id, error as Error);
+      throw error;
+    }
+    this.inbound.take(id);
+    this.writer.write(FrameType.REPLY, 0, id, encoded.encoding, encoded.payload);
+    return true;
+  }
+
+  /** Fails request `id` with `error`. False when nothing awaits it. */
+  replyError(id: number, error: Error): boolean {
+    if (!this.inbound.take(id)) return false;
+    this.sendError(FrameType.ERROR, id, error);
+    return true;
+  }
+
+  /**
+   * Answers request `id` with the values of `source` (see StreamResponder). False when nothing awaits it.
+   * @throws TypeError when `source` cannot be streamed (the requester gets that error).
+   */
+  stream(id: number, source: ObservableInput<unknown> | AsyncIterable<unknown> | Iterable<unknown>): boolean {
+    const entry = this.inbound.unanswered(id);
+    if (!entry) return false;
+    entry.responder = new StreamResponder(this, id, entry.credits, this.host.streamBuffer);
+    entry.responder.start(source);
+    return true;
+  }
+
+  get codec(): Codec {
+    return this.host.codec;
+  }
+
+  /** StreamSink: writes a stream frame; false when the connection is gone. */
+  sendFrame(type: number, id: number, encoding: number, payload: Uint8Array): boolean {
+    if (!this.writable) return false;
+    this.writer.write(type, 0, id, encoding, payload);
+    return true;
+  }
+
+  /** StreamSink: writes an ERROR or STREAM_ERROR frame: name, message, code, and the stack if `exposeErrorStack`. */
+  sendError(type: number, id: number, error: Error): void {
+    if (!this.writable) return;
+    const code = (error as { code?: unknown }).code;
+    const body = errorBody(
+      { name: error.name, message: error.message, code: typeof code === 'string' ? code : undefined, stack: this.host.exposeErrorStack ? error.stack : undefined },
+      this.peerMaxFrameSize,
+    );
+    this.writer.write(type, 0, id, Encoding.JSON, body);
+  }
+
+  /** StreamSink: the stream ended. */
+  release(id: number): void {
+    this.inbound.release(id);
+  }
+
+  // ─── ending ─────────────────────────────────────────────────────────────────────────────────────────
+
   /**
    * Closes on purpose: fails what is pending with `pendingError`, tells the peer (CLOSE frame) whether it may
    * reconnect, flushes what was written and ends the socket; destroys it if the peer does not close in time.
    */
-  close(reason: { code: string; message: string; reconnect: boolean }, pendingError: Error = new ClosedError(reason.message)): Promise<void> {
-    if (this.closing || this.finished) return this.closed;
-    this.closing = true;
-    this.ready = false;
-    this.registry.rejectAll(pendingError);
-    if (!this.socket.destroyed) {
-      this.send(closeFrame(reason));
-      this.writer.end();
-      this.graceTimer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
-    }
-    return this.closed;
+  close(reason: CloseBody, pendingError: Error = new ClosedError(reason.message)): Promise<void> {
+    return this.end({ pending: pendingError, notify: reason });
   }
 
-  /** Ends the connection because of `error` (protocol violation, failed handshake…). */
+  /** Ends the connection because of `error` (protocol violation, failed handshake…), telling the peer why. */
   fail(error: IpcError): void {
-    this.error ??= error;
-    this.final ||= !(error instanceof HandshakeError && error.retryable);
-    void this.close({ code: error.code, message: error.message, reconnect: !this.final }, this.lostError());
+    const final = !(error instanceof HandshakeError && error.retryable);
+    void this.end({ error, final, notify: { code: error.code, message: error.message, reconnect: !final } });
+  }
+
+  /**
+   * The one way a connection ends: it stops being writable, its timers stop, the peer's requests are forgotten
+   * (their streams torn down), ours reject, and the socket is ended (after a CLOSE, when `notify`) or destroyed.
+   * {@link Connection.finish} completes the job when the socket closes. Later calls only wait for that.
+   */
+  private end(how: Ending): Promise<void> {
+    if (this.state === 'closing' || this.state === 'closed') return this.closed;
+    this.state = 'closing';
+    if (how.error) this.error ??= how.error;
+    if (how.final) this.final = true;
+    this.stopTimers();
+    this.inbound.cancelAll();
+    this.registry.rejectAll(how.pending ?? this.lostError());
+    if (how.destroy || this.socket.destroyed) {
+      this.socket.destroy();
+      return this.closed;
+    }
+    if (how.notify) this.sendControl(closeFrame(how.notify));
+    this.writer.end();
+    this.graceTimer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
+    return this.closed;
   }
 
   /** Counters of this connection. */
@@ -280,22 +344,32 @@ export class Connection implements StreamSink {
       bytesIn: this.bytesIn,
       bytesOut: this.writer.bytesOut,
       pendingRequests: this.registry.size,
-      openStreams: this.streams.size,
+      openStreams: this.inbound.streaming,
       lastRtt: this.lastRtt,
     };
+  }
+
+  // ─── receiving ──────────────────────────────────────────────────────────────────────────────────────
+
+  /** One received frame. Whatever throws while handling it ends this connection, never the process. */
+  private receive(frame: Frame): void {
+    try {
+      this.dispatch(frame);
+    } catch (error) {
+      const message = `Could not handle a frame (type 0x${frame.type.toString(16)}) from "${this.peerName ?? 'an unidentified peer'}": ${(error as Error)?.message ?? String(error)}`;
+      this.fail(error instanceof ProtocolError ? error : new ProtocolError(ErrorCode.PROTOCOL, message, { cause: error }));
+    }
+    if (this.state === 'open') this.writer.sendEarly();
   }
 
   private dispatch(frame: Frame): void {
     this.framesIn++;
     this.bytesIn += HEADER_SIZE + frame.payload.length;
-    if (!this.ready) {
-      if (!this.closing) this.dispatchHandshake(frame);
-      return;
-    }
+    if (this.state === 'handshaking') return this.dispatchHandshake(frame);
+    if (this.state !== 'open') return;
     switch (frame.type) {
       case FrameType.MESSAGE:
-        this.host.onMessage(this, frame);
-        return;
+        return this.receiveMessage(frame);
       case FrameType.REPLY: {
         const observer = this.registry.take(frame.id);
         if (observer === undefined) return; // late answer: the request timed out or was cancelled
@@ -314,11 +388,12 @@ export class Connection implements StreamSink {
         this.registry.take(frame.id)?.error(remoteError(frame));
         return;
       case FrameType.PING:
-        this.writer.write(FrameType.PONG, 0, frame.id, Encoding.BUFFER, EMPTY);
+        // A peer that sends pings and never reads the answers gets no more once they pile up.
+        if (this.writer.queuedBytes < PONG_BACKLOG) this.writer.write(FrameType.PONG, 0, frame.id, Encoding.BUFFER, EMPTY);
         return;
       case FrameType.PONG: {
-        if (frame.id === 0 && this.heartbeatSentAt > 0) {
-          this.lastRtt = performance.now() - this.heartbeatSentAt;
+        if (frame.id === 0) {
+          if (this.heartbeatSentAt > 0) this.lastRtt = performance.now() - this.heartbeatSentAt;
           this.heartbeatSentAt = 0;
           return;
         }
@@ -349,48 +424,65 @@ export class Connection implements StreamSink {
         this.registry.take(frame.id)?.error(remoteError(frame));
         return;
       case FrameType.CANCEL:
-        this.credits.delete(frame.id);
-        this.streams.get(frame.id)?.cancel();
+        this.inbound.cancel(frame.id);
         return;
-      case FrameType.REQUEST_N: {
-        if (frame.payload.length !== 4) {
-          this.fail(new ProtocolError(ErrorCode.PROTOCOL, `REQUEST_N carries 4 bytes, received ${frame.payload.length}`));
-          return;
-        }
-        const n = frame.payload.readUInt32BE(0);
-        const responder = this.streams.get(frame.id);
-        if (responder) responder.grant(n);
-        else this.credits.set(frame.id, (this.credits.get(frame.id) ?? 0) + n);
+      case FrameType.REQUEST_N:
+        this.inbound.grant(frame.id, readU32(frame, 'REQUEST_N'));
         return;
-      }
       case FrameType.CLOSE: {
         const body = readClose(frame);
-        this.final ||= !body.reconnect;
-        void this.close(body, new PeerDisconnectedError(`"${this.peerName}" closed the connection: ${body.message}`));
+        void this.end({ final: !body.reconnect, pending: new PeerDisconnectedError(`"${this.peerName}" closed the connection: ${body.message}`) });
         return;
       }
       default:
-        this.fail(new ProtocolError(ErrorCode.PROTOCOL, `Unexpected frame type 0x${frame.type.toString(16)} from "${this.peerName}"`));
+        throw new ProtocolError(ErrorCode.PROTOCOL, `Unexpected frame type 0x${frame.type.toString(16)} from "${this.peerName}"`);
     }
+  }
+
+  /** A MESSAGE: a receptive one is admitted into `inbound` (or refused) before it is decoded. */
+  private receiveMessage(frame: Frame): void {
+    const receptive = (frame.flags & FrameFlags.RECEPTIVE) !== 0;
+    let { payload } = frame;
+    let credits = 1;
+    if (frame.flags & FrameFlags.WINDOW) {
+      if (!receptive) throw new ProtocolError(ErrorCode.PROTOCOL, 'A MESSAGE with WINDOW must be RECEPTIVE');
+      credits = readU32(frame, 'A MESSAGE with WINDOW');
+      payload = payload.subarray(4);
+    }
+    if (receptive) {
+      const refused = this.inbound.admit(frame.id, credits);
+      if (refused === 'duplicate') throw new ProtocolError(ErrorCode.PROTOCOL, `Request id ${frame.id} already awaits an answer`);
+      if (refused === 'full') {
+        const limit = this.host.maxPendingRequests;
+        this.sendError(FrameType.ERROR, frame.id, new IpcError(ErrorCode.TOO_MANY_REQUESTS, `"${this.host.name}" already has ${limit} requests from "${this.peerName}" to answer`));
+        return;
+      }
+    }
+    let data: unknown;
+    try {
+      data = decodeValue(this.host.codec, payload, frame.encoding);
+    } catch (error) {
+      if (receptive) this.replyError(frame.id, error as Error);
+      this.host.report(error as Error);
+      return;
+    }
+    this.host.onMessage(this, frame.id, receptive, data);
   }
 
   private dispatchHandshake(frame: Frame): void {
     const result = this.handshake.receive(frame);
-    if (result.send) this.send(result.send);
+    if (result.send) this.sendControl(result.send);
     if (result.error) {
-      this.error ??= result.error;
-      this.final ||= !(result.error instanceof HandshakeError && result.error.retryable);
       // The refusal (if any) was just sent: end without another CLOSE.
-      this.closing = true;
-      this.writer.end();
-      this.graceTimer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
+      void this.end({ error: result.error, final: !(result.error instanceof HandshakeError && result.error.retryable) });
       return;
     }
     if (result.done !== undefined) {
       clearTimeout(this.handshakeTimer!);
       this.handshakeTimer = null;
       this.peerName = result.done;
-      this.ready = true;
+      this.peerMaxFrameSize = this.handshake.peerMaxFrameSize;
+      this.state = 'open';
       this.startHeartbeat();
       this.host.onReady(this);
     }
@@ -410,8 +502,7 @@ export class Connection implements StreamSink {
         this.silentTicks = 0;
       } else if (++this.silentTicks >= SILENT_TICKS) {
         const silence = SILENT_TICKS * interval;
-        this.error ??= new PeerDisconnectedError(`No sign of life from "${this.peerName}" for ${silence} ms (heartbeat)`);
-        this.socket.destroy();
+        void this.end({ error: new PeerDisconnectedError(`No sign of life from "${this.peerName}" for ${silence} ms (heartbeat)`), destroy: true });
         return;
       }
       if (this.writable) {
@@ -422,18 +513,13 @@ export class Connection implements StreamSink {
   }
 
   private onStreamError(error: Error): void {
-    if (error instanceof ProtocolError) {
-      this.fail(error);
-      return;
-    }
-    this.error ??= error;
+    if (error instanceof ProtocolError) return this.fail(error);
     // A certificate that fails verification will fail again: do not retry.
-    if (isTlsFailure(error)) this.final = true;
-    this.socket.destroy();
+    void this.end({ error, final: isTlsFailure(error), destroy: true });
   }
 
-  /** Writes a control frame, ignoring the ready state (handshake, CLOSE). */
-  private send(frame: OutgoingFrame): void {
+  /** Writes a control frame, ignoring the state (handshake, CLOSE). */
+  private sendControl(frame: OutgoingFrame): void {
     if (!this.socket.destroyed) this.writer.write(frame.type, frame.flags, frame.id, frame.encoding, frame.payload);
   }
 
@@ -442,25 +528,45 @@ export class Connection implements StreamSink {
     return new PeerDisconnectedError(`The connection to "${name}" was lost`, { cause: this.error ?? undefined });
   }
 
-  private finish(): void {
-    if (this.finished) return;
-    this.finished = true;
-    this.ready = false;
-    this.closing = true;
+  private stopTimers(): void {
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.handshakeTimer = this.heartbeatTimer = null;
+  }
+
+  /** The socket closed: whatever way it ended, finish the job and tell the node. */
+  private finish(): void {
+    if (this.state === 'closed') return;
+    void this.end({ destroy: true });
+    this.state = 'closed';
     if (this.graceTimer) clearTimeout(this.graceTimer);
     this.subscription?.unsubscribe();
-    this.socket.destroy();
-    const lost = this.lostError();
-    for (const responder of [...this.streams.values()]) responder.cancel();
-    this.credits.clear();
-    this.registry.rejectAll(lost);
-    this.drain?.reject(lost);
+    this.drain?.reject(this.lostError());
     this.drain = null;
     this.host.onClosed(this);
     this.resolveClosed();
   }
+}
+
+/** A PING is answered only while fewer bytes than this wait to be sent to its peer. */
+const PONG_BACKLOG = 1024 * 1024;
+
+/** The u32 at the start of `frame`'s payload. @throws ProtocolError when the payload is too short. */
+function readU32(frame: Frame, what: string): number {
+  if (frame.payload.length < 4 || (frame.type === FrameType.REQUEST_N && frame.payload.length !== 4)) {
+    throw new ProtocolError(ErrorCode.PROTOCOL, `${what} carries a u32, received ${frame.payload.length} bytes`);
+  }
+  return frame.payload.readUInt32BE(0);
+}
+
+/** An ERROR body as JSON bytes, shortened (stack first, then message) until it fits the peer's limit. */
+function errorBody(body: { name: string; message: string; code?: string; stack?: string }, limit: number): Buffer {
+  let bytes = Buffer.from(JSON.stringify(body), 'utf8');
+  if (bytes.length <= limit) return bytes;
+  bytes = Buffer.from(JSON.stringify({ ...body, stack: undefined }), 'utf8');
+  if (bytes.length <= limit) return bytes;
+  const room = Math.max(0, limit - 256);
+  return Buffer.from(JSON.stringify({ name: body.name.slice(0, 64), code: body.code?.slice(0, 64), message: body.message.slice(0, room / 3) }), 'utf8');
 }
 
 function isTlsFailure(error: Error): boolean {

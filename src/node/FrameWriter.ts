@@ -51,12 +51,14 @@ export class FrameWriter {
   /**
    * Writes one frame. Returns false when the socket's buffer is at or above its high-water mark: wait for
    * `'drain'` before writing more.
+   * @param window when ≥ 0, a u32 written between the header and the payload (a MESSAGE's `WINDOW`).
    */
-  write(type: number, flags: number, id: number, encoding: number, payload: Uint8Array): boolean {
+  write(type: number, flags: number, id: number, encoding: number, payload: Uint8Array, window = -1): boolean {
+    const extra = window < 0 ? 0 : 4;
     this.framesOut++;
-    this.bytesOut += HEADER_SIZE + payload.length;
+    this.bytesOut += HEADER_SIZE + extra + payload.length;
     if (this.immediate) {
-      this.socket.write(encodeHeader(type, flags, id, encoding, payload.length));
+      this.socket.write(head(type, flags, id, encoding, payload.length, window));
       return payload.length === 0 || this.socket.write(payload);
     }
     if (!this.corked) {
@@ -65,21 +67,22 @@ export class FrameWriter {
       process.nextTick(this.flush);
     }
     const length = payload.length;
-    this.corkedBytes += HEADER_SIZE + length;
+    this.corkedBytes += HEADER_SIZE + extra + length;
     if (length <= PACK_LIMIT && encoding !== Encoding.BUFFER && encoding !== Encoding.UINT8ARRAY) {
-      const size = HEADER_SIZE + length;
+      const size = HEADER_SIZE + extra + length;
       if (this.slab.length - this.packedTo < size) {
         this.flushPacked();
         this.slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, size));
         this.packedFrom = this.packedTo = 0;
       }
-      encodeHeader(type, flags, id, encoding, length, this.slab, this.packedTo);
-      if (length > 0) this.slab.set(payload, this.packedTo + HEADER_SIZE);
+      encodeHeader(type, flags, id, encoding, extra + length, this.slab, this.packedTo);
+      if (extra > 0) this.slab.writeUInt32BE(window, this.packedTo + HEADER_SIZE);
+      if (length > 0) this.slab.set(payload, this.packedTo + HEADER_SIZE + extra);
       this.packedTo += size;
       return !this.socket.writableNeedDrain && this.socket.writableLength + this.packedTo - this.packedFrom < this.socket.writableHighWaterMark;
     }
     this.flushPacked();
-    this.socket.write(encodeHeader(type, flags, id, encoding, length));
+    this.socket.write(head(type, flags, id, encoding, length, window));
     return this.socket.write(payload);
   }
 
@@ -114,4 +117,12 @@ export class FrameWriter {
     this.socket.write(this.slab.subarray(this.packedFrom, this.packedTo));
     this.packedFrom = this.packedTo;
   }
+}
+
+/** A frame's header on its own, followed by the u32 `window` when it is ≥ 0. */
+function head(type: number, flags: number, id: number, encoding: number, length: number, window: number): Buffer {
+  if (window < 0) return encodeHeader(type, flags, id, encoding, length);
+  const buffer = encodeHeader(type, flags, id, encoding, length + 4, Buffer.allocUnsafe(HEADER_SIZE + 4));
+  buffer.writeUInt32BE(window, HEADER_SIZE);
+  return buffer;
 }

@@ -12,8 +12,7 @@ import {
   PeerDisconnectedError,
 } from '../errors';
 import { DEFAULT_MAX_FRAME_SIZE, Encoding, FrameFlags, FrameType } from '../protocol/constants';
-import type { Frame } from '../protocol/Frame';
-import { decodeValue, defaultCodec, encodeValue, type Codec, type EncodedPayload } from '../protocol/Serializer';
+import { defaultCodec, encodeValue, type Codec, type EncodedPayload } from '../protocol/Serializer';
 import { FrameReader } from '../rx/FrameReader';
 import { request$ } from '../rx/request';
 import { backoffDelay } from './backoff';
@@ -175,7 +174,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   private readonly retryTime: number;
   private readonly maxRetryTime: number;
   private readonly requestTimeout: number;
-  private readonly maxPendingRequests: number;
+  /** @internal */ readonly maxPendingRequests: number;
   private readonly maxWriteBuffer: number;
   private readonly socketMode: number | undefined;
   private readonly secret: Buffer | undefined;
@@ -269,17 +268,17 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     if (this.server) throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Node "${this.name}" already serves`);
     const server = createServer(this.tls, (socket) => this.accept(socket));
     // A client failing the TLS handshake (no or untrusted certificate) is reported; the server goes on.
-    server.on('tlsClientError', (error: Error) => this.reportError(error));
+    server.on('tlsClientError', (error: Error) => this.report(error));
     this.server = server;
     this.serverName = name;
     listen(
       server,
       listenArgs,
       this.socketMode,
-      (address) => this.emit('listening', address),
+      (address) => this.emitSafely('listening', address),
       (error) => {
         if (!server.listening && this.server === server) this.server = null;
-        this.reportError(error);
+        this.report(error);
       },
     );
     return this;
@@ -377,10 +376,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
       const { encoding, payload } = encodeValue(this.codec, data);
       if (options.receptive === false) return connection.sendOneWay(encoding, payload) as Promise<T>;
       const window = options.window ?? this.streamWindow;
-      const send = (id: number) => {
-        connection.grantCredits(id, window);
-        connection.write(FrameType.MESSAGE, FrameFlags.RECEPTIVE, id, encoding, payload);
-      };
+      const send = (id: number) => connection.write(FrameType.MESSAGE, FrameFlags.RECEPTIVE, id, encoding, payload, window);
       return request$<T>(connection.registry, send, {
         timeout: this.timeoutOf(options),
         idleTimeout: options.idleTimeout,
@@ -493,13 +489,13 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     this.messages.complete();
     this.connections.complete();
     this.disconnections.complete();
-    this.emit('close');
+    this.emitSafely('close');
   }
 
   /** Resolves once no request is in flight on any connection, or after `ms`. */
   private drained(ms: number): Promise<void> {
     const connections = () => [...this.clients.values(), ...this.servers.values()].flatMap((s) => (s.connection ? [s.connection] : []));
-    const idle = () => connections().every((c) => c.registry.size === 0 && c.unanswered === 0);
+    const idle = () => connections().every((c) => c.registry.size === 0 && c.inbound.size === 0);
     return new Promise((resolve) => {
       const deadline = performance.now() + ms;
       const check = () => {
@@ -521,48 +517,33 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
       socket.setName(name);
       this.servers.set(name, socket);
       this.connections.next(socket);
-      this.emit('connection', name, socket);
+      this.emitSafely('connection', name, socket);
       return;
     }
     socket.attempts = 0;
     const pending = socket.pendingConnect;
     socket.pendingConnect = null;
-    this.connections.next(socket);
-    this.emit('connect', name, socket);
     pending?.resolve(socket);
+    this.connections.next(socket);
+    this.emitSafely('connect', name, socket);
   }
 
   /** @internal */
-  onMessage(connection: Connection, frame: Frame): void {
-    const receptive = (frame.flags & FrameFlags.RECEPTIVE) !== 0;
-    let data: unknown;
-    try {
-      data = decodeValue(this.codec, frame.payload, frame.encoding);
-    } catch (error) {
-      if (receptive) connection.writeError(frame.id, error as Error);
-      this.reportError(error as Error);
-      return;
-    }
-    if (receptive) {
-      if (connection.unanswered >= this.maxPendingRequests) {
-        connection.writeError(frame.id, new IpcError(ErrorCode.TOO_MANY_REQUESTS, `"${this.name}" already has ${this.maxPendingRequests} requests from "${connection.peerName}" to answer`));
-        return;
-      }
-      connection.unanswered++;
-    }
-    const message = new NodeMessage(connection, this.codec, connection.owner, frame.id, receptive, data);
+  onMessage(connection: Connection, id: number, receptive: boolean, data: unknown): void {
+    const message = new NodeMessage(connection, connection.owner, id, receptive, data);
     this.messages.next(message);
     try {
       this.emit('message', message);
     } catch (error) {
-      // A throwing 'message' listener must not break the connection's frame pipeline.
-      this.reportError(error as Error);
+      // A throwing handler answers its requester at once (unless it answered before throwing), and is reported.
+      message.error(error instanceof Error ? error : new Error(String(error)));
+      this.report(error as Error);
     }
   }
 
   /** @internal */
   onRaw(connection: Connection, chunk: Buffer): void {
-    if (this.listenerCount('raw') > 0) this.emit('raw', connection.peerName ?? '', connection.owner, chunk);
+    if (this.listenerCount('raw') > 0) this.emitSafely('raw', connection.peerName ?? '', connection.owner, chunk);
   }
 
   /** @internal */
@@ -572,27 +553,30 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     const error = connection.error;
     if (connection.role === 'server') {
       this.unidentified.delete(connection);
-      if (error && shouldReport(error)) this.reportError(error);
+      if (name !== null && this.servers.get(name) === socket) this.servers.delete(name);
+      if (error && shouldReport(error)) this.report(error);
       if (name === null) return;
-      if (this.servers.get(name) === socket) this.servers.delete(name);
       this.disconnections.next(socket);
-      this.emit('socketClose', name);
+      this.emitSafely('socketClose', name);
       return;
     }
     socket.connection = null;
+    // Settle first (drop or schedule the retry), then tell: a throwing listener cannot leave it half-done.
+    let unreported: Error | null;
+    if (this.closing || socket.closing) {
+      unreported = this.dropClient(socket, new ClosedError(`Node "${this.name}" closed the connection to "${socket.name}"`));
+    } else if (socket.via) {
+      unreported = this.dropClient(socket, error ?? new PeerDisconnectedError(`The link to "${socket.name}" closed`));
+    } else if (connection.final) {
+      unreported = this.dropClient(socket, error ?? new PeerDisconnectedError(`"${socket.name}" closed the connection for good`));
+    } else {
+      unreported = this.retry(socket, error);
+    }
     if (name !== null) {
       this.disconnections.next(socket);
-      this.emit('disconnect', name, socket);
+      this.emitSafely('disconnect', name, socket);
     }
-    if (this.closing || socket.closing) {
-      this.dropClient(socket, new ClosedError(`Node "${this.name}" closed the connection to "${socket.name}"`));
-    } else if (socket.via) {
-      this.dropClient(socket, error ?? new PeerDisconnectedError(`The link to "${socket.name}" closed`));
-    } else if (connection.final) {
-      this.dropClient(socket, error ?? new PeerDisconnectedError(`"${socket.name}" closed the connection for good`));
-    } else {
-      this.retry(socket, error);
-    }
+    if (unreported) this.report(unreported);
   }
 
   // ─── internals ──────────────────────────────────────────────────────────────────────────────────────
@@ -625,7 +609,8 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     try {
       raw = socket.via ?? dial(this.tls, socket.connectArgs, (reader = new FrameReader()));
     } catch (error) {
-      this.dropClient(socket, error as Error);
+      const unreported = this.dropClient(socket, error as Error);
+      if (unreported) this.report(unreported);
       return;
     }
     const connection = new Connection(raw, 'client', this, { expectedPeer: socket.name, secret: this.secret }, reader);
@@ -634,32 +619,37 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     connection.start();
   }
 
-  private retry(socket: NodeSocket, error: Error | null): void {
+  /** Schedules the next attempt, or drops the client after `maxRetries`; returns what to report (see dropClient). */
+  private retry(socket: NodeSocket, error: Error | null): Error | null {
     socket.attempts++;
     if (socket.attempts > this.maxRetries) {
       // A refusal by the peer (name in use, handshake timeout…) says more than "could not connect".
       if (error instanceof IpcError) return this.dropClient(socket, error);
       const attempts = socket.attempts;
       const message = `Could not connect to "${socket.name}" after ${attempts} attempt${attempts === 1 ? '' : 's'}`;
-      this.dropClient(socket, new ConnectError(error ? `${message}: ${error.message}` : message, { cause: error ?? undefined }));
-      return;
+      return this.dropClient(socket, new ConnectError(error ? `${message}: ${error.message}` : message, { cause: error ?? undefined }));
     }
     const delay = backoffDelay(socket.attempts, this.retryTime, this.maxRetryTime);
     socket.retryTimer = setTimeout(() => {
       socket.retryTimer = null;
       this.dial(socket);
     }, delay);
+    // A refusal by the peer (its name taken by another client…) is worth knowing about while we retry.
+    return error instanceof IpcError ? error : null;
   }
 
-  /** Forgets a client socket for good; rejects its pending connectTo, or reports why it ended. */
-  private dropClient(socket: NodeSocket, error: Error): void {
+  /**
+   * Forgets a client socket for good and rejects its pending connectTo with `error`; without one, returns `error`
+   * for the caller to report once its state is settled (null for a close on purpose).
+   */
+  private dropClient(socket: NodeSocket, error: Error): Error | null {
     if (this.clients.get(socket.name) === socket) this.clients.delete(socket.name);
     if (socket.retryTimer) clearTimeout(socket.retryTimer);
     socket.retryTimer = null;
     const pending = socket.pendingConnect;
     socket.pendingConnect = null;
     if (pending) pending.reject(error);
-    else if (!(error instanceof ClosedError)) this.reportError(error);
+    return pending || error instanceof ClosedError ? null : error;
   }
 
   /** The live connection of `target`, checked for room to send more. @throws IpcError */
@@ -716,15 +706,31 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     return timeout;
   }
 
-  private reportError(error: Error): void {
-    if (this.listenerCount('error') > 0) this.emit('error', error);
+  /** @internal An `'error'` event, when somebody listens. */
+  report(error: Error): void {
+    if (this.listenerCount('error') > 0) this.emitSafely('error', error);
+  }
+
+  /**
+   * Emits an event without letting a throwing listener unwind into the node: the throw is rethrown on its own
+   * (an uncaught exception, as from any event listener), after the node's state is settled.
+   */
+  private emitSafely<K extends keyof NodeEvents>(event: K, ...args: NodeEvents[K]): void {
+    try {
+      (this.emit as (event: K, ...args: NodeEvents[K]) => boolean)(event, ...args);
+    } catch (error) {
+      // Not process.nextTick: a tick that throws can run inside the socket's read callback.
+      setImmediate(() => {
+        throw error;
+      });
+    }
   }
 }
 
-/** Socket errors that only say the peer went away are not worth an 'error' event: 'socketClose' says it. */
+/** Errors that only say the peer went away are not worth an 'error' event: 'socketClose' says it. */
 function shouldReport(error: Error): boolean {
   const code = (error as NodeJS.ErrnoException).code;
-  return code !== 'ECONNRESET' && code !== 'EPIPE';
+  return code !== 'ECONNRESET' && code !== 'EPIPE' && !(error instanceof PeerDisconnectedError);
 }
 
 function option<K extends keyof NodeOptions>(options: NodeOptions, key: K, fallback: number, min: number): number {

@@ -1,5 +1,5 @@
 import type { Observer } from 'rxjs';
-import { IpcTimeoutError } from '../errors';
+import { ErrorCode, IpcError, IpcTimeoutError } from '../errors';
 import type { Connection } from './Connection';
 import type { Expiring, Lane, TimeoutQueue } from './TimeoutQueue';
 
@@ -14,6 +14,7 @@ export class PendingRequest implements Observer<unknown>, Expiring {
   nextExpiring: Expiring | null = null;
   lane: Lane | null = null;
   id = 0;
+  private answered = false;
 
   constructor(
     private readonly resolve: (value: unknown) => void,
@@ -25,6 +26,7 @@ export class PendingRequest implements Observer<unknown>, Expiring {
 
   next(value: unknown): void {
     this.timeouts.remove(this);
+    this.answered = true;
     this.resolve(value);
     // Still registered: the answer is a stream. A Promise wants one value: cancel the rest.
     if (this.connection.registry.take(this.id) !== undefined) this.connection.cancelRequest(this.id);
@@ -35,7 +37,12 @@ export class PendingRequest implements Observer<unknown>, Expiring {
     this.reject(error);
   }
 
-  complete(): void {}
+  /** After a value this is nothing; alone it is a stream that ended empty: settle rather than wait for ever. */
+  complete(): void {
+    if (this.answered) return;
+    this.timeouts.remove(this);
+    this.reject(new IpcError(ErrorCode.EMPTY_REPLY, `The request to "${this.connection.peerName}" was answered by a stream that completed without a value`));
+  }
 
   expire(): void {
     if (this.connection.registry.take(this.id) !== undefined) this.connection.cancelRequest(this.id);

@@ -6,6 +6,8 @@ import { encodeValue, type Codec } from '../protocol/Serializer';
 /** What a stream needs from its connection. */
 export interface StreamSink {
   readonly codec: Codec;
+  /** @throws IpcError (`ERR_IPC_FRAME_TOO_LARGE`) when a payload of `length` bytes exceeds the peer's limit. */
+  checkSize(length: number): void;
   /** Writes one frame; false when the connection is gone. */
   sendFrame(type: number, id: number, encoding: number, payload: Uint8Array): boolean;
   /** Writes an error frame of `type` describing `error`. */
@@ -15,13 +17,26 @@ export interface StreamSink {
 }
 
 const EMPTY = Buffer.alloc(0);
+const MAX_CREDITS = 0xffff_ffff;
+
+/** The iterator to pull `source` through, when it is an AsyncIterable or an iterable (and not an Observable). */
+function pullable(source: unknown): AsyncIterator<unknown> | Iterator<unknown> | undefined {
+  if (source === null || source === undefined || isObservable(source)) return undefined;
+  const candidate = source as Partial<AsyncIterable<unknown> & Iterable<unknown>>;
+  const asyncIterate = candidate[Symbol.asyncIterator];
+  if (typeof asyncIterate === 'function') return asyncIterate.call(source);
+  const iterate = candidate[Symbol.iterator];
+  if (typeof iterate === 'function') return iterate.call(source);
+  return undefined;
+}
 
 /**
  * The responder's side of one streamed reply (`message.stream(source)`), driven by the requester's credits:
  * each value costs one credit, REQUEST_N frames add credits, CANCEL stops everything.
  *
- * - An `AsyncIterable` is pulled only while credits remain: true backpressure, the producer waits.
- * - An `Observable` (or Promise, array…) pushes: values beyond the credits are buffered up to `maxBuffer`, then
+ * - An `AsyncIterable` or an iterable (array, generator, Set…) is pulled only while credits remain: true
+ *   backpressure, the producer waits.
+ * - An `Observable` (or Promise…) pushes: values beyond the credits are buffered up to `maxBuffer`, then
  *   the stream fails with `ERR_IPC_STREAM_OVERFLOW` and the source is unsubscribed.
  * Cancellation (CANCEL frame, lost connection) unsubscribes the source / returns the iterator: its `finalize`
  * runs.
@@ -32,7 +47,7 @@ export class StreamResponder {
   private completed = false;
   private ended = false;
   private subscription: Subscription | null = null;
-  private iterator: AsyncIterator<unknown> | null = null;
+  private iterator: AsyncIterator<unknown> | Iterator<unknown> | null = null;
   private wake: (() => void) | null = null;
 
   constructor(
@@ -44,12 +59,27 @@ export class StreamResponder {
     this.credits = credits;
   }
 
-  start(source: ObservableInput<unknown> | AsyncIterable<unknown>): void {
-    if (!isObservable(source) && typeof (source as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
-      void this.pull((source as AsyncIterable<unknown>)[Symbol.asyncIterator]());
+  /**
+   * Starts sending the values of `source`.
+   * @throws TypeError when `source` is not something to stream from (the requester then gets that error).
+   */
+  start(source: ObservableInput<unknown> | AsyncIterable<unknown> | Iterable<unknown>): void {
+    const iterator = pullable(source);
+    if (iterator) {
+      void this.pull(iterator);
       return;
     }
-    this.subscription = from(source as ObservableInput<unknown>).subscribe({
+    let observable;
+    try {
+      observable = from(source as ObservableInput<unknown>);
+    } catch {
+      const error = new TypeError(
+        `message.stream() needs an Observable, a Promise, an AsyncIterable or an iterable; received ${source === null ? 'null' : typeof source}`,
+      );
+      this.fail(error);
+      throw error;
+    }
+    this.subscription = observable.subscribe({
       next: (value) => this.push(value),
       error: (error: Error) => this.fail(error),
       complete: () => {
@@ -62,7 +92,7 @@ export class StreamResponder {
 
   /** The requester granted `n` more values. */
   grant(n: number): void {
-    this.credits += n;
+    this.credits = Math.min(MAX_CREDITS, this.credits + n);
     if (this.iterator) this.wake?.();
     else this.flush();
   }
@@ -73,7 +103,7 @@ export class StreamResponder {
     this.end();
   }
 
-  private async pull(iterator: AsyncIterator<unknown>): Promise<void> {
+  private async pull(iterator: AsyncIterator<unknown> | Iterator<unknown>): Promise<void> {
     this.iterator = iterator;
     try {
       for (;;) {
@@ -123,6 +153,7 @@ export class StreamResponder {
     let encoded;
     try {
       encoded = encodeValue(this.sink.codec, value);
+      this.sink.checkSize(encoded.payload.length);
     } catch (error) {
       this.fail(error as Error);
       return false;
@@ -150,7 +181,11 @@ export class StreamResponder {
     const iterator = this.iterator;
     this.iterator = null;
     this.wake?.();
-    void iterator?.return?.().catch(() => undefined);
+    try {
+      void Promise.resolve(iterator?.return?.()).catch(() => undefined);
+    } catch {
+      // a generator's finally that throws: the stream is over all the same
+    }
     this.sink.release(this.id);
   }
 }

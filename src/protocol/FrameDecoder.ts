@@ -1,4 +1,4 @@
-import { ErrorCode, ProtocolError } from '../errors';
+import { ErrorCode, PeerDisconnectedError, ProtocolError } from '../errors';
 import { DEFAULT_MAX_FRAME_SIZE, HEADER_SIZE, MAGIC, PROTOCOL_VERSION } from './constants';
 import type { Frame } from './Frame';
 
@@ -56,7 +56,7 @@ export class FrameDecoder {
   private flags = 0;
   private encoding = 0;
   private id = 0;
-  private failure: ProtocolError | null = null;
+  private failure: ProtocolError | PeerDisconnectedError | null = null;
   private readonly scratch = Buffer.allocUnsafe(HEADER_SIZE);
   /** Read-into mode: the slab small reads land in, and how much of it is used. */
   private slab: Buffer | null = null;
@@ -178,13 +178,14 @@ export class FrameDecoder {
 
   /**
    * Declares the end of the stream.
-   * @throws ProtocolError (`ERR_IPC_PROTOCOL`) when it ends inside a frame.
+   * @throws PeerDisconnectedError (`ERR_IPC_PEER_DISCONNECTED`) when it ends inside a frame: the peer went away
+   *   mid-frame (its bytes were fine so far).
    */
   end(): void {
     if (this.failure) throw this.failure;
     if (this.inFrame) {
       const missing = this.bodyLength >= 0 ? this.bodyLength - this.bufferedBytes : HEADER_SIZE - this.buffered;
-      this.fail(ErrorCode.PROTOCOL, `Stream ended inside a frame: ${missing} more byte(s) were expected`);
+      this.fail(new PeerDisconnectedError(`Stream ended inside a frame: ${missing} more byte(s) were expected`));
     }
   }
 
@@ -203,18 +204,20 @@ export class FrameDecoder {
     const magic = header.readUInt16BE(at);
     if (magic !== MAGIC) {
       this.fail(
-        ErrorCode.PROTOCOL,
-        `Not an ipc-link-core frame: expected magic 0x${MAGIC.toString(16)}, received 0x${magic.toString(16).padStart(4, '0')}`,
+        new ProtocolError(
+          ErrorCode.PROTOCOL,
+          `Not an ipc-link-core frame: expected magic 0x${MAGIC.toString(16)}, received 0x${magic.toString(16).padStart(4, '0')}`,
+        ),
       );
     }
     const version = header[at + 2];
     if (version !== PROTOCOL_VERSION) {
-      this.fail(ErrorCode.PROTOCOL, `Unsupported protocol version ${version}: this node speaks version ${PROTOCOL_VERSION}`);
+      this.fail(new ProtocolError(ErrorCode.PROTOCOL, `Unsupported protocol version ${version}: this node speaks version ${PROTOCOL_VERSION}`));
     }
     const length = header.readUInt32BE(at + 12);
     const max = this.limit();
     if (length > max) {
-      this.fail(ErrorCode.FRAME_TOO_LARGE, `Frame payload of ${length} bytes exceeds maxFrameSize (${max} bytes)`);
+      this.fail(new ProtocolError(ErrorCode.FRAME_TOO_LARGE, `Frame payload of ${length} bytes exceeds maxFrameSize (${max} bytes)`));
     }
     this.type = header[at + 3];
     this.flags = header[at + 4];
@@ -258,8 +261,8 @@ export class FrameDecoder {
     return target;
   }
 
-  private fail(code: typeof ErrorCode.PROTOCOL | typeof ErrorCode.FRAME_TOO_LARGE, message: string): never {
-    this.failure = new ProtocolError(code, message);
+  private fail(error: ProtocolError | PeerDisconnectedError): never {
+    this.failure = error;
     this.chunks.length = 0;
     this.buffered = 0;
     this.offset = 0;

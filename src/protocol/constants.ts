@@ -5,7 +5,7 @@
 /** First two bytes of every frame: ASCII "IL". */
 export const MAGIC = 0x494c;
 /** Protocol version spoken by this implementation (header byte 2). */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** Size of the fixed frame header in bytes. */
 export const HEADER_SIZE = 16;
 /** Largest payload length the header can express (u32). */
@@ -27,15 +27,15 @@ export const FrameType = {
   PONG: 0x06,
   /** The sender is closing this connection (payload: JSON reason). */
   CLOSE: 0x07,
-  /** Reserved for streams: one value of a stream reply. */
+  /** One value of a streamed reply. */
   STREAM_NEXT: 0x08,
-  /** Reserved for streams: the stream completed. */
+  /** The streamed reply completed. */
   STREAM_COMPLETE: 0x09,
-  /** Reserved for streams: the stream failed. */
+  /** The streamed reply failed (payload: JSON error description). */
   STREAM_ERROR: 0x0a,
-  /** Reserved for streams: the requester cancels the stream. */
+  /** The requester gives up on request `id` (stops its stream, frees its slot). */
   CANCEL: 0x0b,
-  /** Reserved for streams: the requester grants more credits. */
+  /** The requester grants more credits (payload: u32). */
   REQUEST_N: 0x0c,
 } as const;
 
@@ -46,6 +46,11 @@ export const FrameFlags = {
   NONE: 0,
   /** The sender of a MESSAGE awaits a REPLY or ERROR with the same id. */
   RECEPTIVE: 0x01,
+  /**
+   * With RECEPTIVE: the payload starts with a u32, the credits granted up front for a streamed answer (as
+   * RSocket's REQUEST_STREAM carries `requestN`); the value follows. Without it the responder starts with one.
+   */
+  WINDOW: 0x02,
 } as const;
 
 /**

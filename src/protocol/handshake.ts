@@ -1,6 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ErrorCode, HandshakeError, IpcError, ProtocolError } from '../errors';
-import { Encoding, FrameType, PROTOCOL_VERSION } from './constants';
+import { DEFAULT_MAX_FRAME_SIZE, Encoding, FrameType, MAX_PAYLOAD_LENGTH, PROTOCOL_VERSION } from './constants';
 import type { Frame } from './Frame';
 import type { OutgoingFrame } from './FrameEncoder';
 
@@ -12,6 +12,8 @@ export interface HelloBody {
   protocol: string;
   version: number;
   name: string;
+  /** Largest payload this side accepts after the handshake: the peer never sends a larger one. */
+  maxFrameSize: number;
   /** With authentication: this side's fresh random nonce (base64). */
   nonce?: string;
   /** With authentication, in the server's hello: HMAC proving it knows the secret (base64). */
@@ -28,6 +30,8 @@ export interface HandshakeOptions {
   secret?: Buffer;
   /** Source of nonces (tests). Default: 32 random bytes from `node:crypto`. */
   nonce?: () => Buffer;
+  /** This side's `maxFrameSize`, announced in its hello. Default: {@link DEFAULT_MAX_FRAME_SIZE}. */
+  maxFrameSize?: number;
 }
 
 /** HMAC-SHA256 over both nonces and both names, bound to the role, so no proof can be replayed or reflected. */
@@ -57,7 +61,7 @@ export interface CloseBody {
 }
 
 /** Handshake steps, carried in the frame's id field. */
-export const HandshakeStep = { CLIENT_HELLO: 1, SERVER_HELLO: 2, CLIENT_ACK: 3 } as const;
+export const HandshakeStep = { CLIENT_HELLO: 1, SERVER_HELLO: 2, CLIENT_ACK: 3, SERVER_ACCEPT: 4 } as const;
 
 /** A control frame with a JSON payload. */
 export function jsonFrame(type: number, id: number, body: unknown): OutgoingFrame {
@@ -109,16 +113,19 @@ export type AcceptPeer = (name: string) => HandshakeError | undefined;
  *
  * ```
  * client                              server
- *   HANDSHAKE id=1 {protocol,version,name}  ──►  checks protocol, version, name (accept)
- *   ◄──  HANDSHAKE id=2 {protocol,version,name}  (or CLOSE {code,message,reconnect})
+ *   HANDSHAKE id=1 {protocol,version,name,maxFrameSize}  ──►  checks protocol, version, name (accept)
+ *   ◄──  HANDSHAKE id=2 {protocol,version,name,maxFrameSize}  (or CLOSE {code,message,reconnect})
  *   checks the server's name is the expected one
- *   HANDSHAKE id=3 {}  ──►  (or CLOSE)
- * ready after sending 3                ready after receiving 3
+ *   HANDSHAKE id=3 {}  ──►  (or CLOSE)  checks the name is still free, admits the client
+ *   ◄──  HANDSHAKE id=4 {}  (or CLOSE)
+ * ready after receiving 4              ready after sending 4
  * ```
  */
 export class Handshake {
   private step = 0;
   private peer: string | null = null;
+  /** The peer's announced `maxFrameSize`, once its hello arrived. */
+  peerMaxFrameSize = 0;
   private clientNonce = '';
   private serverNonce = '';
 
@@ -181,13 +188,17 @@ export class Handshake {
       }
       const refused = this.options.accept?.(this.peer);
       if (refused) return { error: refused, send: refusal(refused) };
-      this.step = HandshakeStep.CLIENT_ACK;
-      return { done: this.peer };
+      this.step = HandshakeStep.SERVER_ACCEPT;
+      return { send: jsonFrame(FrameType.HANDSHAKE, HandshakeStep.SERVER_ACCEPT, {}), done: this.peer };
     }
     throw unexpectedStep(frame);
   }
 
   private receiveAsClient(frame: Frame): HandshakeResult {
+    if (this.step === HandshakeStep.CLIENT_ACK && frame.id === HandshakeStep.SERVER_ACCEPT) {
+      this.step = HandshakeStep.SERVER_ACCEPT;
+      return { done: this.peer! };
+    }
     if (this.step !== HandshakeStep.CLIENT_HELLO || frame.id !== HandshakeStep.SERVER_HELLO) throw unexpectedStep(frame);
     const body = readJson(frame);
     const name = this.readHello(body);
@@ -207,12 +218,14 @@ export class Handshake {
       if (!sameProof(expectedProof, body.proof)) throw authError(`"${name}" failed authentication (wrong secret)`);
       ack = { proof: authProof(secret, 'client', this.clientNonce, serverNonce, this.ownName, name) };
     }
+    this.peer = name;
     this.step = HandshakeStep.CLIENT_ACK;
-    return { send: jsonFrame(FrameType.HANDSHAKE, HandshakeStep.CLIENT_ACK, ack), done: name };
+    return { send: jsonFrame(FrameType.HANDSHAKE, HandshakeStep.CLIENT_ACK, ack) };
   }
 
   private hello(step: number, extra: Partial<HelloBody>): OutgoingFrame {
-    const body: HelloBody = { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name: this.ownName, ...extra };
+    const maxFrameSize = this.options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
+    const body: HelloBody = { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name: this.ownName, maxFrameSize, ...extra };
     return jsonFrame(FrameType.HANDSHAKE, step, body);
   }
 
@@ -226,6 +239,11 @@ export class Handshake {
     if (typeof body.name !== 'string' || body.name.length === 0) {
       throw new HandshakeError(ErrorCode.HANDSHAKE, 'The peer announced no name');
     }
+    const limit = body.maxFrameSize;
+    if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 0 || limit > MAX_PAYLOAD_LENGTH) {
+      throw new HandshakeError(ErrorCode.HANDSHAKE, `The peer announced no valid maxFrameSize (received ${String(limit)})`);
+    }
+    this.peerMaxFrameSize = limit;
     return body.name;
   }
 }
