@@ -2,7 +2,7 @@
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { EMPTY, lastValueFrom, toArray } from 'rxjs';
-import { ErrorCode, FrameDecoder, FrameType, HEADER_SIZE, IpcError, RemoteError, type Frame, type NodeMessage } from '../../src';
+import { createLinkPair, ErrorCode, FrameDecoder, FrameType, HEADER_SIZE, IpcError, RemoteError, type Frame, type NodeMessage } from '../../src';
 import { cleanUp, ROOT, spawnNode, type Child } from '../helpers/child';
 import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
 import { bytes, closed, handshakeBytes, rawClient } from '../helpers/raw';
@@ -10,14 +10,30 @@ import { bytes, closed, handshakeBytes, rawClient } from '../helpers/raw';
 afterEach(cleanUp);
 afterAll(closeAll);
 
-/** A hub whose handler is `handle`, and a client connected to it. */
+type Transport = 'tcp' | 'link';
+let transport: Transport = 'tcp';
+
+/** A hub whose handler is `handle`, and a client connected to it over `transport` (TCP or an in-memory link). */
 async function pair(handle: (m: NodeMessage) => void, serverOptions = {}, clientOptions = {}) {
   const server = node('hub', serverOptions);
   server.on('message', handle);
-  const port = await serveTcp(server);
   const client = node('client', clientOptions);
-  await client.connectTo('hub', port, '127.0.0.1');
-  return { server, client, port };
+  if (transport === 'link') {
+    const [a, b] = createLinkPair();
+    server.acceptVia(a);
+    await client.connectVia('hub', b);
+  } else {
+    await client.connectTo('hub', await serveTcp(server), '127.0.0.1');
+  }
+  return { server, client };
+}
+
+/** Runs `body` once over TCP and once over the in-memory link. */
+function overBoth(title: string, body: () => void): void {
+  describe.each<Transport>(['tcp', 'link'])(`${title} (%s)`, (kind) => {
+    beforeEach(() => (transport = kind));
+    body();
+  });
 }
 
 /** The JSON lines a child printed. */
@@ -74,7 +90,7 @@ describe('1. control frames for ids the peer never requested hold no memory and 
   }, 120_000);
 });
 
-describe('2. every request gets an answer, and an unanswered one frees its slot', () => {
+overBoth('2. every request gets an answer, and an unanswered one frees its slot', () => {
   it("the requester's CANCEL (sent on timeout) frees the responder's slot, and close({ drain }) does not wait for it", async () => {
     const ignored: NodeMessage[] = [];
     const { server, client } = await pair((m) => ignored.push(m), { maxPendingRequests: 2 });
@@ -115,7 +131,7 @@ describe('2. every request gets an answer, and an unanswered one frees its slot'
   });
 });
 
-describe('3. a responder that streams nothing settles the request at once', () => {
+overBoth('3. a responder that streams nothing settles the request at once', () => {
   it.each([
     ['[]', () => []],
     ['EMPTY', () => EMPTY],
@@ -126,7 +142,7 @@ describe('3. a responder that streams nothing settles the request at once', () =
   });
 });
 
-describe('4. a value over the peer’s maxFrameSize fails that one send; the connection goes on', () => {
+overBoth('4. a value over the peer’s maxFrameSize fails that one send; the connection goes on', () => {
   it('sendTo of 2 MiB to a peer whose limit is 1 MiB rejects locally with ERR_IPC_FRAME_TOO_LARGE; other requests are unharmed', async () => {
     const { client, server } = await pair((m) => setTimeout(() => m.reply(m.data), 20), { maxFrameSize: 1024 * 1024 });
     const inFlight = client.sendTo('hub', 'unrelated');
@@ -229,9 +245,25 @@ describe('13. smaller findings', () => {
     expect(server.errors).toEqual([]);
   });
 
-  it('message.stream(array of 5,000) is pulled at the requester’s pace: every item arrives', async () => {
+});
+
+overBoth('13. message.stream(iterable)', () => {
+  it('an array of 5,000 is pulled at the requester’s pace: every item arrives', async () => {
     const items = Array.from({ length: 5000 }, (_, i) => i);
     const { client } = await pair((m) => m.stream(items));
     await expect(lastValueFrom(client.request$('hub', 'x').pipe(toArray()))).resolves.toEqual(items);
   });
+});
+
+describe('1. a throw inside frame handling ends that one connection, never the process', () => {
+  it('(child process) the connection that triggered it gets ERR_IPC_PROTOCOL; other peers are served', async () => {
+    const child = spawnNode([join(ROOT, 'spec', 'fixtures', 'dispatch-throw.js')]);
+    await child.waitFor('"done"', 15_000).catch(() => undefined);
+    const seen = lines(child);
+    expect(seen.find((l) => l.event === 'victim')).toEqual({ event: 'victim', code: ErrorCode.PEER_DISCONNECTED });
+    expect(seen.find((l) => l.event === 'server-error')).toEqual({ event: 'server-error', code: ErrorCode.PROTOCOL });
+    expect(seen.find((l) => l.event === 'bystander')).toEqual({ event: 'bystander', reply: 'pong' });
+    expect(seen.some((l) => l.event === 'uncaught')).toBe(false);
+    await expect(child.exited).resolves.toEqual({ code: 0, signal: null });
+  }, 30_000);
 });
