@@ -81,7 +81,7 @@ describe('1. control frames for ids the peer never requested hold no memory and 
     await until(() => pongs.some((f) => f.id === 424242), 60_000, 'the PONG after the flood');
     const growth = (await heap()) - baseline;
     console.log(`flood: ${count} control frames for unknown ids, server heap growth after GC ${(growth / 1e6).toFixed(2)} MB`);
-    expect(growth).toBeLessThan(20e6);
+    expect(growth).toBeLessThan(5e6); // the issue asks < 20 MB; 0.19 MB measured (29.5 MB before the fix)
     expect(raw.destroyed).toBe(false);
     const client = node('client');
     await client.connectTo('hub', port, '127.0.0.1');
