@@ -5,7 +5,7 @@ import { Encoding, FrameType, HANDSHAKE_MAX_FRAME_SIZE, HEADER_SIZE } from '../p
 import type { Frame } from '../protocol/Frame';
 import type { OutgoingFrame } from '../protocol/FrameEncoder';
 import { closeFrame, Handshake, jsonFrame, readClose, readJson, type HandshakeOptions } from '../protocol/handshake';
-import { decodeValue, type Codec } from '../protocol/Serializer';
+import { decodeValue, oversized, type Codec } from '../protocol/Serializer';
 import { decodeFrames } from '../rx/decodeFrames';
 import { fromSocket } from '../rx/fromSocket';
 import type { FrameReader } from '../rx/FrameReader';
@@ -45,6 +45,7 @@ export interface ConnectionHost {
   readonly name: string;
   readonly codec: Codec;
   readonly maxFrameSize: number;
+  readonly maxDecodedSize: number;
   readonly handshakeTimeout: number;
   readonly heartbeatInterval: number;
   readonly streamBuffer: number;
@@ -301,7 +302,7 @@ export class Connection implements StreamSink {
         if (observer === undefined) return; // late answer: the request timed out or was cancelled
         let value: unknown;
         try {
-          value = decodeValue(this.host.codec, frame.payload, frame.encoding);
+          value = decodeValue(this.host.codec, frame.payload, frame.encoding, this.host.maxDecodedSize);
         } catch (error) {
           observer.error(error);
           return;
@@ -311,7 +312,7 @@ export class Connection implements StreamSink {
         return;
       }
       case FrameType.ERROR:
-        this.registry.take(frame.id)?.error(remoteError(frame));
+        this.registry.take(frame.id)?.error(remoteError(frame, this.host.maxDecodedSize));
         return;
       case FrameType.PING:
         this.writer.write(FrameType.PONG, 0, frame.id, Encoding.BUFFER, EMPTY);
@@ -332,7 +333,7 @@ export class Connection implements StreamSink {
         if (observer === undefined) return; // cancelled: values already in flight are dropped
         let value: unknown;
         try {
-          value = decodeValue(this.host.codec, frame.payload, frame.encoding);
+          value = decodeValue(this.host.codec, frame.payload, frame.encoding, this.host.maxDecodedSize);
         } catch (error) {
           this.registry.take(frame.id);
           this.cancelRequest(frame.id);
@@ -346,7 +347,7 @@ export class Connection implements StreamSink {
         this.registry.take(frame.id)?.complete();
         return;
       case FrameType.STREAM_ERROR:
-        this.registry.take(frame.id)?.error(remoteError(frame));
+        this.registry.take(frame.id)?.error(remoteError(frame, this.host.maxDecodedSize));
         return;
       case FrameType.CANCEL:
         this.credits.delete(frame.id);
@@ -468,7 +469,9 @@ function isTlsFailure(error: Error): boolean {
   return /CERT|SSL|TLS|UNABLE_TO_|SELF_SIGNED|ERR_TLS/.test(code);
 }
 
-function remoteError(frame: Frame): RemoteError {
+function remoteError(frame: Frame, maxDecodedSize: number): IpcError {
+  const tooLarge = oversized(Encoding.JSON, frame.payload.length, maxDecodedSize);
+  if (tooLarge) return tooLarge;
   try {
     const body = readJson(frame);
     const code = typeof body.code === 'string' ? body.code : undefined;

@@ -11,7 +11,7 @@ import {
   NotConnectedError,
   PeerDisconnectedError,
 } from '../errors';
-import { DEFAULT_MAX_FRAME_SIZE, Encoding, FrameFlags, FrameType } from '../protocol/constants';
+import { DEFAULT_MAX_DECODED_SIZE, DEFAULT_MAX_FRAME_SIZE, Encoding, FrameFlags, FrameType } from '../protocol/constants';
 import type { Frame } from '../protocol/Frame';
 import { decodeValue, defaultCodec, encodeValue, type Codec, type EncodedPayload } from '../protocol/Serializer';
 import { FrameReader } from '../rx/FrameReader';
@@ -36,6 +36,15 @@ export interface NodeOptions {
   handshakeTimeout?: number;
   /** Largest payload accepted from a peer, in bytes. Default 64 MiB. */
   maxFrameSize?: number;
+  /**
+   * Largest payload decoded into objects, in bytes: V8, JSON, ERROR and user codec tags (every encoding but
+   * Buffer, Uint8Array, string and number, which only `maxFrameSize` bounds). Checked before decoding: one such
+   * message over it fails with `ERR_IPC_FRAME_TOO_LARGE` — a request is answered with that error, a reply or
+   * stream value fails that one request — and the connection stays up. Decoding costs far more than the bytes
+   * (a 32 MiB V8 payload of empty objects blocks the event loop for seconds and takes a GiB), hence a limit much
+   * lower than `maxFrameSize`. Default 4 MiB.
+   */
+  maxDecodedSize?: number;
   /**
    * Liveness check, in ms: every interval each side pings, and a peer from which nothing arrived for 3
    * intervals is taken for dead (its connection is dropped, its pending requests reject, a client reconnects).
@@ -166,6 +175,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   readonly name: string;
   /** @internal */ readonly codec: Codec;
   /** @internal */ readonly maxFrameSize: number;
+  /** @internal */ readonly maxDecodedSize: number;
   /** @internal */ readonly handshakeTimeout: number;
   /** @internal */ readonly heartbeatInterval: number;
   /** @internal */ readonly streamBuffer: number;
@@ -225,6 +235,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     this.maxRetryTime = option(options, 'maxRetryTime', 10_000, 0);
     this.handshakeTimeout = option(options, 'handshakeTimeout', 10_000, 1);
     this.maxFrameSize = option(options, 'maxFrameSize', DEFAULT_MAX_FRAME_SIZE, 0);
+    this.maxDecodedSize = option(options, 'maxDecodedSize', DEFAULT_MAX_DECODED_SIZE, 0);
     this.heartbeatInterval = option(options, 'heartbeatInterval', 5_000, 0);
     this.streamWindow = option(options, 'streamWindow', 128, 1);
     this.streamBuffer = option(options, 'streamBuffer', 1024, 0);
@@ -537,7 +548,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     const receptive = (frame.flags & FrameFlags.RECEPTIVE) !== 0;
     let data: unknown;
     try {
-      data = decodeValue(this.codec, frame.payload, frame.encoding);
+      data = decodeValue(this.codec, frame.payload, frame.encoding, this.maxDecodedSize);
     } catch (error) {
       if (receptive) connection.writeError(frame.id, error as Error);
       this.reportError(error as Error);

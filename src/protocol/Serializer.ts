@@ -1,5 +1,5 @@
 import * as v8 from 'node:v8';
-import { CodecError, ErrorCode } from '../errors';
+import { CodecError, ErrorCode, ProtocolError } from '../errors';
 import { Encoding } from './constants';
 
 /** A value encoded for the wire: the header's encoding tag and the payload bytes. */
@@ -188,8 +188,37 @@ export function encodeValue(codec: Codec, value: unknown): EncodedPayload {
   }
 }
 
-/** Decodes with `codec`, turning any failure into an `ERR_IPC_DECODE` {@link CodecError}. */
-export function decodeValue(codec: Codec, payload: Buffer, encoding: number): unknown {
+/**
+ * Whether a payload of that encoding may decode into objects: every encoding but raw bytes and text
+ * (BUFFER, UINT8ARRAY, STRING, NUMBER), user codec tags (0x80–0xff) included since we cannot know what they
+ * build. A payload of such an encoding can cost far more than its size to decode (3 bytes of V8 or JSON make an
+ * empty object of ~100 bytes, and decoding blocks the event loop), hence `maxDecodedSize`.
+ */
+export function decodesToObjects(encoding: number): boolean {
+  return encoding > Encoding.NUMBER;
+}
+
+/**
+ * The `ERR_IPC_FRAME_TOO_LARGE` error for a payload of `length` bytes that decodes into objects and is over
+ * `limit` (`maxDecodedSize`); null when it may be decoded. Checked before decoding anything.
+ */
+export function oversized(encoding: number, length: number, limit: number): ProtocolError | null {
+  if (length <= limit || !decodesToObjects(encoding)) return null;
+  return new ProtocolError(
+    ErrorCode.FRAME_TOO_LARGE,
+    `A payload of ${length} bytes (encoding 0x${encoding.toString(16)}) is over maxDecodedSize (${limit} bytes): not decoded`,
+  );
+}
+
+/**
+ * Decodes with `codec`, turning any failure into an `ERR_IPC_DECODE` {@link CodecError}.
+ * @param maxDecodedSize largest payload decoded into objects (see {@link oversized}); raw bytes and text
+ *   are not limited here.
+ * @throws ProtocolError `ERR_IPC_FRAME_TOO_LARGE` when the payload is over `maxDecodedSize`, before decoding.
+ */
+export function decodeValue(codec: Codec, payload: Buffer, encoding: number, maxDecodedSize = Infinity): unknown {
+  const tooLarge = oversized(encoding, payload.length, maxDecodedSize);
+  if (tooLarge) throw tooLarge;
   try {
     return codec.decode(payload, encoding);
   } catch (cause) {
