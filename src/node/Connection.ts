@@ -9,7 +9,7 @@ import { decodeValue, oversized, type Codec } from '../protocol/Serializer';
 import { decodeFrames } from '../rx/decodeFrames';
 import { fromSocket } from '../rx/fromSocket';
 import type { FrameReader } from '../rx/FrameReader';
-import { FrameWriter } from './FrameWriter';
+import { FrameWriter, PACK_LIMIT } from './FrameWriter';
 import { LinkSocket } from './Link';
 import type { NodeSocket } from './NodeSocket';
 import { RequestRegistry } from './RequestRegistry';
@@ -154,9 +154,9 @@ export class Connection implements StreamSink {
    * Writes one frame; see {@link FrameWriter.write}.
    * @throws NotConnectedError when the connection is not ready or is closing.
    */
-  write(type: number, flags: number, id: number, encoding: number, payload: Uint8Array): boolean {
+  write(type: number, flags: number, id: number, encoding: number, payload: Uint8Array, written?: (error?: Error | null) => void): boolean {
     if (!this.writable) throw new NotConnectedError(`The connection to "${this.peerName ?? 'unknown'}" is not open`);
-    return this.writer.write(type, flags, id, encoding, payload);
+    return this.writer.write(type, flags, id, encoding, payload, written);
   }
 
   /** Bytes written and not yet taken by the kernel. */
@@ -165,12 +165,25 @@ export class Connection implements StreamSink {
   }
 
   /**
-   * Sends a message that awaits no reply. Resolves at once while the socket's buffer is below its high-water
-   * mark, else when it drains (backpressure); rejects if the connection is lost first.
+   * Sends a message that awaits no reply; once it resolves, `payload` may be reused. A payload up to 8 KiB is
+   * copied: resolves at once while the socket's buffer is below its high-water mark, else when it drains
+   * (backpressure). A larger one is not copied: resolves once the socket has taken its bytes. Rejects if the
+   * connection is lost first.
    * @throws NotConnectedError when the connection is not ready or is closing.
    */
   sendOneWay(encoding: number, payload: Uint8Array): Promise<void> {
+    if (payload.length > PACK_LIMIT) return this.sendTaken(encoding, payload);
     return this.write(FrameType.MESSAGE, 0, 0, encoding, payload) ? RESOLVED : this.drained();
+  }
+
+  /** sendOneWay of a payload written without a copy: settles when the socket has taken it. */
+  private sendTaken(encoding: number, payload: Uint8Array): Promise<void> {
+    let settle!: (error?: Error | null) => void;
+    const taken = new Promise<void>((resolve, reject) => {
+      settle = (error) => (error ? reject(new PeerDisconnectedError(`The connection to "${this.peerName}" was lost while sending`, { cause: error })) : resolve());
+    });
+    this.write(FrameType.MESSAGE, 0, 0, encoding, payload, settle);
+    return taken;
   }
 
   /** One promise shared by every writer waiting for the socket to drain. */

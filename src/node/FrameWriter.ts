@@ -1,11 +1,15 @@
 import type { Socket } from 'node:net';
-import { Encoding, HEADER_SIZE } from '../protocol/constants';
+import { HEADER_SIZE } from '../protocol/constants';
 import { encodeHeader } from '../protocol/FrameEncoder';
 
 /** Size of the buffers small frames are packed into. */
 const SLAB_SIZE = 64 * 1024;
-/** Codec-made payloads up to this size are packed next to their header instead of written on their own. */
-const PACK_LIMIT = 8 * 1024;
+/**
+ * Payloads up to this size (of any encoding, Buffers included) are copied next to their header, so the caller may
+ * reuse its buffer as soon as `write` returns; larger ones are written as they are (no copy), and the caller's
+ * bytes stay in use until the socket has taken them (the `written` callback of {@link FrameWriter.write}).
+ */
+export const PACK_LIMIT = 8 * 1024;
 /** Bytes written in one tick from which {@link FrameWriter.sendEarly} hands them to the socket before it ends. */
 const EARLY_SEND = 16 * 1024;
 
@@ -17,9 +21,13 @@ const EARLY_SEND = 16 * 1024;
  * - Except while a batch of received frames is being worked through: between two of them the connection calls
  *   {@link FrameWriter.sendEarly}, and once the tick has written 16 KiB those frames leave at once, so the peer
  *   starts on the first replies while this side computes the rest.
- * - Small payloads made by the codec (strings, numbers, objects) are copied next to their header into a shared
- *   slab, and consecutive ones are handed to the socket as one buffer: a tick of small messages is one write.
- * - Buffers and Uint8Arrays the user sent are never copied: their header and the payload go out as two buffers.
+ * - Small payloads (up to 8 KiB, Buffers included) are copied next to their header into a shared slab, and
+ *   consecutive ones are handed to the socket as one buffer: a tick of small messages is one write, and the
+ *   caller may reuse a small Buffer at once.
+ * - Larger payloads are never copied: their header and the payload go out as two buffers, and the payload's
+ *   bytes are read until the socket has taken them.
+ * - On an in-memory link (`immediate`), each frame is one fresh buffer (header and payload copied): the peer
+ *   receives it synchronously and must not share the sender's memory.
  */
 export class FrameWriter {
   private slab = Buffer.allocUnsafe(0);
@@ -51,14 +59,14 @@ export class FrameWriter {
   /**
    * Writes one frame. Returns false when the socket's buffer is at or above its high-water mark: wait for
    * `'drain'` before writing more.
+   * @param written for a payload larger than {@link PACK_LIMIT} (written without a copy): called once the socket
+   *   has taken its bytes (with an error if the socket fails first); the payload must not change until then.
+   *   Never called for smaller payloads: they are copied before `write` returns.
    */
-  write(type: number, flags: number, id: number, encoding: number, payload: Uint8Array): boolean {
+  write(type: number, flags: number, id: number, encoding: number, payload: Uint8Array, written?: (error?: Error | null) => void): boolean {
     this.framesOut++;
     this.bytesOut += HEADER_SIZE + payload.length;
-    if (this.immediate) {
-      this.socket.write(encodeHeader(type, flags, id, encoding, payload.length));
-      return payload.length === 0 || this.socket.write(payload);
-    }
+    if (this.immediate) return this.writeCopy(type, flags, id, encoding, payload, written);
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
@@ -66,7 +74,7 @@ export class FrameWriter {
     }
     const length = payload.length;
     this.corkedBytes += HEADER_SIZE + length;
-    if (length <= PACK_LIMIT && encoding !== Encoding.BUFFER && encoding !== Encoding.UINT8ARRAY) {
+    if (length <= PACK_LIMIT) {
       const size = HEADER_SIZE + length;
       if (this.slab.length - this.packedTo < size) {
         this.flushPacked();
@@ -80,7 +88,15 @@ export class FrameWriter {
     }
     this.flushPacked();
     this.socket.write(encodeHeader(type, flags, id, encoding, length));
-    return this.socket.write(payload);
+    return this.socket.write(payload, written);
+  }
+
+  /** In-memory links: the frame as one fresh buffer, so the receiver never shares the sender's bytes. */
+  private writeCopy(type: number, flags: number, id: number, encoding: number, payload: Uint8Array, written?: (error?: Error | null) => void): boolean {
+    const frame = Buffer.allocUnsafe(HEADER_SIZE + payload.length);
+    encodeHeader(type, flags, id, encoding, payload.length, frame, 0);
+    frame.set(payload, HEADER_SIZE);
+    return this.socket.write(frame, payload.length > PACK_LIMIT ? written : undefined);
   }
 
   /**

@@ -352,6 +352,11 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
    * room (at once, unless its buffer is above the high-water mark: then when it drains), so a producer that
    * awaits each send never piles up memory. It rejects if the connection is lost first; it does not time out.
    *
+   * Reusing a sent Buffer or Uint8Array: one of up to 8 KiB is copied, so it may be changed as soon as `sendTo`
+   * returns. A larger one is sent without a copy: change it only once the promise resolved — a one-way send then
+   * resolves only when the socket has taken its bytes, a receptive one when the reply came (the peer had it all).
+   * After a rejection (timeout, lost connection) a large buffer may still be queued: do not reuse it.
+   *
    * Rejects with `ERR_IPC_NOT_CONNECTED` at once when the target is unknown or down (nothing is queued),
    * `ERR_IPC_TIMEOUT` after `timeout`, `ERR_IPC_PEER_DISCONNECTED` when the peer is lost while we wait,
    * `ERR_IPC_REMOTE` when the peer answers with `message.error()`, `ERR_IPC_ENCODE` when `data` cannot be encoded.
