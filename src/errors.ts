@@ -11,7 +11,11 @@ export const ErrorCode = {
   NOT_CONNECTED: 'ERR_IPC_NOT_CONNECTED',
   /** The peer's connection was lost while a request waited for its reply. */
   PEER_DISCONNECTED: 'ERR_IPC_PEER_DISCONNECTED',
-  /** A frame declared a payload larger than `maxFrameSize`, or a value to send exceeds the peer's `maxFrameSize`. */
+  /**
+   * A frame declared a payload larger than `maxFrameSize` (the connection closes), a value to send exceeds the
+   * peer's `maxFrameSize` (that one send fails, nothing is written), or a payload that decodes into objects is
+   * larger than `maxDecodedSize` (that one message fails, the connection stays up).
+   */
   FRAME_TOO_LARGE: 'ERR_IPC_FRAME_TOO_LARGE',
   /** The bytes received are not this protocol (bad magic, version, type or a truncated frame). */
   PROTOCOL: 'ERR_IPC_PROTOCOL',
@@ -81,7 +85,11 @@ export class PeerDisconnectedError extends IpcError {
   }
 }
 
-/** Bytes that break the wire protocol: `ERR_IPC_PROTOCOL` or `ERR_IPC_FRAME_TOO_LARGE`. */
+/**
+ * Bytes that break the wire protocol (`ERR_IPC_PROTOCOL`), or a payload over a size limit
+ * (`ERR_IPC_FRAME_TOO_LARGE`: above `maxFrameSize` it closes the connection, above `maxDecodedSize` it fails
+ * that one message).
+ */
 export class ProtocolError extends IpcError {
   constructor(code: typeof ErrorCode.PROTOCOL | typeof ErrorCode.FRAME_TOO_LARGE, message: string, options?: { cause?: unknown }) {
     super(code, message, options);

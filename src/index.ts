@@ -1,5 +1,6 @@
 export * from './errors';
 export {
+  DEFAULT_MAX_DECODED_SIZE,
   DEFAULT_MAX_FRAME_SIZE,
   Encoding,
   FrameFlags,

@@ -22,8 +22,9 @@ const transports: Transport[] = [
 
 /** A server and a client connected to it; the server echoes `{ echo: data }`. */
 async function pair(transport: Transport) {
-  const server = node('server');
-  const client = node('client');
+  // The echo wraps Buffers of up to 5 MiB in an object (V8): above the default maxDecodedSize of 4 MiB.
+  const server = node('server', { maxDecodedSize: 8 * 1024 * 1024 });
+  const client = node('client', { maxDecodedSize: 8 * 1024 * 1024 });
   const args = await transport.serve(server);
   const serverSide = firstValueFrom(server.connections$);
   const socket = await client.connectTo('server', ...args);

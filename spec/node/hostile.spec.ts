@@ -229,6 +229,7 @@ describe('fuzz: a hostile server against a node that dials it (the FrameReader p
     }
     await expect(dialer.sendTo('hub', 'ping')).resolves.toBe('pong');
     console.log(`fuzz (dialling side): ${cases} hostile servers, typed errors: ${JSON.stringify(Object.fromEntries(seen))}`);
-    expect(seen.get(ErrorCode.PROTOCOL)).toBeGreaterThan(0);
+    // Mostly truncated streams (a disconnect mid-frame), some bytes that are not frames.
+    expect((seen.get(ErrorCode.PROTOCOL) ?? 0) + (seen.get(ErrorCode.PEER_DISCONNECTED) ?? 0)).toBeGreaterThan(0);
   }, 120_000);
 });

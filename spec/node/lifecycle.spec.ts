@@ -119,7 +119,7 @@ describe('Node lifecycle', () => {
     for (const kind of Object.keys(after)) expect(`${kind}: ${after[kind]}`).toBe(`${kind}: ${Math.min(after[kind], before[kind] ?? 0)}`);
   });
 
-  it('writes all frames of one tick in one system call, packing small messages and never copying Buffers', async () => {
+  it('writes all frames of one tick in one system call, packing small messages and never copying Buffers over 8 KiB', async () => {
     const server = node('hub');
     const port = await serveTcp(server);
     const client = node('client');
@@ -131,14 +131,16 @@ describe('Node lifecycle', () => {
     const writev = jest.spyOn(proto, '_writev');
     const write = jest.spyOn(proto, '_write');
     try {
-      // 100 small strings: packed next to their headers, handed to the socket as one buffer.
-      await Promise.all(Array.from({ length: 100 }, (_, i) => client.sendTo('hub', `m${i}`, { receptive: false })));
-      await delay(5);
-      expect(writev.mock.calls.length + write.mock.calls.length).toBe(1);
-      writev.mockClear();
-      write.mockClear();
-      // 100 Buffers: never copied: 100 headers + the 100 Buffers themselves, in one writev.
-      const buffers = Array.from({ length: 100 }, (_, i) => Buffer.from(`b${i}`));
+      // 100 small strings, then 100 small Buffers: packed next to their headers, handed to the socket as one buffer.
+      for (const make of [(i: number) => `m${i}`, (i: number) => Buffer.from(`s${i}`)]) {
+        await Promise.all(Array.from({ length: 100 }, (_, i) => client.sendTo('hub', make(i), { receptive: false })));
+        await delay(5);
+        expect(writev.mock.calls.length + write.mock.calls.length).toBe(1);
+        writev.mockClear();
+        write.mockClear();
+      }
+      // 100 Buffers over 8 KiB: never copied: 100 headers + the 100 Buffers themselves, in one writev.
+      const buffers = Array.from({ length: 100 }, (_, i) => Buffer.alloc(8 * 1024 + 1, i));
       await Promise.all(buffers.map((b) => client.sendTo('hub', b, { receptive: false })));
       await delay(5);
       expect(write).not.toHaveBeenCalled();
@@ -151,8 +153,9 @@ describe('Node lifecycle', () => {
       writev.mockRestore();
       write.mockRestore();
     }
-    await until(() => received.length === 200);
+    await until(() => received.length === 300);
     expect(received.slice(0, 3)).toEqual(['m0', 'm1', 'm2']);
+    expect(received[100]).toEqual(Buffer.from('s0'));
   });
 
   it('lets the writer send early after each received frame (replies to a batch leave in pieces)', async () => {

@@ -5,11 +5,11 @@ import { Encoding, FrameFlags, FrameType, HANDSHAKE_MAX_FRAME_SIZE, HEADER_SIZE 
 import type { Frame } from '../protocol/Frame';
 import type { OutgoingFrame } from '../protocol/FrameEncoder';
 import { closeFrame, Handshake, readClose, readJson, type CloseBody, type HandshakeOptions } from '../protocol/handshake';
-import { decodeValue, encodeValue, type Codec } from '../protocol/Serializer';
+import { decodeValue, encodeValue, oversized, type Codec } from '../protocol/Serializer';
 import { decodeFrames } from '../rx/decodeFrames';
 import { fromSocket } from '../rx/fromSocket';
 import type { FrameReader } from '../rx/FrameReader';
-import { FrameWriter } from './FrameWriter';
+import { FrameWriter, PACK_LIMIT } from './FrameWriter';
 import { LinkSocket } from './Link';
 import type { NodeSocket } from './NodeSocket';
 import { InboundRequests } from './InboundRequests';
@@ -46,6 +46,7 @@ export interface ConnectionHost {
   readonly name: string;
   readonly codec: Codec;
   readonly maxFrameSize: number;
+  readonly maxDecodedSize: number;
   readonly handshakeTimeout: number;
   readonly heartbeatInterval: number;
   readonly streamBuffer: number;
@@ -173,10 +174,18 @@ export class Connection implements StreamSink {
    * @throws NotConnectedError when the connection is not open; IpcError `ERR_IPC_FRAME_TOO_LARGE` when the
    *   payload exceeds the peer's `maxFrameSize` (nothing is written).
    */
-  write(type: number, flags: number, id: number, encoding: number, payload: Uint8Array, window = -1): boolean {
+  write(
+    type: number,
+    flags: number,
+    id: number,
+    encoding: number,
+    payload: Uint8Array,
+    window = -1,
+    written?: (error?: Error | null) => void,
+  ): boolean {
     if (!this.writable) throw new NotConnectedError(`The connection to "${this.peerName ?? 'unknown'}" is not open`);
     this.checkSize(payload.length + (window < 0 ? 0 : 4));
-    return this.writer.write(type, window < 0 ? flags : flags | FrameFlags.WINDOW, id, encoding, payload, window);
+    return this.writer.write(type, window < 0 ? flags : flags | FrameFlags.WINDOW, id, encoding, payload, window, written);
   }
 
   /** @throws IpcError `ERR_IPC_FRAME_TOO_LARGE` when a payload of `length` bytes exceeds the peer's limit. */
@@ -194,12 +203,25 @@ export class Connection implements StreamSink {
   }
 
   /**
-   * Sends a message that awaits no reply. Resolves at once while the socket's buffer is below its high-water
-   * mark, else when it drains (backpressure); rejects if the connection is lost first.
+   * Sends a message that awaits no reply; once it resolves, `payload` may be reused. A payload up to 8 KiB is
+   * copied: resolves at once while the socket's buffer is below its high-water mark, else when it drains
+   * (backpressure). A larger one is not copied: resolves once the socket has taken its bytes. Rejects if the
+   * connection is lost first.
    * @throws NotConnectedError, IpcError `ERR_IPC_FRAME_TOO_LARGE` (see {@link Connection.write}).
    */
   sendOneWay(encoding: number, payload: Uint8Array): Promise<void> {
+    if (payload.length > PACK_LIMIT) return this.sendTaken(encoding, payload);
     return this.write(FrameType.MESSAGE, 0, 0, encoding, payload) ? RESOLVED : this.drained();
+  }
+
+  /** sendOneWay of a payload written without a copy: settles when the socket has taken it. */
+  private sendTaken(encoding: number, payload: Uint8Array): Promise<void> {
+    let settle!: (error?: Error | null) => void;
+    const taken = new Promise<void>((resolve, reject) => {
+      settle = (error) => (error ? reject(new PeerDisconnectedError(`The connection to "${this.peerName}" was lost while sending`, { cause: error })) : resolve());
+    });
+    this.write(FrameType.MESSAGE, 0, 0, encoding, payload, -1, settle);
+    return taken;
   }
 
   /** One promise shared by every writer waiting for the socket to drain. */
@@ -375,7 +397,7 @@ export class Connection implements StreamSink {
         if (observer === undefined) return; // late answer: the request timed out or was cancelled
         let value: unknown;
         try {
-          value = decodeValue(this.host.codec, frame.payload, frame.encoding);
+          value = decodeValue(this.host.codec, frame.payload, frame.encoding, this.host.maxDecodedSize);
         } catch (error) {
           observer.error(error);
           return;
@@ -385,7 +407,7 @@ export class Connection implements StreamSink {
         return;
       }
       case FrameType.ERROR:
-        this.registry.take(frame.id)?.error(remoteError(frame));
+        this.registry.take(frame.id)?.error(remoteError(frame, this.host.maxDecodedSize));
         return;
       case FrameType.PING:
         // A peer that sends pings and never reads the answers gets no more once they pile up.
@@ -407,7 +429,7 @@ export class Connection implements StreamSink {
         if (observer === undefined) return; // cancelled: values already in flight are dropped
         let value: unknown;
         try {
-          value = decodeValue(this.host.codec, frame.payload, frame.encoding);
+          value = decodeValue(this.host.codec, frame.payload, frame.encoding, this.host.maxDecodedSize);
         } catch (error) {
           this.registry.take(frame.id);
           this.cancelRequest(frame.id);
@@ -421,7 +443,7 @@ export class Connection implements StreamSink {
         this.registry.take(frame.id)?.complete();
         return;
       case FrameType.STREAM_ERROR:
-        this.registry.take(frame.id)?.error(remoteError(frame));
+        this.registry.take(frame.id)?.error(remoteError(frame, this.host.maxDecodedSize));
         return;
       case FrameType.CANCEL:
         this.inbound.cancel(frame.id);
@@ -460,7 +482,7 @@ export class Connection implements StreamSink {
     }
     let data: unknown;
     try {
-      data = decodeValue(this.host.codec, payload, frame.encoding);
+      data = decodeValue(this.host.codec, payload, frame.encoding, this.host.maxDecodedSize);
     } catch (error) {
       if (receptive) this.replyError(frame.id, error as Error);
       this.host.report(error as Error);
@@ -574,7 +596,9 @@ function isTlsFailure(error: Error): boolean {
   return /CERT|SSL|TLS|UNABLE_TO_|SELF_SIGNED|ERR_TLS/.test(code);
 }
 
-function remoteError(frame: Frame): RemoteError {
+function remoteError(frame: Frame, maxDecodedSize: number): IpcError {
+  const tooLarge = oversized(Encoding.JSON, frame.payload.length, maxDecodedSize);
+  if (tooLarge) return tooLarge;
   try {
     const body = readJson(frame);
     const code = typeof body.code === 'string' ? body.code : undefined;

@@ -1,11 +1,15 @@
 import type { Socket } from 'node:net';
-import { Encoding, HEADER_SIZE } from '../protocol/constants';
+import { HEADER_SIZE } from '../protocol/constants';
 import { encodeHeader } from '../protocol/FrameEncoder';
 
 /** Size of the buffers small frames are packed into. */
 const SLAB_SIZE = 64 * 1024;
-/** Codec-made payloads up to this size are packed next to their header instead of written on their own. */
-const PACK_LIMIT = 8 * 1024;
+/**
+ * Payloads up to this size (of any encoding, Buffers included) are copied next to their header, so the caller may
+ * reuse its buffer as soon as `write` returns; larger ones are written as they are (no copy), and the caller's
+ * bytes stay in use until the socket has taken them (the `written` callback of {@link FrameWriter.write}).
+ */
+export const PACK_LIMIT = 8 * 1024;
 /** Bytes written in one tick from which {@link FrameWriter.sendEarly} hands them to the socket before it ends. */
 const EARLY_SEND = 16 * 1024;
 
@@ -17,9 +21,13 @@ const EARLY_SEND = 16 * 1024;
  * - Except while a batch of received frames is being worked through: between two of them the connection calls
  *   {@link FrameWriter.sendEarly}, and once the tick has written 16 KiB those frames leave at once, so the peer
  *   starts on the first replies while this side computes the rest.
- * - Small payloads made by the codec (strings, numbers, objects) are copied next to their header into a shared
- *   slab, and consecutive ones are handed to the socket as one buffer: a tick of small messages is one write.
- * - Buffers and Uint8Arrays the user sent are never copied: their header and the payload go out as two buffers.
+ * - Small payloads (up to 8 KiB, Buffers included) are copied next to their header into a shared slab, and
+ *   consecutive ones are handed to the socket as one buffer: a tick of small messages is one write, and the
+ *   caller may reuse a small Buffer at once.
+ * - Larger payloads are never copied: their header and the payload go out as two buffers, and the payload's
+ *   bytes are read until the socket has taken them.
+ * - On an in-memory link (`immediate`), each frame is one fresh buffer (header and payload copied): the peer
+ *   receives it synchronously and must not share the sender's memory.
  */
 export class FrameWriter {
   private slab = Buffer.allocUnsafe(0);
@@ -52,15 +60,23 @@ export class FrameWriter {
    * Writes one frame. Returns false when the socket's buffer is at or above its high-water mark: wait for
    * `'drain'` before writing more.
    * @param window when ≥ 0, a u32 written between the header and the payload (a MESSAGE's `WINDOW`).
+   * @param written for a payload larger than {@link PACK_LIMIT} (written without a copy): called once the socket
+   *   has taken its bytes (with an error if the socket fails first); the payload must not change until then.
+   *   Never called for smaller payloads: they are copied before `write` returns.
    */
-  write(type: number, flags: number, id: number, encoding: number, payload: Uint8Array, window = -1): boolean {
+  write(
+    type: number,
+    flags: number,
+    id: number,
+    encoding: number,
+    payload: Uint8Array,
+    window = -1,
+    written?: (error?: Error | null) => void,
+  ): boolean {
     const extra = window < 0 ? 0 : 4;
     this.framesOut++;
     this.bytesOut += HEADER_SIZE + extra + payload.length;
-    if (this.immediate) {
-      this.socket.write(head(type, flags, id, encoding, payload.length, window));
-      return payload.length === 0 || this.socket.write(payload);
-    }
+    if (this.immediate) return this.writeCopy(type, flags, id, encoding, payload, window, written);
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
@@ -68,22 +84,38 @@ export class FrameWriter {
     }
     const length = payload.length;
     this.corkedBytes += HEADER_SIZE + extra + length;
-    if (length <= PACK_LIMIT && encoding !== Encoding.BUFFER && encoding !== Encoding.UINT8ARRAY) {
+    if (length <= PACK_LIMIT) {
       const size = HEADER_SIZE + extra + length;
       if (this.slab.length - this.packedTo < size) {
         this.flushPacked();
         this.slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, size));
         this.packedFrom = this.packedTo = 0;
       }
-      encodeHeader(type, flags, id, encoding, extra + length, this.slab, this.packedTo);
-      if (extra > 0) this.slab.writeUInt32BE(window, this.packedTo + HEADER_SIZE);
-      if (length > 0) this.slab.set(payload, this.packedTo + HEADER_SIZE + extra);
+      const at = this.packedTo + putHead(this.slab, this.packedTo, type, flags, id, encoding, length, window);
+      if (length > 0) this.slab.set(payload, at);
       this.packedTo += size;
       return !this.socket.writableNeedDrain && this.socket.writableLength + this.packedTo - this.packedFrom < this.socket.writableHighWaterMark;
     }
     this.flushPacked();
-    this.socket.write(head(type, flags, id, encoding, length, window));
-    return this.socket.write(payload);
+    const head = Buffer.allocUnsafe(HEADER_SIZE + extra);
+    putHead(head, 0, type, flags, id, encoding, length, window);
+    this.socket.write(head);
+    return this.socket.write(payload, written);
+  }
+
+  /** In-memory links: the frame as one fresh buffer, so the receiver never shares the sender's bytes. */
+  private writeCopy(
+    type: number,
+    flags: number,
+    id: number,
+    encoding: number,
+    payload: Uint8Array,
+    window: number,
+    written?: (error?: Error | null) => void,
+  ): boolean {
+    const frame = Buffer.allocUnsafe(HEADER_SIZE + (window < 0 ? 0 : 4) + payload.length);
+    frame.set(payload, putHead(frame, 0, type, flags, id, encoding, payload.length, window));
+    return this.socket.write(frame, payload.length > PACK_LIMIT ? written : undefined);
   }
 
   /**
@@ -119,10 +151,16 @@ export class FrameWriter {
   }
 }
 
-/** A frame's header on its own, followed by the u32 `window` when it is ≥ 0. */
-function head(type: number, flags: number, id: number, encoding: number, length: number, window: number): Buffer {
-  if (window < 0) return encodeHeader(type, flags, id, encoding, length);
-  const buffer = encodeHeader(type, flags, id, encoding, length + 4, Buffer.allocUnsafe(HEADER_SIZE + 4));
-  buffer.writeUInt32BE(window, HEADER_SIZE);
-  return buffer;
+/**
+ * Writes a frame's header at `offset` of `target`, followed by the u32 `window` when it is ≥ 0 (the payload
+ * length then counts those 4 bytes); returns how many bytes that took.
+ */
+function putHead(target: Buffer, offset: number, type: number, flags: number, id: number, encoding: number, length: number, window: number): number {
+  if (window < 0) {
+    encodeHeader(type, flags, id, encoding, length, target, offset);
+    return HEADER_SIZE;
+  }
+  encodeHeader(type, flags, id, encoding, length + 4, target, offset);
+  target.writeUInt32BE(window, offset + HEADER_SIZE);
+  return HEADER_SIZE + 4;
 }

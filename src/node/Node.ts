@@ -11,7 +11,7 @@ import {
   NotConnectedError,
   PeerDisconnectedError,
 } from '../errors';
-import { DEFAULT_MAX_FRAME_SIZE, Encoding, FrameFlags, FrameType } from '../protocol/constants';
+import { DEFAULT_MAX_DECODED_SIZE, DEFAULT_MAX_FRAME_SIZE, Encoding, FrameFlags, FrameType } from '../protocol/constants';
 import { defaultCodec, encodeValue, type Codec, type EncodedPayload } from '../protocol/Serializer';
 import { FrameReader } from '../rx/FrameReader';
 import { request$ } from '../rx/request';
@@ -35,6 +35,15 @@ export interface NodeOptions {
   handshakeTimeout?: number;
   /** Largest payload accepted from a peer, in bytes. Default 64 MiB. */
   maxFrameSize?: number;
+  /**
+   * Largest payload decoded into objects, in bytes: V8, JSON, ERROR and user codec tags (every encoding but
+   * Buffer, Uint8Array, string and number, which only `maxFrameSize` bounds). Checked before decoding: one such
+   * message over it fails with `ERR_IPC_FRAME_TOO_LARGE` — a request is answered with that error, a reply or
+   * stream value fails that one request — and the connection stays up. Decoding costs far more than the bytes
+   * (a 32 MiB V8 payload of empty objects blocks the event loop for seconds and takes a GiB), hence a limit much
+   * lower than `maxFrameSize`. Default 4 MiB.
+   */
+  maxDecodedSize?: number;
   /**
    * Liveness check, in ms: every interval each side pings, and a peer from which nothing arrived for 3
    * intervals is taken for dead (its connection is dropped, its pending requests reject, a client reconnects).
@@ -165,6 +174,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   readonly name: string;
   /** @internal */ readonly codec: Codec;
   /** @internal */ readonly maxFrameSize: number;
+  /** @internal */ readonly maxDecodedSize: number;
   /** @internal */ readonly handshakeTimeout: number;
   /** @internal */ readonly heartbeatInterval: number;
   /** @internal */ readonly streamBuffer: number;
@@ -224,6 +234,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     this.maxRetryTime = option(options, 'maxRetryTime', 10_000, 0);
     this.handshakeTimeout = option(options, 'handshakeTimeout', 10_000, 1);
     this.maxFrameSize = option(options, 'maxFrameSize', DEFAULT_MAX_FRAME_SIZE, 0);
+    this.maxDecodedSize = option(options, 'maxDecodedSize', DEFAULT_MAX_DECODED_SIZE, 0);
     this.heartbeatInterval = option(options, 'heartbeatInterval', 5_000, 0);
     this.streamWindow = option(options, 'streamWindow', 128, 1);
     this.streamBuffer = option(options, 'streamBuffer', 1024, 0);
@@ -339,6 +350,11 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
    * With `receptive: false` nothing is awaited from the peer: the promise resolves as soon as the socket has
    * room (at once, unless its buffer is above the high-water mark: then when it drains), so a producer that
    * awaits each send never piles up memory. It rejects if the connection is lost first; it does not time out.
+   *
+   * Reusing a sent Buffer or Uint8Array: one of up to 8 KiB is copied, so it may be changed as soon as `sendTo`
+   * returns. A larger one is sent without a copy: change it only once the promise resolved — a one-way send then
+   * resolves only when the socket has taken its bytes, a receptive one when the reply came (the peer had it all).
+   * After a rejection (timeout, lost connection) a large buffer may still be queued: do not reuse it.
    *
    * Rejects with `ERR_IPC_NOT_CONNECTED` at once when the target is unknown or down (nothing is queued),
    * `ERR_IPC_TIMEOUT` after `timeout`, `ERR_IPC_PEER_DISCONNECTED` when the peer is lost while we wait,

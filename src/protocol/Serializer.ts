@@ -1,5 +1,5 @@
 import * as v8 from 'node:v8';
-import { CodecError, ErrorCode } from '../errors';
+import { CodecError, ErrorCode, ProtocolError } from '../errors';
 import { Encoding } from './constants';
 
 /** A value encoded for the wire: the header's encoding tag and the payload bytes. */
@@ -33,10 +33,22 @@ const FALSE = Buffer.from('false');
 /** Deeper than this, a value goes through structured clone (which also handles cycles). */
 const JSON_MAX_DEPTH = 32;
 
+/** Node ≥ 20 has `String.prototype.isWellFormed`; older engines fall back to this pattern. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const nativeWellFormed = (String.prototype as { isWellFormed?: () => boolean }).isWellFormed;
+
+/** Whether UTF-8 carries `text` exactly: false when it holds a lone surrogate (UTF-8 would make it U+FFFD). */
+export function isWellFormed(text: string): boolean {
+  return nativeWellFormed === undefined ? !LONE_SURROGATE.test(text) : nativeWellFormed.call(text);
+}
+
 /**
  * Whether `JSON.parse(JSON.stringify(value))` gives `value` back exactly: null, booleans, strings, finite
  * numbers other than -0, dense arrays and plain objects of those. Anything else (undefined, NaN, -0, bigint,
- * Date, Map, class instances, typed arrays, holes, cycles or very deep nesting) is left to structured clone.
+ * Date, Map, class instances, typed arrays, holes, arrays with extra enumerable properties, cycles or very deep
+ * nesting) is left to structured clone. Strings may hold lone surrogates (JSON escapes them as `\udXXX`).
+ * Neither JSON nor structured clone sends symbol keys, non-enumerable properties or accessors (a getter's value
+ * is sent as a plain property); an own `"__proto__"` key stays an own key on both paths.
  */
 function jsonExact(value: unknown, depth: number): boolean {
   switch (typeof value) {
@@ -51,7 +63,8 @@ function jsonExact(value: unknown, depth: number): boolean {
       if (Array.isArray(value)) {
         if (Object.getPrototypeOf(value) !== Array.prototype) return false;
         for (let i = 0; i < value.length; i++) if (!(i in value) || !jsonExact(value[i], depth + 1)) return false;
-        return true;
+        // No holes, so any key beyond the indices is an extra property (`a.extra = 1`) that JSON would drop.
+        return Object.keys(value).length === value.length;
       }
       const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) return false;
@@ -101,7 +114,8 @@ function recordToError(record: ErrorRecord): Error {
 
 /**
  * The default codec. Fast paths, sent without structured clone: `Buffer` (sent as is, decoded as a Buffer),
- * other `Uint8Array`s (no copy), strings (UTF-8) and numbers (float64, so NaN, -0 and ±Infinity survive).
+ * other `Uint8Array`s (no copy), well-formed strings (UTF-8; a string with a lone surrogate goes through
+ * structured clone, which keeps it) and numbers (float64, so NaN, -0 and ±Infinity survive).
  * A top-level `Error` keeps its class name, message, stack, cause and own properties (such as `code`).
  * Plain data that JSON carries exactly (booleans, and plain objects and dense arrays of null, booleans, strings and
  * finite numbers other than -0) is sent as JSON, which is faster than structured clone.
@@ -115,6 +129,8 @@ export class Serializer implements Codec {
   encode(value: unknown): EncodedPayload {
     switch (typeof value) {
       case 'string':
+        // A lone surrogate would arrive as U+FFFD through UTF-8: structured clone keeps it.
+        if (!isWellFormed(value)) break;
         return { encoding: Encoding.STRING, payload: Buffer.from(value, 'utf8') };
       case 'number': {
         const payload = Buffer.allocUnsafe(8);
@@ -172,8 +188,37 @@ export function encodeValue(codec: Codec, value: unknown): EncodedPayload {
   }
 }
 
-/** Decodes with `codec`, turning any failure into an `ERR_IPC_DECODE` {@link CodecError}. */
-export function decodeValue(codec: Codec, payload: Buffer, encoding: number): unknown {
+/**
+ * Whether a payload of that encoding may decode into objects: every encoding but raw bytes and text
+ * (BUFFER, UINT8ARRAY, STRING, NUMBER), user codec tags (0x80–0xff) included since we cannot know what they
+ * build. A payload of such an encoding can cost far more than its size to decode (3 bytes of V8 or JSON make an
+ * empty object of ~100 bytes, and decoding blocks the event loop), hence `maxDecodedSize`.
+ */
+export function decodesToObjects(encoding: number): boolean {
+  return encoding > Encoding.NUMBER;
+}
+
+/**
+ * The `ERR_IPC_FRAME_TOO_LARGE` error for a payload of `length` bytes that decodes into objects and is over
+ * `limit` (`maxDecodedSize`); null when it may be decoded. Checked before decoding anything.
+ */
+export function oversized(encoding: number, length: number, limit: number): ProtocolError | null {
+  if (length <= limit || !decodesToObjects(encoding)) return null;
+  return new ProtocolError(
+    ErrorCode.FRAME_TOO_LARGE,
+    `A payload of ${length} bytes (encoding 0x${encoding.toString(16)}) is over maxDecodedSize (${limit} bytes): not decoded`,
+  );
+}
+
+/**
+ * Decodes with `codec`, turning any failure into an `ERR_IPC_DECODE` {@link CodecError}.
+ * @param maxDecodedSize largest payload decoded into objects (see {@link oversized}); raw bytes and text
+ *   are not limited here.
+ * @throws ProtocolError `ERR_IPC_FRAME_TOO_LARGE` when the payload is over `maxDecodedSize`, before decoding.
+ */
+export function decodeValue(codec: Codec, payload: Buffer, encoding: number, maxDecodedSize = Infinity): unknown {
+  const tooLarge = oversized(encoding, payload.length, maxDecodedSize);
+  if (tooLarge) throw tooLarge;
   try {
     return codec.decode(payload, encoding);
   } catch (cause) {

@@ -79,3 +79,6 @@ export const HANDSHAKE_MAX_FRAME_SIZE = 16 * 1024;
 
 /** Default largest payload accepted after the handshake: 64 MiB. */
 export const DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024;
+
+/** Default largest payload decoded into objects (`maxDecodedSize`): 4 MiB (SECURITY.md: "One frame's cost"). */
+export const DEFAULT_MAX_DECODED_SIZE = 4 * 1024 * 1024;
