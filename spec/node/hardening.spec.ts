@@ -204,6 +204,15 @@ describe('6. a throwing "connect" or "disconnect" listener cannot leave the clie
   }, 30_000);
 });
 
+describe('6b. user code that throws from process.nextTick while the node reads cannot corrupt decoding', () => {
+  it('(child process) 300 requests and 300 messages of 10 B–100 KB arrive intact and in order', async () => {
+    const child = spawnNode([join(ROOT, 'spec', 'fixtures', 'tick-throw.js')]);
+    await child.waitFor('}', 20_000).catch(() => undefined);
+    expect(lines(child)[0]).toEqual({ wrong: 0, received: 300, corrupt: 0, uncaught: true, connected: true });
+    await expect(child.exited).resolves.toEqual({ code: 0, signal: null });
+  }, 30_000);
+});
+
 describe('9. connectTo resolves only once the server has accepted the client', () => {
   it('right after connectTo resolves, the server knows the client by name', async () => {
     const server = node('hub');

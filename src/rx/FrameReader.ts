@@ -4,12 +4,16 @@ import type { Frame } from '../protocol/Frame';
 import { DEFAULT_MAX_FRAME_SIZE } from '../protocol/constants';
 import { FrameDecoder, type FrameDecoderOptions } from '../protocol/FrameDecoder';
 
+/** Bytes of one read. */
+const READ_SIZE = 64 * 1024;
+
 /**
- * Frames read from a socket whose reads land where the decoder wants them: create the socket with
- * `reader.onread` (`net.connect({ ..., onread: reader.onread })`), then subscribe to `reader.frames(socket)`.
- * It is `fromSocket(socket).pipe(decodeFrames())` without the stream's chunks: small frames are read into
- * slabs and handed out as views, and a large body is read by the kernel straight into the buffer that becomes
- * its payload — no chunk allocated, nothing copied (see {@link FrameDecoder.readTarget}).
+ * Frames read from a socket without a chunk per read: create the socket with `reader.onread`
+ * (`net.connect({ ..., onread: reader.onread })`), then subscribe to `reader.frames(socket)`. It is
+ * `fromSocket(socket).pipe(decodeFrames())` without the stream's chunks: each read lands in one fixed 64 KiB
+ * buffer and is copied once, straight where the decoder wants it — small frames into slabs, handed out as views;
+ * a large body into the buffer that becomes its payload, so it is never reassembled from chunks (see
+ * {@link FrameDecoder.readTarget}).
  *
  * Subscribe before the socket can receive anything (in the same tick as creating it): bytes that arrive with
  * no subscriber are dropped. One subscriber at a time. A socket that ignores `onread` (a TLS socket wrapping
@@ -30,10 +34,20 @@ export class FrameReader {
 
   constructor() {
     this.decoder = new FrameDecoder((frame) => this.subscriber?.next(frame), { maxFrameSize: () => this.limit() });
+    // One fixed read buffer, never a buffer function: Node forgets the buffer a function returned when an
+    // exception is thrown in a process.nextTick callback queued during that read (one the process survives
+    // through 'uncaughtException'), and the next read then lands in memory already handed out as payloads.
+    const scratch = Buffer.allocUnsafeSlow(READ_SIZE);
     this.onread = {
-      buffer: () => this.decoder.readTarget(),
+      buffer: scratch,
       callback: (n) => {
-        this.arrived(n);
+        for (let at = 0; at < n && this.subscriber; ) {
+          const target = this.decoder.readTarget();
+          const length = Math.min(target.length, n - at);
+          scratch.copy(target, 0, at, at + length);
+          at += length;
+          this.arrived(length);
+        }
         return true;
       },
     };
