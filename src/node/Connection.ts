@@ -9,6 +9,7 @@ import { decodeValue, type Codec } from '../protocol/Serializer';
 import { decodeFrames } from '../rx/decodeFrames';
 import { fromSocket } from '../rx/fromSocket';
 import type { FrameReader } from '../rx/FrameReader';
+import { setLongInterval, setLongTimeout } from './duration';
 import { FrameWriter } from './FrameWriter';
 import { LinkSocket } from './Link';
 import type { NodeSocket } from './NodeSocket';
@@ -139,7 +140,7 @@ export class Connection implements StreamSink {
     socket.once('close', () => this.finish());
     const hello = this.handshake.start();
     if (hello) this.send(hello);
-    this.handshakeTimer = setTimeout(() => {
+    this.handshakeTimer = setLongTimeout(() => {
       this.fail(new HandshakeError(ErrorCode.HANDSHAKE, `No handshake within ${host.handshakeTimeout} ms`, { retryable: true }));
     }, host.handshakeTimeout);
   }
@@ -404,7 +405,7 @@ export class Connection implements StreamSink {
   private startHeartbeat(): void {
     const interval = this.host.heartbeatInterval;
     if (!(interval > 0) || !Number.isFinite(interval)) return;
-    this.heartbeatTimer = setInterval(() => {
+    this.heartbeatTimer = setLongInterval(() => {
       if (this.heard) {
         this.heard = false;
         this.silentTicks = 0;

@@ -23,6 +23,22 @@ import { NodeSocket } from './NodeSocket';
 import { PendingRequest } from './PendingRequest';
 import { TimeoutQueue } from './TimeoutQueue';
 import { createServer, dial, listen, type TlsSettings } from './transport';
+import { setLongTimeout } from './duration';
+import {
+  checkBoolean,
+  checkConnectArgs,
+  checkDuplex,
+  checkDuration,
+  checkInteger,
+  checkListenArgs,
+  checkName,
+  checkOptions,
+  checkSendOptions,
+  checkTarget,
+  CREDITS_RANGE,
+  MAX_FRAME_SIZE_RANGE,
+  received,
+} from './validate';
 
 /** Options of `new Node(name, options)`. Every one is optional; the defaults are documented in the README. */
 export interface NodeOptions {
@@ -217,32 +233,31 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
    */
   constructor(name: string, options: NodeOptions = {}) {
     super();
-    if (typeof name !== 'string' || name.length === 0) throw new TypeError('A Node needs a non-empty string name');
-    this.name = name;
-    this.codec = options.codec ?? defaultCodec;
-    this.maxRetries = option(options, 'maxRetries', Infinity, 0);
-    this.retryTime = option(options, 'retryTime', 200, 0);
-    this.maxRetryTime = option(options, 'maxRetryTime', 10_000, 0);
-    this.handshakeTimeout = option(options, 'handshakeTimeout', 10_000, 1);
-    this.maxFrameSize = option(options, 'maxFrameSize', DEFAULT_MAX_FRAME_SIZE, 0);
-    this.heartbeatInterval = option(options, 'heartbeatInterval', 5_000, 0);
-    this.streamWindow = option(options, 'streamWindow', 128, 1);
-    this.streamBuffer = option(options, 'streamBuffer', 1024, 0);
-    this.exposeErrorStack = options.exposeErrorStack === true;
-    this.requestTimeout = option(options, 'requestTimeout', 30_000, 0);
-    this.maxPendingRequests = option(options, 'maxPendingRequests', 100_000, 1);
-    this.maxWriteBuffer = option(options, 'maxWriteBuffer', 64 * 1024 * 1024, 0);
+    this.name = checkName(name, 'new Node(name): name');
+    options = checkOptions(options, 'new Node(name, options): options');
+    const opt = (key: keyof NodeOptions) => `options.${key}`;
+    this.codec = checkCodec(options.codec);
+    this.maxRetries = checkInteger(options.maxRetries, opt('maxRetries'), Infinity, 0, Infinity);
+    this.retryTime = checkDuration(options.retryTime, opt('retryTime'), 200, { infinite: false });
+    this.maxRetryTime = checkDuration(options.maxRetryTime, opt('maxRetryTime'), 10_000);
+    this.handshakeTimeout = checkDuration(options.handshakeTimeout, opt('handshakeTimeout'), 10_000, { min: 1 });
+    this.maxFrameSize = checkInteger(options.maxFrameSize, opt('maxFrameSize'), DEFAULT_MAX_FRAME_SIZE, ...MAX_FRAME_SIZE_RANGE);
+    this.heartbeatInterval = checkDuration(options.heartbeatInterval, opt('heartbeatInterval'), 5_000);
+    this.streamWindow = checkInteger(options.streamWindow, opt('streamWindow'), 128, ...CREDITS_RANGE);
+    this.streamBuffer = checkInteger(options.streamBuffer, opt('streamBuffer'), 1024, 0, Infinity);
+    this.exposeErrorStack = checkBoolean(options.exposeErrorStack, opt('exposeErrorStack'), false);
+    this.requestTimeout = checkDuration(options.requestTimeout, opt('requestTimeout'), 30_000);
+    this.maxPendingRequests = checkInteger(options.maxPendingRequests, opt('maxPendingRequests'), 100_000, 1, Infinity);
+    this.maxWriteBuffer = checkInteger(options.maxWriteBuffer, opt('maxWriteBuffer'), 64 * 1024 * 1024, 0, Infinity);
+    if (options.tls !== undefined) checkOptions(options.tls, opt('tls'));
     this.tls = options.tls;
-    this.socketMode = options.socketMode === undefined ? undefined : option(options, 'socketMode', 0, 0);
+    this.socketMode = options.socketMode === undefined ? undefined : checkInteger(options.socketMode, opt('socketMode'), 0, 0, 0o7777);
     if (options.auth !== undefined) {
-      const secret = options.auth?.secret;
+      const secret = checkOptions(options.auth, opt('auth')).secret as unknown;
       if ((typeof secret !== 'string' && !Buffer.isBuffer(secret)) || secret.length === 0) {
-        throw new TypeError('options.auth.secret must be a non-empty string or Buffer');
+        throw new TypeError(`options.auth.secret must be a non-empty string or Buffer, received ${received(secret)}`);
       }
       this.secret = Buffer.from(secret);
-    }
-    if (typeof this.codec.encode !== 'function' || typeof this.codec.decode !== 'function') {
-      throw new TypeError('options.codec must have encode and decode methods');
     }
     this.messages$ = this.messages.asObservable();
     this.connections$ = this.connections.asObservable();
@@ -265,6 +280,8 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
    * @throws IpcError `ERR_IPC_ALREADY_CONNECTED` when this node already serves, `ERR_IPC_CLOSED` after close.
    */
   serve(name: string, ...listenArgs: unknown[]): this {
+    if (typeof name !== 'string') throw new TypeError(`serve(name): name must be a string (a label), received ${received(name)}`);
+    checkListenArgs(listenArgs, 'serve');
     if (this.closing) throw new ClosedError(`Node "${this.name}" is closed`);
     if (this.server) throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Node "${this.name}" already serves`);
     const server = createServer(this.tls, (socket) => this.accept(socket));
@@ -297,7 +314,8 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
    */
   connectTo(name: string, ...connectArgs: unknown[]): Promise<NodeSocket> {
     return new Promise<NodeSocket>((resolve, reject) => {
-      if (typeof name !== 'string' || name.length === 0) throw new TypeError('connectTo needs the peer name');
+      checkName(name, 'connectTo(name): name');
+      checkConnectArgs(connectArgs, 'connectTo');
       if (this.closing) throw new ClosedError(`Node "${this.name}" is closed`);
       if (this.clients.has(name)) {
         throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Already connected or connecting to "${name}": disconnectFrom it first`);
@@ -316,7 +334,8 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
    */
   connectVia(name: string, socket: Duplex): Promise<NodeSocket> {
     return new Promise<NodeSocket>((resolve, reject) => {
-      if (typeof name !== 'string' || name.length === 0) throw new TypeError('connectVia needs the peer name');
+      checkName(name, 'connectVia(name): name');
+      checkDuplex(socket, 'connectVia(name, socket): socket');
       if (this.closing) throw new ClosedError(`Node "${this.name}" is closed`);
       if (this.clients.has(name)) throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Already connected or connecting to "${name}"`);
       const handle = new NodeSocket(this, 'client', name);
@@ -329,6 +348,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
 
   /** Serves one peer over a socket you provide (the other end of a `createLinkPair()` link), without `serve`. */
   acceptVia(socket: Duplex): this {
+    checkDuplex(socket, 'acceptVia(socket): socket');
     this.accept(socket as net.Socket);
     return this;
   }
@@ -353,6 +373,8 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     let encoded: EncodedPayload;
     let timeout: number;
     try {
+      checkTarget(target, 'sendTo(target): target', isSocket);
+      options = checkSendOptions(options, 'sendTo(target, data, options): options', this.requestTimeout);
       connection = this.sendable(target, options.receptive !== false);
       encoded = encodeValue(this.codec, data);
       timeout = this.timeoutOf(options);
@@ -373,6 +395,8 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
    */
   request$<T = unknown>(target: Target, data: unknown, options: RequestStreamOptions = {}): Observable<T> {
     return defer(() => {
+      checkTarget(target, 'request$(target): target', isSocket);
+      options = checkRequestOptions(options, this.requestTimeout, this.streamWindow);
       const connection = this.sendable(target, options.receptive !== false);
       const { encoding, payload } = encodeValue(this.codec, data);
       if (options.receptive === false) return connection.sendOneWay(encoding, payload) as Promise<T>;
@@ -397,6 +421,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
    * with their replies, in the order of the peers; rejects as soon as one of them fails. `data` is encoded once.
    */
   async broadcast<T = unknown>(data: unknown, options: BroadcastOptions = {}): Promise<T[]> {
+    options = checkBroadcastOptions(options, 'broadcast(data, options): options', this.requestTimeout);
     const encoded = encodeValue(this.codec, data);
     const timeout = this.timeoutOf(options);
     const { filter } = options;
@@ -417,6 +442,8 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
 
   /** Measures the round trip to `target`, in milliseconds. */
   async pingTo(target: Target, options: { timeout?: number } = {}): Promise<number> {
+    checkTarget(target, 'pingTo(target): target', isSocket);
+    options = checkSendOptions(options, 'pingTo(target, options): options', this.requestTimeout);
     const connection = this.sendable(target, true);
     const started = performance.now();
     await this.ask(connection, FrameType.PING, 0, { encoding: Encoding.BUFFER, payload: EMPTY }, this.timeoutOf(options));
@@ -443,6 +470,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
 
   /** The connected (or reconnecting) peer of that name, if any. */
   get(name: string): NodeSocket | undefined {
+    if (typeof name !== 'string') throw new TypeError(`get(name): name must be a string, received ${received(name)}`);
     return this.clients.get(name) ?? this.servers.get(name);
   }
 
@@ -452,6 +480,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
    * false when there is no such peer.
    */
   async disconnectFrom(name: string): Promise<boolean> {
+    if (typeof name !== 'string') throw new TypeError(`disconnectFrom(name): name must be a string, received ${received(name)}`);
     const socket = this.get(name);
     if (!socket) return false;
     const message = `Node "${this.name}" disconnected from "${name}"`;
@@ -470,6 +499,17 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
    * streams. Idempotent: later calls return the same Promise. Afterwards nothing keeps the process alive.
    */
   close(options: CloseOptions = {}): Promise<void> {
+    if (!this.closing) {
+      try {
+        options = checkOptions(options, 'close(options): options');
+        options = {
+          reconnect: checkBoolean(options.reconnect, 'close(options): options.reconnect', true),
+          drain: checkDuration(options.drain, 'close(options): options.drain', 0),
+        };
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     this.closing ??= this.shutdown(options.reconnect ?? true, options.drain ?? 0);
     return this.closing;
   }
@@ -645,7 +685,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
       return;
     }
     const delay = backoffDelay(socket.attempts, this.retryTime, this.maxRetryTime);
-    socket.retryTimer = setTimeout(() => {
+    socket.retryTimer = setLongTimeout(() => {
       socket.retryTimer = null;
       this.dial(socket);
     }, delay);
@@ -709,11 +749,9 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     });
   }
 
-  /** The timeout of one call. @throws TypeError when it is not a number ≥ 0. */
+  /** The timeout of one call (its options are checked already: see checkSendOptions). */
   private timeoutOf(options: { timeout?: number }): number {
-    const timeout = options.timeout ?? this.requestTimeout;
-    if (typeof timeout !== 'number' || !(timeout >= 0)) throw new TypeError(`options.timeout must be a number ≥ 0, received ${String(timeout)}`);
-    return timeout;
+    return options.timeout ?? this.requestTimeout;
   }
 
   private reportError(error: Error): void {
@@ -727,10 +765,33 @@ function shouldReport(error: Error): boolean {
   return code !== 'ECONNRESET' && code !== 'EPIPE';
 }
 
-function option<K extends keyof NodeOptions>(options: NodeOptions, key: K, fallback: number, min: number): number {
-  const value = options[key] ?? fallback;
-  if (typeof value !== 'number' || Number.isNaN(value) || value < min) {
-    throw new TypeError(`options.${key} must be a number ≥ ${min}, received ${String(value)}`);
+/** `options.codec`: an object with `encode` and `decode` methods; `undefined` gives the built-in Serializer. */
+function checkCodec(codec: Codec | undefined): Codec {
+  if (codec === undefined) return defaultCodec;
+  if (codec === null || typeof codec !== 'object' || typeof codec.encode !== 'function' || typeof codec.decode !== 'function') {
+    throw new TypeError(`options.codec must be an object with encode and decode methods, received ${received(codec)}`);
   }
-  return value;
+  return codec;
+}
+
+const isSocket = (value: unknown): boolean => value instanceof NodeSocket;
+
+/** `request$` options: those of sendTo, plus `idleTimeout` (a duration) and `window` (credits, an integer). */
+function checkRequestOptions(options: RequestStreamOptions | undefined, requestTimeout: number, streamWindow: number): RequestStreamOptions {
+  const what = 'request$(target, data, options): options';
+  const checked = checkSendOptions(options, what, requestTimeout);
+  return {
+    ...checked,
+    idleTimeout: checkDuration(checked.idleTimeout, `${what}.idleTimeout`, Infinity),
+    window: checkInteger(checked.window, `${what}.window`, streamWindow, ...CREDITS_RANGE),
+  };
+}
+
+/** `broadcast` options: those of sendTo, plus `filter` (a RegExp). */
+function checkBroadcastOptions(options: BroadcastOptions | undefined, what: string, requestTimeout: number): BroadcastOptions {
+  const checked = checkSendOptions(options, what, requestTimeout);
+  if (checked.filter !== undefined && !(checked.filter instanceof RegExp)) {
+    throw new TypeError(`${what}.filter must be a RegExp, received ${received(checked.filter)}`);
+  }
+  return checked;
 }
