@@ -33,4 +33,5 @@ export {
 export { NodeMessage } from './node/NodeMessage';
 export { NodeSocket } from './node/NodeSocket';
 export { createLinkPair, LinkSocket } from './node/Link';
+export { MAX_NAME_LENGTH } from './node/validate';
 export type { ConnectionStats } from './node/Connection';
