@@ -120,7 +120,13 @@ export class Connection implements StreamSink {
   /** Starts reading, sends the client's hello and arms the handshake timer. */
   start(): void {
     const { socket, host } = this;
-    socket.setNoDelay(true);
+    // First, before anything can emit: a socket 'error' without a listener would crash the process. Kept for
+    // the socket's whole life.
+    socket.on('error', (error) => (this.error ??= error));
+    // Any Duplex will do (connectVia/acceptVia): socket-only methods only when present.
+    if (typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
+    // A Duplex that allows half-open would stay open (no 'close') once the peer ended: end our side too.
+    if (socket.allowHalfOpen) socket.once('end', () => socket.end());
     const decoding = { maxFrameSize: () => (this.ready ? host.maxFrameSize : HANDSHAKE_MAX_FRAME_SIZE) };
     const onChunk = (chunk: Buffer) => {
       this.heard = true;
@@ -135,8 +141,6 @@ export class Connection implements StreamSink {
       },
       error: (error: Error) => this.onStreamError(error),
     });
-    // Kept for the socket's whole life: a socket 'error' without a listener would crash the process.
-    socket.on('error', (error) => (this.error ??= error));
     socket.once('close', () => this.finish());
     const hello = this.handshake.start();
     if (hello) this.send(hello);

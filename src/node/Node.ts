@@ -655,7 +655,14 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     connection.owner = socket;
     socket.connection = connection;
     this.unidentified.add(connection);
-    connection.start();
+    try {
+      connection.start();
+    } catch (error) {
+      // A byte stream that cannot even start (say, a Duplex that throws): forget it, and say why.
+      this.unidentified.delete(connection);
+      raw.destroy();
+      this.reportError(error as Error);
+    }
   }
 
   private dial(socket: NodeSocket): void {
@@ -671,7 +678,14 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     const connection = new Connection(raw, 'client', this, { expectedPeer: socket.name, secret: this.secret }, reader);
     connection.owner = socket;
     socket.connection = connection;
-    connection.start();
+    try {
+      connection.start();
+    } catch (error) {
+      // Failing to start must not leave the name taken (dropClient frees it) nor the socket open.
+      socket.connection = null;
+      raw.destroy();
+      this.dropClient(socket, error as Error);
+    }
   }
 
   private retry(socket: NodeSocket, error: Error | null): void {
