@@ -15,6 +15,7 @@ import { LinkSocket } from './Link';
 import type { NodeSocket } from './NodeSocket';
 import { RequestRegistry } from './RequestRegistry';
 import { StreamResponder, type StreamSink } from './StreamResponder';
+import { tlsErrorOf } from './tlsError';
 
 const EMPTY = Buffer.alloc(0);
 const RESOLVED = Promise.resolve();
@@ -122,7 +123,7 @@ export class Connection implements StreamSink {
     const { socket, host } = this;
     // First, before anything can emit: a socket 'error' without a listener would crash the process. Kept for
     // the socket's whole life.
-    socket.on('error', (error) => (this.error ??= error));
+    socket.on('error', (error) => this.noteSocketError(error));
     // Any Duplex will do (connectVia/acceptVia): socket-only methods only when present.
     if (typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
     // A Duplex that allows half-open would stay open (no 'close') once the peer ended: end our side too.
@@ -431,10 +432,16 @@ export class Connection implements StreamSink {
       this.fail(error);
       return;
     }
-    this.error ??= error;
-    // A certificate that fails verification will fail again: do not retry.
-    if (isTlsFailure(error)) this.final = true;
+    this.noteSocketError(error);
     this.socket.destroy();
+  }
+
+  /** Keeps the first socket error; a TLS refusal becomes an `ERR_IPC_TLS` error and is final. */
+  private noteSocketError(error: Error): void {
+    const tls = tlsErrorOf(error, this.role === 'client' ? `the connection to "${this.owner?.name}"` : 'a client');
+    // A certificate that fails verification will fail again: do not retry.
+    if (tls) this.final = true;
+    this.error ??= tls ?? error;
   }
 
   /** Writes a control frame, ignoring the ready state (handshake, CLOSE). */
@@ -466,11 +473,6 @@ export class Connection implements StreamSink {
     this.host.onClosed(this);
     this.resolveClosed();
   }
-}
-
-function isTlsFailure(error: Error): boolean {
-  const code = (error as NodeJS.ErrnoException).code ?? '';
-  return /CERT|SSL|TLS|UNABLE_TO_|SELF_SIGNED|ERR_TLS/.test(code);
 }
 
 function remoteError(frame: Frame): RemoteError {

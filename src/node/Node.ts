@@ -10,6 +10,7 @@ import {
   IpcError,
   NotConnectedError,
   PeerDisconnectedError,
+  TlsError,
 } from '../errors';
 import { DEFAULT_MAX_FRAME_SIZE, Encoding, FrameFlags, FrameType } from '../protocol/constants';
 import type { Frame } from '../protocol/Frame';
@@ -24,6 +25,7 @@ import { PendingRequest } from './PendingRequest';
 import { TimeoutQueue } from './TimeoutQueue';
 import { createServer, dial, listen, type TlsSettings } from './transport';
 import { setLongTimeout } from './duration';
+import { tlsErrorOf } from './tlsError';
 import {
   checkBoolean,
   checkConnectArgs,
@@ -286,7 +288,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     if (this.server) throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Node "${this.name}" already serves`);
     const server = createServer(this.tls, (socket) => this.accept(socket));
     // A client failing the TLS handshake (no or untrusted certificate) is reported; the server goes on.
-    server.on('tlsClientError', (error: Error) => this.reportError(error));
+    server.on('tlsClientError', (error: Error) => this.reportError(tlsErrorOf(error, 'a client') ?? new TlsError(`A client failed the TLS handshake: ${error.message}`, { cause: error })));
     this.server = server;
     this.serverName = name;
     listen(
