@@ -22,6 +22,7 @@ export { RequestRegistry } from './node/RequestRegistry';
 export {
   Node,
   type BroadcastOptions,
+  type BroadcastOutcome,
   type CloseOptions,
   type NodeEvents,
   type NodeOptions,

@@ -128,6 +128,11 @@ export interface BroadcastOptions extends SendOptions {
   filter?: RegExp;
 }
 
+/** One peer's outcome in {@link Node.broadcastSettled}: its reply, or why there is none. */
+export type BroadcastOutcome<T = unknown> =
+  | { name: string; status: 'fulfilled'; value: T }
+  | { name: string; status: 'rejected'; reason: Error };
+
 /** Options of `close`. */
 export interface CloseOptions {
   /** Tell the peers connected to our server that they may reconnect later (default true). */
@@ -420,10 +425,38 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
 
   /**
    * Sends `data` to every peer connected to our server (whose name matches `filter`, if given) and resolves
-   * with their replies, in the order of the peers; rejects as soon as one of them fails. `data` is encoded once.
+   * with their replies, in the order of the peers; rejects as soon as one of them fails (the other replies are
+   * then lost: see {@link Node.broadcastSettled} to keep them). `data` is encoded once.
    */
   async broadcast<T = unknown>(data: unknown, options: BroadcastOptions = {}): Promise<T[]> {
-    options = checkBroadcastOptions(options, 'broadcast(data, options): options', this.requestTimeout);
+    const calls = this.broadcastCalls<T>(data, options, 'broadcast(data, options): options');
+    return Promise.all(calls.map((call) => call.reply));
+  }
+
+  /**
+   * Like {@link Node.broadcast}, but waits for every peer and never rejects because of one: resolves with one
+   * outcome per peer, in the order of the peers — `{ name, status: 'fulfilled', value }` with its reply, or
+   * `{ name, status: 'rejected', reason }` (a timeout, a disconnection, a `RemoteError`…). One frozen peer among
+   * fifty costs one `ERR_IPC_TIMEOUT` entry after `timeout`, not the other 49 replies. Rejects only for what
+   * concerns the whole call: bad options (`TypeError`), a value that cannot be encoded (`ERR_IPC_ENCODE`).
+   *
+   * @example
+   * const outcomes = await node.broadcastSettled('status?', { timeout: 1000 });
+   * const up = outcomes.filter((o) => o.status === 'fulfilled').map((o) => o.name);
+   */
+  async broadcastSettled<T = unknown>(data: unknown, options: BroadcastOptions = {}): Promise<BroadcastOutcome<T>[]> {
+    const calls = this.broadcastCalls<T>(data, options, 'broadcastSettled(data, options): options');
+    const settled = await Promise.allSettled(calls.map((call) => call.reply));
+    return settled.map((outcome, i) =>
+      outcome.status === 'fulfilled'
+        ? { name: calls[i].name, status: 'fulfilled', value: outcome.value }
+        : { name: calls[i].name, status: 'rejected', reason: outcome.reason as Error },
+    );
+  }
+
+  /** One send per peer of our server matching `filter`; a peer that cannot be sent to is a rejected reply. */
+  private broadcastCalls<T>(data: unknown, options: BroadcastOptions, what: string): { name: string; reply: Promise<T> }[] {
+    options = checkBroadcastOptions(options, what, this.requestTimeout);
     const encoded = encodeValue(this.codec, data);
     const timeout = this.timeoutOf(options);
     const { filter } = options;
@@ -432,14 +465,19 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
       filter.lastIndex = 0;
       return filter.test(socket.name);
     });
-    return Promise.all(
-      sockets.map((socket) => {
+    return sockets.map((socket) => {
+      let reply: Promise<T>;
+      try {
         const connection = this.sendable(socket, options.receptive !== false);
-        return options.receptive === false
-          ? (connection.sendOneWay(encoded.encoding, encoded.payload) as Promise<T>)
-          : (this.ask(connection, FrameType.MESSAGE, FrameFlags.RECEPTIVE, encoded, timeout) as Promise<T>);
-      }),
-    );
+        reply =
+          options.receptive === false
+            ? (connection.sendOneWay(encoded.encoding, encoded.payload) as Promise<T>)
+            : (this.ask(connection, FrameType.MESSAGE, FrameFlags.RECEPTIVE, encoded, timeout) as Promise<T>);
+      } catch (error) {
+        reply = Promise.reject(error as Error);
+      }
+      return { name: socket.name, reply };
+    });
   }
 
   /** Measures the round trip to `target`, in milliseconds. */
