@@ -1,6 +1,6 @@
 /**
- * Every error ipc-link-core creates is an {@link IpcError} with a stable `code`.
- * Match on `code` (or `instanceof`), never on the message text.
+ * Every error ipc-link-core creates is an {@link IpcError} with a stable `code`, except a wrong argument or
+ * option, which is a `TypeError` naming it. Match on `code` (or `instanceof`), never on the message text.
  */
 
 /** The stable error codes. */
@@ -43,6 +43,11 @@ export const ErrorCode = {
   WRITE_BUFFER_FULL: 'ERR_IPC_WRITE_BUFFER_FULL',
   /** A pushed (Observable) stream got too far ahead of the requester's credits (`streamBuffer`). */
   STREAM_OVERFLOW: 'ERR_IPC_STREAM_OVERFLOW',
+  /**
+   * TLS refused the connection: the peer's certificate failed verification (untrusted, self-signed, wrong host,
+   * expired…), or a client presented none or an untrusted one. Final, never retried; `cause` is Node's error.
+   */
+  TLS: 'ERR_IPC_TLS',
   /** `connectTo` a name we are already connected (or connecting) to, or `serve` twice. */
   ALREADY_CONNECTED: 'ERR_IPC_ALREADY_CONNECTED',
 } as const;
@@ -115,6 +120,17 @@ export class HandshakeError extends IpcError {
 export class ConnectError extends IpcError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(ErrorCode.CONNECT, message, options);
+  }
+}
+
+/**
+ * TLS refused the connection (`ERR_IPC_TLS`): a certificate failed verification on either side. `cause` is the
+ * error of `node:tls` (its `code`, e.g. `DEPTH_ZERO_SELF_SIGNED_CERT`, `UNABLE_TO_VERIFY_LEAF_SIGNATURE`). Final:
+ * a client does not retry.
+ */
+export class TlsError extends IpcError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ErrorCode.TLS, message, options);
   }
 }
 

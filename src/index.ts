@@ -23,6 +23,7 @@ export { RequestRegistry } from './node/RequestRegistry';
 export {
   Node,
   type BroadcastOptions,
+  type BroadcastOutcome,
   type CloseOptions,
   type NodeEvents,
   type NodeOptions,
@@ -34,4 +35,5 @@ export {
 export { NodeMessage } from './node/NodeMessage';
 export { NodeSocket } from './node/NodeSocket';
 export { createLinkPair, LinkSocket } from './node/Link';
+export { MAX_NAME_LENGTH } from './node/validate';
 export type { ConnectionStats } from './node/Connection';

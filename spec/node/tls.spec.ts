@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { ErrorCode, type Node } from '../../src';
+import { ErrorCode, IpcError, TlsError, type Node } from '../../src';
 import { closeAll, node, until } from '../helpers/net';
 
 afterEach(closeAll);
@@ -49,7 +49,30 @@ describe('TLS', () => {
     const port = await serveTls(hub);
     const leaf = node('leaf', { tls: { ca: pem('rogue-ca.pem') }, maxRetries: Infinity, retryTime: 10 });
     const error = await leaf.connectTo('hub', port, '127.0.0.1').catch((e: Error) => e);
-    expect(String((error as NodeJS.ErrnoException).code)).toMatch(/CERT|SIGNATURE|UNABLE/);
+    expect(error).toBeInstanceOf(TlsError);
+    expect((error as TlsError).code).toBe(ErrorCode.TLS);
+    expect(String(((error as TlsError).cause as NodeJS.ErrnoException).code)).toMatch(/CERT|SIGNATURE|UNABLE/);
+    expect(leaf.get('hub')).toBeUndefined();
+  });
+
+  it('a server certificate no trusted CA vouches for: ERR_IPC_TLS (cause: the node:tls error), final, name freed', async () => {
+    const hub = node('hub', { tls: server });
+    const port = await serveTls(hub);
+    const leaf = node('leaf', { tls: { rejectUnauthorized: true }, maxRetries: Infinity, retryTime: 10 });
+    const error = (await leaf.connectTo('hub', port, '127.0.0.1').catch((e: Error) => e)) as TlsError;
+    expect(error).toBeInstanceOf(TlsError);
+    expect(error).toBeInstanceOf(IpcError);
+    expect(error.code).toBe('ERR_IPC_TLS');
+    expect((error.cause as NodeJS.ErrnoException).code).toMatch(/^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN)$/);
+    expect(error.message).toMatch(/TLS refused the connection to "hub"/);
+    expect(leaf.get('hub')).toBeUndefined();
+  });
+
+  it('bad connect arguments reject with a TypeError naming the argument (no socket, no retry)', async () => {
+    const leaf = node('leaf', { tls: { ca }, maxRetries: Infinity });
+    await expect(leaf.connectTo('hub', 70_000)).rejects.toThrow(TypeError);
+    await expect(leaf.connectTo('hub', { path: '' })).rejects.toThrow(/options\.path must be a non-empty Unix socket path/);
+    await expect(leaf.connectTo('hub')).rejects.toThrow(/connectTo needs a port/);
     expect(leaf.get('hub')).toBeUndefined();
   });
 
@@ -76,6 +99,9 @@ describe('TLS', () => {
       const leaf = node('intruder', { tls: tlsOptions, maxRetries: 2, retryTime: 10 });
       await expect(leaf.connectTo('hub', port, '127.0.0.1')).rejects.toBeDefined();
       await until(() => hub.errors.length > 0);
+      expect(hub.errors[0]).toBeInstanceOf(TlsError);
+      expect(hub.errors[0]).toMatchObject({ code: ErrorCode.TLS });
+      expect(typeof ((hub.errors[0] as TlsError).cause as Error).message).toBe('string'); // node:tls's error (another realm's Error)
       expect(connections).toEqual([]);
       const good = node('leaf', { tls: client });
       await good.connectTo('hub', port, '127.0.0.1');

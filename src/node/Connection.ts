@@ -9,12 +9,14 @@ import { decodeValue, encodeValue, oversized, type Codec } from '../protocol/Ser
 import { decodeFrames } from '../rx/decodeFrames';
 import { fromSocket } from '../rx/fromSocket';
 import type { FrameReader } from '../rx/FrameReader';
+import { setLongInterval, setLongTimeout } from './duration';
 import { FrameWriter, PACK_LIMIT } from './FrameWriter';
 import { LinkSocket } from './Link';
 import type { NodeSocket } from './NodeSocket';
 import { InboundRequests } from './InboundRequests';
 import { RequestRegistry } from './RequestRegistry';
 import { StreamResponder, type StreamSink } from './StreamResponder';
+import { tlsErrorOf } from './tlsError';
 
 const EMPTY = Buffer.alloc(0);
 const RESOLVED = Promise.resolve();
@@ -139,7 +141,13 @@ export class Connection implements StreamSink {
   /** Starts reading, sends the client's hello and arms the handshake timer. */
   start(): void {
     const { socket, host } = this;
-    socket.setNoDelay(true);
+    // First, before anything can emit: a socket 'error' without a listener would crash the process. Kept for
+    // the socket's whole life.
+    socket.on('error', (error) => this.noteSocketError(error));
+    // Any Duplex will do (connectVia/acceptVia): socket-only methods only when present.
+    if (typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
+    // A Duplex that allows half-open would stay open (no 'close') once the peer ended: end our side too.
+    if (socket.allowHalfOpen) socket.once('end', () => socket.end());
     const decoding = { maxFrameSize: () => (this.state === 'open' ? host.maxFrameSize : HANDSHAKE_MAX_FRAME_SIZE) };
     const onChunk = (chunk: Buffer) => {
       this.heard = true;
@@ -151,12 +159,10 @@ export class Connection implements StreamSink {
       next: (frame) => this.receive(frame),
       error: (error: Error) => this.onStreamError(error),
     });
-    // Kept for the socket's whole life: a socket 'error' without a listener would crash the process.
-    socket.on('error', (error) => (this.error ??= error));
     socket.once('close', () => this.finish());
     const hello = this.handshake.start();
     if (hello) this.sendControl(hello);
-    this.handshakeTimer = setTimeout(() => {
+    this.handshakeTimer = setLongTimeout(() => {
       this.fail(new HandshakeError(ErrorCode.HANDSHAKE, `No handshake within ${host.handshakeTimeout} ms`, { retryable: true }));
     }, host.handshakeTimeout);
   }
@@ -518,7 +524,7 @@ export class Connection implements StreamSink {
   private startHeartbeat(): void {
     const interval = this.host.heartbeatInterval;
     if (!(interval > 0) || !Number.isFinite(interval)) return;
-    this.heartbeatTimer = setInterval(() => {
+    this.heartbeatTimer = setLongInterval(() => {
       if (this.heard) {
         this.heard = false;
         this.silentTicks = 0;
@@ -536,8 +542,16 @@ export class Connection implements StreamSink {
 
   private onStreamError(error: Error): void {
     if (error instanceof ProtocolError) return this.fail(error);
+    this.noteSocketError(error);
+    void this.end({ destroy: true });
+  }
+
+  /** Keeps the first socket error; a TLS refusal becomes an `ERR_IPC_TLS` error and is final. */
+  private noteSocketError(error: Error): void {
+    const tls = tlsErrorOf(error, this.role === 'client' ? `the connection to "${this.owner?.name}"` : 'a client');
     // A certificate that fails verification will fail again: do not retry.
-    void this.end({ error, final: isTlsFailure(error), destroy: true });
+    if (tls) this.final = true;
+    this.error ??= tls ?? error;
   }
 
   /** Writes a control frame, ignoring the state (handshake, CLOSE). */
@@ -589,11 +603,6 @@ function errorBody(body: { name: string; message: string; code?: string; stack?:
   if (bytes.length <= limit) return bytes;
   const room = Math.max(0, limit - 256);
   return Buffer.from(JSON.stringify({ name: body.name.slice(0, 64), code: body.code?.slice(0, 64), message: body.message.slice(0, room / 3) }), 'utf8');
-}
-
-function isTlsFailure(error: Error): boolean {
-  const code = (error as NodeJS.ErrnoException).code ?? '';
-  return /CERT|SSL|TLS|UNABLE_TO_|SELF_SIGNED|ERR_TLS/.test(code);
 }
 
 function remoteError(frame: Frame, maxDecodedSize: number): IpcError {

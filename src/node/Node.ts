@@ -10,6 +10,7 @@ import {
   IpcError,
   NotConnectedError,
   PeerDisconnectedError,
+  TlsError,
 } from '../errors';
 import { DEFAULT_MAX_DECODED_SIZE, DEFAULT_MAX_FRAME_SIZE, Encoding, FrameFlags, FrameType } from '../protocol/constants';
 import { defaultCodec, encodeValue, type Codec, type EncodedPayload } from '../protocol/Serializer';
@@ -22,6 +23,23 @@ import { NodeSocket } from './NodeSocket';
 import { PendingRequest } from './PendingRequest';
 import { TimeoutQueue } from './TimeoutQueue';
 import { createServer, dial, listen, type TlsSettings } from './transport';
+import { setLongTimeout } from './duration';
+import { tlsErrorOf } from './tlsError';
+import {
+  checkBoolean,
+  checkConnectArgs,
+  checkDuplex,
+  checkDuration,
+  checkInteger,
+  checkListenArgs,
+  checkName,
+  checkOptions,
+  checkSendOptions,
+  checkTarget,
+  CREDITS_RANGE,
+  MAX_FRAME_SIZE_RANGE,
+  received,
+} from './validate';
 
 /** Options of `new Node(name, options)`. Every one is optional; the defaults are documented in the README. */
 export interface NodeOptions {
@@ -117,6 +135,11 @@ export interface BroadcastOptions extends SendOptions {
   /** Only the peers whose name matches. */
   filter?: RegExp;
 }
+
+/** One peer's outcome in {@link Node.broadcastSettled}: its reply, or why there is none. */
+export type BroadcastOutcome<T = unknown> =
+  | { name: string; status: 'fulfilled'; value: T }
+  | { name: string; status: 'rejected'; reason: Error };
 
 /** Options of `close`. */
 export interface CloseOptions {
@@ -226,33 +249,32 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
    */
   constructor(name: string, options: NodeOptions = {}) {
     super();
-    if (typeof name !== 'string' || name.length === 0) throw new TypeError('A Node needs a non-empty string name');
-    this.name = name;
-    this.codec = options.codec ?? defaultCodec;
-    this.maxRetries = option(options, 'maxRetries', Infinity, 0);
-    this.retryTime = option(options, 'retryTime', 200, 0);
-    this.maxRetryTime = option(options, 'maxRetryTime', 10_000, 0);
-    this.handshakeTimeout = option(options, 'handshakeTimeout', 10_000, 1);
-    this.maxFrameSize = option(options, 'maxFrameSize', DEFAULT_MAX_FRAME_SIZE, 0);
-    this.maxDecodedSize = option(options, 'maxDecodedSize', DEFAULT_MAX_DECODED_SIZE, 0);
-    this.heartbeatInterval = option(options, 'heartbeatInterval', 5_000, 0);
-    this.streamWindow = option(options, 'streamWindow', 128, 1);
-    this.streamBuffer = option(options, 'streamBuffer', 1024, 0);
-    this.exposeErrorStack = options.exposeErrorStack === true;
-    this.requestTimeout = option(options, 'requestTimeout', 30_000, 0);
-    this.maxPendingRequests = option(options, 'maxPendingRequests', 100_000, 1);
-    this.maxWriteBuffer = option(options, 'maxWriteBuffer', 64 * 1024 * 1024, 0);
+    this.name = checkName(name, 'new Node(name): name');
+    options = checkOptions(options, 'new Node(name, options): options');
+    const opt = (key: keyof NodeOptions) => `options.${key}`;
+    this.codec = checkCodec(options.codec);
+    this.maxRetries = checkInteger(options.maxRetries, opt('maxRetries'), Infinity, 0, Infinity);
+    this.retryTime = checkDuration(options.retryTime, opt('retryTime'), 200, { infinite: false });
+    this.maxRetryTime = checkDuration(options.maxRetryTime, opt('maxRetryTime'), 10_000);
+    this.handshakeTimeout = checkDuration(options.handshakeTimeout, opt('handshakeTimeout'), 10_000, { min: 1 });
+    this.maxFrameSize = checkInteger(options.maxFrameSize, opt('maxFrameSize'), DEFAULT_MAX_FRAME_SIZE, ...MAX_FRAME_SIZE_RANGE);
+    this.maxDecodedSize = checkInteger(options.maxDecodedSize, opt('maxDecodedSize'), DEFAULT_MAX_DECODED_SIZE, 0, Infinity);
+    this.heartbeatInterval = checkDuration(options.heartbeatInterval, opt('heartbeatInterval'), 5_000);
+    this.streamWindow = checkInteger(options.streamWindow, opt('streamWindow'), 128, ...CREDITS_RANGE);
+    this.streamBuffer = checkInteger(options.streamBuffer, opt('streamBuffer'), 1024, 0, Infinity);
+    this.exposeErrorStack = checkBoolean(options.exposeErrorStack, opt('exposeErrorStack'), false);
+    this.requestTimeout = checkDuration(options.requestTimeout, opt('requestTimeout'), 30_000);
+    this.maxPendingRequests = checkInteger(options.maxPendingRequests, opt('maxPendingRequests'), 100_000, 1, Infinity);
+    this.maxWriteBuffer = checkInteger(options.maxWriteBuffer, opt('maxWriteBuffer'), 64 * 1024 * 1024, 0, Infinity);
+    if (options.tls !== undefined) checkOptions(options.tls, opt('tls'));
     this.tls = options.tls;
-    this.socketMode = options.socketMode === undefined ? undefined : option(options, 'socketMode', 0, 0);
+    this.socketMode = options.socketMode === undefined ? undefined : checkInteger(options.socketMode, opt('socketMode'), 0, 0, 0o7777);
     if (options.auth !== undefined) {
-      const secret = options.auth?.secret;
+      const secret = checkOptions(options.auth, opt('auth')).secret as unknown;
       if ((typeof secret !== 'string' && !Buffer.isBuffer(secret)) || secret.length === 0) {
-        throw new TypeError('options.auth.secret must be a non-empty string or Buffer');
+        throw new TypeError(`options.auth.secret must be a non-empty string or Buffer, received ${received(secret)}`);
       }
       this.secret = Buffer.from(secret);
-    }
-    if (typeof this.codec.encode !== 'function' || typeof this.codec.decode !== 'function') {
-      throw new TypeError('options.codec must have encode and decode methods');
     }
     this.messages$ = this.messages.asObservable();
     this.connections$ = this.connections.asObservable();
@@ -275,11 +297,13 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
    * @throws IpcError `ERR_IPC_ALREADY_CONNECTED` when this node already serves, `ERR_IPC_CLOSED` after close.
    */
   serve(name: string, ...listenArgs: unknown[]): this {
+    if (typeof name !== 'string') throw new TypeError(`serve(name): name must be a string (a label), received ${received(name)}`);
+    checkListenArgs(listenArgs, 'serve');
     if (this.closing) throw new ClosedError(`Node "${this.name}" is closed`);
     if (this.server) throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Node "${this.name}" already serves`);
     const server = createServer(this.tls, (socket) => this.accept(socket));
     // A client failing the TLS handshake (no or untrusted certificate) is reported; the server goes on.
-    server.on('tlsClientError', (error: Error) => this.report(error));
+    server.on('tlsClientError', (error: Error) => this.report(tlsErrorOf(error, 'a client') ?? new TlsError(`A client failed the TLS handshake: ${error.message}`, { cause: error })));
     this.server = server;
     this.serverName = name;
     listen(
@@ -307,7 +331,8 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
    */
   connectTo(name: string, ...connectArgs: unknown[]): Promise<NodeSocket> {
     return new Promise<NodeSocket>((resolve, reject) => {
-      if (typeof name !== 'string' || name.length === 0) throw new TypeError('connectTo needs the peer name');
+      checkName(name, 'connectTo(name): name');
+      checkConnectArgs(connectArgs, 'connectTo');
       if (this.closing) throw new ClosedError(`Node "${this.name}" is closed`);
       if (this.clients.has(name)) {
         throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Already connected or connecting to "${name}": disconnectFrom it first`);
@@ -326,7 +351,8 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
    */
   connectVia(name: string, socket: Duplex): Promise<NodeSocket> {
     return new Promise<NodeSocket>((resolve, reject) => {
-      if (typeof name !== 'string' || name.length === 0) throw new TypeError('connectVia needs the peer name');
+      checkName(name, 'connectVia(name): name');
+      checkDuplex(socket, 'connectVia(name, socket): socket');
       if (this.closing) throw new ClosedError(`Node "${this.name}" is closed`);
       if (this.clients.has(name)) throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Already connected or connecting to "${name}"`);
       const handle = new NodeSocket(this, 'client', name);
@@ -339,6 +365,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
 
   /** Serves one peer over a socket you provide (the other end of a `createLinkPair()` link), without `serve`. */
   acceptVia(socket: Duplex): this {
+    checkDuplex(socket, 'acceptVia(socket): socket');
     this.accept(socket as net.Socket);
     return this;
   }
@@ -368,6 +395,8 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     let encoded: EncodedPayload;
     let timeout: number;
     try {
+      checkTarget(target, 'sendTo(target): target', isSocket);
+      options = checkSendOptions(options, 'sendTo(target, data, options): options', this.requestTimeout);
       connection = this.sendable(target, options.receptive !== false);
       encoded = encodeValue(this.codec, data);
       timeout = this.timeoutOf(options);
@@ -388,6 +417,8 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
    */
   request$<T = unknown>(target: Target, data: unknown, options: RequestStreamOptions = {}): Observable<T> {
     return defer(() => {
+      checkTarget(target, 'request$(target): target', isSocket);
+      options = checkRequestOptions(options, this.requestTimeout, this.streamWindow);
       const connection = this.sendable(target, options.receptive !== false);
       const { encoding, payload } = encodeValue(this.codec, data);
       if (options.receptive === false) return connection.sendOneWay(encoding, payload) as Promise<T>;
@@ -406,9 +437,38 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
 
   /**
    * Sends `data` to every peer connected to our server (whose name matches `filter`, if given) and resolves
-   * with their replies, in the order of the peers; rejects as soon as one of them fails. `data` is encoded once.
+   * with their replies, in the order of the peers; rejects as soon as one of them fails (the other replies are
+   * then lost: see {@link Node.broadcastSettled} to keep them). `data` is encoded once.
    */
   async broadcast<T = unknown>(data: unknown, options: BroadcastOptions = {}): Promise<T[]> {
+    const calls = this.broadcastCalls<T>(data, options, 'broadcast(data, options): options');
+    return Promise.all(calls.map((call) => call.reply));
+  }
+
+  /**
+   * Like {@link Node.broadcast}, but waits for every peer and never rejects because of one: resolves with one
+   * outcome per peer, in the order of the peers — `{ name, status: 'fulfilled', value }` with its reply, or
+   * `{ name, status: 'rejected', reason }` (a timeout, a disconnection, a `RemoteError`…). One frozen peer among
+   * fifty costs one `ERR_IPC_TIMEOUT` entry after `timeout`, not the other 49 replies. Rejects only for what
+   * concerns the whole call: bad options (`TypeError`), a value that cannot be encoded (`ERR_IPC_ENCODE`).
+   *
+   * @example
+   * const outcomes = await node.broadcastSettled('status?', { timeout: 1000 });
+   * const up = outcomes.filter((o) => o.status === 'fulfilled').map((o) => o.name);
+   */
+  async broadcastSettled<T = unknown>(data: unknown, options: BroadcastOptions = {}): Promise<BroadcastOutcome<T>[]> {
+    const calls = this.broadcastCalls<T>(data, options, 'broadcastSettled(data, options): options');
+    const settled = await Promise.allSettled(calls.map((call) => call.reply));
+    return settled.map((outcome, i) =>
+      outcome.status === 'fulfilled'
+        ? { name: calls[i].name, status: 'fulfilled', value: outcome.value }
+        : { name: calls[i].name, status: 'rejected', reason: outcome.reason as Error },
+    );
+  }
+
+  /** One send per peer of our server matching `filter`; a peer that cannot be sent to is a rejected reply. */
+  private broadcastCalls<T>(data: unknown, options: BroadcastOptions, what: string): { name: string; reply: Promise<T> }[] {
+    options = checkBroadcastOptions(options, what, this.requestTimeout);
     const encoded = encodeValue(this.codec, data);
     const timeout = this.timeoutOf(options);
     const { filter } = options;
@@ -417,18 +477,25 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
       filter.lastIndex = 0;
       return filter.test(socket.name);
     });
-    return Promise.all(
-      sockets.map((socket) => {
+    return sockets.map((socket) => {
+      let reply: Promise<T>;
+      try {
         const connection = this.sendable(socket, options.receptive !== false);
-        return options.receptive === false
-          ? (connection.sendOneWay(encoded.encoding, encoded.payload) as Promise<T>)
-          : (this.ask(connection, FrameType.MESSAGE, FrameFlags.RECEPTIVE, encoded, timeout) as Promise<T>);
-      }),
-    );
+        reply =
+          options.receptive === false
+            ? (connection.sendOneWay(encoded.encoding, encoded.payload) as Promise<T>)
+            : (this.ask(connection, FrameType.MESSAGE, FrameFlags.RECEPTIVE, encoded, timeout) as Promise<T>);
+      } catch (error) {
+        reply = Promise.reject(error as Error);
+      }
+      return { name: socket.name, reply };
+    });
   }
 
   /** Measures the round trip to `target`, in milliseconds. */
   async pingTo(target: Target, options: { timeout?: number } = {}): Promise<number> {
+    checkTarget(target, 'pingTo(target): target', isSocket);
+    options = checkSendOptions(options, 'pingTo(target, options): options', this.requestTimeout);
     const connection = this.sendable(target, true);
     const started = performance.now();
     await this.ask(connection, FrameType.PING, 0, { encoding: Encoding.BUFFER, payload: EMPTY }, this.timeoutOf(options));
@@ -455,6 +522,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
 
   /** The connected (or reconnecting) peer of that name, if any. */
   get(name: string): NodeSocket | undefined {
+    if (typeof name !== 'string') throw new TypeError(`get(name): name must be a string, received ${received(name)}`);
     return this.clients.get(name) ?? this.servers.get(name);
   }
 
@@ -464,6 +532,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
    * false when there is no such peer.
    */
   async disconnectFrom(name: string): Promise<boolean> {
+    if (typeof name !== 'string') throw new TypeError(`disconnectFrom(name): name must be a string, received ${received(name)}`);
     const socket = this.get(name);
     if (!socket) return false;
     const message = `Node "${this.name}" disconnected from "${name}"`;
@@ -482,6 +551,17 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
    * streams. Idempotent: later calls return the same Promise. Afterwards nothing keeps the process alive.
    */
   close(options: CloseOptions = {}): Promise<void> {
+    if (!this.closing) {
+      try {
+        options = checkOptions(options, 'close(options): options');
+        options = {
+          reconnect: checkBoolean(options.reconnect, 'close(options): options.reconnect', true),
+          drain: checkDuration(options.drain, 'close(options): options.drain', 0),
+        };
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     this.closing ??= this.shutdown(options.reconnect ?? true, options.drain ?? 0);
     return this.closing;
   }
@@ -592,7 +672,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
       this.disconnections.next(socket);
       this.emitSafely('disconnect', name, socket);
     }
-    if (unreported) this.report(unreported);
+    this.reportUnless(unreported);
   }
 
   // ─── internals ──────────────────────────────────────────────────────────────────────────────────────
@@ -615,7 +695,14 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     connection.owner = socket;
     socket.connection = connection;
     this.unidentified.add(connection);
-    connection.start();
+    try {
+      connection.start();
+    } catch (error) {
+      // A byte stream that cannot even start (say, a Duplex that throws): forget it, and say why.
+      this.unidentified.delete(connection);
+      raw.destroy();
+      this.report(error as Error);
+    }
   }
 
   private dial(socket: NodeSocket): void {
@@ -625,14 +712,20 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     try {
       raw = socket.via ?? dial(this.tls, socket.connectArgs, (reader = new FrameReader()));
     } catch (error) {
-      const unreported = this.dropClient(socket, error as Error);
-      if (unreported) this.report(unreported);
+      this.reportUnless(this.dropClient(socket, error as Error));
       return;
     }
     const connection = new Connection(raw, 'client', this, { expectedPeer: socket.name, secret: this.secret }, reader);
     connection.owner = socket;
     socket.connection = connection;
-    connection.start();
+    try {
+      connection.start();
+    } catch (error) {
+      // Failing to start must not leave the name taken (dropClient frees it) nor the socket open.
+      socket.connection = null;
+      raw.destroy();
+      this.reportUnless(this.dropClient(socket, error as Error));
+    }
   }
 
   /** Schedules the next attempt, or drops the client after `maxRetries`; returns what to report (see dropClient). */
@@ -646,7 +739,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
       return this.dropClient(socket, new ConnectError(error ? `${message}: ${error.message}` : message, { cause: error ?? undefined }));
     }
     const delay = backoffDelay(socket.attempts, this.retryTime, this.maxRetryTime);
-    socket.retryTimer = setTimeout(() => {
+    socket.retryTimer = setLongTimeout(() => {
       socket.retryTimer = null;
       this.dial(socket);
     }, delay);
@@ -715,16 +808,18 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     });
   }
 
-  /** The timeout of one call. @throws TypeError when it is not a number ≥ 0. */
+  /** The timeout of one call (its options are checked already: see checkSendOptions). */
   private timeoutOf(options: { timeout?: number }): number {
-    const timeout = options.timeout ?? this.requestTimeout;
-    if (typeof timeout !== 'number' || !(timeout >= 0)) throw new TypeError(`options.timeout must be a number ≥ 0, received ${String(timeout)}`);
-    return timeout;
+    return options.timeout ?? this.requestTimeout;
   }
 
   /** @internal An `'error'` event, when somebody listens. */
   report(error: Error): void {
     if (this.listenerCount('error') > 0) this.emitSafely('error', error);
+  }
+
+  private reportUnless(error: Error | null): void {
+    if (error) this.report(error);
   }
 
   /**
@@ -749,10 +844,33 @@ function shouldReport(error: Error): boolean {
   return code !== 'ECONNRESET' && code !== 'EPIPE' && !(error instanceof PeerDisconnectedError);
 }
 
-function option<K extends keyof NodeOptions>(options: NodeOptions, key: K, fallback: number, min: number): number {
-  const value = options[key] ?? fallback;
-  if (typeof value !== 'number' || Number.isNaN(value) || value < min) {
-    throw new TypeError(`options.${key} must be a number ≥ ${min}, received ${String(value)}`);
+/** `options.codec`: an object with `encode` and `decode` methods; `undefined` gives the built-in Serializer. */
+function checkCodec(codec: Codec | undefined): Codec {
+  if (codec === undefined) return defaultCodec;
+  if (codec === null || typeof codec !== 'object' || typeof codec.encode !== 'function' || typeof codec.decode !== 'function') {
+    throw new TypeError(`options.codec must be an object with encode and decode methods, received ${received(codec)}`);
   }
-  return value;
+  return codec;
+}
+
+const isSocket = (value: unknown): boolean => value instanceof NodeSocket;
+
+/** `request$` options: those of sendTo, plus `idleTimeout` (a duration) and `window` (credits, an integer). */
+function checkRequestOptions(options: RequestStreamOptions | undefined, requestTimeout: number, streamWindow: number): RequestStreamOptions {
+  const what = 'request$(target, data, options): options';
+  const checked = checkSendOptions(options, what, requestTimeout);
+  return {
+    ...checked,
+    idleTimeout: checkDuration(checked.idleTimeout, `${what}.idleTimeout`, Infinity),
+    window: checkInteger(checked.window, `${what}.window`, streamWindow, ...CREDITS_RANGE),
+  };
+}
+
+/** `broadcast` options: those of sendTo, plus `filter` (a RegExp). */
+function checkBroadcastOptions(options: BroadcastOptions | undefined, what: string, requestTimeout: number): BroadcastOptions {
+  const checked = checkSendOptions(options, what, requestTimeout);
+  if (checked.filter !== undefined && !(checked.filter instanceof RegExp)) {
+    throw new TypeError(`${what}.filter must be a RegExp, received ${received(checked.filter)}`);
+  }
+  return checked;
 }

@@ -1,3 +1,5 @@
+import { MAX_TIMER_DELAY } from './duration';
+
 /** An entry of a {@link TimeoutQueue}: the queue links it in place (no allocation per entry). */
 export interface Expiring {
   /** @internal */ expiresAt: number;
@@ -24,7 +26,7 @@ export interface Lane {
 export class TimeoutQueue {
   private readonly lanes = new Map<number, Lane>();
 
-  /** Arms `entry` to expire after `duration` ms (a finite number). */
+  /** Arms `entry` to expire after `duration` ms (a finite number; any size, see {@link MAX_TIMER_DELAY}). */
   add(entry: Expiring, duration: number): void {
     let lane = this.lanes.get(duration);
     if (lane === undefined) {
@@ -65,8 +67,10 @@ export class TimeoutQueue {
   }
 
   private schedule(lane: Lane): void {
-    // Unref'd: a pending request always has a live socket, which keeps the process up.
-    lane.timer = setTimeout(() => this.fire(lane), Math.max(0, lane.head!.expiresAt - performance.now()) + 1).unref();
+    // Unref'd: a pending request always has a live socket, which keeps the process up. A head due in more than
+    // 2^31-1 ms (which setTimeout would take for 1 ms) is reached in steps: fire() re-arms while it is not due.
+    const delay = Math.min(Math.max(0, lane.head!.expiresAt - performance.now()) + 1, MAX_TIMER_DELAY);
+    lane.timer = setTimeout(() => this.fire(lane), delay).unref();
   }
 
   private fire(lane: Lane): void {

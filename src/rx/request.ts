@@ -1,5 +1,6 @@
-import { Observable, throwError, timeout as rxTimeout, type Observer, type SchedulerLike } from 'rxjs';
+import { asyncScheduler, Observable, Subscription, throwError, timeout as rxTimeout, type Observer, type SchedulerLike } from 'rxjs';
 import { IpcTimeoutError } from '../errors';
+import { MAX_TIMER_DELAY } from '../node/duration';
 import type { RequestRegistry } from '../node/RequestRegistry';
 
 /** Options of {@link request$}. */
@@ -66,11 +67,12 @@ export function withTimeout<T>(source: Observable<T>, options: RequestOptions): 
   const hasFirst = Number.isFinite(first);
   const hasEach = each !== undefined && Number.isFinite(each);
   if (!hasFirst && !hasEach) return source;
+  const scheduler = options.scheduler ?? asyncScheduler;
   return source.pipe(
     rxTimeout({
       first: hasFirst ? first : undefined,
       each: hasEach ? each : undefined,
-      scheduler: options.scheduler,
+      scheduler: (hasFirst && first > MAX_TIMER_DELAY) || (hasEach && each > MAX_TIMER_DELAY) ? longDelays(scheduler) : scheduler,
       with: ({ seen }) => {
         const label = options.label ?? 'The request';
         const message = seen > 0 || !hasFirst ? `${label} sent no value for ${each} ms` : `${label} got no answer within ${first} ms`;
@@ -78,4 +80,30 @@ export function withTimeout<T>(source: Observable<T>, options: RequestOptions): 
       },
     }),
   );
+}
+
+/**
+ * `scheduler`, except that a delay above 2^31-1 ms is reached in steps of at most that much. RxJS's async
+ * scheduler hands the delay of `timeout` to `setInterval`, which takes anything longer for 1 ms: a 25-day
+ * timeout would fire at once. Each step is an ordinary action of `scheduler` (so a `TestScheduler` still drives
+ * it in virtual time), the last one runs `work` itself; unsubscribing the returned Subscription cancels
+ * whichever step is pending.
+ */
+export function longDelays(scheduler: SchedulerLike): SchedulerLike {
+  return {
+    now: () => scheduler.now(),
+    schedule<S>(work: Parameters<SchedulerLike['schedule']>[0], delay = 0, state?: S): Subscription {
+      if (!(delay > MAX_TIMER_DELAY)) return scheduler.schedule(work as never, delay, state);
+      const steps = new Subscription();
+      const step = (remaining: number): void => {
+        steps.add(
+          remaining > MAX_TIMER_DELAY
+            ? scheduler.schedule(() => step(remaining - MAX_TIMER_DELAY), MAX_TIMER_DELAY)
+            : scheduler.schedule(work as never, remaining, state),
+        );
+      };
+      step(delay);
+      return steps;
+    },
+  };
 }

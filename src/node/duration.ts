@@ -1,0 +1,40 @@
+/**
+ * Timers for any duration. Node's `setTimeout`/`setInterval` take at most 2^31-1 ms (about 24.8 days): a longer
+ * delay is silently replaced by 1 ms (with a `TimeoutOverflowWarning`), so a "25-day" timeout fires at once and
+ * a "25-day" heartbeat ticks every millisecond. These helpers split a long delay into equal chunks of at most
+ * 2^31-1 ms on one `setInterval` and act after the last chunk, so they return an ordinary `NodeJS.Timeout`
+ * (`clearTimeout`/`clearInterval`, `unref` work on it as usual). Chunks are whole milliseconds, rounded up: a long
+ * timer is never early, and late by less than 1 ms per 24.8 days.
+ */
+
+/** The longest delay Node's timers accept: 2^31-1 ms. */
+export const MAX_TIMER_DELAY = 2 ** 31 - 1;
+
+/**
+ * Like `setTimeout(callback, ms)`, for any `ms` ≥ 0. Returns null (and never calls back) when `ms` is
+ * `Infinity`: no timer at all, nothing to clear.
+ */
+export function setLongTimeout(callback: () => void, ms: number): NodeJS.Timeout | null {
+  if (ms === Infinity) return null;
+  if (!(ms > MAX_TIMER_DELAY)) return setTimeout(callback, ms);
+  const chunks = Math.ceil(ms / MAX_TIMER_DELAY);
+  let elapsed = 0;
+  const timer = setInterval(() => {
+    if (++elapsed < chunks) return;
+    clearInterval(timer);
+    callback();
+  }, Math.ceil(ms / chunks));
+  return timer;
+}
+
+/** Like `setInterval(callback, ms)`, for any finite `ms` > 0. */
+export function setLongInterval(callback: () => void, ms: number): NodeJS.Timeout {
+  if (!(ms > MAX_TIMER_DELAY)) return setInterval(callback, ms);
+  const chunks = Math.ceil(ms / MAX_TIMER_DELAY);
+  let elapsed = 0;
+  return setInterval(() => {
+    if (++elapsed < chunks) return;
+    elapsed = 0;
+    callback();
+  }, Math.ceil(ms / chunks));
+}

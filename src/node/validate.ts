@@ -1,0 +1,177 @@
+/**
+ * Argument checks of the public API. Each throws a `TypeError` whose message names the argument or option, says
+ * what is allowed and what was received, so a wrong call fails where it was made instead of as a hang, a timer
+ * that fires at once or an internal error deep in `node:net`.
+ */
+import { Duplex } from 'node:stream';
+import { MAX_PAYLOAD_LENGTH } from '../protocol/constants';
+
+/**
+ * Longest node name, in UTF-16 code units (`name.length`). A name travels in the handshake, whose frames are
+ * limited to 16 KiB (`HANDSHAKE_MAX_FRAME_SIZE`); 256 units are at most 1,536 bytes of JSON whatever the
+ * characters, so a name that passes this check always fits.
+ */
+export const MAX_NAME_LENGTH = 256;
+
+/** Largest TCP port. */
+const MAX_PORT = 65_535;
+
+/** A short description of a value received, for error messages. */
+export function received(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  switch (typeof value) {
+    case 'string':
+      return value.length > 40 ? `a string of length ${value.length}` : JSON.stringify(value);
+    case 'number':
+    case 'boolean':
+    case 'undefined':
+    case 'bigint':
+      return String(value);
+    case 'function':
+      return 'a function';
+    case 'symbol':
+      return 'a symbol';
+    default:
+      return `an object (${(value as object).constructor?.name ?? 'no prototype'})`;
+  }
+}
+
+function fail(what: string, allowed: string, value: unknown): never {
+  throw new TypeError(`${what} must be ${allowed}, received ${received(value)}`);
+}
+
+/** A node or peer name: a non-empty string of at most {@link MAX_NAME_LENGTH} UTF-16 units. */
+export function checkName(value: unknown, what: string): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_NAME_LENGTH) {
+    fail(what, `a non-empty string of at most ${MAX_NAME_LENGTH} characters`, value);
+  }
+  return value;
+}
+
+/** An options object: `undefined` gives `{}`; anything but a plain object (null, an array, a number…) throws. */
+export function checkOptions<T extends object>(value: T | undefined, what: string): T {
+  if (value === undefined) return {} as T;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) fail(what, 'an object', value);
+  return value;
+}
+
+/**
+ * A duration in ms: a number from `min` up to `Infinity` (when `infinite`; it means "none"). Durations above
+ * 2^31-1 ms work (see duration.ts). `undefined` gives `fallback`.
+ */
+export function checkDuration(value: unknown, what: string, fallback: number, { min = 0, infinite = true } = {}): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !(value >= min) || (!infinite && value === Infinity)) {
+    fail(what, `a number of ms from ${min} to ${infinite ? 'Infinity (none)' : `${Number.MAX_VALUE} (finite)`}`, value);
+  }
+  return value;
+}
+
+/** An integer from `min` to `max` (`max` may be `Infinity`, then allowed itself). `undefined` gives `fallback`. */
+export function checkInteger(value: unknown, what: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !(value >= min && value <= max) || (value !== Infinity && !Number.isInteger(value))) {
+    fail(what, `an integer from ${min} to ${max === Infinity ? 'Infinity' : max}`, value);
+  }
+  return value;
+}
+
+/** A boolean; `undefined` gives `fallback`. */
+export function checkBoolean(value: unknown, what: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') fail(what, 'true or false', value);
+  return value;
+}
+
+/** Frame payload sizes: 1 byte to the 4 GiB the header can express. */
+export const MAX_FRAME_SIZE_RANGE = [1, MAX_PAYLOAD_LENGTH] as const;
+/** Credits: the REQUEST_N frame carries a u32. */
+export const CREDITS_RANGE = [1, 0xffff_ffff] as const;
+
+/** A byte stream for connectVia/acceptVia: a Duplex (a `net.Socket`, a `LinkSocket`…) not destroyed yet. */
+export function checkDuplex(value: unknown, what: string): Duplex {
+  const stream = value as Partial<Duplex> | null;
+  const duplexLike =
+    value instanceof Duplex ||
+    (stream !== null &&
+      typeof stream === 'object' &&
+      ['on', 'once', 'write', 'end', 'destroy', 'cork', 'uncork'].every((m) => typeof (stream as Record<string, unknown>)[m] === 'function'));
+  if (!duplexLike) fail(what, 'a connected net.Socket or stream.Duplex', value);
+  if ((value as Duplex).destroyed) throw new TypeError(`${what} is already destroyed`);
+  return value as Duplex;
+}
+
+function isPort(value: unknown, min: number): boolean {
+  const port = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  return typeof port === 'number' && Number.isInteger(port) && port >= min && port <= MAX_PORT;
+}
+
+/**
+ * The arguments of `connectTo` after the name, as `net.connect` takes them: `(port[, host])` with a port from
+ * 1 to 65535, `(path)` with a non-empty Unix socket path, or `(options)` with a valid `port` or `path`.
+ */
+export function checkConnectArgs(args: unknown[], what: string): void {
+  const [first, second] = args;
+  const usage = `${what} needs a port (1 to 65535) [and host], a Unix socket path or an options object { port, host } / { path }`;
+  if (args.length === 0 || first === undefined) throw new TypeError(`${usage}, received nothing`);
+  if (typeof first === 'number' || (typeof first === 'string' && /^\d+$/.test(first))) {
+    if (!isPort(first, 1)) fail(`${what}: port`, 'an integer from 1 to 65535', first);
+    if (second !== undefined && (typeof second !== 'string' || second.length === 0)) fail(`${what}: host`, 'a non-empty string', second);
+    return;
+  }
+  if (typeof first === 'string') {
+    if (first.length === 0) fail(`${what}: path`, 'a non-empty Unix socket path', first);
+    return;
+  }
+  if (first === null || typeof first !== 'object' || Array.isArray(first)) throw new TypeError(`${usage}, received ${received(first)}`);
+  const { port, path, host } = first as { port?: unknown; path?: unknown; host?: unknown };
+  if (path !== undefined) {
+    if (typeof path !== 'string' || path.length === 0) fail(`${what}: options.path`, 'a non-empty Unix socket path', path);
+    return;
+  }
+  if (!isPort(port, 1)) fail(`${what}: options.port`, 'an integer from 1 to 65535 (or give options.path)', port);
+  if (host !== undefined && (typeof host !== 'string' || host.length === 0)) fail(`${what}: options.host`, 'a non-empty string', host);
+}
+
+/**
+ * The arguments of `serve` after the name, as `net.Server#listen` takes them; checked only where Node would
+ * throw later or misread them: a port must be 0 (any free port) to 65535, a path non-empty.
+ */
+export function checkListenArgs(args: unknown[], what: string): void {
+  const [first] = args;
+  if (first === undefined || typeof first === 'function') return; // listen() or listen(callback): any free port
+  if (typeof first === 'number' || (typeof first === 'string' && /^\d+$/.test(first))) {
+    if (!isPort(first, 0)) fail(`${what}: port`, 'an integer from 0 (any free port) to 65535', first);
+    return;
+  }
+  if (typeof first === 'string') {
+    if (first.length === 0) fail(`${what}: path`, 'a non-empty Unix socket path', first);
+    return;
+  }
+  if (first === null || typeof first !== 'object' || Array.isArray(first)) {
+    fail(what, 'a port, a Unix socket path or a listen options object', first);
+  }
+  const { port, path } = first as { port?: unknown; path?: unknown };
+  if (port !== undefined && !isPort(port, 0)) fail(`${what}: options.port`, 'an integer from 0 (any free port) to 65535', port);
+  if (path !== undefined && (typeof path !== 'string' || path.length === 0)) fail(`${what}: options.path`, 'a non-empty Unix socket path', path);
+}
+
+/** A `sendTo`/`request$`/`broadcast`/`pingTo` target: a peer name or a NodeSocket (`isSocket` tells). */
+export function checkTarget(value: unknown, what: string, isSocket: (value: unknown) => boolean): void {
+  if ((typeof value !== 'string' || value.length === 0) && !isSocket(value)) fail(what, 'a peer name or a NodeSocket', value);
+}
+
+/** The options every request takes, checked: `receptive` (default true) and `timeout` (default `fallback`). */
+export function checkSendOptions<T extends { receptive?: boolean; timeout?: number }>(
+  value: T | undefined,
+  what: string,
+  fallbackTimeout: number,
+): T & { receptive: boolean; timeout: number } {
+  const options = checkOptions(value, what);
+  return {
+    ...options,
+    receptive: checkBoolean(options.receptive, `${what}.receptive`, true),
+    timeout: checkDuration(options.timeout, `${what}.timeout`, fallbackTimeout),
+  };
+}
