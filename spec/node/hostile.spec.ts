@@ -132,6 +132,13 @@ describe('fuzz: random and mutated byte streams against a live node', () => {
       bytes({ type: FrameType.MESSAGE, flags: 1, id: 1, encoding: 2, payload: Buffer.from('hi') }),
       bytes({ type: FrameType.PING, flags: 0, id: 2, encoding: 0, payload: Buffer.alloc(0) }),
       bytes({ type: FrameType.MESSAGE, flags: 0, id: 0, encoding: 0x05, payload: Buffer.from('{"a":[1,2]}') }),
+      // Control frames for ids never requested: dropped, they hold nothing.
+      bytes({ type: FrameType.REQUEST_N, flags: 0, id: 99, encoding: 0, payload: Buffer.from([0, 0, 1, 0]) }),
+      bytes({ type: FrameType.CANCEL, flags: 0, id: 98, encoding: 0, payload: Buffer.alloc(0) }),
+      bytes({ type: FrameType.STREAM_NEXT, flags: 0, id: 97, encoding: 2, payload: Buffer.from('x') }),
+      bytes({ type: FrameType.PONG, flags: 0, id: 96, encoding: 0, payload: Buffer.alloc(0) }),
+      // A request with its window inside (flags RECEPTIVE | WINDOW).
+      bytes({ type: FrameType.MESSAGE, flags: 3, id: 5, encoding: 2, payload: Buffer.from([0, 0, 0, 8, 0x68, 0x69]) }),
     ]);
     const stream = fc.oneof(
       fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
