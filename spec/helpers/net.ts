@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Node, type NodeOptions } from '../../src';
+import { createLinkPair, Node, type NodeOptions } from '../../src';
 
 /** Nodes created by a test, closed by {@link closeAll}. */
 const created: Node[] = [];
@@ -57,4 +57,18 @@ export async function freePort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/** How a spec links two nodes: TCP on 127.0.0.1, or an in-memory `createLinkPair()` link. */
+export type Transport = 'tcp' | 'link';
+
+/** Connects `client` to `server` (serving it first over TCP, or linking them in memory). */
+export async function link(server: Node, client: Node, transport: Transport): Promise<void> {
+  if (transport === 'link') {
+    const [a, b] = createLinkPair();
+    server.acceptVia(a);
+    await client.connectVia(server.name, b);
+  } else {
+    await client.connectTo(server.name, await serveTcp(server), '127.0.0.1');
+  }
 }

@@ -2,15 +2,14 @@
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { EMPTY, lastValueFrom, toArray } from 'rxjs';
-import { createLinkPair, ErrorCode, FrameDecoder, FrameType, HEADER_SIZE, IpcError, RemoteError, type Frame, type NodeMessage } from '../../src';
+import { ErrorCode, FrameDecoder, FrameType, HEADER_SIZE, IpcError, RemoteError, type Frame, type NodeMessage } from '../../src';
 import { cleanUp, ROOT, spawnNode, type Child } from '../helpers/child';
-import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
+import { closeAll, delay, link, node, serveTcp, until, type Transport } from '../helpers/net';
 import { bytes, closed, handshakeBytes, rawClient } from '../helpers/raw';
 
 afterEach(cleanUp);
 afterAll(closeAll);
 
-type Transport = 'tcp' | 'link';
 let transport: Transport = 'tcp';
 
 /** A hub whose handler is `handle`, and a client connected to it over `transport` (TCP or an in-memory link). */
@@ -18,13 +17,7 @@ async function pair(handle: (m: NodeMessage) => void, serverOptions = {}, client
   const server = node('hub', serverOptions);
   server.on('message', handle);
   const client = node('client', clientOptions);
-  if (transport === 'link') {
-    const [a, b] = createLinkPair();
-    server.acceptVia(a);
-    await client.connectVia('hub', b);
-  } else {
-    await client.connectTo('hub', await serveTcp(server), '127.0.0.1');
-  }
+  await link(server, client, transport);
   return { server, client };
 }
 

@@ -1,5 +1,5 @@
-import { createLinkPair, type Node } from '../../src';
-import { closeAll, node, serveTcp, until } from '../helpers/net';
+import type { Node } from '../../src';
+import { closeAll, link, node, until } from '../helpers/net';
 
 afterEach(closeAll);
 
@@ -12,13 +12,7 @@ async function pair(transport: 'tcp' | 'link') {
     received.push(m.data as Buffer);
     if (m.receptive) m.reply(true);
   });
-  if (transport === 'link') {
-    const [a, b] = createLinkPair();
-    server.acceptVia(a);
-    await client.connectVia('server', b);
-  } else {
-    await client.connectTo('server', await serveTcp(server), '127.0.0.1');
-  }
+  await link(server, client, transport);
   return { client, received };
 }
 

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
-import { createLinkPair, type NodeMessage } from '../../src';
-import { closeAll, node, serveTcp } from '../helpers/net';
+import type { NodeMessage } from '../../src';
+import { closeAll, link, node } from '../helpers/net';
 
 afterEach(closeAll);
 
@@ -9,13 +9,7 @@ async function pair(transport: 'link' | 'tcp') {
   const server = node('server', { heartbeatInterval: 0 });
   const client = node('client', { heartbeatInterval: 0 });
   server.on('message', (m) => m.receptive && m.reply(m.data));
-  if (transport === 'link') {
-    const [a, b] = createLinkPair();
-    server.acceptVia(a);
-    await client.connectVia('server', b);
-  } else {
-    await client.connectTo('server', await serveTcp(server), '127.0.0.1');
-  }
+  await link(server, client, transport);
   return { server, client };
 }
 
