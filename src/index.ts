@@ -6,6 +6,7 @@ export {
   FrameFlags,
   FrameType,
   HANDSHAKE_MAX_FRAME_SIZE,
+  MIN_FRAME_SIZE,
   HEADER_SIZE,
   MAGIC,
   PROTOCOL_VERSION,

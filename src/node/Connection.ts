@@ -13,6 +13,7 @@ import { setLongInterval, setLongTimeout } from './duration';
 import { FrameWriter, PACK_LIMIT } from './FrameWriter';
 import { LinkSocket } from './Link';
 import type { NodeSocket } from './NodeSocket';
+import { asError } from './asError';
 import { InboundRequests } from './InboundRequests';
 import { RequestRegistry } from './RequestRegistry';
 import { StreamResponder, type StreamSink } from './StreamResponder';
@@ -54,6 +55,7 @@ export interface ConnectionHost {
   readonly streamBuffer: number;
   readonly exposeErrorStack: boolean;
   readonly maxPendingRequests: number;
+  readonly maxWriteBuffer: number;
   onReady(connection: Connection): void;
   /** A message arrived (a receptive one is admitted: it holds a slot until answered, cancelled or the end). */
   onMessage(connection: Connection, id: number, receptive: boolean, data: unknown): void;
@@ -123,6 +125,8 @@ export class Connection implements StreamSink {
   /** Heartbeat ticks in a row without a byte from the peer. */
   private silentTicks = 0;
   private graceTimer: NodeJS.Timeout | null = null;
+  /** Reading is paused until our answers to the peer drained (see pauseReading). */
+  private readingPaused = false;
 
   constructor(
     readonly socket: Socket,
@@ -220,18 +224,29 @@ export class Connection implements StreamSink {
     return this.write(FrameType.MESSAGE, 0, 0, encoding, payload) ? RESOLVED : this.drained();
   }
 
-  /** sendOneWay of a payload written without a copy: settles when the socket has taken it. */
+  /**
+   * sendOneWay of a payload written without a copy: settles when the socket has taken it. A socket destroyed
+   * first may still call back without an error: that is a loss too.
+   */
   private sendTaken(encoding: number, payload: Uint8Array): Promise<void> {
     let settle!: (error?: Error | null) => void;
     const taken = new Promise<void>((resolve, reject) => {
-      settle = (error) => (error ? reject(new PeerDisconnectedError(`The connection to "${this.peerName}" was lost while sending`, { cause: error })) : resolve());
+      settle = (error) => {
+        if (!error && !this.socket.destroyed) return resolve();
+        reject(new PeerDisconnectedError(`The connection to "${this.peerName}" was lost while sending`, { cause: error ?? this.error ?? undefined }));
+      };
     });
     this.write(FrameType.MESSAGE, 0, 0, encoding, payload, -1, settle);
     return taken;
   }
 
-  /** One promise shared by every writer waiting for the socket to drain. */
-  private drained(): Promise<void> {
+  /** StreamSink: so much waits to be sent to the peer that a stream should wait for {@link Connection.drained}. */
+  get backlogged(): boolean {
+    return this.writer.queuedBytes >= STREAM_BACKLOG;
+  }
+
+  /** One promise shared by every writer waiting for the socket to drain; rejects when the connection is lost. */
+  drained(): Promise<void> {
     if (this.drain === null) {
       let settle!: { resolve(): void; reject(error: Error): void };
       const drain = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
@@ -310,11 +325,17 @@ export class Connection implements StreamSink {
   }
 
   /** StreamSink: writes an ERROR or STREAM_ERROR frame: name, message, code, and the stack if `exposeErrorStack`. */
-  sendError(type: number, id: number, error: Error): void {
+  sendError(type: number, id: number, failure: Error): void {
     if (!this.writable) return;
-    const code = (error as { code?: unknown }).code;
+    const error = asError(failure);
+    const { code, stack } = error as { code?: unknown; stack?: unknown };
     const body = errorBody(
-      { name: error.name, message: error.message, code: typeof code === 'string' ? code : undefined, stack: this.host.exposeErrorStack ? error.stack : undefined },
+      {
+        name: String(error.name),
+        message: String(error.message),
+        code: typeof code === 'string' ? code : undefined,
+        stack: this.host.exposeErrorStack && typeof stack === 'string' ? stack : undefined,
+      },
       this.peerMaxFrameSize,
     );
     this.writer.write(type, 0, id, Encoding.JSON, body);
@@ -387,7 +408,27 @@ export class Connection implements StreamSink {
       const message = `Could not handle a frame (type 0x${frame.type.toString(16)}) from "${this.peerName ?? 'an unidentified peer'}": ${(error as Error)?.message ?? String(error)}`;
       this.fail(error instanceof ProtocolError ? error : new ProtocolError(ErrorCode.PROTOCOL, message, { cause: error }));
     }
-    if (this.state === 'open') this.writer.sendEarly();
+    if (this.state !== 'open') return;
+    this.writer.sendEarly();
+    if (this.writer.queuedBytes > this.host.maxWriteBuffer) this.pauseReading();
+  }
+
+  /**
+   * The answers to this peer pile up (it does not read them): stop reading its requests until they drained, so a
+   * peer that never reads cannot grow our memory beyond `maxWriteBuffer` plus one answer. If it stays silent
+   * meanwhile, the heartbeat ends the connection.
+   */
+  private pauseReading(): void {
+    if (this.readingPaused) return;
+    this.readingPaused = true;
+    this.socket.pause();
+    this.drained().then(
+      () => {
+        this.readingPaused = false;
+        if (this.state === 'open') this.socket.resume();
+      },
+      () => undefined,
+    );
   }
 
   private dispatch(frame: Frame): void {
@@ -586,6 +627,8 @@ export class Connection implements StreamSink {
 
 /** A PING is answered only while fewer bytes than this wait to be sent to its peer. */
 const PONG_BACKLOG = 1024 * 1024;
+/** A stream waits for the socket to drain while at least this much waits to be sent to its peer. */
+const STREAM_BACKLOG = 1024 * 1024;
 
 /** The u32 at the start of `frame`'s payload. @throws ProtocolError when the payload is too short. */
 function readU32(frame: Frame, what: string): number {
@@ -602,14 +645,15 @@ function errorBody(body: { name: string; message: string; code?: string; stack?:
   bytes = Buffer.from(JSON.stringify({ ...body, stack: undefined }), 'utf8');
   if (bytes.length <= limit) return bytes;
   const room = Math.max(0, limit - 256);
-  return Buffer.from(JSON.stringify({ name: body.name.slice(0, 64), code: body.code?.slice(0, 64), message: body.message.slice(0, room / 3) }), 'utf8');
+  bytes = Buffer.from(JSON.stringify({ name: body.name.slice(0, 64), code: body.code?.slice(0, 64), message: body.message.slice(0, room / 4) }), 'utf8');
+  return bytes.length <= limit ? bytes : Buffer.from(JSON.stringify({ name: 'Error', code: body.code?.slice(0, 64), message: '' }), 'utf8');
 }
 
 function remoteError(frame: Frame, maxDecodedSize: number): IpcError {
   const tooLarge = oversized(Encoding.JSON, frame.payload.length, maxDecodedSize);
   if (tooLarge) return tooLarge;
   try {
-    const body = readJson(frame);
+    const body = readJson(frame, maxDecodedSize);
     const code = typeof body.code === 'string' ? body.code : undefined;
     const stack = typeof body.stack === 'string' ? body.stack : undefined;
     return new RemoteError(String(body.name ?? 'Error'), String(body.message ?? 'The request failed'), code, stack);

@@ -18,6 +18,7 @@ import { FrameReader } from '../rx/FrameReader';
 import { request$ } from '../rx/request';
 import { backoffDelay } from './backoff';
 import { Connection, type ConnectionHost, type ConnectionStats } from './Connection';
+import { asError } from './asError';
 import { NodeMessage } from './NodeMessage';
 import { NodeSocket } from './NodeSocket';
 import { PendingRequest } from './PendingRequest';
@@ -208,7 +209,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   private readonly maxRetryTime: number;
   private readonly requestTimeout: number;
   /** @internal */ readonly maxPendingRequests: number;
-  private readonly maxWriteBuffer: number;
+  /** @internal */ readonly maxWriteBuffer: number;
   private readonly socketMode: number | undefined;
   private readonly secret: Buffer | undefined;
   private readonly tls: TlsSettings | undefined;
@@ -632,8 +633,8 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
       this.emit('message', message);
     } catch (error) {
       // A throwing handler answers its requester at once (unless it answered before throwing), and is reported.
-      message.error(error instanceof Error ? error : new Error(String(error)));
-      this.report(error as Error);
+      message.error(asError(error));
+      this.report(asError(error));
     }
   }
 

@@ -1,7 +1,8 @@
-import { from, isObservable, type ObservableInput, type Subscription } from 'rxjs';
+import { from, isObservable, Subject, takeUntil, type ObservableInput, type Subscription } from 'rxjs';
 import { ErrorCode, IpcError } from '../errors';
 import { FrameType } from '../protocol/constants';
 import { encodeValue, type Codec } from '../protocol/Serializer';
+import { asError } from './asError';
 
 /** What a stream needs from its connection. */
 export interface StreamSink {
@@ -10,6 +11,10 @@ export interface StreamSink {
   checkSize(length: number): void;
   /** Writes one frame; false when the connection is gone. */
   sendFrame(type: number, id: number, encoding: number, payload: Uint8Array): boolean;
+  /** True while so much waits to be sent to the peer that a stream should wait for {@link StreamSink.drained}. */
+  readonly backlogged: boolean;
+  /** Resolves when the socket drained; rejects when the connection is gone. */
+  drained(): Promise<void>;
   /** Writes an error frame of `type` describing `error`. */
   sendError(type: number, id: number, error: Error): void;
   /** Forgets the stream (it ended). */
@@ -18,6 +23,8 @@ export interface StreamSink {
 
 const EMPTY = Buffer.alloc(0);
 const MAX_CREDITS = 0xffff_ffff;
+/** A pulled stream lets the event loop turn (I/O, timers, other peers) at least this often, in values. */
+const YIELD_EVERY = 1024;
 
 /** The iterator to pull `source` through, when it is an AsyncIterable or an iterable (and not an Observable). */
 function pullable(source: unknown): AsyncIterator<unknown> | Iterator<unknown> | undefined {
@@ -34,10 +41,11 @@ function pullable(source: unknown): AsyncIterator<unknown> | Iterator<unknown> |
  * The responder's side of one streamed reply (`message.stream(source)`), driven by the requester's credits:
  * each value costs one credit, REQUEST_N frames add credits, CANCEL stops everything.
  *
- * - An `AsyncIterable` or an iterable (array, generator, Set…) is pulled only while credits remain: true
- *   backpressure, the producer waits.
- * - An `Observable` (or Promise…) pushes: values beyond the credits are buffered up to `maxBuffer`, then
- *   the stream fails with `ERR_IPC_STREAM_OVERFLOW` and the source is unsubscribed.
+ * - An `AsyncIterable` or an iterable (array, generator, Set…) is pulled only while credits remain and the socket
+ *   is not backlogged: true backpressure, the producer waits (and lets the event loop turn every 1024 values).
+ * - An `Observable` (or Promise…) pushes: values beyond the credits (or while the socket is backlogged) are
+ *   buffered up to `maxBuffer`, then the stream fails with `ERR_IPC_STREAM_OVERFLOW` and the source is
+ *   unsubscribed — at once, even from inside a synchronous emission loop.
  * Cancellation (CANCEL frame, lost connection) unsubscribes the source / returns the iterator: its `finalize`
  * runs.
  */
@@ -49,6 +57,10 @@ export class StreamResponder {
   private subscription: Subscription | null = null;
   private iterator: AsyncIterator<unknown> | Iterator<unknown> | null = null;
   private wake: (() => void) | null = null;
+  /** Emits once when the stream ends: stops a pushed source even while it emits synchronously. */
+  private stop: Subject<void> | null = null;
+  /** A wait for the socket to drain is armed (pushed sources). */
+  private waitingForDrain = false;
 
   constructor(
     private readonly sink: StreamSink,
@@ -64,7 +76,14 @@ export class StreamResponder {
    * @throws TypeError when `source` is not something to stream from (the requester then gets that error).
    */
   start(source: ObservableInput<unknown> | AsyncIterable<unknown> | Iterable<unknown>): void {
-    const iterator = pullable(source);
+    let iterator;
+    try {
+      iterator = pullable(source);
+    } catch (error) {
+      // Asking for the iterator threw (a locked stream…): the requester gets that error.
+      this.fail(asError(error));
+      throw error;
+    }
     if (iterator) {
       void this.pull(iterator);
       return;
@@ -79,15 +98,15 @@ export class StreamResponder {
       this.fail(error);
       throw error;
     }
-    this.subscription = observable.subscribe({
+    this.stop = new Subject<void>();
+    this.subscription = observable.pipe(takeUntil(this.stop)).subscribe({
       next: (value) => this.push(value),
-      error: (error: Error) => this.fail(error),
+      error: (error: unknown) => this.fail(asError(error)),
       complete: () => {
         this.completed = true;
         this.flush();
       },
     });
-    if (this.ended) this.subscription.unsubscribe();
   }
 
   /** The requester granted `n` more values. */
@@ -106,8 +125,10 @@ export class StreamResponder {
   private async pull(iterator: AsyncIterator<unknown> | Iterator<unknown>): Promise<void> {
     this.iterator = iterator;
     try {
-      for (;;) {
+      for (let sent = 0; ; sent++) {
         while (this.credits === 0 && !this.ended) await new Promise<void>((resolve) => (this.wake = resolve));
+        while (this.sink.backlogged && !this.ended) await this.sink.drained();
+        if (sent % YIELD_EVERY === YIELD_EVERY - 1) await new Promise((resolve) => setImmediate(resolve));
         if (this.ended) return;
         const { value, done } = await iterator.next();
         if (this.ended) return;
@@ -119,18 +140,19 @@ export class StreamResponder {
         if (!this.sendValue(value)) return;
       }
     } catch (error) {
-      if (!this.ended) this.fail(error as Error);
+      if (!this.ended) this.fail(asError(error));
     }
   }
 
   private push(value: unknown): void {
     if (this.ended) return;
-    if (this.credits > 0 && this.queue.length === 0) {
+    if (this.credits > 0 && this.queue.length === 0 && !this.sink.backlogged) {
       this.credits--;
       this.sendValue(value);
       return;
     }
     this.queue.push(value);
+    if (this.sink.backlogged) this.flushOnDrain();
     if (this.queue.length > this.maxBuffer) {
       this.fail(
         new IpcError(
@@ -143,10 +165,24 @@ export class StreamResponder {
 
   private flush(): void {
     while (!this.ended && this.credits > 0 && this.queue.length > 0) {
+      if (this.sink.backlogged) return this.flushOnDrain();
       this.credits--;
       if (!this.sendValue(this.queue.shift())) return;
     }
     if (!this.ended && this.completed && this.queue.length === 0) this.complete();
+  }
+
+  /** Flushes the queue of a pushed source again once the socket drained. */
+  private flushOnDrain(): void {
+    if (this.waitingForDrain) return;
+    this.waitingForDrain = true;
+    this.sink.drained().then(
+      () => {
+        this.waitingForDrain = false;
+        this.flush();
+      },
+      () => this.end(),
+    );
   }
 
   private sendValue(value: unknown): boolean {
@@ -155,7 +191,7 @@ export class StreamResponder {
       encoded = encodeValue(this.sink.codec, value);
       this.sink.checkSize(encoded.payload.length);
     } catch (error) {
-      this.fail(error as Error);
+      this.fail(asError(error));
       return false;
     }
     if (this.sink.sendFrame(FrameType.STREAM_NEXT, this.id, encoded.encoding, encoded.payload)) return true;
@@ -175,8 +211,10 @@ export class StreamResponder {
   }
 
   private end(): void {
+    if (this.ended) return;
     this.ended = true;
     this.queue.length = 0;
+    this.stop?.next();
     this.subscription?.unsubscribe();
     const iterator = this.iterator;
     this.iterator = null;

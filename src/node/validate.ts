@@ -4,7 +4,7 @@
  * that fires at once or an internal error deep in `node:net`.
  */
 import { Duplex } from 'node:stream';
-import { MAX_PAYLOAD_LENGTH } from '../protocol/constants';
+import { MAX_PAYLOAD_LENGTH, MIN_FRAME_SIZE } from '../protocol/constants';
 
 /**
  * Longest node name, in UTF-16 code units (`name.length`). A name travels in the handshake, whose frames are
@@ -85,7 +85,7 @@ export function checkBoolean(value: unknown, what: string, fallback: boolean): b
 }
 
 /** Frame payload sizes: 1 byte to the 4 GiB the header can express. */
-export const MAX_FRAME_SIZE_RANGE = [1, MAX_PAYLOAD_LENGTH] as const;
+export const MAX_FRAME_SIZE_RANGE = [MIN_FRAME_SIZE, MAX_PAYLOAD_LENGTH] as const;
 /** Credits: the REQUEST_N frame carries a u32. */
 export const CREDITS_RANGE = [1, 0xffff_ffff] as const;
 

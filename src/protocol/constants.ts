@@ -77,6 +77,12 @@ export const Encoding = {
 /** Payload limit used until the handshake completes. */
 export const HANDSHAKE_MAX_FRAME_SIZE = 16 * 1024;
 
+/**
+ * The smallest `maxFrameSize` a node may have (and a peer may announce): every ERROR and CLOSE body fits in it, so
+ * a failure can always be told.
+ */
+export const MIN_FRAME_SIZE = 1024;
+
 /** Default largest payload accepted after the handshake: 64 MiB. */
 export const DEFAULT_MAX_FRAME_SIZE = 64 * 1024 * 1024;
 

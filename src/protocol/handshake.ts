@@ -1,6 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ErrorCode, HandshakeError, IpcError, ProtocolError } from '../errors';
-import { DEFAULT_MAX_FRAME_SIZE, Encoding, FrameType, MAX_PAYLOAD_LENGTH, PROTOCOL_VERSION } from './constants';
+import { DEFAULT_MAX_FRAME_SIZE, Encoding, FrameType, HANDSHAKE_MAX_FRAME_SIZE, MAX_PAYLOAD_LENGTH, MIN_FRAME_SIZE, PROTOCOL_VERSION } from './constants';
 import type { Frame } from './Frame';
 import type { OutgoingFrame } from './FrameEncoder';
 
@@ -73,8 +73,15 @@ export function closeFrame(body: CloseBody): OutgoingFrame {
   return jsonFrame(FrameType.CLOSE, 0, body);
 }
 
-/** Reads the JSON body of a control frame. @throws ProtocolError when it is not a JSON object. */
-export function readJson(frame: Frame): Record<string, unknown> {
+/**
+ * Reads the JSON body of a control frame, of at most `limit` bytes (default 16 KiB: a CLOSE or HANDSHAKE body
+ * never needs more, and parsing is checked before it costs anything).
+ * @throws ProtocolError when it is larger, or not a JSON object.
+ */
+export function readJson(frame: Frame, limit = HANDSHAKE_MAX_FRAME_SIZE): Record<string, unknown> {
+  if (frame.payload.length > limit) {
+    throw new ProtocolError(ErrorCode.PROTOCOL, `Control frame (type 0x${frame.type.toString(16)}) of ${frame.payload.length} bytes: at most ${limit} are allowed`);
+  }
   try {
     const body: unknown = JSON.parse(frame.payload.toString('utf8'));
     if (body !== null && typeof body === 'object' && !Array.isArray(body)) return body as Record<string, unknown>;
@@ -240,8 +247,11 @@ export class Handshake {
       throw new HandshakeError(ErrorCode.HANDSHAKE, 'The peer announced no name');
     }
     const limit = body.maxFrameSize;
-    if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 0 || limit > MAX_PAYLOAD_LENGTH) {
-      throw new HandshakeError(ErrorCode.HANDSHAKE, `The peer announced no valid maxFrameSize (received ${String(limit)})`);
+    if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < MIN_FRAME_SIZE || limit > MAX_PAYLOAD_LENGTH) {
+      throw new HandshakeError(
+        ErrorCode.HANDSHAKE,
+        `The peer announced no valid maxFrameSize (a whole number from ${MIN_FRAME_SIZE} to ${MAX_PAYLOAD_LENGTH}; received ${JSON.stringify(limit)})`,
+      );
     }
     this.peerMaxFrameSize = limit;
     return body.name;
