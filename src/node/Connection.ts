@@ -20,7 +20,8 @@ import { StreamResponder, type StreamSink } from './StreamResponder';
 import { tlsErrorOf } from './tlsError';
 
 const EMPTY = Buffer.alloc(0);
-const RESOLVED = Promise.resolve();
+/** What `sendOneWay` returns when the socket had room: nothing to wait for. */
+export const SENT: Promise<void> = Promise.resolve();
 /** Heartbeat ticks without a byte from the peer before it is taken for dead. */
 const SILENT_TICKS = 3;
 /** How long a closing connection waits for the peer to close its side before destroying the socket. */
@@ -221,7 +222,7 @@ export class Connection implements StreamSink {
    */
   sendOneWay(encoding: number, payload: Uint8Array): Promise<void> {
     if (payload.length > PACK_LIMIT) return this.sendTaken(encoding, payload);
-    return this.write(FrameType.MESSAGE, 0, 0, encoding, payload) ? RESOLVED : this.drained();
+    return this.write(FrameType.MESSAGE, 0, 0, encoding, payload) ? SENT : this.drained();
   }
 
   /**

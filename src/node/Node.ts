@@ -8,6 +8,7 @@ import {
   ErrorCode,
   HandshakeError,
   IpcError,
+  IpcTimeoutError,
   NotConnectedError,
   PeerDisconnectedError,
   TlsError,
@@ -17,7 +18,7 @@ import { defaultCodec, encodeValue, type Codec, type EncodedPayload } from '../p
 import { FrameReader } from '../rx/FrameReader';
 import { request$ } from '../rx/request';
 import { backoffDelay } from './backoff';
-import { Connection, type ConnectionHost, type ConnectionStats } from './Connection';
+import { Connection, SENT, type ConnectionHost, type ConnectionStats } from './Connection';
 import { asError } from './asError';
 import { NodeMessage } from './NodeMessage';
 import { NodeSocket } from './NodeSocket';
@@ -249,7 +250,8 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
    * @throws TypeError when `name` is not a non-empty string or an option is out of range.
    */
   constructor(name: string, options: NodeOptions = {}) {
-    super();
+    // An async listener's rejection comes to [captureRejectionSymbol] instead of going unhandled.
+    super({ captureRejections: true });
     this.name = checkName(name, 'new Node(name): name');
     options = checkOptions(options, 'new Node(name, options): options');
     const opt = (key: keyof NodeOptions) => `options.${key}`;
@@ -404,8 +406,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     } catch (error) {
       return Promise.reject(error);
     }
-    if (options.receptive === false) return connection.sendOneWay(encoded.encoding, encoded.payload) as Promise<T>;
-    return this.ask(connection, FrameType.MESSAGE, FrameFlags.RECEPTIVE, encoded, timeout) as Promise<T>;
+    return this.deliver(connection, encoded, options.receptive !== false, timeout) as Promise<T>;
   }
 
   /**
@@ -422,7 +423,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
       options = checkRequestOptions(options, this.requestTimeout, this.streamWindow);
       const connection = this.sendable(target, options.receptive !== false);
       const { encoding, payload } = encodeValue(this.codec, data);
-      if (options.receptive === false) return connection.sendOneWay(encoding, payload) as Promise<T>;
+      if (options.receptive === false) return this.oneWay(connection, { encoding, payload }, this.timeoutOf(options)) as Promise<T>;
       const window = options.window ?? this.streamWindow;
       const send = (id: number) => connection.write(FrameType.MESSAGE, FrameFlags.RECEPTIVE, id, encoding, payload, window);
       return request$<T>(connection.registry, send, {
@@ -481,11 +482,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     return sockets.map((socket) => {
       let reply: Promise<T>;
       try {
-        const connection = this.sendable(socket, options.receptive !== false);
-        reply =
-          options.receptive === false
-            ? (connection.sendOneWay(encoded.encoding, encoded.payload) as Promise<T>)
-            : (this.ask(connection, FrameType.MESSAGE, FrameFlags.RECEPTIVE, encoded, timeout) as Promise<T>);
+        reply = this.deliver(this.sendable(socket, options.receptive !== false), encoded, options.receptive !== false, timeout) as Promise<T>;
       } catch (error) {
         reply = Promise.reject(error as Error);
       }
@@ -794,13 +791,40 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     return connection;
   }
 
+  /** A message to one peer, awaiting its reply (`receptive`) or only the socket: the path of sendTo and broadcast. */
+  private deliver(connection: Connection, encoded: EncodedPayload, receptive: boolean, timeout: number): Promise<unknown> {
+    return receptive ? this.ask(connection, FrameType.MESSAGE, FrameFlags.RECEPTIVE, encoded, timeout) : this.oneWay(connection, encoded, timeout);
+  }
+
+  /**
+   * A one-way message: settles as `sendOneWay` does (at once while the socket has room), or rejects with
+   * `ERR_IPC_TIMEOUT` when the socket has not taken it within `timeout` — a peer that stopped reading; the message
+   * may still be delivered later. Never throws.
+   */
+  private oneWay(connection: Connection, encoded: EncodedPayload, timeout: number): Promise<void> {
+    let sent: Promise<void>;
+    try {
+      sent = connection.sendOneWay(encoded.encoding, encoded.payload);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    if (sent === SENT || !Number.isFinite(timeout)) return sent;
+    return new Promise((resolve, reject) => {
+      const message = `The message to "${connection.peerName}" was not taken by the socket within ${timeout} ms (the peer does not read; it may still be delivered)`;
+      const timer = setLongTimeout(() => reject(new IpcTimeoutError(message)), timeout);
+      const settle = () => clearTimeout(timer!);
+      sent.then(settle, settle);
+      sent.then(resolve, reject);
+    });
+  }
+
   /** Sends a request frame and resolves with the answer: the Promise path shared by sendTo, broadcast, pingTo. */
   private ask(connection: Connection, type: number, flags: number, encoded: EncodedPayload, timeout: number): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const { registry } = connection;
       const request = new PendingRequest(resolve, reject, connection, this.timeouts, timeout);
       request.id = registry.register(request);
-      if (Number.isFinite(timeout)) this.timeouts.add(request, timeout);
+      if (Number.isFinite(timeout)) this.timeouts.add(request, timeout, !(connection.socket instanceof net.Socket));
       try {
         connection.write(type, flags, request.id, encoded.encoding, encoded.payload);
       } catch (error) {
@@ -817,6 +841,21 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   /** @internal An `'error'` event, when somebody listens. */
   report(error: Error): void {
     if (this.listenerCount('error') > 0) this.emitSafely('error', error);
+  }
+
+  /**
+   * @internal A listener returned a rejected promise (`captureRejections`): an async `'message'` handler's failure
+   * answers its requester at once (unless it answered before) and is reported, as a sync throw is; any other
+   * listener's is rethrown on its own, as an uncaught exception.
+   */
+  override [EventEmitter.captureRejectionSymbol]<K>(error: Error, event: keyof NodeEvents | K, ...args: unknown[]): void {
+    if (event === 'message' && args[0] instanceof NodeMessage) {
+      args[0].error(asError(error));
+      if (this.listenerCount('error') > 0) return this.report(asError(error));
+    }
+    setImmediate(() => {
+      throw error;
+    });
   }
 
   private reportUnless(error: Error | null): void {

@@ -16,6 +16,8 @@ export interface Lane {
   head: Expiring | null;
   tail: Expiring | null;
   timer: NodeJS.Timeout | null;
+  /** The timer is ref'd (see {@link TimeoutQueue.add}). */
+  keepAlive: boolean;
 }
 
 /**
@@ -26,12 +28,19 @@ export interface Lane {
 export class TimeoutQueue {
   private readonly lanes = new Map<number, Lane>();
 
-  /** Arms `entry` to expire after `duration` ms (a finite number; any size, see {@link MAX_TIMER_DELAY}). */
-  add(entry: Expiring, duration: number): void {
+  /**
+   * Arms `entry` to expire after `duration` ms (a finite number; any size, see {@link MAX_TIMER_DELAY}).
+   * @param keepAlive the timer must keep the process up (nothing else does, as for a request over an in-memory
+   *   link); the lane's timer then stays ref'd until the lane empties.
+   */
+  add(entry: Expiring, duration: number, keepAlive = false): void {
     let lane = this.lanes.get(duration);
     if (lane === undefined) {
-      lane = { duration, head: null, tail: null, timer: null };
+      lane = { duration, head: null, tail: null, timer: null, keepAlive };
       this.lanes.set(duration, lane);
+    } else if (keepAlive && !lane.keepAlive) {
+      lane.keepAlive = true;
+      lane.timer?.ref();
     }
     entry.expiresAt = performance.now() + duration;
     entry.lane = lane;
@@ -67,10 +76,12 @@ export class TimeoutQueue {
   }
 
   private schedule(lane: Lane): void {
-    // Unref'd: a pending request always has a live socket, which keeps the process up. A head due in more than
-    // 2^31-1 ms (which setTimeout would take for 1 ms) is reached in steps: fire() re-arms while it is not due.
+    // Unref'd unless an entry asked otherwise: a request over a socket has the socket to keep the process up; one
+    // over an in-memory link has none and must still time out. A head due in more than 2^31-1 ms (which
+    // setTimeout would take for 1 ms) is reached in steps: fire() re-arms while it is not due.
     const delay = Math.min(Math.max(0, lane.head!.expiresAt - performance.now()) + 1, MAX_TIMER_DELAY);
-    lane.timer = setTimeout(() => this.fire(lane), delay).unref();
+    lane.timer = setTimeout(() => this.fire(lane), delay);
+    if (!lane.keepAlive) lane.timer.unref();
   }
 
   private fire(lane: Lane): void {

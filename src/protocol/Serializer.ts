@@ -103,13 +103,18 @@ function errorToRecord(error: Error): ErrorRecord {
 }
 
 function recordToError(record: ErrorRecord): Error {
-  const Ctor = STANDARD_ERRORS[record.name] ?? Error;
+  // Own keys only: a name such as "constructor" or "__proto__" must not pick up Object.prototype's members.
+  const Ctor = Object.hasOwn(STANDARD_ERRORS, record.name) ? STANDARD_ERRORS[record.name] : Error;
   const error = new Ctor(record.message, record.cause === undefined ? undefined : { cause: record.cause });
   if (error.name !== record.name) {
     Object.defineProperty(error, 'name', { value: record.name, writable: true, configurable: true });
   }
   Object.defineProperty(error, 'stack', { value: record.stack, writable: true, configurable: true });
-  return Object.assign(error, record.props);
+  // Defined, not assigned: an own "__proto__" property stays a property and never swaps the prototype.
+  for (const [key, value] of Object.entries(record.props ?? {})) {
+    Object.defineProperty(error, key, { value, writable: true, enumerable: true, configurable: true });
+  }
+  return error;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { asyncScheduler, Observable, Subscription, throwError, timeout as rxTimeout, type Observer, type SchedulerLike } from 'rxjs';
+import { asyncScheduler, Observable, Subscription, throwError, timeout as rxTimeout, type MonoTypeOperatorFunction, type Observer, type SchedulerLike } from 'rxjs';
 import { IpcTimeoutError } from '../errors';
 import { MAX_TIMER_DELAY } from '../node/duration';
 import type { RequestRegistry } from '../node/RequestRegistry';
@@ -68,6 +68,9 @@ export function withTimeout<T>(source: Observable<T>, options: RequestOptions): 
   const hasEach = each !== undefined && Number.isFinite(each);
   if (!hasFirst && !hasEach) return source;
   const scheduler = options.scheduler ?? asyncScheduler;
+  // RxJS's timeout uses `each` for the first value too when `first` is not given: no limit on the first value
+  // (timeout Infinity) needs the idle limit armed only from the first value on.
+  if (!hasFirst) return source.pipe(idleAfterFirst(each!, each! > MAX_TIMER_DELAY ? longDelays(scheduler) : scheduler, options.label));
   return source.pipe(
     rxTimeout({
       first: hasFirst ? first : undefined,
@@ -106,4 +109,26 @@ export function longDelays(scheduler: SchedulerLike): SchedulerLike {
       return steps;
     },
   };
+}
+
+/** Errors with `ERR_IPC_TIMEOUT` when `each` ms pass between two values, counting from the first value on. */
+function idleAfterFirst<T>(each: number, scheduler: SchedulerLike, label = 'The request'): MonoTypeOperatorFunction<T> {
+  return (source) =>
+    new Observable<T>((subscriber) => {
+      let timer: Subscription | null = null;
+      const fail = () => subscriber.error(new IpcTimeoutError(`${label} sent no value for ${each} ms`));
+      const subscription = source.subscribe({
+        next(value) {
+          timer?.unsubscribe();
+          subscriber.next(value);
+          if (!subscriber.closed) timer = scheduler.schedule(fail, each);
+        },
+        error: (error) => subscriber.error(error),
+        complete: () => subscriber.complete(),
+      });
+      return () => {
+        timer?.unsubscribe();
+        subscription.unsubscribe();
+      };
+    });
 }
