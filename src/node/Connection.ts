@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { ObservableInput, Subscription } from 'rxjs';
-import { ClosedError, ErrorCode, HandshakeError, IpcError, NotConnectedError, PeerDisconnectedError, ProtocolError, RemoteError } from '../errors';
+import { ClosedError, ErrorCode, HandshakeError, IpcError, IpcTimeoutError, NotConnectedError, PeerDisconnectedError, ProtocolError, RemoteError } from '../errors';
 import { Encoding, FrameFlags, FrameType, HANDSHAKE_MAX_FRAME_SIZE, HEADER_SIZE } from '../protocol/constants';
 import type { Frame } from '../protocol/Frame';
 import type { OutgoingFrame } from '../protocol/FrameEncoder';
@@ -9,7 +9,7 @@ import { decodeValue, encodeValue, oversized, type Codec } from '../protocol/Ser
 import { decodeFrames } from '../rx/decodeFrames';
 import { fromSocket } from '../rx/fromSocket';
 import type { FrameReader } from '../rx/FrameReader';
-import { setLongInterval, setLongTimeout } from './duration';
+import { setLongInterval, setLongTimeout, within } from './duration';
 import { FrameWriter, PACK_LIMIT } from './FrameWriter';
 import { LinkSocket } from './Link';
 import type { NodeSocket } from './NodeSocket';
@@ -21,7 +21,7 @@ import { tlsErrorOf } from './tlsError';
 
 const EMPTY = Buffer.alloc(0);
 /** What `sendOneWay` returns when the socket had room: nothing to wait for. */
-export const SENT: Promise<void> = Promise.resolve();
+const SENT: Promise<void> = Promise.resolve();
 /** Heartbeat ticks without a byte from the peer before it is taken for dead. */
 const SILENT_TICKS = 3;
 /** How long a closing connection waits for the peer to close its side before destroying the socket. */
@@ -118,7 +118,7 @@ export class Connection implements StreamSink {
   private readonly writer: FrameWriter;
   private readonly handshake: Handshake;
   private subscription: Subscription | null = null;
-  private drain: { promise: Promise<void>; resolve(): void; reject(error: Error): void } | null = null;
+  private drain: { promise: Promise<void>; resolve(): void; reject(error: Error): void; within?: Map<number, Promise<void>> } | null = null;
   private handshakeTimer: NodeJS.Timeout | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   /** Bytes arrived since the last heartbeat tick. */
@@ -215,14 +215,26 @@ export class Connection implements StreamSink {
 
   /**
    * Sends a message that awaits no reply; once it resolves, `payload` may be reused. A payload up to 8 KiB is
-   * copied: resolves at once while the socket's buffer is below its high-water mark, else when it drains
-   * (backpressure). A larger one is not copied: resolves once the socket has taken its bytes. Rejects if the
-   * connection is lost first.
+   * copied: resolves at once while the socket's buffer is below its high-water mark ({@link SENT}), else when it
+   * drains (backpressure). A larger one is not copied: resolves once the socket has taken its bytes. Rejects if
+   * the connection is lost first, and with `ERR_IPC_TIMEOUT` when the socket did not take it within `timeout`.
    * @throws NotConnectedError, IpcError `ERR_IPC_FRAME_TOO_LARGE` (see {@link Connection.write}).
    */
-  sendOneWay(encoding: number, payload: Uint8Array): Promise<void> {
-    if (payload.length > PACK_LIMIT) return this.sendTaken(encoding, payload);
-    return this.write(FrameType.MESSAGE, 0, 0, encoding, payload) ? SENT : this.drained();
+  sendOneWay(encoding: number, payload: Uint8Array, timeout = Infinity): Promise<void> {
+    if (payload.length > PACK_LIMIT) return within(this.sendTaken(encoding, payload), timeout, () => this.notTaken(timeout));
+    if (this.write(FrameType.MESSAGE, 0, 0, encoding, payload)) return SENT;
+    // Every send waiting for this drain with this timeout shares one timer.
+    const drain = this.drained();
+    const waits = (this.drain!.within ??= new Map());
+    let wait = waits.get(timeout);
+    if (wait === undefined) waits.set(timeout, (wait = within(drain, timeout, () => this.notTaken(timeout))));
+    return wait;
+  }
+
+  private notTaken(timeout: number): IpcTimeoutError {
+    return new IpcTimeoutError(
+      `The message to "${this.peerName}" was not taken by the socket within ${timeout} ms (the peer does not read; it may still be delivered)`,
+    );
   }
 
   /**

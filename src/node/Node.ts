@@ -8,7 +8,6 @@ import {
   ErrorCode,
   HandshakeError,
   IpcError,
-  IpcTimeoutError,
   NotConnectedError,
   PeerDisconnectedError,
   TlsError,
@@ -18,7 +17,7 @@ import { defaultCodec, encodeValue, type Codec, type EncodedPayload } from '../p
 import { FrameReader } from '../rx/FrameReader';
 import { request$ } from '../rx/request';
 import { backoffDelay } from './backoff';
-import { Connection, SENT, type ConnectionHost, type ConnectionStats } from './Connection';
+import { Connection, type ConnectionHost, type ConnectionStats } from './Connection';
 import { asError } from './asError';
 import { NodeMessage } from './NodeMessage';
 import { NodeSocket } from './NodeSocket';
@@ -399,7 +398,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     let timeout: number;
     try {
       checkTarget(target, 'sendTo(target): target', isSocket);
-      options = checkSendOptions(options, 'sendTo(target, data, options): options', this.requestTimeout);
+      options = checkSendOptions(options, 'sendTo(target, data, options): options');
       connection = this.sendable(target, options.receptive !== false);
       encoded = encodeValue(this.codec, data);
       timeout = this.timeoutOf(options);
@@ -420,7 +419,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   request$<T = unknown>(target: Target, data: unknown, options: RequestStreamOptions = {}): Observable<T> {
     return defer(() => {
       checkTarget(target, 'request$(target): target', isSocket);
-      options = checkRequestOptions(options, this.requestTimeout, this.streamWindow);
+      options = checkRequestOptions(options);
       const connection = this.sendable(target, options.receptive !== false);
       const { encoding, payload } = encodeValue(this.codec, data);
       if (options.receptive === false) return this.oneWay(connection, { encoding, payload }, this.timeoutOf(options)) as Promise<T>;
@@ -470,7 +469,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
 
   /** One send per peer of our server matching `filter`; a peer that cannot be sent to is a rejected reply. */
   private broadcastCalls<T>(data: unknown, options: BroadcastOptions, what: string): { name: string; reply: Promise<T> }[] {
-    options = checkBroadcastOptions(options, what, this.requestTimeout);
+    options = checkBroadcastOptions(options, what);
     const encoded = encodeValue(this.codec, data);
     const timeout = this.timeoutOf(options);
     const { filter } = options;
@@ -493,7 +492,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   /** Measures the round trip to `target`, in milliseconds. */
   async pingTo(target: Target, options: { timeout?: number } = {}): Promise<number> {
     checkTarget(target, 'pingTo(target): target', isSocket);
-    options = checkSendOptions(options, 'pingTo(target, options): options', this.requestTimeout);
+    options = checkSendOptions(options, 'pingTo(target, options): options');
     const connection = this.sendable(target, true);
     const started = performance.now();
     await this.ask(connection, FrameType.PING, 0, { encoding: Encoding.BUFFER, payload: EMPTY }, this.timeoutOf(options));
@@ -796,26 +795,13 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     return receptive ? this.ask(connection, FrameType.MESSAGE, FrameFlags.RECEPTIVE, encoded, timeout) : this.oneWay(connection, encoded, timeout);
   }
 
-  /**
-   * A one-way message: settles as `sendOneWay` does (at once while the socket has room), or rejects with
-   * `ERR_IPC_TIMEOUT` when the socket has not taken it within `timeout` — a peer that stopped reading; the message
-   * may still be delivered later. Never throws.
-   */
+  /** A one-way message (see `Connection#sendOneWay`, with `timeout`); never throws. */
   private oneWay(connection: Connection, encoded: EncodedPayload, timeout: number): Promise<void> {
-    let sent: Promise<void>;
     try {
-      sent = connection.sendOneWay(encoded.encoding, encoded.payload);
+      return connection.sendOneWay(encoded.encoding, encoded.payload, timeout);
     } catch (error) {
       return Promise.reject(error as Error);
     }
-    if (sent === SENT || !Number.isFinite(timeout)) return sent;
-    return new Promise((resolve, reject) => {
-      const message = `The message to "${connection.peerName}" was not taken by the socket within ${timeout} ms (the peer does not read; it may still be delivered)`;
-      const timer = setLongTimeout(() => reject(new IpcTimeoutError(message)), timeout);
-      const settle = () => clearTimeout(timer!);
-      sent.then(settle, settle);
-      sent.then(resolve, reject);
-    });
   }
 
   /** Sends a request frame and resolves with the answer: the Promise path shared by sendTo, broadcast, pingTo. */
@@ -896,19 +882,17 @@ function checkCodec(codec: Codec | undefined): Codec {
 const isSocket = (value: unknown): boolean => value instanceof NodeSocket;
 
 /** `request$` options: those of sendTo, plus `idleTimeout` (a duration) and `window` (credits, an integer). */
-function checkRequestOptions(options: RequestStreamOptions | undefined, requestTimeout: number, streamWindow: number): RequestStreamOptions {
+function checkRequestOptions(options: RequestStreamOptions | undefined): RequestStreamOptions {
   const what = 'request$(target, data, options): options';
-  const checked = checkSendOptions(options, what, requestTimeout);
-  return {
-    ...checked,
-    idleTimeout: checkDuration(checked.idleTimeout, `${what}.idleTimeout`, Infinity),
-    window: checkInteger(checked.window, `${what}.window`, streamWindow, ...CREDITS_RANGE),
-  };
+  const checked = checkSendOptions(options, what);
+  if (checked.idleTimeout !== undefined) checkDuration(checked.idleTimeout, `${what}.idleTimeout`, Infinity);
+  if (checked.window !== undefined) checkInteger(checked.window, `${what}.window`, 0, ...CREDITS_RANGE);
+  return checked;
 }
 
 /** `broadcast` options: those of sendTo, plus `filter` (a RegExp). */
-function checkBroadcastOptions(options: BroadcastOptions | undefined, what: string, requestTimeout: number): BroadcastOptions {
-  const checked = checkSendOptions(options, what, requestTimeout);
+function checkBroadcastOptions(options: BroadcastOptions | undefined, what: string): BroadcastOptions {
+  const checked = checkSendOptions(options, what);
   if (checked.filter !== undefined && !(checked.filter instanceof RegExp)) {
     throw new TypeError(`${what}.filter must be a RegExp, received ${received(checked.filter)}`);
   }

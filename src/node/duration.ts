@@ -38,3 +38,17 @@ export function setLongInterval(callback: () => void, ms: number): NodeJS.Timeou
     callback();
   }, Math.ceil(ms / chunks));
 }
+
+/**
+ * `promise`, or a rejection with `timedOut()` when it has not settled within `ms` (`Infinity`: `promise` itself).
+ * The timer is cleared as soon as `promise` settles.
+ */
+export function within<T>(promise: Promise<T>, ms: number, timedOut: () => Error): Promise<T> {
+  if (ms === Infinity) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const timer = setLongTimeout(() => reject(timedOut()), ms);
+    const settle = () => clearTimeout(timer!);
+    promise.then(settle, settle);
+    promise.then(resolve, reject);
+  });
+}

@@ -50,8 +50,11 @@ export function checkName(value: unknown, what: string): string {
 }
 
 /** An options object: `undefined` gives `{}`; anything but a plain object (null, an array, a number…) throws. */
+/** What an omitted options object reads as (never written to). */
+const NO_OPTIONS = Object.freeze({});
+
 export function checkOptions<T extends object>(value: T | undefined, what: string): T {
-  if (value === undefined) return {} as T;
+  if (value === undefined) return NO_OPTIONS as T;
   if (value === null || typeof value !== 'object' || Array.isArray(value)) fail(what, 'an object', value);
   return value;
 }
@@ -162,16 +165,14 @@ export function checkTarget(value: unknown, what: string, isSocket: (value: unkn
   if ((typeof value !== 'string' || value.length === 0) && !isSocket(value)) fail(what, 'a peer name or a NodeSocket', value);
 }
 
-/** The options every request takes, checked: `receptive` (default true) and `timeout` (default `fallback`). */
-export function checkSendOptions<T extends { receptive?: boolean; timeout?: number }>(
-  value: T | undefined,
-  what: string,
-  fallbackTimeout: number,
-): T & { receptive: boolean; timeout: number } {
+/**
+ * The options every request takes, checked (not copied: this runs on every send): `receptive` a boolean,
+ * `timeout` a duration from 0 to Infinity; both optional. The messages are built only for a failure.
+ */
+export function checkSendOptions<T extends { receptive?: boolean; timeout?: number }>(value: T | undefined, what: string): T {
   const options = checkOptions(value, what);
-  return {
-    ...options,
-    receptive: checkBoolean(options.receptive, `${what}.receptive`, true),
-    timeout: checkDuration(options.timeout, `${what}.timeout`, fallbackTimeout),
-  };
+  const { receptive, timeout } = options;
+  if (receptive !== undefined && typeof receptive !== 'boolean') fail(`${what}.receptive`, 'true or false', receptive);
+  if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout >= 0))) fail(`${what}.timeout`, 'a number of ms from 0 to Infinity (none)', timeout);
+  return options;
 }
