@@ -4,7 +4,6 @@ import * as net from 'node:net';
 import { defer, EMPTY as NOTHING, fromEvent, map, Observable, Subject, takeUntil, timer } from 'rxjs';
 import {
   ClosedError,
-  ConnectError,
   ErrorCode,
   HandshakeError,
   IpcError,
@@ -13,18 +12,18 @@ import {
   TlsError,
 } from '../errors';
 import { DEFAULT_MAX_DECODED_SIZE, DEFAULT_MAX_FRAME_SIZE, Encoding, FrameFlags, FrameType } from '../protocol/constants';
+import type { HandshakeOptions } from '../protocol/handshake';
 import { defaultCodec, encodeValue, type Codec, type EncodedPayload } from '../protocol/Serializer';
 import { FrameReader } from '../rx/FrameReader';
 import { request$ } from '../rx/request';
-import { backoffDelay } from './backoff';
 import { Connection, type ConnectionHost, type ConnectionStats } from './Connection';
 import { asError } from './asError';
+import { Dialler, type DialTarget, type DiallerHost, type RetryPolicy } from './Dialler';
 import { NodeMessage } from './NodeMessage';
 import { NodeSocket } from './NodeSocket';
 import { PendingRequest } from './PendingRequest';
 import { TimeoutQueue } from './TimeoutQueue';
 import { createServer, dial, listen, type TlsSettings } from './transport';
-import { setLongTimeout } from './duration';
 import { tlsErrorOf } from './tlsError';
 import {
   checkBoolean,
@@ -193,31 +192,24 @@ const EMPTY = Buffer.alloc(0);
  * Everything it receives is available both as events (`'message'`, `'connection'`…) and as Observables
  * (`messages$`, `connections$`, `disconnections$`), fed by the same calls so they never disagree.
  */
-export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
+export class Node extends EventEmitter<NodeEvents> {
   /** This node's name, announced to every peer. */
   readonly name: string;
-  /** @internal */ readonly codec: Codec;
-  /** @internal */ readonly maxFrameSize: number;
-  /** @internal */ readonly maxDecodedSize: number;
-  /** @internal */ readonly handshakeTimeout: number;
-  /** @internal */ readonly heartbeatInterval: number;
-  /** @internal */ readonly streamBuffer: number;
-  /** @internal */ readonly exposeErrorStack: boolean;
+  private readonly codec: Codec;
   private readonly streamWindow: number;
-  private readonly maxRetries: number;
-  private readonly retryTime: number;
-  private readonly maxRetryTime: number;
+  private readonly retryPolicy: RetryPolicy;
   private readonly requestTimeout: number;
-  /** @internal */ readonly maxPendingRequests: number;
-  /** @internal */ readonly maxWriteBuffer: number;
+  private readonly maxPendingRequests: number;
+  private readonly maxWriteBuffer: number;
   private readonly socketMode: number | undefined;
   private readonly secret: Buffer | undefined;
   private readonly tls: TlsSettings | undefined;
-
-  /** The server, once `serve` was called. */
-  server: net.Server | null = null;
-  /** The label given to `serve` (informational: the node is known to peers by {@link Node.name}). */
-  serverName: string | null = null;
+  /** What the connections see of this node: its settings and the callbacks they report to (not public API). */
+  private readonly host: ConnectionHost;
+  /** What the diallers see of this node. */
+  private readonly diallerHost: DiallerHost;
+  #server: net.Server | null = null;
+  #serverName: string | null = null;
 
   /** Every message received, from any peer. Completes on `close()`. */
   readonly messages$: Observable<NodeMessage>;
@@ -234,10 +226,10 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   private readonly messages = new Subject<NodeMessage>();
   private readonly connections = new Subject<NodeSocket>();
   private readonly disconnections = new Subject<NodeSocket>();
-  /** Peers we connected to (by the name given to connectTo, which is also their announced name). */
-  private readonly clients = new Map<string, NodeSocket>();
-  /** Peers connected to our server, by announced name. */
-  private readonly servers = new Map<string, NodeSocket>();
+  /** Peers we dialled (`connectTo`, `connectVia`), by the name we gave, which is also their announced name. */
+  private readonly dialled = new Map<string, Dialler>();
+  /** Peers that dialled our server (or `acceptVia`), by announced name. */
+  private readonly accepted = new Map<string, NodeSocket>();
   /** Accepted connections whose handshake is not done. */
   private readonly unidentified = new Set<Connection>();
   private closing: Promise<void> | null = null;
@@ -255,16 +247,18 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     options = checkOptions(options, 'new Node(name, options): options');
     const opt = (key: keyof NodeOptions) => `options.${key}`;
     this.codec = checkCodec(options.codec);
-    this.maxRetries = checkInteger(options.maxRetries, opt('maxRetries'), Infinity, 0, Infinity);
-    this.retryTime = checkDuration(options.retryTime, opt('retryTime'), 200, { infinite: false });
-    this.maxRetryTime = checkDuration(options.maxRetryTime, opt('maxRetryTime'), 10_000);
-    this.handshakeTimeout = checkDuration(options.handshakeTimeout, opt('handshakeTimeout'), 10_000, { min: 1 });
-    this.maxFrameSize = checkInteger(options.maxFrameSize, opt('maxFrameSize'), DEFAULT_MAX_FRAME_SIZE, ...MAX_FRAME_SIZE_RANGE);
-    this.maxDecodedSize = checkInteger(options.maxDecodedSize, opt('maxDecodedSize'), DEFAULT_MAX_DECODED_SIZE, 0, Infinity);
-    this.heartbeatInterval = checkDuration(options.heartbeatInterval, opt('heartbeatInterval'), 5_000);
+    this.retryPolicy = {
+      maxRetries: checkInteger(options.maxRetries, opt('maxRetries'), Infinity, 0, Infinity),
+      retryTime: checkDuration(options.retryTime, opt('retryTime'), 200, { infinite: false }),
+      maxRetryTime: checkDuration(options.maxRetryTime, opt('maxRetryTime'), 10_000),
+    };
+    const handshakeTimeout = checkDuration(options.handshakeTimeout, opt('handshakeTimeout'), 10_000, { min: 1 });
+    const maxFrameSize = checkInteger(options.maxFrameSize, opt('maxFrameSize'), DEFAULT_MAX_FRAME_SIZE, ...MAX_FRAME_SIZE_RANGE);
+    const maxDecodedSize = checkInteger(options.maxDecodedSize, opt('maxDecodedSize'), DEFAULT_MAX_DECODED_SIZE, 0, Infinity);
+    const heartbeatInterval = checkDuration(options.heartbeatInterval, opt('heartbeatInterval'), 5_000);
     this.streamWindow = checkInteger(options.streamWindow, opt('streamWindow'), 128, ...CREDITS_RANGE);
-    this.streamBuffer = checkInteger(options.streamBuffer, opt('streamBuffer'), 1024, 0, Infinity);
-    this.exposeErrorStack = checkBoolean(options.exposeErrorStack, opt('exposeErrorStack'), false);
+    const streamBuffer = checkInteger(options.streamBuffer, opt('streamBuffer'), 1024, 0, Infinity);
+    const exposeErrorStack = checkBoolean(options.exposeErrorStack, opt('exposeErrorStack'), false);
     this.requestTimeout = checkDuration(options.requestTimeout, opt('requestTimeout'), 30_000);
     this.maxPendingRequests = checkInteger(options.maxPendingRequests, opt('maxPendingRequests'), 100_000, 1, Infinity);
     this.maxWriteBuffer = checkInteger(options.maxWriteBuffer, opt('maxWriteBuffer'), 64 * 1024 * 1024, 0, Infinity);
@@ -278,6 +272,30 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
       }
       this.secret = Buffer.from(secret);
     }
+    this.host = {
+      name: this.name,
+      codec: this.codec,
+      maxFrameSize,
+      maxDecodedSize,
+      handshakeTimeout,
+      heartbeatInterval,
+      streamBuffer,
+      exposeErrorStack,
+      maxPendingRequests: this.maxPendingRequests,
+      maxWriteBuffer: this.maxWriteBuffer,
+      onReady: (connection) => this.connectionReady(connection),
+      onMessage: (connection, id, receptive, data) => this.messageReceived(connection, id, receptive, data),
+      onRaw: (connection, chunk) => this.rawReceived(connection, chunk),
+      onClosed: (connection) => this.connectionClosed(connection),
+      report: (error) => this.report(error),
+    };
+    this.diallerHost = {
+      open: (dialler) => this.open(dialler),
+      forget: (dialler) => {
+        if (this.dialled.get(dialler.socket.name) === dialler) this.dialled.delete(dialler.socket.name);
+      },
+      report: (error) => this.report(error),
+    };
     this.messages$ = this.messages.asObservable();
     this.connections$ = this.connections.asObservable();
     this.disconnections$ = this.disconnections.asObservable();
@@ -298,23 +316,33 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
    * @param name a label for the server, kept as {@link Node.serverName}; peers know this node by its own name.
    * @throws IpcError `ERR_IPC_ALREADY_CONNECTED` when this node already serves, `ERR_IPC_CLOSED` after close.
    */
+  /** The server, once `serve` was called (`null` before, or when it could not listen). */
+  get server(): net.Server | null {
+    return this.#server;
+  }
+
+  /** The label given to `serve` (informational: the node is known to peers by {@link Node.name}). */
+  get serverName(): string | null {
+    return this.#serverName;
+  }
+
   serve(name: string, ...listenArgs: unknown[]): this {
     if (typeof name !== 'string') throw new TypeError(`serve(name): name must be a string (a label), received ${received(name)}`);
     checkListenArgs(listenArgs, 'serve');
     if (this.closing) throw new ClosedError(`Node "${this.name}" is closed`);
-    if (this.server) throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Node "${this.name}" already serves`);
+    if (this.#server) throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Node "${this.name}" already serves`);
     const server = createServer(this.tls, (socket) => this.accept(socket));
     // A client failing the TLS handshake (no or untrusted certificate) is reported; the server goes on.
     server.on('tlsClientError', (error: Error) => this.report(tlsErrorOf(error, 'a client') ?? new TlsError(`A client failed the TLS handshake: ${error.message}`, { cause: error })));
-    this.server = server;
-    this.serverName = name;
+    this.#server = server;
+    this.#serverName = name;
     listen(
       server,
       listenArgs,
       this.socketMode,
       (address) => this.emitSafely('listening', address),
       (error) => {
-        if (!server.listening && this.server === server) this.server = null;
+        if (!server.listening && this.#server === server) this.#server = null;
         this.report(error);
       },
     );
@@ -332,18 +360,9 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
    * itself.
    */
   connectTo(name: string, ...connectArgs: unknown[]): Promise<NodeSocket> {
-    return new Promise<NodeSocket>((resolve, reject) => {
-      checkName(name, 'connectTo(name): name');
+    return this.connectWith('connectTo', name, () => {
       checkConnectArgs(connectArgs, 'connectTo');
-      if (this.closing) throw new ClosedError(`Node "${this.name}" is closed`);
-      if (this.clients.has(name)) {
-        throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Already connected or connecting to "${name}": disconnectFrom it first`);
-      }
-      const socket = new NodeSocket(this, 'client', name);
-      socket.connectArgs = connectArgs;
-      socket.pendingConnect = { resolve, reject };
-      this.clients.set(name, socket);
-      this.dial(socket);
+      return { connectArgs };
     });
   }
 
@@ -352,17 +371,26 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
    * `net.Socket`/Duplex. There is no reconnection: when it closes, the peer is gone.
    */
   connectVia(name: string, socket: Duplex): Promise<NodeSocket> {
-    return new Promise<NodeSocket>((resolve, reject) => {
-      checkName(name, 'connectVia(name): name');
-      checkDuplex(socket, 'connectVia(name, socket): socket');
+    return this.connectWith('connectVia', name, () => ({ via: checkDuplex(socket, 'connectVia(name, socket): socket') }));
+  }
+
+  /** connectTo and connectVia: one Dialler per peer name, which resolves once that peer accepted us. */
+  private connectWith(method: string, name: string, target: () => DialTarget): Promise<NodeSocket> {
+    try {
+      checkName(name, `${method}(name): name`);
+      const checked = target();
       if (this.closing) throw new ClosedError(`Node "${this.name}" is closed`);
-      if (this.clients.has(name)) throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Already connected or connecting to "${name}"`);
-      const handle = new NodeSocket(this, 'client', name);
-      handle.via = socket as net.Socket;
-      handle.pendingConnect = { resolve, reject };
-      this.clients.set(name, handle);
-      this.dial(handle);
-    });
+      if (this.dialled.has(name)) {
+        throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Already connected or connecting to "${name}": disconnectFrom it first`);
+      }
+      let dialler!: Dialler;
+      const socket = new NodeSocket(this, 'client', name, { get connection() { return dialler.connection; } }); // prettier-ignore
+      dialler = new Dialler(socket, checked, this.retryPolicy, this.diallerHost);
+      this.dialled.set(name, dialler);
+      return dialler.start();
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
   }
 
   /** Serves one peer over a socket you provide (the other end of a `createLinkPair()` link), without `serve`. */
@@ -473,7 +501,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     const encoded = encodeValue(this.codec, data);
     const timeout = this.timeoutOf(options);
     const { filter } = options;
-    const sockets = [...this.servers.values()].filter((socket) => {
+    const sockets = [...this.accepted.values()].filter((socket) => {
       if (!filter) return true;
       filter.lastIndex = 0;
       return filter.test(socket.name);
@@ -503,7 +531,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   /** Counters of every live connection, summed, and per peer (`${role}:${name}`). */
   stats(): NodeStats {
     const total: NodeStats = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, pendingRequests: 0, openStreams: 0, lastRtt: null, peers: {} };
-    for (const socket of [...this.clients.values(), ...this.servers.values()]) {
+    for (const socket of this.sockets()) {
       const stats = socket.stats();
       total.peers[`${socket.role}:${socket.name}`] = stats;
       total.framesIn += stats.framesIn;
@@ -520,7 +548,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
   /** The connected (or reconnecting) peer of that name, if any. */
   get(name: string): NodeSocket | undefined {
     if (typeof name !== 'string') throw new TypeError(`get(name): name must be a string, received ${received(name)}`);
-    return this.clients.get(name) ?? this.servers.get(name);
+    return this.dialled.get(name)?.socket ?? this.accepted.get(name);
   }
 
   /**
@@ -533,12 +561,9 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     const socket = this.get(name);
     if (!socket) return false;
     const message = `Node "${this.name}" disconnected from "${name}"`;
-    if (socket.role === 'client') {
-      socket.closing = true;
-      if (socket.retryTimer) clearTimeout(socket.retryTimer);
-      if (!socket.connection) this.dropClient(socket, new ClosedError(message));
-    }
-    await socket.connection?.close({ code: ErrorCode.CLOSED, message, reconnect: false });
+    const dialler = this.dialled.get(name);
+    if (dialler?.socket === socket) await dialler.stop(message);
+    else await socket.connection?.close({ code: ErrorCode.CLOSED, message, reconnect: false });
     return true;
   }
 
@@ -569,13 +594,8 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     const server = this.server;
     if (server) done.push(new Promise((resolve) => server.close(resolve)));
     if (drain > 0) await this.drained(drain);
-    for (const socket of this.clients.values()) {
-      socket.closing = true;
-      if (socket.retryTimer) clearTimeout(socket.retryTimer);
-      if (socket.connection) done.push(socket.connection.close({ ...reason, reconnect: false }));
-      else this.dropClient(socket, new ClosedError(reason.message));
-    }
-    for (const socket of this.servers.values()) if (socket.connection) done.push(socket.connection.close(reason));
+    for (const dialler of this.dialled.values()) done.push(dialler.stop(reason.message));
+    for (const socket of this.accepted.values()) if (socket.connection) done.push(socket.connection.close(reason));
     for (const connection of this.unidentified) done.push(connection.close(reason));
     await Promise.all(done);
     this.timeouts.clear();
@@ -587,7 +607,7 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
 
   /** Resolves once no request is in flight on any connection, or after `ms`. */
   private drained(ms: number): Promise<void> {
-    const connections = () => [...this.clients.values(), ...this.servers.values()].flatMap((s) => (s.connection ? [s.connection] : []));
+    const connections = () => this.sockets().flatMap((s) => (s.connection ? [s.connection] : []));
     const idle = () => connections().every((c) => c.registry.size === 0 && c.inbound.size === 0);
     return new Promise((resolve) => {
       const deadline = performance.now() + ms;
@@ -599,30 +619,30 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     });
   }
 
-  // ─── ConnectionHost: called by the connections ──────────────────────────────────────────────────────
+  /** Every peer, dialled or accepted. */
+  private sockets(): NodeSocket[] {
+    return [...[...this.dialled.values()].map((d) => d.socket), ...this.accepted.values()];
+  }
 
-  /** @internal */
-  onReady(connection: Connection): void {
+  // ─── what the connections report (through `host`) ───────────────────────────────────────────────────
+
+  private connectionReady(connection: Connection): void {
     const socket = connection.owner;
     const name = connection.peerName!;
     if (connection.role === 'server') {
       this.unidentified.delete(connection);
       socket.setName(name);
-      this.servers.set(name, socket);
+      this.accepted.set(name, socket);
       this.connections.next(socket);
       this.emitSafely('connection', name, socket);
       return;
     }
-    socket.attempts = 0;
-    const pending = socket.pendingConnect;
-    socket.pendingConnect = null;
-    pending?.resolve(socket);
+    this.diallerOf(connection)?.ready();
     this.connections.next(socket);
     this.emitSafely('connect', name, socket);
   }
 
-  /** @internal */
-  onMessage(connection: Connection, id: number, receptive: boolean, data: unknown): void {
+  private messageReceived(connection: Connection, id: number, receptive: boolean, data: unknown): void {
     const message = new NodeMessage(connection, connection.owner, id, receptive, data);
     this.messages.next(message);
     try {
@@ -634,128 +654,80 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     }
   }
 
-  /** @internal */
-  onRaw(connection: Connection, chunk: Buffer): void {
+  private rawReceived(connection: Connection, chunk: Buffer): void {
     if (this.listenerCount('raw') > 0) this.emitSafely('raw', connection.peerName ?? '', connection.owner, chunk);
   }
 
-  /** @internal */
-  onClosed(connection: Connection): void {
+  private connectionClosed(connection: Connection): void {
     const socket = connection.owner;
     const name = connection.peerName;
     const error = connection.error;
     if (connection.role === 'server') {
       this.unidentified.delete(connection);
-      if (name !== null && this.servers.get(name) === socket) this.servers.delete(name);
+      if (name !== null && this.accepted.get(name) === socket) this.accepted.delete(name);
       if (error && shouldReport(error)) this.report(error);
       if (name === null) return;
       this.disconnections.next(socket);
       this.emitSafely('socketClose', name);
       return;
     }
-    socket.connection = null;
-    // Settle first (drop or schedule the retry), then tell: a throwing listener cannot leave it half-done.
-    let unreported: Error | null;
-    if (this.closing || socket.closing) {
-      unreported = this.dropClient(socket, new ClosedError(`Node "${this.name}" closed the connection to "${socket.name}"`));
-    } else if (socket.via) {
-      unreported = this.dropClient(socket, error ?? new PeerDisconnectedError(`The link to "${socket.name}" closed`));
-    } else if (connection.final) {
-      unreported = this.dropClient(socket, error ?? new PeerDisconnectedError(`"${socket.name}" closed the connection for good`));
-    } else {
-      unreported = this.retry(socket, error);
-    }
+    // Settle first (the dialler gives up or schedules the next attempt), then tell, then report.
+    const unreported = this.diallerOf(connection)?.ended(connection, this.closing !== null) ?? null;
     if (name !== null) {
       this.disconnections.next(socket);
       this.emitSafely('disconnect', name, socket);
     }
-    this.reportUnless(unreported);
+    if (unreported) this.report(unreported);
   }
 
-  // ─── internals ──────────────────────────────────────────────────────────────────────────────────────
+  /** The dialler whose connection this is (none once it gave up). */
+  private diallerOf(connection: Connection): Dialler | undefined {
+    const dialler = this.dialled.get(connection.owner.name);
+    return dialler?.socket === connection.owner ? dialler : undefined;
+  }
 
-  private accept(raw: net.Socket): void {
+  // ─── opening connections ────────────────────────────────────────────────────────────────────────────
+
+  private accept(raw: Duplex): void {
     if (this.closing) {
       raw.destroy();
       return;
     }
-    const socket = new NodeSocket(this, 'server', '');
-    const connection = new Connection(raw, 'server', this, {
-      secret: this.secret,
-      accept: (name) =>
-        this.servers.has(name)
-          ? new HandshakeError(ErrorCode.NAME_IN_USE, `A peer named "${name}" is already connected to "${this.name}"`, {
-              retryable: true,
-            })
-          : undefined,
-    });
-    connection.owner = socket;
-    socket.connection = connection;
-    this.unidentified.add(connection);
+    const link: { connection: Connection | null } = { connection: null };
+    const socket = new NodeSocket(this, 'server', '', link);
+    const accept = (name: string) =>
+      this.accepted.has(name)
+        ? new HandshakeError(ErrorCode.NAME_IN_USE, `A peer named "${name}" is already connected to "${this.name}"`, { retryable: true })
+        : undefined;
     try {
-      connection.start();
+      link.connection = this.startConnection(raw, 'server', socket, { secret: this.secret, accept });
+      this.unidentified.add(link.connection);
     } catch (error) {
       // A byte stream that cannot even start (say, a Duplex that throws): forget it, and say why.
-      this.unidentified.delete(connection);
-      raw.destroy();
       this.report(error as Error);
     }
   }
 
-  private dial(socket: NodeSocket): void {
-    let raw: net.Socket;
-    // Sockets we dial read through a FrameReader (large bodies land in their final buffer).
-    let reader: FrameReader | undefined;
-    try {
-      raw = socket.via ?? dial(this.tls, socket.connectArgs, (reader = new FrameReader()));
-    } catch (error) {
-      this.reportUnless(this.dropClient(socket, error as Error));
-      return;
-    }
-    const connection = new Connection(raw, 'client', this, { expectedPeer: socket.name, secret: this.secret }, reader);
+  /** DiallerHost#open: a socket to the dialler's target (read through a FrameReader when we create it). */
+  private open(dialler: Dialler): Connection {
+    const { socket, target } = dialler;
+    const handshake = { expectedPeer: socket.name, secret: this.secret };
+    if ('via' in target) return this.startConnection(target.via, 'client', socket, handshake);
+    const reader = new FrameReader();
+    return this.startConnection(dial(this.tls, target.connectArgs, reader), 'client', socket, handshake, reader);
+  }
+
+  /** A started Connection over `raw` for `socket`; `raw` is destroyed when it cannot start. */
+  private startConnection(raw: Duplex, role: 'client' | 'server', socket: NodeSocket, handshake: HandshakeOptions, reader?: FrameReader): Connection {
+    const connection = new Connection(raw as net.Socket, role, this.host, handshake, reader);
     connection.owner = socket;
-    socket.connection = connection;
     try {
       connection.start();
     } catch (error) {
-      // Failing to start must not leave the name taken (dropClient frees it) nor the socket open.
-      socket.connection = null;
       raw.destroy();
-      this.reportUnless(this.dropClient(socket, error as Error));
+      throw error;
     }
-  }
-
-  /** Schedules the next attempt, or drops the client after `maxRetries`; returns what to report (see dropClient). */
-  private retry(socket: NodeSocket, error: Error | null): Error | null {
-    socket.attempts++;
-    if (socket.attempts > this.maxRetries) {
-      // A refusal by the peer (name in use, handshake timeout…) says more than "could not connect".
-      if (error instanceof IpcError) return this.dropClient(socket, error);
-      const attempts = socket.attempts;
-      const message = `Could not connect to "${socket.name}" after ${attempts} attempt${attempts === 1 ? '' : 's'}`;
-      return this.dropClient(socket, new ConnectError(error ? `${message}: ${error.message}` : message, { cause: error ?? undefined }));
-    }
-    const delay = backoffDelay(socket.attempts, this.retryTime, this.maxRetryTime);
-    socket.retryTimer = setLongTimeout(() => {
-      socket.retryTimer = null;
-      this.dial(socket);
-    }, delay);
-    // A refusal by the peer (its name taken by another client…) is worth knowing about while we retry.
-    return error instanceof IpcError ? error : null;
-  }
-
-  /**
-   * Forgets a client socket for good and rejects its pending connectTo with `error`; without one, returns `error`
-   * for the caller to report once its state is settled (null for a close on purpose).
-   */
-  private dropClient(socket: NodeSocket, error: Error): Error | null {
-    if (this.clients.get(socket.name) === socket) this.clients.delete(socket.name);
-    if (socket.retryTimer) clearTimeout(socket.retryTimer);
-    socket.retryTimer = null;
-    const pending = socket.pendingConnect;
-    socket.pendingConnect = null;
-    if (pending) pending.reject(error);
-    return pending || error instanceof ClosedError ? null : error;
+    return connection;
   }
 
   /** The live connection of `target`, checked for room to send more. @throws IpcError */
@@ -779,11 +751,11 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     let socket: NodeSocket | undefined;
     if (target instanceof NodeSocket) socket = target;
     else if (typeof target === 'string') {
-      const client = this.clients.get(target);
-      socket = client?.connected ? client : (this.servers.get(target) ?? client);
+      const client = this.dialled.get(target)?.socket;
+      socket = client?.connected ? client : (this.accepted.get(target) ?? client);
     }
     const connection = socket?.connection;
-    if (!socket || !connection?.writable || (socket.role === 'client' ? this.clients : this.servers).get(socket.name) !== socket) {
+    if (!socket || !connection?.writable || this.get(socket.name) !== socket) {
       const what = typeof target === 'string' ? `"${target}"` : `"${socket?.name ?? String(target)}"`;
       throw new NotConnectedError(`Node "${this.name}" is not connected to ${what}`);
     }
@@ -824,8 +796,8 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     return options.timeout ?? this.requestTimeout;
   }
 
-  /** @internal An `'error'` event, when somebody listens. */
-  report(error: Error): void {
+  /** An `'error'` event, when somebody listens. */
+  private report(error: Error): void {
     if (this.listenerCount('error') > 0) this.emitSafely('error', error);
   }
 
@@ -844,9 +816,6 @@ export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
     });
   }
 
-  private reportUnless(error: Error | null): void {
-    if (error) this.report(error);
-  }
 
   /**
    * Emits an event without letting a throwing listener unwind into the node: the throw is rethrown on its own

@@ -14,21 +14,8 @@ interface SocketOwner {
  * of a peer connected to our server (role `'server'`) lives as long as that connection.
  */
 export class NodeSocket {
-  /** @internal the live connection, if any */
-  connection: Connection | null = null;
-  /** @internal client role: arguments for `net.connect` */
-  connectArgs: unknown[] = [];
-  /** @internal client role: the given socket of `connectVia` (used once, never redialled) */
-  via: import('node:net').Socket | null = null;
-  /** @internal client role: failed attempts since the last successful handshake */
-  attempts = 0;
-  /** @internal client role: pending reconnection */
-  retryTimer: NodeJS.Timeout | null = null;
-  /** @internal client role: disconnectFrom/close was called */
-  closing = false;
-  /** @internal client role: the pending connectTo promise */
-  pendingConnect: { resolve(socket: NodeSocket): void; reject(error: Error): void } | null = null;
   #name: string;
+  readonly #link: { readonly connection: Connection | null };
 
   /** @internal */
   constructor(
@@ -36,8 +23,16 @@ export class NodeSocket {
     /** `'client'`: we connected to this peer; `'server'`: it connected to our server. */
     readonly role: 'client' | 'server',
     name: string,
+    /** Who holds the live connection: the client's Dialler, or the accepted connection. */
+    link: { readonly connection: Connection | null },
   ) {
     this.#name = name;
+    this.#link = link;
+  }
+
+  /** @internal the live connection, if any */
+  get connection(): Connection | null {
+    return this.#link.connection;
   }
 
   /** The peer's name (as it announced itself in the handshake). */
