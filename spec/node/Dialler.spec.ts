@@ -126,7 +126,7 @@ describe('Dialler', () => {
     const { dialler, opened, forgotten } = setup({ via: {} as never });
     void dialler.start().catch(() => undefined);
     dialler.ready();
-    expect(end(dialler, null)?.code).toBe(ErrorCode.PEER_DISCONNECTED);
+    expect((end(dialler, null) as IpcError | null)?.code).toBe(ErrorCode.PEER_DISCONNECTED);
     jest.advanceTimersByTime(60_000);
     expect([opened.length, forgotten.length]).toEqual([1, 1]);
   });
