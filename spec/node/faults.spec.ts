@@ -71,8 +71,7 @@ describe('faults', () => {
       dying.process.kill('SIGKILL');
     }
     await dying.exited;
-    const internals = hub as unknown as { unidentified: Set<unknown> };
-    await until(() => internals.unidentified.size === 0 && Object.keys(hub.stats().peers).length === 0);
+    await until(() => hub.stats().handshaking === 0 && Object.keys(hub.stats().peers).length === 0);
     const client = node('healthy');
     await client.connectTo('hub', port, '127.0.0.1');
     await expect(client.sendTo('hub', 'still serving?')).resolves.toBe('ok');

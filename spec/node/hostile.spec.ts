@@ -67,7 +67,7 @@ describe('hostile input: one connection is closed with a typed error, nothing el
     raws.forEach((r, i) => (i % 2 ? r.destroy() : r.end(handshakeBytes(`drive-by-${i}`).subarray(0, 30))));
     await Promise.all(raws.map(closed));
     await expect(good.sendTo('hub', 'ping')).resolves.toBe('pong');
-    await until(() => (server as unknown as { unidentified: Set<unknown> }).unidentified.size === 0);
+    await until(() => server.stats().handshaking === 0);
   });
 
   it('a payload that does not decode fails that one request', async () => {

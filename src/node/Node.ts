@@ -20,7 +20,7 @@ import { Connection, type ConnectionHost, type ConnectionStats } from './Connect
 import { asError } from './asError';
 import { Dialler, type DialTarget, type DiallerHost, type RetryPolicy } from './Dialler';
 import { NodeMessage } from './NodeMessage';
-import { NodeSocket } from './NodeSocket';
+import { NO_TRAFFIC, NodeSocket } from './NodeSocket';
 import { PendingRequest } from './PendingRequest';
 import { TimeoutQueue } from './TimeoutQueue';
 import { createServer, dial, listen, type TlsSettings } from './transport';
@@ -178,6 +178,8 @@ export interface NodeEvents {
 /** {@link Node.stats}: the counters of every live connection summed (`lastRtt`: the largest), and per peer. */
 export interface NodeStats extends ConnectionStats {
   peers: Record<string, ConnectionStats>;
+  /** Connections accepted whose handshake is not done yet (a peer that connects and says nothing shows here). */
+  handshaking: number;
 }
 
 /** Anything `sendTo` accepts as a destination: a peer's name, or its socket. */
@@ -530,7 +532,7 @@ export class Node extends EventEmitter<NodeEvents> {
 
   /** Counters of every live connection, summed, and per peer (`${role}:${name}`). */
   stats(): NodeStats {
-    const total: NodeStats = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, pendingRequests: 0, openStreams: 0, lastRtt: null, peers: {} };
+    const total: NodeStats = { ...NO_TRAFFIC, peers: {}, handshaking: this.unidentified.size };
     for (const socket of this.sockets()) {
       const stats = socket.stats();
       total.peers[`${socket.role}:${socket.name}`] = stats;

@@ -1,6 +1,17 @@
 import { inspect } from 'node:util';
 import type { Connection, ConnectionStats } from './Connection';
 
+/** The counters of no connection at all. */
+export const NO_TRAFFIC: Readonly<ConnectionStats> = Object.freeze({
+  framesIn: 0,
+  framesOut: 0,
+  bytesIn: 0,
+  bytesOut: 0,
+  pendingRequests: 0,
+  openStreams: 0,
+  lastRtt: null,
+});
+
 /** What a {@link NodeSocket} needs from its node. */
 interface SocketOwner {
   sendTo(target: NodeSocket, data: unknown, options?: { receptive?: boolean; timeout?: number }): Promise<unknown>;
@@ -52,7 +63,7 @@ export class NodeSocket {
 
   /** Counters of the current connection (zeros while disconnected). */
   stats(): ConnectionStats {
-    return this.connection?.stats() ?? { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, pendingRequests: 0, openStreams: 0, lastRtt: null };
+    return this.connection?.stats() ?? { ...NO_TRAFFIC };
   }
 
   /** Shorthand for `node.sendTo(this, data, options)`. */
