@@ -2,10 +2,11 @@ import type { Socket } from 'node:net';
 import type { ObservableInput, Subscription } from 'rxjs';
 import { ClosedError, ErrorCode, HandshakeError, IpcError, IpcTimeoutError, NotConnectedError, PeerDisconnectedError, ProtocolError, RemoteError } from '../errors';
 import { Encoding, FrameFlags, FrameType, HANDSHAKE_MAX_FRAME_SIZE, HEADER_SIZE } from '../protocol/constants';
-import type { Frame } from '../protocol/Frame';
 import type { OutgoingFrame } from '../protocol/FrameEncoder';
-import { closeFrame, Handshake, readClose, readJson, type CloseBody, type HandshakeOptions } from '../protocol/handshake';
-import { decodeValue, encodeValue, oversized, type Codec } from '../protocol/Serializer';
+import { closeFrame, encodeError, encodeRequestN, readClose, readError, readRequestN, readWindow, WINDOW_SIZE, type CloseBody, type ErrorBody } from '../protocol/control';
+import { EMPTY_PAYLOAD, type Frame } from '../protocol/Frame';
+import { Handshake, type HandshakeOptions } from '../protocol/handshake';
+import { decodeValue, encodeValue, type Codec } from '../protocol/Serializer';
 import { decodeFrames } from '../rx/decodeFrames';
 import { fromSocket } from '../rx/fromSocket';
 import type { FrameReader } from '../rx/FrameReader';
@@ -19,7 +20,6 @@ import { RequestRegistry } from './RequestRegistry';
 import { StreamResponder, type StreamSink } from './StreamResponder';
 import { tlsErrorOf } from './tlsError';
 
-const EMPTY = Buffer.alloc(0);
 /** What `sendOneWay` returns when the socket had room: nothing to wait for. */
 const SENT: Promise<void> = Promise.resolve();
 /** Heartbeat ticks without a byte from the peer before it is taken for dead. */
@@ -195,7 +195,7 @@ export class Connection implements StreamSink {
     written?: (error?: Error | null) => void,
   ): boolean {
     if (!this.writable) throw new NotConnectedError(`The connection to "${this.peerName ?? 'unknown'}" is not open`);
-    this.checkSize(payload.length + (window < 0 ? 0 : 4));
+    this.checkSize(payload.length + (window < 0 ? 0 : WINDOW_SIZE));
     return this.writer.write(type, window < 0 ? flags : flags | FrameFlags.WINDOW, id, encoding, payload, window, written);
   }
 
@@ -275,15 +275,13 @@ export class Connection implements StreamSink {
 
   /** Tells the responder to stop answering request `id` (and free its slot). */
   cancelRequest(id: number): void {
-    if (this.writable) this.writer.write(FrameType.CANCEL, 0, id, Encoding.BUFFER, EMPTY);
+    if (this.writable) this.writer.write(FrameType.CANCEL, 0, id, Encoding.BUFFER, EMPTY_PAYLOAD);
   }
 
   /** Grants the responder of request `id` `n` more values. */
   grantCredits(id: number, n: number): void {
     if (!this.writable) return;
-    const payload = Buffer.allocUnsafe(4);
-    payload.writeUInt32BE(Math.min(n, 0xffffffff), 0);
-    this.writer.write(FrameType.REQUEST_N, 0, id, Encoding.BUFFER, payload);
+    this.writer.write(FrameType.REQUEST_N, 0, id, Encoding.BUFFER, encodeRequestN(n));
   }
 
   // ─── the responder's side: answers to the peer's requests (NodeMessage calls these) ────────────────
@@ -342,7 +340,7 @@ export class Connection implements StreamSink {
     if (!this.writable) return;
     const error = asError(failure);
     const { code, stack } = error as { code?: unknown; stack?: unknown };
-    const body = errorBody(
+    const body = encodeError(
       {
         name: String(error.name),
         message: String(error.message),
@@ -471,7 +469,7 @@ export class Connection implements StreamSink {
         return;
       case FrameType.PING:
         // A peer that sends pings and never reads the answers gets no more once they pile up.
-        if (this.writer.queuedBytes < PONG_BACKLOG) this.writer.write(FrameType.PONG, 0, frame.id, Encoding.BUFFER, EMPTY);
+        if (this.writer.queuedBytes < PONG_BACKLOG) this.writer.write(FrameType.PONG, 0, frame.id, Encoding.BUFFER, EMPTY_PAYLOAD);
         return;
       case FrameType.PONG: {
         if (frame.id === 0) {
@@ -509,7 +507,7 @@ export class Connection implements StreamSink {
         this.inbound.cancel(frame.id);
         return;
       case FrameType.REQUEST_N:
-        this.inbound.grant(frame.id, readU32(frame, 'REQUEST_N'));
+        this.inbound.grant(frame.id, readRequestN(frame));
         return;
       case FrameType.CLOSE: {
         const body = readClose(frame);
@@ -526,11 +524,7 @@ export class Connection implements StreamSink {
     const receptive = (frame.flags & FrameFlags.RECEPTIVE) !== 0;
     let { payload } = frame;
     let credits = 1;
-    if (frame.flags & FrameFlags.WINDOW) {
-      if (!receptive) throw new ProtocolError(ErrorCode.PROTOCOL, 'A MESSAGE with WINDOW must be RECEPTIVE');
-      credits = readU32(frame, 'A MESSAGE with WINDOW');
-      payload = payload.subarray(4);
-    }
+    if (frame.flags & FrameFlags.WINDOW) ({ credits, value: payload } = readWindow(frame));
     if (receptive) {
       const refused = this.inbound.admit(frame.id, credits);
       if (refused === 'duplicate') throw new ProtocolError(ErrorCode.PROTOCOL, `Request id ${frame.id} already awaits an answer`);
@@ -589,7 +583,7 @@ export class Connection implements StreamSink {
       }
       if (this.writable) {
         this.heartbeatSentAt = performance.now();
-        this.writer.write(FrameType.PING, 0, 0, Encoding.BUFFER, EMPTY);
+        this.writer.write(FrameType.PING, 0, 0, Encoding.BUFFER, EMPTY_PAYLOAD);
       }
     }, interval).unref();
   }
@@ -643,34 +637,13 @@ const PONG_BACKLOG = 1024 * 1024;
 /** A stream waits for the socket to drain while at least this much waits to be sent to its peer. */
 const STREAM_BACKLOG = 1024 * 1024;
 
-/** The u32 at the start of `frame`'s payload. @throws ProtocolError when the payload is too short. */
-function readU32(frame: Frame, what: string): number {
-  if (frame.payload.length < 4 || (frame.type === FrameType.REQUEST_N && frame.payload.length !== 4)) {
-    throw new ProtocolError(ErrorCode.PROTOCOL, `${what} carries a u32, received ${frame.payload.length} bytes`);
-  }
-  return frame.payload.readUInt32BE(0);
-}
-
-/** An ERROR body as JSON bytes, shortened (stack first, then message) until it fits the peer's limit. */
-function errorBody(body: { name: string; message: string; code?: string; stack?: string }, limit: number): Buffer {
-  let bytes = Buffer.from(JSON.stringify(body), 'utf8');
-  if (bytes.length <= limit) return bytes;
-  bytes = Buffer.from(JSON.stringify({ ...body, stack: undefined }), 'utf8');
-  if (bytes.length <= limit) return bytes;
-  const room = Math.max(0, limit - 256);
-  bytes = Buffer.from(JSON.stringify({ name: body.name.slice(0, 64), code: body.code?.slice(0, 64), message: body.message.slice(0, room / 4) }), 'utf8');
-  return bytes.length <= limit ? bytes : Buffer.from(JSON.stringify({ name: 'Error', code: body.code?.slice(0, 64), message: '' }), 'utf8');
-}
-
+/** What an ERROR or STREAM_ERROR frame reports: a RemoteError, or the ProtocolError of a body over `maxDecodedSize`. */
 function remoteError(frame: Frame, maxDecodedSize: number): IpcError {
-  const tooLarge = oversized(Encoding.JSON, frame.payload.length, maxDecodedSize);
-  if (tooLarge) return tooLarge;
+  let body: ErrorBody;
   try {
-    const body = readJson(frame, maxDecodedSize);
-    const code = typeof body.code === 'string' ? body.code : undefined;
-    const stack = typeof body.stack === 'string' ? body.stack : undefined;
-    return new RemoteError(String(body.name ?? 'Error'), String(body.message ?? 'The request failed'), code, stack);
-  } catch {
-    return new RemoteError('Error', 'The request failed (unreadable error reply)');
+    body = readError(frame, maxDecodedSize);
+  } catch (tooLarge) {
+    return tooLarge as ProtocolError;
   }
+  return new RemoteError(body.name, body.message, body.code, body.stack);
 }

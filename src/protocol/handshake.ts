@@ -1,6 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ErrorCode, HandshakeError, IpcError, ProtocolError } from '../errors';
-import { DEFAULT_MAX_FRAME_SIZE, Encoding, FrameType, HANDSHAKE_MAX_FRAME_SIZE, MAX_PAYLOAD_LENGTH, MIN_FRAME_SIZE, PROTOCOL_VERSION } from './constants';
+import { DEFAULT_MAX_FRAME_SIZE, FrameType, MAX_PAYLOAD_LENGTH, MIN_FRAME_SIZE, PROTOCOL_VERSION } from './constants';
+import { closeFrame, jsonFrame, readClose, readJson } from './control';
 import type { Frame } from './Frame';
 import type { OutgoingFrame } from './FrameEncoder';
 
@@ -50,56 +51,8 @@ function authError(message: string): HandshakeError {
   return new HandshakeError(ErrorCode.AUTH, message);
 }
 
-/** Body of a CLOSE frame. */
-export interface CloseBody {
-  /** An error code (`ERR_IPC_…`) saying why. */
-  code: string;
-  /** Human-readable reason. */
-  message: string;
-  /** Whether the receiver may reconnect later. */
-  reconnect: boolean;
-}
-
 /** Handshake steps, carried in the frame's id field. */
 export const HandshakeStep = { CLIENT_HELLO: 1, SERVER_HELLO: 2, CLIENT_ACK: 3, SERVER_ACCEPT: 4 } as const;
-
-/** A control frame with a JSON payload. */
-export function jsonFrame(type: number, id: number, body: unknown): OutgoingFrame {
-  return { type, flags: 0, id, encoding: Encoding.JSON, payload: Buffer.from(JSON.stringify(body), 'utf8') };
-}
-
-/** A CLOSE frame. */
-export function closeFrame(body: CloseBody): OutgoingFrame {
-  return jsonFrame(FrameType.CLOSE, 0, body);
-}
-
-/**
- * Reads the JSON body of a control frame, of at most `limit` bytes (default 16 KiB: a CLOSE or HANDSHAKE body
- * never needs more, and parsing is checked before it costs anything).
- * @throws ProtocolError when it is larger, or not a JSON object.
- */
-export function readJson(frame: Frame, limit = HANDSHAKE_MAX_FRAME_SIZE): Record<string, unknown> {
-  if (frame.payload.length > limit) {
-    throw new ProtocolError(ErrorCode.PROTOCOL, `Control frame (type 0x${frame.type.toString(16)}) of ${frame.payload.length} bytes: at most ${limit} are allowed`);
-  }
-  try {
-    const body: unknown = JSON.parse(frame.payload.toString('utf8'));
-    if (body !== null && typeof body === 'object' && !Array.isArray(body)) return body as Record<string, unknown>;
-  } catch {
-    // fall through
-  }
-  throw new ProtocolError(ErrorCode.PROTOCOL, `Malformed control frame (type 0x${frame.type.toString(16)}): expected a JSON object`);
-}
-
-/** Reads a CLOSE frame's body, tolerating missing fields. */
-export function readClose(frame: Frame): CloseBody {
-  const body = readJson(frame);
-  return {
-    code: typeof body.code === 'string' ? body.code : ErrorCode.CLOSED,
-    message: typeof body.message === 'string' ? body.message : 'the peer closed the connection',
-    reconnect: body.reconnect !== false,
-  };
-}
 
 /** The outcome of feeding one frame to a {@link Handshake}. */
 export interface HandshakeResult {
