@@ -10,8 +10,9 @@ import { decodeValue, encodeValue, type Codec } from '../protocol/Serializer';
 import { decodeFrames } from '../rx/decodeFrames';
 import { fromSocket } from '../rx/fromSocket';
 import type { FrameReader } from '../rx/FrameReader';
-import { setLongInterval, setLongTimeout, within } from './duration';
+import { setLongTimeout, within } from './duration';
 import { FrameWriter, PACK_LIMIT } from './FrameWriter';
+import { Heartbeat } from './Heartbeat';
 import { LinkSocket } from './Link';
 import type { NodeSocket } from './NodeSocket';
 import { asError } from './asError';
@@ -22,8 +23,6 @@ import { tlsErrorOf } from './tlsError';
 
 /** What `sendOneWay` returns when the socket had room: nothing to wait for. */
 const SENT: Promise<void> = Promise.resolve();
-/** Heartbeat ticks without a byte from the peer before it is taken for dead. */
-const SILENT_TICKS = 3;
 /** How long a closing connection waits for the peer to close its side before destroying the socket. */
 const CLOSE_GRACE_MS = 2000;
 
@@ -106,7 +105,6 @@ export class Connection implements StreamSink {
   lastRtt: number | null = null;
   /** The largest payload the peer accepts (announced in its hello). */
   peerMaxFrameSize = 0;
-  private heartbeatSentAt = 0;
   /** Requests this side sent and awaits answers for. */
   readonly registry = new RequestRegistry();
   /** Requests the peer sent and awaits our answers for: the one owner of their credits and streams. */
@@ -120,11 +118,7 @@ export class Connection implements StreamSink {
   private subscription: Subscription | null = null;
   private drain: { promise: Promise<void>; resolve(): void; reject(error: Error): void; within?: Map<number, Promise<void>> } | null = null;
   private handshakeTimer: NodeJS.Timeout | null = null;
-  private heartbeatTimer: NodeJS.Timeout | null = null;
-  /** Bytes arrived since the last heartbeat tick. */
-  private heard = true;
-  /** Heartbeat ticks in a row without a byte from the peer. */
-  private silentTicks = 0;
+  private readonly heartbeat: Heartbeat;
   private graceTimer: NodeJS.Timeout | null = null;
   /** Reading is paused until our answers to the peer drained (see pauseReading). */
   private readingPaused = false;
@@ -141,6 +135,15 @@ export class Connection implements StreamSink {
     this.writer = new FrameWriter(socket, socket instanceof LinkSocket);
     this.handshake = new Handshake(role, host.name, { ...handshake, maxFrameSize: host.maxFrameSize });
     this.inbound = new InboundRequests(host.maxPendingRequests);
+    this.heartbeat = new Heartbeat(host.heartbeatInterval, {
+      ping: () => {
+        if (this.writable) this.writer.write(FrameType.PING, 0, 0, Encoding.BUFFER, EMPTY_PAYLOAD);
+      },
+      // A silent peer: the socket is destroyed, pending requests reject, a client reconnects.
+      dead: (silence) => {
+        void this.end({ error: new PeerDisconnectedError(`No sign of life from "${this.peerName}" for ${silence} ms (heartbeat)`), destroy: true });
+      },
+    });
   }
 
   /** Starts reading, sends the client's hello and arms the handshake timer. */
@@ -155,7 +158,7 @@ export class Connection implements StreamSink {
     if (socket.allowHalfOpen) socket.once('end', () => socket.end());
     const decoding = { maxFrameSize: () => (this.state === 'open' ? host.maxFrameSize : HANDSHAKE_MAX_FRAME_SIZE) };
     const onChunk = (chunk: Buffer) => {
-      this.heard = true;
+      this.heartbeat.heard();
       host.onRaw(this, chunk);
     };
     const frames = this.reader ? this.reader.frames(socket, decoding, onChunk) : fromSocket(socket).pipe(decodeFrames(decoding));
@@ -473,8 +476,7 @@ export class Connection implements StreamSink {
         return;
       case FrameType.PONG: {
         if (frame.id === 0) {
-          if (this.heartbeatSentAt > 0) this.lastRtt = performance.now() - this.heartbeatSentAt;
-          this.heartbeatSentAt = 0;
+          this.lastRtt = this.heartbeat.pong() ?? this.lastRtt;
           return;
         }
         const observer = this.registry.take(frame.id);
@@ -559,33 +561,9 @@ export class Connection implements StreamSink {
       this.peerName = result.done;
       this.peerMaxFrameSize = this.handshake.peerMaxFrameSize;
       this.state = 'open';
-      this.startHeartbeat();
+      this.heartbeat.start();
       this.host.onReady(this);
     }
-  }
-
-  /**
-   * Every `heartbeatInterval` ms: send a PING (any frame would do; the PONG proves the peer reads), and count the
-   * ticks in which nothing at all arrived. After SILENT_TICKS of them the peer is taken for dead (frozen, or the
-   * network path is gone without a FIN): the socket is destroyed, pending requests reject, a client reconnects.
-   */
-  private startHeartbeat(): void {
-    const interval = this.host.heartbeatInterval;
-    if (!(interval > 0) || !Number.isFinite(interval)) return;
-    this.heartbeatTimer = setLongInterval(() => {
-      if (this.heard) {
-        this.heard = false;
-        this.silentTicks = 0;
-      } else if (++this.silentTicks >= SILENT_TICKS) {
-        const silence = SILENT_TICKS * interval;
-        void this.end({ error: new PeerDisconnectedError(`No sign of life from "${this.peerName}" for ${silence} ms (heartbeat)`), destroy: true });
-        return;
-      }
-      if (this.writable) {
-        this.heartbeatSentAt = performance.now();
-        this.writer.write(FrameType.PING, 0, 0, Encoding.BUFFER, EMPTY_PAYLOAD);
-      }
-    }, interval).unref();
   }
 
   private onStreamError(error: Error): void {
@@ -614,8 +592,8 @@ export class Connection implements StreamSink {
 
   private stopTimers(): void {
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    this.handshakeTimer = this.heartbeatTimer = null;
+    this.handshakeTimer = null;
+    this.heartbeat.stop();
   }
 
   /** The socket closed: whatever way it ended, finish the job and tell the node. */
