@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { ObservableInput, Subscription } from 'rxjs';
+import type { ObservableInput, Observer, Subscription } from 'rxjs';
 import { ClosedError, ErrorCode, HandshakeError, IpcError, IpcTimeoutError, NotConnectedError, PeerDisconnectedError, ProtocolError, RemoteError } from '../errors';
 import { Encoding, FrameFlags, FrameType, HANDSHAKE_MAX_FRAME_SIZE, HEADER_SIZE } from '../protocol/constants';
 import type { OutgoingFrame } from '../protocol/FrameEncoder';
@@ -456,20 +456,12 @@ export class Connection implements StreamSink {
       case FrameType.REPLY: {
         const observer = this.registry.take(frame.id);
         if (observer === undefined) return; // late answer: the request timed out or was cancelled
-        let value: unknown;
-        try {
-          value = decodeValue(this.host.codec, frame.payload, frame.encoding, this.host.maxDecodedSize);
-        } catch (error) {
-          observer.error(error);
-          return;
-        }
+        const value = this.answerValue(frame, observer);
+        if (value === UNDECODED) return;
         observer.next(value);
         observer.complete();
         return;
       }
-      case FrameType.ERROR:
-        this.registry.take(frame.id)?.error(remoteError(frame, this.host.maxDecodedSize));
-        return;
       case FrameType.PING:
         // A peer that sends pings and never reads the answers gets no more once they pile up.
         if (this.writer.queuedBytes < PONG_BACKLOG) this.writer.write(FrameType.PONG, 0, frame.id, Encoding.BUFFER, EMPTY_PAYLOAD);
@@ -487,21 +479,14 @@ export class Connection implements StreamSink {
       case FrameType.STREAM_NEXT: {
         const observer = this.registry.get(frame.id);
         if (observer === undefined) return; // cancelled: values already in flight are dropped
-        let value: unknown;
-        try {
-          value = decodeValue(this.host.codec, frame.payload, frame.encoding, this.host.maxDecodedSize);
-        } catch (error) {
-          this.registry.take(frame.id);
-          this.cancelRequest(frame.id);
-          observer.error(error);
-          return;
-        }
-        observer.next(value);
+        const value = this.answerValue(frame, observer);
+        if (value !== UNDECODED) observer.next(value);
         return;
       }
       case FrameType.STREAM_COMPLETE:
         this.registry.take(frame.id)?.complete();
         return;
+      case FrameType.ERROR:
       case FrameType.STREAM_ERROR:
         this.registry.take(frame.id)?.error(remoteError(frame, this.host.maxDecodedSize));
         return;
@@ -518,6 +503,23 @@ export class Connection implements StreamSink {
       }
       default:
         throw new ProtocolError(ErrorCode.PROTOCOL, `Unexpected frame type 0x${frame.type.toString(16)} from "${this.peerName}"`);
+    }
+  }
+
+  /**
+   * The value a REPLY or STREAM_NEXT carries, or {@link UNDECODED} when it does not decode: `observer` then fails
+   * with why (a stream is cancelled first, so the responder stops).
+   */
+  private answerValue(frame: Frame, observer: Observer<unknown>): unknown {
+    try {
+      return decodeValue(this.host.codec, frame.payload, frame.encoding, this.host.maxDecodedSize);
+    } catch (error) {
+      if (frame.type === FrameType.STREAM_NEXT) {
+        this.registry.take(frame.id);
+        this.cancelRequest(frame.id);
+      }
+      observer.error(error);
+      return UNDECODED;
     }
   }
 
@@ -610,6 +612,8 @@ export class Connection implements StreamSink {
   }
 }
 
+/** What {@link Connection.answerValue} returns for a payload that did not decode. */
+const UNDECODED: unique symbol = Symbol('undecoded');
 /** A PING is answered only while fewer bytes than this wait to be sent to its peer. */
 const PONG_BACKLOG = 1024 * 1024;
 /** A stream waits for the socket to drain while at least this much waits to be sent to its peer. */

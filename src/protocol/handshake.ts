@@ -72,14 +72,18 @@ export type AcceptPeer = (name: string) => HandshakeError | undefined;
  * CLOSE frames, send what it returns.
  *
  * ```
- * client                              server
- *   HANDSHAKE id=1 {protocol,version,name,maxFrameSize}  ──►  checks protocol, version, name (accept)
- *   ◄──  HANDSHAKE id=2 {protocol,version,name,maxFrameSize}  (or CLOSE {code,message,reconnect})
- *   checks the server's name is the expected one
- *   HANDSHAKE id=3 {}  ──►  (or CLOSE)  checks the name is still free, admits the client
- *   ◄──  HANDSHAKE id=4 {}  (or CLOSE)
- * ready after receiving 4              ready after sending 4
+ * client                                                      server
+ * 1 HANDSHAKE id=1 {protocol,version,name,maxFrameSize[,nonce]}  ──►
+ *                                            checks protocol, version, name (accept); with a secret, a nonce
+ * 2 ◄──  HANDSHAKE id=2 {protocol,version,name,maxFrameSize[,nonce,proof]}   or CLOSE {code,message,reconnect}
+ *   checks the server's name is the expected one; with a secret, its proof
+ * 3 HANDSHAKE id=3 {[proof]}  ──►  (or CLOSE)
+ *                                            with a secret, checks the proof; checks the name is still free
+ * 4 ◄──  HANDSHAKE id=4 {}   (or CLOSE)
+ * ready after receiving 4                                     ready after sending 4
  * ```
+ * `nonce`: 32 fresh random bytes (base64) of each side; `proof`: {@link authProof} (HMAC-SHA256 over both nonces
+ * and both names, bound to the role). Bodies are laid out and read in `control.ts`.
  */
 export class Handshake {
   private step = 0;
