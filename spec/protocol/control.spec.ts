@@ -1,9 +1,13 @@
-import { ErrorCode, ProtocolError } from '../../src/errors';
-import { Encoding, FrameFlags, FrameType, HANDSHAKE_MAX_FRAME_SIZE, MIN_FRAME_SIZE } from '../../src/protocol/constants';
+import { ErrorCode, HandshakeError, ProtocolError } from '../../src/errors';
+import { Encoding, FrameFlags, FrameType, HANDSHAKE_MAX_FRAME_SIZE, MIN_FRAME_SIZE, PROTOCOL_VERSION } from '../../src/protocol/constants';
 import {
   closeFrame,
   encodeError,
   encodeRequestN,
+  handshakeFrame,
+  PROTOCOL_NAME,
+  readAck,
+  readHello,
   jsonFrame,
   putWindow,
   readClose,
@@ -169,5 +173,44 @@ describe('putWindow / readWindow', () => {
   it('refuses a WINDOW without RECEPTIVE', () => {
     expect(() => readWindow(frame(FrameType.MESSAGE, Buffer.alloc(8), FrameFlags.WINDOW))).toThrow(protocolError());
     expect(() => readWindow(frame(FrameType.MESSAGE, Buffer.alloc(8), FrameFlags.WINDOW))).toThrow('A MESSAGE with WINDOW must be RECEPTIVE');
+  });
+});
+
+describe('handshakeFrame / readHello / readAck', () => {
+  const hello = { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name: 'world', maxFrameSize: MIN_FRAME_SIZE };
+  const helloFrame = (body: object) => frame(FrameType.HANDSHAKE, JSON.stringify(body));
+
+  it('round-trips a hello, with and without the auth fields', () => {
+    const sent = handshakeFrame(2, { ...hello, nonce: 'n', proof: 'p' });
+    expect(sent).toMatchObject({ type: FrameType.HANDSHAKE, id: 2, encoding: Encoding.JSON });
+    expect(readHello(received(sent))).toEqual({ ...hello, nonce: 'n', proof: 'p' });
+    expect(readHello(received(handshakeFrame(1, hello)))).toEqual({ ...hello, nonce: undefined, proof: undefined });
+    expect(JSON.parse(handshakeFrame(1, hello).payload.toString())).toEqual(hello);
+  });
+
+  it('round-trips an acknowledgement; fields that are not strings read as absent', () => {
+    expect(readAck(received(handshakeFrame(3, { proof: 'p' })))).toEqual({ proof: 'p' });
+    expect(readAck(received(handshakeFrame(4, {})))).toEqual({ proof: undefined });
+    expect(readAck(helloFrame({ proof: 1 }))).toEqual({ proof: undefined });
+    expect(readHello(helloFrame({ ...hello, nonce: 1, proof: {} }))).toMatchObject({ nonce: undefined, proof: undefined });
+  });
+
+  it.each([
+    ['another protocol', { ...hello, protocol: 'x' }, /The peer speaks x version 2/],
+    ['another version', { ...hello, version: 1 }, /speaks ipc-link-core version 1; this node speaks ipc-link-core version 2/],
+    ['no name', { ...hello, name: '' }, /announced no name/],
+    ['no maxFrameSize', { ...hello, maxFrameSize: undefined }, /no valid maxFrameSize .*received undefined/],
+    ['a maxFrameSize below 1024', { ...hello, maxFrameSize: MIN_FRAME_SIZE - 1 }, /no valid maxFrameSize/],
+    ['a maxFrameSize over 2^32-1', { ...hello, maxFrameSize: 2 ** 32 }, /no valid maxFrameSize/],
+    ['a fractional maxFrameSize', { ...hello, maxFrameSize: 2048.5 }, /no valid maxFrameSize/],
+  ])('refuses a hello with %s (ERR_IPC_HANDSHAKE)', (_, body, message) => {
+    expect(() => readHello(helloFrame(body))).toThrow(HandshakeError);
+    expect(() => readHello(helloFrame(body))).toThrow(message);
+  });
+
+  it('refuses a malformed or oversized body (ProtocolError)', () => {
+    expect(() => readHello(frame(FrameType.HANDSHAKE, '[]'))).toThrow(protocolError());
+    expect(() => readAck(frame(FrameType.HANDSHAKE, 'x'))).toThrow(protocolError());
+    expect(() => readHello(helloFrame({ ...hello, pad: 'x'.repeat(HANDSHAKE_MAX_FRAME_SIZE) }))).toThrow(protocolError());
   });
 });

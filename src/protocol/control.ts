@@ -1,11 +1,10 @@
 /**
- * The bodies of control frames, laid out and read in one place (PROTOCOL.md, "Frame types"): ERROR and
- * STREAM_ERROR, CLOSE, REQUEST_N, the WINDOW prefix of a receptive MESSAGE, and the JSON objects of CLOSE and
- * HANDSHAKE frames. Pure: no sockets, timers or RxJS. Readers throw {@link ProtocolError} on a malformed body,
+ * The bodies of control frames, laid out and read in one place (PROTOCOL.md, "Frame types"): HANDSHAKE (hello
+ * and acknowledgements), CLOSE, ERROR and STREAM_ERROR, REQUEST_N, and the WINDOW prefix of a receptive MESSAGE. Pure: no sockets, timers or RxJS. Readers throw {@link ProtocolError} on a malformed body,
  * except {@link readError}, which tolerates one (a failure must reach the requester whatever its shape).
  */
-import { ErrorCode, ProtocolError } from '../errors';
-import { Encoding, FrameFlags, FrameType, HANDSHAKE_MAX_FRAME_SIZE } from './constants';
+import { ErrorCode, HandshakeError, ProtocolError } from '../errors';
+import { Encoding, FrameFlags, FrameType, HANDSHAKE_MAX_FRAME_SIZE, MAX_PAYLOAD_LENGTH, MIN_FRAME_SIZE, PROTOCOL_VERSION } from './constants';
 import type { Frame } from './Frame';
 import type { OutgoingFrame } from './FrameEncoder';
 import { oversized } from './Serializer';
@@ -33,6 +32,73 @@ export function readJson(frame: Frame, limit = HANDSHAKE_MAX_FRAME_SIZE): Record
     // fall through
   }
   throw new ProtocolError(ErrorCode.PROTOCOL, `Malformed control frame (type 0x${frame.type.toString(16)}): expected a JSON object`);
+}
+
+// ─── HANDSHAKE ─────────────────────────────────────────────────────────────────────────────────────────
+
+/** Protocol name carried in every hello. */
+export const PROTOCOL_NAME = 'ipc-link-core';
+
+/** Body of the HANDSHAKE frames that carry an identity (steps 1 and 2). */
+export interface HelloBody {
+  protocol: string;
+  version: number;
+  name: string;
+  /** Largest payload this side accepts after the handshake: the peer never sends a larger one. */
+  maxFrameSize: number;
+  /** With authentication: this side's fresh random nonce (base64). */
+  nonce?: string;
+  /** With authentication, in the server's hello: HMAC proving it knows the secret (base64). */
+  proof?: string;
+}
+
+/** Body of the HANDSHAKE frames that acknowledge (steps 3 and 4): the client's proof, with authentication. */
+export interface AckBody {
+  proof?: string;
+}
+
+/** A HANDSHAKE frame of `step` (carried in the id field) with `body`. */
+export function handshakeFrame(step: number, body: HelloBody | AckBody): OutgoingFrame {
+  return jsonFrame(FrameType.HANDSHAKE, step, body);
+}
+
+/**
+ * Reads a hello (steps 1 and 2): same protocol and version as ours, a name, a valid `maxFrameSize`; `nonce` and
+ * `proof` only when they are strings.
+ * @throws ProtocolError when the body is not a JSON object of at most 16 KiB; HandshakeError
+ *   (`ERR_IPC_HANDSHAKE`) when a field is wrong.
+ */
+export function readHello(frame: Frame): HelloBody {
+  const body = readJson(frame);
+  if (body.protocol !== PROTOCOL_NAME || body.version !== PROTOCOL_VERSION) {
+    throw new HandshakeError(
+      ErrorCode.HANDSHAKE,
+      `The peer speaks ${String(body.protocol)} version ${String(body.version)}; this node speaks ${PROTOCOL_NAME} version ${PROTOCOL_VERSION}`,
+    );
+  }
+  if (typeof body.name !== 'string' || body.name.length === 0) {
+    throw new HandshakeError(ErrorCode.HANDSHAKE, 'The peer announced no name');
+  }
+  const limit = body.maxFrameSize;
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < MIN_FRAME_SIZE || limit > MAX_PAYLOAD_LENGTH) {
+    throw new HandshakeError(
+      ErrorCode.HANDSHAKE,
+      `The peer announced no valid maxFrameSize (a whole number from ${MIN_FRAME_SIZE} to ${MAX_PAYLOAD_LENGTH}; received ${JSON.stringify(limit)})`,
+    );
+  }
+  return { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name: body.name, maxFrameSize: limit, nonce: stringOrNot(body.nonce), proof: stringOrNot(body.proof) };
+}
+
+/**
+ * Reads an acknowledgement (steps 3 and 4): `proof` only when it is a string.
+ * @throws ProtocolError when the body is not a JSON object of at most 16 KiB.
+ */
+export function readAck(frame: Frame): AckBody {
+  return { proof: stringOrNot(readJson(frame).proof) };
+}
+
+function stringOrNot(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
 }
 
 // ─── CLOSE ─────────────────────────────────────────────────────────────────────────────────────────────
