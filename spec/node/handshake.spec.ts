@@ -11,7 +11,7 @@ import {
   PROTOCOL_VERSION,
   type Frame,
 } from '../../src';
-import { jsonFrame } from '../../src/protocol/handshake';
+import { jsonFrame } from '../../src/protocol/control';
 import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
 
 afterEach(closeAll);

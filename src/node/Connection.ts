@@ -1,16 +1,18 @@
 import type { Socket } from 'node:net';
-import type { ObservableInput, Subscription } from 'rxjs';
+import type { ObservableInput, Observer, Subscription } from 'rxjs';
 import { ClosedError, ErrorCode, HandshakeError, IpcError, IpcTimeoutError, NotConnectedError, PeerDisconnectedError, ProtocolError, RemoteError } from '../errors';
 import { Encoding, FrameFlags, FrameType, HANDSHAKE_MAX_FRAME_SIZE, HEADER_SIZE } from '../protocol/constants';
-import type { Frame } from '../protocol/Frame';
 import type { OutgoingFrame } from '../protocol/FrameEncoder';
-import { closeFrame, Handshake, readClose, readJson, type CloseBody, type HandshakeOptions } from '../protocol/handshake';
-import { decodeValue, encodeValue, oversized, type Codec } from '../protocol/Serializer';
+import { closeFrame, encodeError, encodeRequestN, readClose, readError, readRequestN, readWindow, WINDOW_SIZE, type CloseBody, type ErrorBody } from '../protocol/control';
+import { EMPTY_PAYLOAD, type Frame } from '../protocol/Frame';
+import { Handshake, type HandshakeOptions } from '../protocol/handshake';
+import { decodeValue, encodeValue, type Codec } from '../protocol/Serializer';
 import { decodeFrames } from '../rx/decodeFrames';
 import { fromSocket } from '../rx/fromSocket';
 import type { FrameReader } from '../rx/FrameReader';
-import { setLongInterval, setLongTimeout, within } from './duration';
+import { setLongTimeout, within } from './duration';
 import { FrameWriter, PACK_LIMIT } from './FrameWriter';
+import { Heartbeat } from './Heartbeat';
 import { LinkSocket } from './Link';
 import type { NodeSocket } from './NodeSocket';
 import { asError } from './asError';
@@ -19,11 +21,8 @@ import { RequestRegistry } from './RequestRegistry';
 import { StreamResponder, type StreamSink } from './StreamResponder';
 import { tlsErrorOf } from './tlsError';
 
-const EMPTY = Buffer.alloc(0);
 /** What `sendOneWay` returns when the socket had room: nothing to wait for. */
 const SENT: Promise<void> = Promise.resolve();
-/** Heartbeat ticks without a byte from the peer before it is taken for dead. */
-const SILENT_TICKS = 3;
 /** How long a closing connection waits for the peer to close its side before destroying the socket. */
 const CLOSE_GRACE_MS = 2000;
 
@@ -106,7 +105,6 @@ export class Connection implements StreamSink {
   lastRtt: number | null = null;
   /** The largest payload the peer accepts (announced in its hello). */
   peerMaxFrameSize = 0;
-  private heartbeatSentAt = 0;
   /** Requests this side sent and awaits answers for. */
   readonly registry = new RequestRegistry();
   /** Requests the peer sent and awaits our answers for: the one owner of their credits and streams. */
@@ -120,11 +118,7 @@ export class Connection implements StreamSink {
   private subscription: Subscription | null = null;
   private drain: { promise: Promise<void>; resolve(): void; reject(error: Error): void; within?: Map<number, Promise<void>> } | null = null;
   private handshakeTimer: NodeJS.Timeout | null = null;
-  private heartbeatTimer: NodeJS.Timeout | null = null;
-  /** Bytes arrived since the last heartbeat tick. */
-  private heard = true;
-  /** Heartbeat ticks in a row without a byte from the peer. */
-  private silentTicks = 0;
+  private readonly heartbeat: Heartbeat;
   private graceTimer: NodeJS.Timeout | null = null;
   /** Reading is paused until our answers to the peer drained (see pauseReading). */
   private readingPaused = false;
@@ -141,6 +135,15 @@ export class Connection implements StreamSink {
     this.writer = new FrameWriter(socket, socket instanceof LinkSocket);
     this.handshake = new Handshake(role, host.name, { ...handshake, maxFrameSize: host.maxFrameSize });
     this.inbound = new InboundRequests(host.maxPendingRequests);
+    this.heartbeat = new Heartbeat(host.heartbeatInterval, {
+      ping: () => {
+        if (this.writable) this.writer.write(FrameType.PING, 0, 0, Encoding.BUFFER, EMPTY_PAYLOAD);
+      },
+      // A silent peer: the socket is destroyed, pending requests reject, a client reconnects.
+      dead: (silence) => {
+        void this.end({ error: new PeerDisconnectedError(`No sign of life from "${this.peerName}" for ${silence} ms (heartbeat)`), destroy: true });
+      },
+    });
   }
 
   /** Starts reading, sends the client's hello and arms the handshake timer. */
@@ -155,7 +158,7 @@ export class Connection implements StreamSink {
     if (socket.allowHalfOpen) socket.once('end', () => socket.end());
     const decoding = { maxFrameSize: () => (this.state === 'open' ? host.maxFrameSize : HANDSHAKE_MAX_FRAME_SIZE) };
     const onChunk = (chunk: Buffer) => {
-      this.heard = true;
+      this.heartbeat.heard();
       host.onRaw(this, chunk);
     };
     const frames = this.reader ? this.reader.frames(socket, decoding, onChunk) : fromSocket(socket).pipe(decodeFrames(decoding));
@@ -195,7 +198,7 @@ export class Connection implements StreamSink {
     written?: (error?: Error | null) => void,
   ): boolean {
     if (!this.writable) throw new NotConnectedError(`The connection to "${this.peerName ?? 'unknown'}" is not open`);
-    this.checkSize(payload.length + (window < 0 ? 0 : 4));
+    this.checkSize(payload.length + (window < 0 ? 0 : WINDOW_SIZE));
     return this.writer.write(type, window < 0 ? flags : flags | FrameFlags.WINDOW, id, encoding, payload, window, written);
   }
 
@@ -275,15 +278,13 @@ export class Connection implements StreamSink {
 
   /** Tells the responder to stop answering request `id` (and free its slot). */
   cancelRequest(id: number): void {
-    if (this.writable) this.writer.write(FrameType.CANCEL, 0, id, Encoding.BUFFER, EMPTY);
+    if (this.writable) this.writer.write(FrameType.CANCEL, 0, id, Encoding.BUFFER, EMPTY_PAYLOAD);
   }
 
   /** Grants the responder of request `id` `n` more values. */
   grantCredits(id: number, n: number): void {
     if (!this.writable) return;
-    const payload = Buffer.allocUnsafe(4);
-    payload.writeUInt32BE(Math.min(n, 0xffffffff), 0);
-    this.writer.write(FrameType.REQUEST_N, 0, id, Encoding.BUFFER, payload);
+    this.writer.write(FrameType.REQUEST_N, 0, id, Encoding.BUFFER, encodeRequestN(n));
   }
 
   // ─── the responder's side: answers to the peer's requests (NodeMessage calls these) ────────────────
@@ -342,7 +343,7 @@ export class Connection implements StreamSink {
     if (!this.writable) return;
     const error = asError(failure);
     const { code, stack } = error as { code?: unknown; stack?: unknown };
-    const body = errorBody(
+    const body = encodeError(
       {
         name: String(error.name),
         message: String(error.message),
@@ -455,28 +456,19 @@ export class Connection implements StreamSink {
       case FrameType.REPLY: {
         const observer = this.registry.take(frame.id);
         if (observer === undefined) return; // late answer: the request timed out or was cancelled
-        let value: unknown;
-        try {
-          value = decodeValue(this.host.codec, frame.payload, frame.encoding, this.host.maxDecodedSize);
-        } catch (error) {
-          observer.error(error);
-          return;
-        }
+        const value = this.answerValue(frame, observer);
+        if (value === UNDECODED) return;
         observer.next(value);
         observer.complete();
         return;
       }
-      case FrameType.ERROR:
-        this.registry.take(frame.id)?.error(remoteError(frame, this.host.maxDecodedSize));
-        return;
       case FrameType.PING:
         // A peer that sends pings and never reads the answers gets no more once they pile up.
-        if (this.writer.queuedBytes < PONG_BACKLOG) this.writer.write(FrameType.PONG, 0, frame.id, Encoding.BUFFER, EMPTY);
+        if (this.writer.queuedBytes < PONG_BACKLOG) this.writer.write(FrameType.PONG, 0, frame.id, Encoding.BUFFER, EMPTY_PAYLOAD);
         return;
       case FrameType.PONG: {
         if (frame.id === 0) {
-          if (this.heartbeatSentAt > 0) this.lastRtt = performance.now() - this.heartbeatSentAt;
-          this.heartbeatSentAt = 0;
+          this.lastRtt = this.heartbeat.pong() ?? this.lastRtt;
           return;
         }
         const observer = this.registry.take(frame.id);
@@ -487,21 +479,14 @@ export class Connection implements StreamSink {
       case FrameType.STREAM_NEXT: {
         const observer = this.registry.get(frame.id);
         if (observer === undefined) return; // cancelled: values already in flight are dropped
-        let value: unknown;
-        try {
-          value = decodeValue(this.host.codec, frame.payload, frame.encoding, this.host.maxDecodedSize);
-        } catch (error) {
-          this.registry.take(frame.id);
-          this.cancelRequest(frame.id);
-          observer.error(error);
-          return;
-        }
-        observer.next(value);
+        const value = this.answerValue(frame, observer);
+        if (value !== UNDECODED) observer.next(value);
         return;
       }
       case FrameType.STREAM_COMPLETE:
         this.registry.take(frame.id)?.complete();
         return;
+      case FrameType.ERROR:
       case FrameType.STREAM_ERROR:
         this.registry.take(frame.id)?.error(remoteError(frame, this.host.maxDecodedSize));
         return;
@@ -509,7 +494,7 @@ export class Connection implements StreamSink {
         this.inbound.cancel(frame.id);
         return;
       case FrameType.REQUEST_N:
-        this.inbound.grant(frame.id, readU32(frame, 'REQUEST_N'));
+        this.inbound.grant(frame.id, readRequestN(frame));
         return;
       case FrameType.CLOSE: {
         const body = readClose(frame);
@@ -521,16 +506,29 @@ export class Connection implements StreamSink {
     }
   }
 
+  /**
+   * The value a REPLY or STREAM_NEXT carries, or {@link UNDECODED} when it does not decode: `observer` then fails
+   * with why (a stream is cancelled first, so the responder stops).
+   */
+  private answerValue(frame: Frame, observer: Observer<unknown>): unknown {
+    try {
+      return decodeValue(this.host.codec, frame.payload, frame.encoding, this.host.maxDecodedSize);
+    } catch (error) {
+      if (frame.type === FrameType.STREAM_NEXT) {
+        this.registry.take(frame.id);
+        this.cancelRequest(frame.id);
+      }
+      observer.error(error);
+      return UNDECODED;
+    }
+  }
+
   /** A MESSAGE: a receptive one is admitted into `inbound` (or refused) before it is decoded. */
   private receiveMessage(frame: Frame): void {
     const receptive = (frame.flags & FrameFlags.RECEPTIVE) !== 0;
     let { payload } = frame;
     let credits = 1;
-    if (frame.flags & FrameFlags.WINDOW) {
-      if (!receptive) throw new ProtocolError(ErrorCode.PROTOCOL, 'A MESSAGE with WINDOW must be RECEPTIVE');
-      credits = readU32(frame, 'A MESSAGE with WINDOW');
-      payload = payload.subarray(4);
-    }
+    if (frame.flags & FrameFlags.WINDOW) ({ credits, value: payload } = readWindow(frame));
     if (receptive) {
       const refused = this.inbound.admit(frame.id, credits);
       if (refused === 'duplicate') throw new ProtocolError(ErrorCode.PROTOCOL, `Request id ${frame.id} already awaits an answer`);
@@ -565,33 +563,9 @@ export class Connection implements StreamSink {
       this.peerName = result.done;
       this.peerMaxFrameSize = this.handshake.peerMaxFrameSize;
       this.state = 'open';
-      this.startHeartbeat();
+      this.heartbeat.start();
       this.host.onReady(this);
     }
-  }
-
-  /**
-   * Every `heartbeatInterval` ms: send a PING (any frame would do; the PONG proves the peer reads), and count the
-   * ticks in which nothing at all arrived. After SILENT_TICKS of them the peer is taken for dead (frozen, or the
-   * network path is gone without a FIN): the socket is destroyed, pending requests reject, a client reconnects.
-   */
-  private startHeartbeat(): void {
-    const interval = this.host.heartbeatInterval;
-    if (!(interval > 0) || !Number.isFinite(interval)) return;
-    this.heartbeatTimer = setLongInterval(() => {
-      if (this.heard) {
-        this.heard = false;
-        this.silentTicks = 0;
-      } else if (++this.silentTicks >= SILENT_TICKS) {
-        const silence = SILENT_TICKS * interval;
-        void this.end({ error: new PeerDisconnectedError(`No sign of life from "${this.peerName}" for ${silence} ms (heartbeat)`), destroy: true });
-        return;
-      }
-      if (this.writable) {
-        this.heartbeatSentAt = performance.now();
-        this.writer.write(FrameType.PING, 0, 0, Encoding.BUFFER, EMPTY);
-      }
-    }, interval).unref();
   }
 
   private onStreamError(error: Error): void {
@@ -620,8 +594,8 @@ export class Connection implements StreamSink {
 
   private stopTimers(): void {
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    this.handshakeTimer = this.heartbeatTimer = null;
+    this.handshakeTimer = null;
+    this.heartbeat.stop();
   }
 
   /** The socket closed: whatever way it ended, finish the job and tell the node. */
@@ -638,39 +612,20 @@ export class Connection implements StreamSink {
   }
 }
 
+/** What {@link Connection.answerValue} returns for a payload that did not decode. */
+const UNDECODED: unique symbol = Symbol('undecoded');
 /** A PING is answered only while fewer bytes than this wait to be sent to its peer. */
 const PONG_BACKLOG = 1024 * 1024;
 /** A stream waits for the socket to drain while at least this much waits to be sent to its peer. */
 const STREAM_BACKLOG = 1024 * 1024;
 
-/** The u32 at the start of `frame`'s payload. @throws ProtocolError when the payload is too short. */
-function readU32(frame: Frame, what: string): number {
-  if (frame.payload.length < 4 || (frame.type === FrameType.REQUEST_N && frame.payload.length !== 4)) {
-    throw new ProtocolError(ErrorCode.PROTOCOL, `${what} carries a u32, received ${frame.payload.length} bytes`);
-  }
-  return frame.payload.readUInt32BE(0);
-}
-
-/** An ERROR body as JSON bytes, shortened (stack first, then message) until it fits the peer's limit. */
-function errorBody(body: { name: string; message: string; code?: string; stack?: string }, limit: number): Buffer {
-  let bytes = Buffer.from(JSON.stringify(body), 'utf8');
-  if (bytes.length <= limit) return bytes;
-  bytes = Buffer.from(JSON.stringify({ ...body, stack: undefined }), 'utf8');
-  if (bytes.length <= limit) return bytes;
-  const room = Math.max(0, limit - 256);
-  bytes = Buffer.from(JSON.stringify({ name: body.name.slice(0, 64), code: body.code?.slice(0, 64), message: body.message.slice(0, room / 4) }), 'utf8');
-  return bytes.length <= limit ? bytes : Buffer.from(JSON.stringify({ name: 'Error', code: body.code?.slice(0, 64), message: '' }), 'utf8');
-}
-
+/** What an ERROR or STREAM_ERROR frame reports: a RemoteError, or the ProtocolError of a body over `maxDecodedSize`. */
 function remoteError(frame: Frame, maxDecodedSize: number): IpcError {
-  const tooLarge = oversized(Encoding.JSON, frame.payload.length, maxDecodedSize);
-  if (tooLarge) return tooLarge;
+  let body: ErrorBody;
   try {
-    const body = readJson(frame, maxDecodedSize);
-    const code = typeof body.code === 'string' ? body.code : undefined;
-    const stack = typeof body.stack === 'string' ? body.stack : undefined;
-    return new RemoteError(String(body.name ?? 'Error'), String(body.message ?? 'The request failed'), code, stack);
-  } catch {
-    return new RemoteError('Error', 'The request failed (unreadable error reply)');
+    body = readError(frame, maxDecodedSize);
+  } catch (tooLarge) {
+    return tooLarge as ProtocolError;
   }
+  return new RemoteError(body.name, body.message, body.code, body.stack);
 }

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { HEADER_SIZE } from '../protocol/constants';
+import { putWindow, WINDOW_SIZE } from '../protocol/control';
 import { encodeHeader } from '../protocol/FrameEncoder';
 
 /** Size of the buffers small frames are packed into. */
@@ -73,7 +74,7 @@ export class FrameWriter {
     window = -1,
     written?: (error?: Error | null) => void,
   ): boolean {
-    const extra = window < 0 ? 0 : 4;
+    const extra = window < 0 ? 0 : WINDOW_SIZE;
     this.framesOut++;
     this.bytesOut += HEADER_SIZE + extra + payload.length;
     if (this.immediate) return this.writeCopy(type, flags, id, encoding, payload, window, written);
@@ -113,7 +114,7 @@ export class FrameWriter {
     window: number,
     written?: (error?: Error | null) => void,
   ): boolean {
-    const frame = Buffer.allocUnsafe(HEADER_SIZE + (window < 0 ? 0 : 4) + payload.length);
+    const frame = Buffer.allocUnsafe(HEADER_SIZE + (window < 0 ? 0 : WINDOW_SIZE) + payload.length);
     frame.set(payload, putHead(frame, 0, type, flags, id, encoding, payload.length, window));
     return this.socket.write(frame, payload.length > PACK_LIMIT ? written : undefined);
   }
@@ -152,15 +153,14 @@ export class FrameWriter {
 }
 
 /**
- * Writes a frame's header at `offset` of `target`, followed by the u32 `window` when it is ≥ 0 (the payload
- * length then counts those 4 bytes); returns how many bytes that took.
+ * Writes a frame's header at `offset` of `target`, followed by the `window` when it is ≥ 0 (`putWindow`; the
+ * payload length then counts those bytes); returns how many bytes that took.
  */
 function putHead(target: Buffer, offset: number, type: number, flags: number, id: number, encoding: number, length: number, window: number): number {
   if (window < 0) {
     encodeHeader(type, flags, id, encoding, length, target, offset);
     return HEADER_SIZE;
   }
-  encodeHeader(type, flags, id, encoding, length + 4, target, offset);
-  target.writeUInt32BE(window, offset + HEADER_SIZE);
-  return HEADER_SIZE + 4;
+  encodeHeader(type, flags, id, encoding, length + WINDOW_SIZE, target, offset);
+  return HEADER_SIZE + putWindow(target, offset + HEADER_SIZE, window);
 }

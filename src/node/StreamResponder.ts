@@ -1,6 +1,7 @@
 import { from, isObservable, Subject, takeUntil, type ObservableInput, type Subscription } from 'rxjs';
 import { ErrorCode, IpcError } from '../errors';
 import { FrameType } from '../protocol/constants';
+import { EMPTY_PAYLOAD } from '../protocol/Frame';
 import { encodeValue, type Codec } from '../protocol/Serializer';
 import { asError } from './asError';
 
@@ -21,7 +22,6 @@ export interface StreamSink {
   release(id: number): void;
 }
 
-const EMPTY = Buffer.alloc(0);
 const MAX_CREDITS = 0xffff_ffff;
 /** A pulled stream lets the event loop turn (I/O, timers, other peers) at least this often, in values. */
 const YIELD_EVERY = 1024;
@@ -200,7 +200,7 @@ export class StreamResponder {
   }
 
   private complete(): void {
-    this.sink.sendFrame(FrameType.STREAM_COMPLETE, this.id, 0, EMPTY);
+    this.sink.sendFrame(FrameType.STREAM_COMPLETE, this.id, 0, EMPTY_PAYLOAD);
     this.end();
   }
 

@@ -11,3 +11,6 @@ export interface Frame {
   /** The payload bytes (may be a view into a larger received chunk). */
   payload: Buffer;
 }
+
+/** The payload of every frame without a body (PING, PONG, CANCEL, STREAM_COMPLETE, an empty value): one shared empty Buffer. */
+export const EMPTY_PAYLOAD: Buffer = Buffer.alloc(0);

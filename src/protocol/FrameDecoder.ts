@@ -1,8 +1,7 @@
 import { ErrorCode, PeerDisconnectedError, ProtocolError } from '../errors';
 import { DEFAULT_MAX_FRAME_SIZE, HEADER_SIZE, MAGIC, PROTOCOL_VERSION } from './constants';
-import type { Frame } from './Frame';
+import { EMPTY_PAYLOAD, type Frame } from './Frame';
 
-const EMPTY = Buffer.alloc(0);
 /** Read-into mode: size of the slabs that socket reads land in. */
 const SLAB_SIZE = 64 * 1024;
 /** Read-into mode: a slab with less room than this is retired (a read into it would be cut short). */
@@ -229,7 +228,7 @@ export class FrameDecoder {
   /** Hands out the next `length` bytes: a view when they lie in one chunk, one copy otherwise. */
   private take(length: number): Buffer {
     const first = this.chunks[0];
-    if (length === 0) return EMPTY;
+    if (length === 0) return EMPTY_PAYLOAD;
     if (first.length - this.offset >= length) {
       const view = first.subarray(this.offset, this.offset + length);
       this.advance(length);

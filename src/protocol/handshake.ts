@@ -1,24 +1,12 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ErrorCode, HandshakeError, IpcError, ProtocolError } from '../errors';
-import { DEFAULT_MAX_FRAME_SIZE, Encoding, FrameType, HANDSHAKE_MAX_FRAME_SIZE, MAX_PAYLOAD_LENGTH, MIN_FRAME_SIZE, PROTOCOL_VERSION } from './constants';
+import { DEFAULT_MAX_FRAME_SIZE, FrameType, PROTOCOL_VERSION } from './constants';
+import { closeFrame, handshakeFrame, PROTOCOL_NAME, readAck, readClose, readHello, type AckBody, type HelloBody } from './control';
 import type { Frame } from './Frame';
 import type { OutgoingFrame } from './FrameEncoder';
 
-/** Protocol name carried in every hello. */
-export const PROTOCOL_NAME = 'ipc-link-core';
-
-/** Body of the HANDSHAKE frames that carry an identity (steps 1 and 2). */
-export interface HelloBody {
-  protocol: string;
-  version: number;
-  name: string;
-  /** Largest payload this side accepts after the handshake: the peer never sends a larger one. */
-  maxFrameSize: number;
-  /** With authentication: this side's fresh random nonce (base64). */
-  nonce?: string;
-  /** With authentication, in the server's hello: HMAC proving it knows the secret (base64). */
-  proof?: string;
-}
+// src/index.ts takes PROTOCOL_NAME from here; it is defined in control.ts with the hello that carries it.
+export { PROTOCOL_NAME } from './control';
 
 /** Options of a {@link Handshake}. */
 export interface HandshakeOptions {
@@ -50,56 +38,8 @@ function authError(message: string): HandshakeError {
   return new HandshakeError(ErrorCode.AUTH, message);
 }
 
-/** Body of a CLOSE frame. */
-export interface CloseBody {
-  /** An error code (`ERR_IPC_…`) saying why. */
-  code: string;
-  /** Human-readable reason. */
-  message: string;
-  /** Whether the receiver may reconnect later. */
-  reconnect: boolean;
-}
-
 /** Handshake steps, carried in the frame's id field. */
 export const HandshakeStep = { CLIENT_HELLO: 1, SERVER_HELLO: 2, CLIENT_ACK: 3, SERVER_ACCEPT: 4 } as const;
-
-/** A control frame with a JSON payload. */
-export function jsonFrame(type: number, id: number, body: unknown): OutgoingFrame {
-  return { type, flags: 0, id, encoding: Encoding.JSON, payload: Buffer.from(JSON.stringify(body), 'utf8') };
-}
-
-/** A CLOSE frame. */
-export function closeFrame(body: CloseBody): OutgoingFrame {
-  return jsonFrame(FrameType.CLOSE, 0, body);
-}
-
-/**
- * Reads the JSON body of a control frame, of at most `limit` bytes (default 16 KiB: a CLOSE or HANDSHAKE body
- * never needs more, and parsing is checked before it costs anything).
- * @throws ProtocolError when it is larger, or not a JSON object.
- */
-export function readJson(frame: Frame, limit = HANDSHAKE_MAX_FRAME_SIZE): Record<string, unknown> {
-  if (frame.payload.length > limit) {
-    throw new ProtocolError(ErrorCode.PROTOCOL, `Control frame (type 0x${frame.type.toString(16)}) of ${frame.payload.length} bytes: at most ${limit} are allowed`);
-  }
-  try {
-    const body: unknown = JSON.parse(frame.payload.toString('utf8'));
-    if (body !== null && typeof body === 'object' && !Array.isArray(body)) return body as Record<string, unknown>;
-  } catch {
-    // fall through
-  }
-  throw new ProtocolError(ErrorCode.PROTOCOL, `Malformed control frame (type 0x${frame.type.toString(16)}): expected a JSON object`);
-}
-
-/** Reads a CLOSE frame's body, tolerating missing fields. */
-export function readClose(frame: Frame): CloseBody {
-  const body = readJson(frame);
-  return {
-    code: typeof body.code === 'string' ? body.code : ErrorCode.CLOSED,
-    message: typeof body.message === 'string' ? body.message : 'the peer closed the connection',
-    reconnect: body.reconnect !== false,
-  };
-}
 
 /** The outcome of feeding one frame to a {@link Handshake}. */
 export interface HandshakeResult {
@@ -119,14 +59,18 @@ export type AcceptPeer = (name: string) => HandshakeError | undefined;
  * CLOSE frames, send what it returns.
  *
  * ```
- * client                              server
- *   HANDSHAKE id=1 {protocol,version,name,maxFrameSize}  ──►  checks protocol, version, name (accept)
- *   ◄──  HANDSHAKE id=2 {protocol,version,name,maxFrameSize}  (or CLOSE {code,message,reconnect})
- *   checks the server's name is the expected one
- *   HANDSHAKE id=3 {}  ──►  (or CLOSE)  checks the name is still free, admits the client
- *   ◄──  HANDSHAKE id=4 {}  (or CLOSE)
- * ready after receiving 4              ready after sending 4
+ * client                                                      server
+ * 1 HANDSHAKE id=1 {protocol,version,name,maxFrameSize[,nonce]}  ──►
+ *                                            checks protocol, version, name (accept); with a secret, a nonce
+ * 2 ◄──  HANDSHAKE id=2 {protocol,version,name,maxFrameSize[,nonce,proof]}   or CLOSE {code,message,reconnect}
+ *   checks the server's name is the expected one; with a secret, its proof
+ * 3 HANDSHAKE id=3 {[proof]}  ──►  (or CLOSE)
+ *                                            with a secret, checks the proof; checks the name is still free
+ * 4 ◄──  HANDSHAKE id=4 {}   (or CLOSE)
+ * ready after receiving 4                                     ready after sending 4
  * ```
+ * `nonce`: 32 fresh random bytes (base64) of each side; `proof`: {@link authProof} (HMAC-SHA256 over both nonces
+ * and both names, bound to the role). Bodies are laid out and read in `control.ts`.
  */
 export class Handshake {
   private step = 0;
@@ -175,15 +119,15 @@ export class Handshake {
   private receiveAsServer(frame: Frame): HandshakeResult {
     const { secret } = this.options;
     if (this.step === 0 && frame.id === HandshakeStep.CLIENT_HELLO) {
-      const body = readJson(frame);
-      const name = this.readHello(body);
-      if (secret && typeof body.nonce !== 'string') throw authError(`"${name}" did not authenticate: this node requires a secret`);
+      const body = this.readHello(frame);
+      const { name } = body;
+      if (secret && body.nonce === undefined) throw authError(`"${name}" did not authenticate: this node requires a secret`);
       const refused = this.options.accept?.(name);
       if (refused) return { error: refused, send: refusal(refused) };
       this.peer = name;
       this.step = HandshakeStep.SERVER_HELLO;
       if (!secret) return { send: this.hello(HandshakeStep.SERVER_HELLO, {}) };
-      this.clientNonce = body.nonce as string;
+      this.clientNonce = body.nonce!;
       this.serverNonce = this.freshNonce();
       const proof = authProof(secret, 'server', this.clientNonce, this.serverNonce, name, this.ownName);
       return { send: this.hello(HandshakeStep.SERVER_HELLO, { nonce: this.serverNonce, proof }) };
@@ -191,12 +135,12 @@ export class Handshake {
     if (this.step === HandshakeStep.SERVER_HELLO && frame.id === HandshakeStep.CLIENT_ACK && this.peer !== null) {
       if (secret) {
         const expected = authProof(secret, 'client', this.clientNonce, this.serverNonce, this.peer, this.ownName);
-        if (!sameProof(expected, readJson(frame).proof)) throw authError(`"${this.peer}" failed authentication (wrong secret or replayed handshake)`);
+        if (!sameProof(expected, readAck(frame).proof)) throw authError(`"${this.peer}" failed authentication (wrong secret or replayed handshake)`);
       }
       const refused = this.options.accept?.(this.peer);
       if (refused) return { error: refused, send: refusal(refused) };
       this.step = HandshakeStep.SERVER_ACCEPT;
-      return { send: jsonFrame(FrameType.HANDSHAKE, HandshakeStep.SERVER_ACCEPT, {}), done: this.peer };
+      return { send: handshakeFrame(HandshakeStep.SERVER_ACCEPT, {}), done: this.peer };
     }
     throw unexpectedStep(frame);
   }
@@ -207,8 +151,8 @@ export class Handshake {
       return { done: this.peer! };
     }
     if (this.step !== HandshakeStep.CLIENT_HELLO || frame.id !== HandshakeStep.SERVER_HELLO) throw unexpectedStep(frame);
-    const body = readJson(frame);
-    const name = this.readHello(body);
+    const body = this.readHello(frame);
+    const { name } = body;
     const expected = this.options.expectedPeer;
     if (expected !== undefined && name !== expected) {
       throw new HandshakeError(
@@ -217,44 +161,29 @@ export class Handshake {
       );
     }
     const { secret } = this.options;
-    let ack = {};
+    let ack: AckBody = {};
     if (secret) {
       const serverNonce = body.nonce;
-      if (typeof serverNonce !== 'string') throw authError(`"${name}" does not authenticate, but this node requires it`);
+      if (serverNonce === undefined) throw authError(`"${name}" does not authenticate, but this node requires it`);
       const expectedProof = authProof(secret, 'server', this.clientNonce, serverNonce, this.ownName, name);
       if (!sameProof(expectedProof, body.proof)) throw authError(`"${name}" failed authentication (wrong secret)`);
       ack = { proof: authProof(secret, 'client', this.clientNonce, serverNonce, this.ownName, name) };
     }
     this.peer = name;
     this.step = HandshakeStep.CLIENT_ACK;
-    return { send: jsonFrame(FrameType.HANDSHAKE, HandshakeStep.CLIENT_ACK, ack) };
+    return { send: handshakeFrame(HandshakeStep.CLIENT_ACK, ack) };
   }
 
-  private hello(step: number, extra: Partial<HelloBody>): OutgoingFrame {
+  private hello(step: number, extra: Pick<HelloBody, 'nonce' | 'proof'>): OutgoingFrame {
     const maxFrameSize = this.options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
-    const body: HelloBody = { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name: this.ownName, maxFrameSize, ...extra };
-    return jsonFrame(FrameType.HANDSHAKE, step, body);
+    return handshakeFrame(step, { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name: this.ownName, maxFrameSize, ...extra });
   }
 
-  private readHello(body: Record<string, unknown>): string {
-    if (body.protocol !== PROTOCOL_NAME || body.version !== PROTOCOL_VERSION) {
-      throw new HandshakeError(
-        ErrorCode.HANDSHAKE,
-        `The peer speaks ${String(body.protocol)} version ${String(body.version)}; this node speaks ${PROTOCOL_NAME} version ${PROTOCOL_VERSION}`,
-      );
-    }
-    if (typeof body.name !== 'string' || body.name.length === 0) {
-      throw new HandshakeError(ErrorCode.HANDSHAKE, 'The peer announced no name');
-    }
-    const limit = body.maxFrameSize;
-    if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < MIN_FRAME_SIZE || limit > MAX_PAYLOAD_LENGTH) {
-      throw new HandshakeError(
-        ErrorCode.HANDSHAKE,
-        `The peer announced no valid maxFrameSize (a whole number from ${MIN_FRAME_SIZE} to ${MAX_PAYLOAD_LENGTH}; received ${JSON.stringify(limit)})`,
-      );
-    }
-    this.peerMaxFrameSize = limit;
-    return body.name;
+  /** Reads the peer's hello (`readHello`) and keeps its `maxFrameSize`. */
+  private readHello(frame: Frame): HelloBody {
+    const body = readHello(frame);
+    this.peerMaxFrameSize = body.maxFrameSize;
+    return body;
   }
 }
 

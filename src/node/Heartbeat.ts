@@ -1,0 +1,78 @@
+import { setLongInterval } from './duration';
+
+/** Heartbeat ticks without a byte from the peer before it is taken for dead. */
+export const SILENT_TICKS = 3;
+
+/** What a {@link Heartbeat} does to its connection. */
+export interface HeartbeatHost {
+  /** Send a PING with id 0 (its PONG proves the peer reads; any byte from it proves it lives). */
+  ping(): void;
+  /** Nothing arrived for `silenceMs`: the peer is frozen, or the path to it is gone without a FIN. */
+  dead(silenceMs: number): void;
+}
+
+/**
+ * A connection's liveness check (as nats.js' `heartbeats.ts`, rsocket's keep-alive): every `interval` ms it pings
+ * the peer and counts the ticks in which nothing at all arrived; after {@link SILENT_TICKS} of them in a row it
+ * declares the peer dead (once) and stops. An `interval` of 0 or Infinity disables it. The timer is unref'd (it
+ * never keeps the process up) and takes intervals above 2^31-1 ms (`setLongInterval`).
+ */
+export class Heartbeat {
+  private timer: NodeJS.Timeout | null = null;
+  /** Bytes arrived since the last tick. */
+  private heardSinceTick = true;
+  /** Ticks in a row without a byte from the peer. */
+  private silentTicks = 0;
+  /** When the unanswered heartbeat PING was sent (`performance.now()`), 0 when none is. */
+  private sentAt = 0;
+  private rtt: number | null = null;
+
+  constructor(
+    readonly interval: number,
+    private readonly host: HeartbeatHost,
+  ) {}
+
+  /** Round trip of the last heartbeat PING, in ms; null before the first PONG. */
+  get lastRtt(): number | null {
+    return this.rtt;
+  }
+
+  /** Starts ticking (nothing when disabled or already started). */
+  start(): void {
+    const { interval } = this;
+    if (this.timer !== null || !(interval > 0) || !Number.isFinite(interval)) return;
+    this.timer = setLongInterval(() => this.tick(), interval).unref();
+  }
+
+  /** Bytes arrived from the peer: it is alive. */
+  heard(): void {
+    this.heardSinceTick = true;
+  }
+
+  /** A PONG with id 0 arrived: returns the round trip of the heartbeat PING it answers, or null when none awaits one. */
+  pong(): number | null {
+    if (this.sentAt === 0) return null;
+    this.rtt = performance.now() - this.sentAt;
+    this.sentAt = 0;
+    return this.rtt;
+  }
+
+  /** Stops ticking; idempotent. */
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private tick(): void {
+    if (this.heardSinceTick) {
+      this.heardSinceTick = false;
+      this.silentTicks = 0;
+    } else if (++this.silentTicks >= SILENT_TICKS) {
+      this.stop();
+      this.host.dead(SILENT_TICKS * this.interval);
+      return;
+    }
+    this.sentAt = performance.now();
+    this.host.ping();
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * The bodies of control frames, laid out and read in one place (PROTOCOL.md, "Frame types"): HANDSHAKE (hello
+ * and acknowledgements), CLOSE, ERROR and STREAM_ERROR, REQUEST_N, and the WINDOW prefix of a receptive MESSAGE. Pure: no sockets, timers or RxJS. Readers throw {@link ProtocolError} on a malformed body,
+ * except {@link readError}, which tolerates one (a failure must reach the requester whatever its shape).
+ */
+import { ErrorCode, HandshakeError, ProtocolError } from '../errors';
+import { Encoding, FrameFlags, FrameType, HANDSHAKE_MAX_FRAME_SIZE, MAX_PAYLOAD_LENGTH, MIN_FRAME_SIZE, PROTOCOL_VERSION } from './constants';
+import type { Frame } from './Frame';
+import type { OutgoingFrame } from './FrameEncoder';
+import { oversized } from './Serializer';
+
+// ─── JSON bodies (HANDSHAKE, CLOSE, ERROR, STREAM_ERROR) ───────────────────────────────────────────────
+
+/** A control frame of `type` whose payload is `body` as UTF-8 JSON. */
+export function jsonFrame(type: number, id: number, body: unknown): OutgoingFrame {
+  return { type, flags: 0, id, encoding: Encoding.JSON, payload: Buffer.from(JSON.stringify(body), 'utf8') };
+}
+
+/**
+ * Reads the JSON body of a control frame, of at most `limit` bytes (default 16 KiB: a CLOSE or HANDSHAKE body
+ * never needs more, and the size is checked before parsing costs anything).
+ * @throws ProtocolError when it is larger, or not a JSON object.
+ */
+export function readJson(frame: Frame, limit = HANDSHAKE_MAX_FRAME_SIZE): Record<string, unknown> {
+  if (frame.payload.length > limit) {
+    throw new ProtocolError(ErrorCode.PROTOCOL, `Control frame (type 0x${frame.type.toString(16)}) of ${frame.payload.length} bytes: at most ${limit} are allowed`);
+  }
+  try {
+    const body: unknown = JSON.parse(frame.payload.toString('utf8'));
+    if (body !== null && typeof body === 'object' && !Array.isArray(body)) return body as Record<string, unknown>;
+  } catch {
+    // fall through
+  }
+  throw new ProtocolError(ErrorCode.PROTOCOL, `Malformed control frame (type 0x${frame.type.toString(16)}): expected a JSON object`);
+}
+
+// ─── HANDSHAKE ─────────────────────────────────────────────────────────────────────────────────────────
+
+/** Protocol name carried in every hello. */
+export const PROTOCOL_NAME = 'ipc-link-core';
+
+/** Body of the HANDSHAKE frames that carry an identity (steps 1 and 2). */
+export interface HelloBody {
+  protocol: string;
+  version: number;
+  name: string;
+  /** Largest payload this side accepts after the handshake: the peer never sends a larger one. */
+  maxFrameSize: number;
+  /** With authentication: this side's fresh random nonce (base64). */
+  nonce?: string;
+  /** With authentication, in the server's hello: HMAC proving it knows the secret (base64). */
+  proof?: string;
+}
+
+/** Body of the HANDSHAKE frames that acknowledge (steps 3 and 4): the client's proof, with authentication. */
+export interface AckBody {
+  proof?: string;
+}
+
+/** A HANDSHAKE frame of `step` (carried in the id field) with `body`. */
+export function handshakeFrame(step: number, body: HelloBody | AckBody): OutgoingFrame {
+  return jsonFrame(FrameType.HANDSHAKE, step, body);
+}
+
+/**
+ * Reads a hello (steps 1 and 2): same protocol and version as ours, a name, a valid `maxFrameSize`; `nonce` and
+ * `proof` only when they are strings.
+ * @throws ProtocolError when the body is not a JSON object of at most 16 KiB; HandshakeError
+ *   (`ERR_IPC_HANDSHAKE`) when a field is wrong.
+ */
+export function readHello(frame: Frame): HelloBody {
+  const body = readJson(frame);
+  if (body.protocol !== PROTOCOL_NAME || body.version !== PROTOCOL_VERSION) {
+    throw new HandshakeError(
+      ErrorCode.HANDSHAKE,
+      `The peer speaks ${String(body.protocol)} version ${String(body.version)}; this node speaks ${PROTOCOL_NAME} version ${PROTOCOL_VERSION}`,
+    );
+  }
+  if (typeof body.name !== 'string' || body.name.length === 0) {
+    throw new HandshakeError(ErrorCode.HANDSHAKE, 'The peer announced no name');
+  }
+  const limit = body.maxFrameSize;
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < MIN_FRAME_SIZE || limit > MAX_PAYLOAD_LENGTH) {
+    throw new HandshakeError(
+      ErrorCode.HANDSHAKE,
+      `The peer announced no valid maxFrameSize (a whole number from ${MIN_FRAME_SIZE} to ${MAX_PAYLOAD_LENGTH}; received ${JSON.stringify(limit)})`,
+    );
+  }
+  return { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name: body.name, maxFrameSize: limit, nonce: stringOrNot(body.nonce), proof: stringOrNot(body.proof) };
+}
+
+/**
+ * Reads an acknowledgement (steps 3 and 4): `proof` only when it is a string.
+ * @throws ProtocolError when the body is not a JSON object of at most 16 KiB.
+ */
+export function readAck(frame: Frame): AckBody {
+  return { proof: stringOrNot(readJson(frame).proof) };
+}
+
+function stringOrNot(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+// ─── CLOSE ─────────────────────────────────────────────────────────────────────────────────────────────
+
+/** Body of a CLOSE frame. */
+export interface CloseBody {
+  /** An error code (`ERR_IPC_…`) saying why. */
+  code: string;
+  /** Human-readable reason. */
+  message: string;
+  /** Whether the receiver may reconnect later. */
+  reconnect: boolean;
+}
+
+/** A CLOSE frame carrying `body`. */
+export function closeFrame(body: CloseBody): OutgoingFrame {
+  return jsonFrame(FrameType.CLOSE, 0, body);
+}
+
+/**
+ * Reads a CLOSE frame's body (at most 16 KiB), tolerating missing fields.
+ * @throws ProtocolError when it is larger, or not a JSON object.
+ */
+export function readClose(frame: Frame): CloseBody {
+  const body = readJson(frame);
+  return {
+    code: typeof body.code === 'string' ? body.code : ErrorCode.CLOSED,
+    message: typeof body.message === 'string' ? body.message : 'the peer closed the connection',
+    reconnect: body.reconnect !== false,
+  };
+}
+
+// ─── ERROR and STREAM_ERROR ────────────────────────────────────────────────────────────────────────────
+
+/** Body of an ERROR or STREAM_ERROR frame: what a `RemoteError` is built from. */
+export interface ErrorBody {
+  /** `name` of the error on the responder's side. */
+  name: string;
+  message: string;
+  /** Its `code`, when it had a string one. */
+  code?: string;
+  /** Its stack, when the responder exposes stacks. */
+  stack?: string;
+}
+
+/** Room kept for the name, code and JSON syntax when a message is cut to fit (see {@link encodeError}). */
+const ERROR_OVERHEAD = 256;
+/** Names and codes are cut to this many characters when the body must shrink. */
+const ERROR_NAME_LENGTH = 64;
+
+/**
+ * An ERROR or STREAM_ERROR body as JSON bytes of at most `limit` bytes (the peer's `maxFrameSize`), shortened
+ * until it fits: without the stack, then with name and code cut to 64 characters and the message to
+ * `(limit - 256) / 4` characters (a character takes at most 4 bytes), and at last `{name: 'Error', code}` alone.
+ * Any `limit` ≥ `MIN_FRAME_SIZE` (1024) fits the last form.
+ */
+export function encodeError(body: ErrorBody, limit: number): Buffer {
+  let bytes = json(body);
+  if (bytes.length <= limit) return bytes;
+  bytes = json({ ...body, stack: undefined });
+  if (bytes.length <= limit) return bytes;
+  const room = Math.max(0, limit - ERROR_OVERHEAD);
+  const code = body.code?.slice(0, ERROR_NAME_LENGTH);
+  bytes = json({ name: body.name.slice(0, ERROR_NAME_LENGTH), code, message: body.message.slice(0, room / 4) });
+  return bytes.length <= limit ? bytes : json({ name: 'Error', code, message: '' });
+}
+
+function json(value: unknown): Buffer {
+  return Buffer.from(JSON.stringify(value), 'utf8');
+}
+
+/**
+ * Reads an ERROR or STREAM_ERROR body. Tolerant: missing fields get defaults, and a body that is not a JSON
+ * object reads as "The request failed (unreadable error reply)".
+ * @throws ProtocolError `ERR_IPC_FRAME_TOO_LARGE` when the body is over `maxDecodedSize` (it is not parsed).
+ */
+export function readError(frame: Frame, maxDecodedSize: number): ErrorBody {
+  const tooLarge = oversized(Encoding.JSON, frame.payload.length, maxDecodedSize);
+  if (tooLarge) throw tooLarge;
+  let body: Record<string, unknown>;
+  try {
+    body = readJson(frame, maxDecodedSize);
+  } catch {
+    return { name: 'Error', message: 'The request failed (unreadable error reply)' };
+  }
+  return {
+    name: String(body.name ?? 'Error'),
+    message: String(body.message ?? 'The request failed'),
+    code: typeof body.code === 'string' ? body.code : undefined,
+    stack: typeof body.stack === 'string' ? body.stack : undefined,
+  };
+}
+
+// ─── REQUEST_N and the WINDOW of a receptive MESSAGE (u32 credits) ────────────────────────────────────
+
+/** Size of a credit count on the wire (a u32): a REQUEST_N body, and the WINDOW prefix of a MESSAGE. */
+export const WINDOW_SIZE = 4;
+/** The most credits one u32 can grant. */
+const MAX_CREDITS = 0xffff_ffff;
+
+/** A REQUEST_N body granting `n` more values (at most 2³²−1; more is capped). */
+export function encodeRequestN(n: number): Buffer {
+  const payload = Buffer.allocUnsafe(WINDOW_SIZE);
+  payload.writeUInt32BE(Math.min(n, MAX_CREDITS), 0);
+  return payload;
+}
+
+/**
+ * The credits a REQUEST_N grants.
+ * @throws ProtocolError when its body is not exactly 4 bytes.
+ */
+export function readRequestN(frame: Frame): number {
+  if (frame.payload.length !== WINDOW_SIZE) throw notU32('REQUEST_N', frame);
+  return frame.payload.readUInt32BE(0);
+}
+
+/**
+ * Writes a MESSAGE's WINDOW (the initial credits, u32) at `offset` of `target`, where the writer puts it between
+ * the header and the value (which is not copied for it); returns the bytes taken ({@link WINDOW_SIZE}).
+ */
+export function putWindow(target: Buffer, offset: number, credits: number): number {
+  target.writeUInt32BE(credits, offset);
+  return WINDOW_SIZE;
+}
+
+/**
+ * Reads a MESSAGE with the `WINDOW` flag: its initial credits, and its value's payload (a view, not a copy).
+ * @throws ProtocolError when it is not RECEPTIVE, or shorter than 4 bytes.
+ */
+export function readWindow(frame: Frame): { credits: number; value: Buffer } {
+  if ((frame.flags & FrameFlags.RECEPTIVE) === 0) throw new ProtocolError(ErrorCode.PROTOCOL, 'A MESSAGE with WINDOW must be RECEPTIVE');
+  if (frame.payload.length < WINDOW_SIZE) throw notU32('A MESSAGE with WINDOW', frame);
+  return { credits: frame.payload.readUInt32BE(0), value: frame.payload.subarray(WINDOW_SIZE) };
+}
+
+function notU32(what: string, frame: Frame): ProtocolError {
+  return new ProtocolError(ErrorCode.PROTOCOL, `${what} carries a u32, received ${frame.payload.length} bytes`);
+}
