@@ -20,7 +20,7 @@ export { request$, withTimeout, type RequestOptions } from './rx/request';
 export { fromSocket } from './rx/fromSocket';
 export { FrameReader } from './rx/FrameReader';
 export { Handshake, PROTOCOL_NAME, type HandshakeResult } from './protocol/handshake';
-export { RequestRegistry } from './node/RequestRegistry';
+export { RequestRegistry } from './rx/RequestRegistry';
 export {
   Node,
   type BroadcastOptions,
