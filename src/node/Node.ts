@@ -17,7 +17,7 @@ import { defaultCodec, encodeValue, type Codec, type EncodedPayload } from '../p
 import { FrameReader } from '../rx/FrameReader';
 import { request$ } from '../rx/request';
 import { backoffDelay } from './backoff';
-import { Connection, type ConnectionHost, type ConnectionStats } from './Connection';
+import { Connection, type ConnectionStats } from './Connection';
 import { asError } from './asError';
 import { NodeMessage } from './NodeMessage';
 import { NodeSocket } from './NodeSocket';
@@ -193,7 +193,7 @@ const EMPTY = Buffer.alloc(0);
  * Everything it receives is available both as events (`'message'`, `'connection'`…) and as Observables
  * (`messages$`, `connections$`, `disconnections$`), fed by the same calls so they never disagree.
  */
-export class Node extends EventEmitter<NodeEvents> implements ConnectionHost {
+export class Node extends EventEmitter<NodeEvents> {
   /** This node's name, announced to every peer. */
   readonly name: string;
   /** @internal */ readonly codec: Codec;
