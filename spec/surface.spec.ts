@@ -18,6 +18,19 @@ function declarationFiles(dir: string): string[] {
   });
 }
 
+/** The text of the README's code: fenced blocks and `inline` spans. */
+function readmeCode(): string {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const fenced = readme.match(/^```[\s\S]*?^```/gm) ?? [];
+  const inline = readme.replace(/^```[\s\S]*?^```/gm, '').match(/`[^`]+`/g) ?? [];
+  return [...fenced, ...inline].join('\n');
+}
+
+function mentions(text: string, name: string): boolean {
+  const escaped = name.replace(/[$]/g, '\\$');
+  return new RegExp(`(^|[^\\w$])${escaped}(?![\\w$])`).test(text);
+}
+
 describe('public surface (dist)', () => {
   it('is built: dist/index.d.ts and dist/index.js exist (run `npm run build`)', () => {
     expect(existsSync(join(DIST, 'index.d.ts'))).toBe(true);
@@ -33,6 +46,20 @@ describe('public surface (dist)', () => {
         .flatMap((line, i) => (line.includes('@internal') ? [`${file.slice(ROOT.length + 1)}:${i + 1}: ${line.trim()}`] : [])),
     );
     expect(leaks).toEqual([]);
+  });
+
+  it('exports only values the README shows in its code (and every one of them)', () => {
+    const exported = Object.keys(require(join(DIST, 'index.js')) as object);
+    expect(exported).toEqual(expect.arrayContaining(['Node', 'createLinkPair', 'FrameDecoder', 'IpcError']));
+    const code = readmeCode();
+    expect(exported.filter((name) => !mentions(code, name))).toEqual([]);
+  });
+
+  it('keeps the internals out of it: nothing is exported by both dist/index.js and dist/internal.js', () => {
+    const internal = Object.keys(require(join(DIST, 'internal.js')) as object);
+    expect(internal).toEqual(expect.arrayContaining(['RequestRegistry', 'request$', 'Handshake']));
+    const exported = new Set(Object.keys(require(join(DIST, 'index.js')) as object));
+    expect(internal.filter((name) => exported.has(name))).toEqual([]);
   });
 
   it('type-checks for a consumer of the built package (spec/consumer, declarations checked)', () => {
