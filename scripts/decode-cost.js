@@ -8,7 +8,7 @@ const { fork } = require('node:child_process');
 const net = require('node:net');
 const { monitorEventLoopDelay } = require('node:perf_hooks');
 const { encodeFrame, Encoding, FrameType, Node, PROTOCOL_NAME, PROTOCOL_VERSION } = require('../dist');
-const { jsonFrame } = require('../dist/protocol/handshake');
+const { jsonFrame } = require('../dist/internal');
 
 const MiB = 1024 * 1024;
 

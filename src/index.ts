@@ -1,3 +1,7 @@
+/**
+ * The API of ipc-link-core: exactly what README.md documents (spec/surface.spec.ts checks that every value
+ * exported here is shown there). Internals the specs need are in `./internal`, never here.
+ */
 export * from './errors';
 export {
   DEFAULT_MAX_DECODED_SIZE,
@@ -16,11 +20,9 @@ export { FrameDecoder, type FrameDecoderOptions } from './protocol/FrameDecoder'
 export { encodeFrame, encodeHeader, type OutgoingFrame } from './protocol/FrameEncoder';
 export { Serializer, defaultCodec, type Codec, type EncodedPayload } from './protocol/Serializer';
 export { decodeFrames } from './rx/decodeFrames';
-export { request$, withTimeout, type RequestOptions } from './rx/request';
 export { fromSocket } from './rx/fromSocket';
 export { FrameReader } from './rx/FrameReader';
-export { Handshake, PROTOCOL_NAME, type HandshakeResult } from './protocol/handshake';
-export { RequestRegistry } from './node/RequestRegistry';
+export { PROTOCOL_NAME } from './protocol/control';
 export {
   Node,
   type BroadcastOptions,

@@ -1,6 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { DEFAULT_MAX_FRAME_SIZE, encodeFrame, FrameType, PROTOCOL_NAME, PROTOCOL_VERSION, type Frame } from '../../src';
-import { jsonFrame } from '../../src/protocol/control';
+import { jsonFrame } from '../../src/internal';
 
 /** A plain TCP client that reads (and discards) what it receives, so it sees the server's FIN. */
 export function rawClient(port: number): Socket {

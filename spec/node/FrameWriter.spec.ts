@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { Encoding, FrameDecoder, FrameType, type Frame } from '../../src';
-import { FrameWriter } from '../../src/node/FrameWriter';
+import { FrameWriter } from '../../src/internal';
 
 /** A socket stand-in that records each write the writer's stream hands down (one per writev). */
 function sink() {

@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
-import { ErrorCode, Handshake } from '../../src';
+import { ErrorCode } from '../../src';
+import { Handshake } from '../../src/internal';
 import { closeAll, delay, node, serveTcp } from '../helpers/net';
 
 afterEach(closeAll);

@@ -1,8 +1,6 @@
 import { firstValueFrom, NEVER } from 'rxjs';
-import { createLinkPair, ErrorCode, IpcTimeoutError, request$, RequestRegistry } from '../../src';
-import { setLongInterval, setLongTimeout, MAX_TIMER_DELAY } from '../../src/node/duration';
-import { TimeoutQueue, type Expiring } from '../../src/node/TimeoutQueue';
-import { withTimeout } from '../../src/rx/request';
+import { createLinkPair, ErrorCode, IpcTimeoutError } from '../../src';
+import { MAX_TIMER_DELAY, request$, RequestRegistry, setLongInterval, setLongTimeout, TimeoutQueue, withTimeout, type Expiring } from '../../src/internal';
 import { testScheduler } from '../helpers/marbles';
 import { closeAll, delay, freePort, node, serveTcp } from '../helpers/net';
 

@@ -6,12 +6,11 @@ import {
   ErrorCode,
   FrameDecoder,
   FrameType,
-  Handshake,
   HandshakeError,
   PROTOCOL_VERSION,
   type Frame,
 } from '../../src';
-import { jsonFrame } from '../../src/protocol/control';
+import { Handshake, jsonFrame } from '../../src/internal';
 import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
 
 afterEach(closeAll);

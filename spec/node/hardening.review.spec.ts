@@ -15,7 +15,7 @@ import {
   type IpcError,
   type NodeMessage,
 } from '../../src';
-import { jsonFrame } from '../../src/protocol/control';
+import { jsonFrame } from '../../src/internal';
 import { cleanUp, ROOT, spawnNode } from '../helpers/child';
 import { delay, link, node, serveTcp, until } from '../helpers/net';
 import { bytes, handshakeBytes, rawClient } from '../helpers/raw';

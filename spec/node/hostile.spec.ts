@@ -2,8 +2,7 @@ import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { ErrorCode, FrameType, HEADER_SIZE, IpcError, PROTOCOL_NAME, PROTOCOL_VERSION, RemoteError } from '../../src';
-import { jsonFrame } from '../../src/protocol/control';
-import { HandshakeStep } from '../../src/protocol/handshake';
+import { HandshakeStep, jsonFrame } from '../../src/internal';
 import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
 import { bytes, closed, handshakeBytes, rawClient } from '../helpers/raw';
 

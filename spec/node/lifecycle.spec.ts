@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { Socket } from 'node:net';
 import { firstValueFrom, take, toArray } from 'rxjs';
 import { ErrorCode } from '../../src';
-import { FrameWriter } from '../../src/node/FrameWriter';
+import { FrameWriter } from '../../src/internal';
 import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
 
 afterEach(closeAll);

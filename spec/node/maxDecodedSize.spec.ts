@@ -1,6 +1,6 @@
 import { firstValueFrom, toArray } from 'rxjs';
 import { DEFAULT_MAX_DECODED_SIZE, Encoding, ErrorCode, Node, ProtocolError, RemoteError, Serializer } from '../../src';
-import { decodeValue } from '../../src/protocol/Serializer';
+import { decodeValue } from '../../src/internal';
 import { closeAll, node, serveTcp } from '../helpers/net';
 
 afterEach(closeAll);

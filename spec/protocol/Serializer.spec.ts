@@ -1,5 +1,5 @@
 import { CodecError, Encoding, ErrorCode, Serializer, type Codec } from '../../src';
-import { decodeValue, encodeValue } from '../../src/protocol/Serializer';
+import { decodeValue, encodeValue } from '../../src/internal';
 
 const codec = new Serializer();
 

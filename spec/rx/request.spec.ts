@@ -1,5 +1,6 @@
 import { firstValueFrom, take } from 'rxjs';
-import { ErrorCode, IpcTimeoutError, request$, RequestRegistry } from '../../src';
+import { ErrorCode, IpcTimeoutError } from '../../src';
+import { request$, RequestRegistry } from '../../src/internal';
 import { testScheduler } from '../helpers/marbles';
 
 /** Delivers `value` as the answer to the request sent with `id`; returns whether anyone was waiting. */

@@ -17,7 +17,7 @@ import { LinkSocket } from './Link';
 import type { NodeSocket } from './NodeSocket';
 import { asError } from './asError';
 import { InboundRequests } from './InboundRequests';
-import { RequestRegistry } from './RequestRegistry';
+import { RequestRegistry } from '../rx/RequestRegistry';
 import { StreamResponder, type StreamSink } from './StreamResponder';
 import { tlsErrorOf } from './tlsError';
 

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import * as net from 'node:net';
-import { defer, EMPTY as NOTHING, fromEvent, map, Observable, Subject, takeUntil, timer } from 'rxjs';
+import { defer, EMPTY, fromEvent, map, Observable, Subject, takeUntil, timer } from 'rxjs';
 import {
   ClosedError,
   ErrorCode,
@@ -11,6 +11,7 @@ import {
   PeerDisconnectedError,
   TlsError,
 } from '../errors';
+import { EMPTY_PAYLOAD } from '../protocol/Frame';
 import { DEFAULT_MAX_DECODED_SIZE, DEFAULT_MAX_FRAME_SIZE, Encoding, FrameFlags, FrameType } from '../protocol/constants';
 import type { HandshakeOptions } from '../protocol/handshake';
 import { defaultCodec, encodeValue, type Codec, type EncodedPayload } from '../protocol/Serializer';
@@ -185,7 +186,6 @@ export interface NodeStats extends ConnectionStats {
 /** Anything `sendTo` accepts as a destination: a peer's name, or its socket. */
 export type Target = string | NodeSocket;
 
-const EMPTY = Buffer.alloc(0);
 
 /**
  * A process's endpoint: it can `serve` (accept peers) and `connectTo` peers, both at once. Every connection
@@ -303,7 +303,7 @@ export class Node extends EventEmitter<NodeEvents> {
     this.disconnections$ = this.disconnections.asObservable();
     this.stats$ = defer(() =>
       this.closing
-        ? NOTHING
+        ? EMPTY
         : timer(0, 1000).pipe(
             map(() => this.stats()),
             takeUntil(fromEvent(this, 'close')),
@@ -525,7 +525,7 @@ export class Node extends EventEmitter<NodeEvents> {
     options = checkSendOptions(options, 'pingTo(target, options): options');
     const connection = this.sendable(target, true);
     const started = performance.now();
-    await this.ask(connection, FrameType.PING, 0, { encoding: Encoding.BUFFER, payload: EMPTY }, this.timeoutOf(options));
+    await this.ask(connection, FrameType.PING, 0, { encoding: Encoding.BUFFER, payload: EMPTY_PAYLOAD }, this.timeoutOf(options));
     connection.lastRtt = performance.now() - started;
     return connection.lastRtt;
   }

@@ -7,8 +7,9 @@
  * timer is never early, and late by less than 1 ms per 24.8 days.
  */
 
-/** The longest delay Node's timers accept: 2^31-1 ms. */
-export const MAX_TIMER_DELAY = 2 ** 31 - 1;
+import { MAX_TIMER_DELAY } from '../limits';
+
+export { MAX_TIMER_DELAY };
 
 /**
  * Like `setTimeout(callback, ms)`, for any `ms` ≥ 0. Returns null (and never calls back) when `ms` is

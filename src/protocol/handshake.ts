@@ -5,8 +5,6 @@ import { closeFrame, handshakeFrame, PROTOCOL_NAME, readAck, readClose, readHell
 import type { Frame } from './Frame';
 import type { OutgoingFrame } from './FrameEncoder';
 
-// src/index.ts takes PROTOCOL_NAME from here; it is defined in control.ts with the hello that carries it.
-export { PROTOCOL_NAME } from './control';
 
 /** Options of a {@link Handshake}. */
 export interface HandshakeOptions {

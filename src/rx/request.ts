@@ -1,7 +1,7 @@
 import { asyncScheduler, Observable, Subscription, throwError, timeout as rxTimeout, type MonoTypeOperatorFunction, type Observer, type SchedulerLike } from 'rxjs';
 import { IpcTimeoutError } from '../errors';
-import { MAX_TIMER_DELAY } from '../node/duration';
-import type { RequestRegistry } from '../node/RequestRegistry';
+import { MAX_TIMER_DELAY } from '../limits';
+import type { RequestRegistry } from './RequestRegistry';
 
 /** Options of {@link request$}. */
 export interface RequestOptions {
