@@ -38,5 +38,6 @@ export {
 export { NodeMessage } from './node/NodeMessage';
 export { NodeSocket } from './node/NodeSocket';
 export { createLinkPair, LinkSocket } from './node/Link';
+export type { ByteStream } from './node/ByteStream';
 export { MAX_NAME_LENGTH } from './node/validate';
 export type { ConnectionStats } from './node/Connection';

@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import type { ByteStream } from './ByteStream';
 import type { ObservableInput, Observer, Subscription } from 'rxjs';
 import { ClosedError, ErrorCode, HandshakeError, IpcError, IpcTimeoutError, NotConnectedError, PeerDisconnectedError, ProtocolError, RemoteError } from '../errors';
 import { Encoding, FrameFlags, FrameType, HANDSHAKE_MAX_FRAME_SIZE, HEADER_SIZE } from '../protocol/constants';
@@ -13,7 +13,6 @@ import type { FrameReader } from '../rx/FrameReader';
 import { setLongTimeout, within } from './duration';
 import { FrameWriter, PACK_LIMIT } from './FrameWriter';
 import { Heartbeat } from './Heartbeat';
-import { LinkSocket } from './Link';
 import type { NodeSocket } from './NodeSocket';
 import { asError } from './asError';
 import { InboundRequests } from './InboundRequests';
@@ -122,17 +121,24 @@ export class Connection implements StreamSink {
   private graceTimer: NodeJS.Timeout | null = null;
   /** Reading is paused until our answers to the peer drained (see pauseReading). */
   private readingPaused = false;
+  /** The FrameReader `socket` reads through, when it was created with one. */
+  private readonly reader: FrameReader | undefined;
 
   constructor(
-    readonly socket: Socket,
+    readonly socket: ByteStream,
     readonly role: 'client' | 'server',
     private readonly host: ConnectionHost,
     handshake: HandshakeOptions,
-    /** Set when `socket` was created with `reader.onread`: its bytes come through the reader, not 'data'. */
-    private readonly reader?: FrameReader,
+    transport: {
+      /** Set when `socket` was created with `reader.onread`: its bytes come through the reader, not 'data'. */
+      reader?: FrameReader;
+      /** The stream delivers writes synchronously (an in-memory link): write every frame at once, no corking. */
+      immediate?: boolean;
+    } = {},
   ) {
+    this.reader = transport.reader;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
-    this.writer = new FrameWriter(socket, socket instanceof LinkSocket);
+    this.writer = new FrameWriter(socket, transport.immediate);
     this.handshake = new Handshake(role, host.name, { ...handshake, maxFrameSize: host.maxFrameSize });
     this.inbound = new InboundRequests(host.maxPendingRequests);
     this.heartbeat = new Heartbeat(host.heartbeatInterval, {

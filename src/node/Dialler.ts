@@ -1,12 +1,12 @@
-import type { Duplex } from 'node:stream';
 import { ClosedError, ConnectError, ErrorCode, IpcError, PeerDisconnectedError } from '../errors';
 import { backoffDelay } from './backoff';
+import type { ByteStream } from './ByteStream';
 import type { Connection } from './Connection';
 import { setLongTimeout } from './duration';
 import type { NodeSocket } from './NodeSocket';
 
 /** Where a client connects: `net.connect` arguments (redialled after a loss), or a byte stream used once. */
-export type DialTarget = { readonly connectArgs: unknown[] } | { readonly via: Duplex };
+export type DialTarget = { readonly connectArgs: unknown[] } | { readonly via: ByteStream };
 
 /** How often and how patiently a {@link Dialler} reconnects (the node's options). */
 export interface RetryPolicy {

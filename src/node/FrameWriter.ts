@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import type { ByteStream } from './ByteStream';
 import { HEADER_SIZE } from '../protocol/constants';
 import { putWindow, WINDOW_SIZE } from '../protocol/control';
 import { encodeHeader } from '../protocol/FrameEncoder';
@@ -53,7 +53,7 @@ export class FrameWriter {
    *   links, whose delivery is synchronous.
    */
   constructor(
-    private readonly socket: Socket,
+    private readonly socket: ByteStream,
     private readonly immediate = false,
   ) {}
 

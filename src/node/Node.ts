@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import type { Duplex } from 'node:stream';
 import * as net from 'node:net';
 import { defer, EMPTY, fromEvent, map, Observable, Subject, takeUntil, timer } from 'rxjs';
 import {
@@ -19,6 +18,8 @@ import { FrameReader } from '../rx/FrameReader';
 import { request$ } from '../rx/request';
 import { Connection, type ConnectionHost, type ConnectionStats } from './Connection';
 import { asError } from './asError';
+import type { ByteStream } from './ByteStream';
+import { LinkSocket } from './Link';
 import { Dialler, type DialTarget, type DiallerHost, type RetryPolicy } from './Dialler';
 import { NodeMessage } from './NodeMessage';
 import { NO_TRAFFIC, NodeSocket } from './NodeSocket';
@@ -372,7 +373,7 @@ export class Node extends EventEmitter<NodeEvents> {
    * Like `connectTo`, over a socket you provide — one end of `createLinkPair()`, or any connected
    * `net.Socket`/Duplex. There is no reconnection: when it closes, the peer is gone.
    */
-  connectVia(name: string, socket: Duplex): Promise<NodeSocket> {
+  connectVia(name: string, socket: ByteStream): Promise<NodeSocket> {
     return this.connectWith('connectVia', name, () => ({ via: checkDuplex(socket, 'connectVia(name, socket): socket') }));
   }
 
@@ -396,9 +397,9 @@ export class Node extends EventEmitter<NodeEvents> {
   }
 
   /** Serves one peer over a socket you provide (the other end of a `createLinkPair()` link), without `serve`. */
-  acceptVia(socket: Duplex): this {
+  acceptVia(socket: ByteStream): this {
     checkDuplex(socket, 'acceptVia(socket): socket');
-    this.accept(socket as net.Socket);
+    this.accept(socket);
     return this;
   }
 
@@ -690,7 +691,7 @@ export class Node extends EventEmitter<NodeEvents> {
 
   // ─── opening connections ────────────────────────────────────────────────────────────────────────────
 
-  private accept(raw: Duplex): void {
+  private accept(raw: ByteStream): void {
     if (this.closing) {
       raw.destroy();
       return;
@@ -720,8 +721,8 @@ export class Node extends EventEmitter<NodeEvents> {
   }
 
   /** A started Connection over `raw` for `socket`; `raw` is destroyed when it cannot start. */
-  private startConnection(raw: Duplex, role: 'client' | 'server', socket: NodeSocket, handshake: HandshakeOptions, reader?: FrameReader): Connection {
-    const connection = new Connection(raw as net.Socket, role, this.host, handshake, reader);
+  private startConnection(raw: ByteStream, role: 'client' | 'server', socket: NodeSocket, handshake: HandshakeOptions, reader?: FrameReader): Connection {
+    const connection = new Connection(raw, role, this.host, handshake, { reader, immediate: raw instanceof LinkSocket });
     connection.owner = socket;
     try {
       connection.start();
