@@ -22,12 +22,12 @@ function sink(): StreamSink & { sent: Sent[]; released: boolean; backlog: boolea
     checkSize: (length: number) => {
       if (length > 1024) throw new IpcError(ErrorCode.FRAME_TOO_LARGE, `${length} bytes`);
     },
-    sendFrame(type: number, _id: number, encoding: number, payload: Uint8Array) {
+    trySendFrame(type: number, _id: number, encoding: number, payload: Uint8Array) {
       if (s.gone) return false;
       s.sent.push(type === FrameType.STREAM_NEXT ? { type, value: codec.decode(Buffer.from(payload), encoding) } : { type });
       return true;
     },
-    sendError(type: number, _id: number, error: Error) {
+    sendErrorIfOpen(type: number, _id: number, error: Error) {
       s.sent.push({ type, error: { name: error.name, message: error.message, code: (error as IpcError).code } });
     },
     release: () => (s.released = true),

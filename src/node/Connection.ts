@@ -86,6 +86,9 @@ interface Ending {
  * → {@link Connection.dispatch}), its writer, its handshake, the requests we sent (`registry`) and the ones the
  * peer sent us (`inbound`). A client that reconnects gets a new Connection. Every way of ending goes through
  * {@link Connection.end}.
+ *
+ * The write methods' names say what they do when the connection is not open: `send…` throws, `trySend…` returns
+ * false, `…IfOpen` does nothing (an answer or a control frame nobody can receive any more).
  */
 export class Connection implements StreamSink {
   /** The peer's announced name, once the handshake is done. */
@@ -194,7 +197,7 @@ export class Connection implements StreamSink {
    * @throws NotConnectedError when the connection is not open; IpcError `ERR_IPC_FRAME_TOO_LARGE` when the
    *   payload exceeds the peer's `maxFrameSize` (nothing is written).
    */
-  write(
+  send(
     type: number,
     flags: number,
     id: number,
@@ -227,11 +230,11 @@ export class Connection implements StreamSink {
    * copied: resolves at once while the socket's buffer is below its high-water mark ({@link SENT}), else when it
    * drains (backpressure). A larger one is not copied: resolves once the socket has taken its bytes. Rejects if
    * the connection is lost first, and with `ERR_IPC_TIMEOUT` when the socket did not take it within `timeout`.
-   * @throws NotConnectedError, IpcError `ERR_IPC_FRAME_TOO_LARGE` (see {@link Connection.write}).
+   * @throws NotConnectedError, IpcError `ERR_IPC_FRAME_TOO_LARGE` (see {@link Connection.send}).
    */
   sendOneWay(encoding: number, payload: Uint8Array, timeout = Infinity): Promise<void> {
     if (payload.length > PACK_LIMIT) return within(this.sendTaken(encoding, payload), timeout, () => this.notTaken(timeout));
-    if (this.write(FrameType.MESSAGE, 0, 0, encoding, payload)) return SENT;
+    if (this.send(FrameType.MESSAGE, 0, 0, encoding, payload)) return SENT;
     // Every send waiting for this drain with this timeout shares one timer.
     const drain = this.drained();
     const waits = (this.drain!.within ??= new Map());
@@ -258,7 +261,7 @@ export class Connection implements StreamSink {
         reject(new PeerDisconnectedError(`The connection to "${this.peerName}" was lost while sending`, { cause: error ?? this.error ?? undefined }));
       };
     });
-    this.write(FrameType.MESSAGE, 0, 0, encoding, payload, -1, settle);
+    this.send(FrameType.MESSAGE, 0, 0, encoding, payload, -1, settle);
     return taken;
   }
 
@@ -283,12 +286,12 @@ export class Connection implements StreamSink {
   }
 
   /** Tells the responder to stop answering request `id` (and free its slot). */
-  cancelRequest(id: number): void {
+  cancelIfOpen(id: number): void {
     if (this.writable) this.writer.write(FrameType.CANCEL, 0, id, Encoding.BUFFER, EMPTY_PAYLOAD);
   }
 
   /** Grants the responder of request `id` `n` more values. */
-  grantCredits(id: number, n: number): void {
+  grantIfOpen(id: number, n: number): void {
     if (!this.writable) return;
     this.writer.write(FrameType.REQUEST_N, 0, id, Encoding.BUFFER, encodeRequestN(n));
   }
@@ -317,7 +320,7 @@ export class Connection implements StreamSink {
   /** Fails request `id` with `error`. False when nothing awaits it. */
   replyError(id: number, error: Error): boolean {
     if (!this.inbound.take(id)) return false;
-    this.sendError(FrameType.ERROR, id, error);
+    this.sendErrorIfOpen(FrameType.ERROR, id, error);
     return true;
   }
 
@@ -338,14 +341,14 @@ export class Connection implements StreamSink {
   }
 
   /** StreamSink: writes a stream frame; false when the connection is gone. */
-  sendFrame(type: number, id: number, encoding: number, payload: Uint8Array): boolean {
+  trySendFrame(type: number, id: number, encoding: number, payload: Uint8Array): boolean {
     if (!this.writable) return false;
     this.writer.write(type, 0, id, encoding, payload);
     return true;
   }
 
   /** StreamSink: writes an ERROR or STREAM_ERROR frame: name, message, code, and the stack if `exposeErrorStack`. */
-  sendError(type: number, id: number, failure: Error): void {
+  sendErrorIfOpen(type: number, id: number, failure: Error): void {
     if (!this.writable) return;
     const error = asError(failure);
     const { code, stack } = error as { code?: unknown; stack?: unknown };
@@ -522,7 +525,7 @@ export class Connection implements StreamSink {
     } catch (error) {
       if (frame.type === FrameType.STREAM_NEXT) {
         this.registry.take(frame.id);
-        this.cancelRequest(frame.id);
+        this.cancelIfOpen(frame.id);
       }
       observer.error(error);
       return UNDECODED;
@@ -540,7 +543,7 @@ export class Connection implements StreamSink {
       if (refused === 'duplicate') throw new ProtocolError(ErrorCode.PROTOCOL, `Request id ${frame.id} already awaits an answer`);
       if (refused === 'full') {
         const limit = this.host.maxPendingRequests;
-        this.sendError(FrameType.ERROR, frame.id, new IpcError(ErrorCode.TOO_MANY_REQUESTS, `"${this.host.name}" already has ${limit} requests from "${this.peerName}" to answer`));
+        this.sendErrorIfOpen(FrameType.ERROR, frame.id, new IpcError(ErrorCode.TOO_MANY_REQUESTS, `"${this.host.name}" already has ${limit} requests from "${this.peerName}" to answer`));
         return;
       }
     }

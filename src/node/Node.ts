@@ -455,14 +455,14 @@ export class Node extends EventEmitter<NodeEvents> {
       const { encoding, payload } = encodeValue(this.codec, data);
       if (options.receptive === false) return this.oneWay(connection, { encoding, payload }, this.timeoutOf(options)) as Promise<T>;
       const window = options.window ?? this.streamWindow;
-      const send = (id: number) => connection.write(FrameType.MESSAGE, FrameFlags.RECEPTIVE, id, encoding, payload, window);
+      const send = (id: number) => connection.send(FrameType.MESSAGE, FrameFlags.RECEPTIVE, id, encoding, payload, window);
       return request$<T>(connection.registry, send, {
         timeout: this.timeoutOf(options),
         idleTimeout: options.idleTimeout,
         label: `The request to "${connection.peerName}"`,
         window,
-        grant: (id, n) => connection.grantCredits(id, n),
-        cancel: (id) => connection.cancelRequest(id),
+        grant: (id, n) => connection.grantIfOpen(id, n),
+        cancel: (id) => connection.cancelIfOpen(id),
       });
     });
   }
@@ -787,7 +787,7 @@ export class Node extends EventEmitter<NodeEvents> {
       request.id = registry.register(request);
       if (Number.isFinite(timeout)) this.timeouts.add(request, timeout, !(connection.socket instanceof net.Socket));
       try {
-        connection.write(type, flags, request.id, encoded.encoding, encoded.payload);
+        connection.send(type, flags, request.id, encoded.encoding, encoded.payload);
       } catch (error) {
         registry.take(request.id)?.error(error as Error);
       }

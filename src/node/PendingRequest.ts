@@ -29,7 +29,7 @@ export class PendingRequest implements Observer<unknown>, Expiring {
     this.answered = true;
     this.resolve(value);
     // Still registered: the answer is a stream. A Promise wants one value: cancel the rest.
-    if (this.connection.registry.take(this.id) !== undefined) this.connection.cancelRequest(this.id);
+    if (this.connection.registry.take(this.id) !== undefined) this.connection.cancelIfOpen(this.id);
   }
 
   error(error: Error): void {
@@ -45,7 +45,7 @@ export class PendingRequest implements Observer<unknown>, Expiring {
   }
 
   expire(): void {
-    if (this.connection.registry.take(this.id) !== undefined) this.connection.cancelRequest(this.id);
+    if (this.connection.registry.take(this.id) !== undefined) this.connection.cancelIfOpen(this.id);
     this.reject(new IpcTimeoutError(`The request to "${this.connection.peerName}" got no answer within ${this.timeout} ms`));
   }
 }

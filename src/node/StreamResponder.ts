@@ -11,13 +11,13 @@ export interface StreamSink {
   /** @throws IpcError (`ERR_IPC_FRAME_TOO_LARGE`) when a payload of `length` bytes exceeds the peer's limit. */
   checkSize(length: number): void;
   /** Writes one frame; false when the connection is gone. */
-  sendFrame(type: number, id: number, encoding: number, payload: Uint8Array): boolean;
+  trySendFrame(type: number, id: number, encoding: number, payload: Uint8Array): boolean;
   /** True while so much waits to be sent to the peer that a stream should wait for {@link StreamSink.drained}. */
   readonly backlogged: boolean;
   /** Resolves when the socket drained; rejects when the connection is gone. */
   drained(): Promise<void>;
   /** Writes an error frame of `type` describing `error`. */
-  sendError(type: number, id: number, error: Error): void;
+  sendErrorIfOpen(type: number, id: number, error: Error): void;
   /** Forgets the stream (it ended). */
   release(id: number): void;
 }
@@ -194,19 +194,19 @@ export class StreamResponder {
       this.fail(asError(error));
       return false;
     }
-    if (this.sink.sendFrame(FrameType.STREAM_NEXT, this.id, encoded.encoding, encoded.payload)) return true;
+    if (this.sink.trySendFrame(FrameType.STREAM_NEXT, this.id, encoded.encoding, encoded.payload)) return true;
     this.end();
     return false;
   }
 
   private complete(): void {
-    this.sink.sendFrame(FrameType.STREAM_COMPLETE, this.id, 0, EMPTY_PAYLOAD);
+    this.sink.trySendFrame(FrameType.STREAM_COMPLETE, this.id, 0, EMPTY_PAYLOAD);
     this.end();
   }
 
   private fail(error: Error): void {
     if (this.ended) return;
-    this.sink.sendError(FrameType.STREAM_ERROR, this.id, error);
+    this.sink.sendErrorIfOpen(FrameType.STREAM_ERROR, this.id, error);
     this.end();
   }
 
