@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { ErrorCode } from '../../src';
 import { Handshake } from '../../src/internal';
-import { closeAll, delay, node, serveTcp } from '../helpers/net';
+import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
 
 afterEach(closeAll);
 
@@ -101,7 +101,7 @@ describe('authentication (auth: { secret })', () => {
     const replay = connect(port, '127.0.0.1').on('error', () => undefined).resume();
     replay.write(recorded);
     await once(replay, 'close');
-    await delay(50);
+    await until(() => server.errors.length > 0);
     expect(connections).toEqual([]);
     expect(server.errors.some((e) => (e as { code?: string }).code === ErrorCode.AUTH)).toBe(true);
   });

@@ -1,6 +1,6 @@
 import { ErrorCode } from '../../src';
 import { cleanUp, spawnPeer } from '../helpers/child';
-import { delay, node, serveTcp } from '../helpers/net';
+import { delay, node, serveTcp, until } from '../helpers/net';
 
 afterEach(cleanUp);
 
@@ -22,7 +22,9 @@ describe('graceful close and backpressure', () => {
 
   it('close({ drain }) lets requests in flight finish, refuses new ones, then closes', async () => {
     const server = node('hub');
+    let arrived = 0;
     server.on('message', async (m) => {
+      arrived++;
       await delay(100);
       m.reply(`late ${m.data}`);
     });
@@ -30,7 +32,7 @@ describe('graceful close and backpressure', () => {
     const client = node('client');
     await client.connectTo('hub', port, '127.0.0.1');
     const inFlight = [client.sendTo('hub', 1), client.sendTo('hub', 2)];
-    await delay(10);
+    await until(() => arrived === 2);
     const closing = server.close({ drain: 2000 });
     await expect(server.sendTo('client', 'new')).rejects.toMatchObject({ code: ErrorCode.CLOSED });
     await expect(Promise.all(inFlight)).resolves.toEqual(['late 1', 'late 2']);
@@ -39,12 +41,13 @@ describe('graceful close and backpressure', () => {
 
   it('close({ drain }) gives up at the deadline', async () => {
     const server = node('hub');
-    server.on('message', () => undefined); // never answers
+    let arrived = 0;
+    server.on('message', () => arrived++); // never answers
     const port = await serveTcp(server);
     const client = node('client');
     await client.connectTo('hub', port, '127.0.0.1');
     const pending = client.sendTo('hub', 'x', { timeout: 10_000 }).catch((e: Error) => e);
-    await delay(10);
+    await until(() => arrived === 1);
     const started = Date.now();
     await client.close({ drain: 150 });
     expect(Date.now() - started).toBeGreaterThanOrEqual(140);

@@ -11,7 +11,7 @@ import {
   type Frame,
 } from '../../src';
 import { Handshake, jsonFrame } from '../../src/internal';
-import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
+import { closeAll, node, serveTcp, until } from '../helpers/net';
 
 afterEach(closeAll);
 
@@ -90,7 +90,8 @@ describe('Handshake over sockets', () => {
     await expect(second.connectTo('hub', port, '127.0.0.1')).rejects.toMatchObject({ code: ErrorCode.NAME_IN_USE });
     const patient = node('dup', { maxRetries: 50, retryTime: 20, maxRetryTime: 50 });
     const admitted = patient.connectTo('hub', port, '127.0.0.1');
-    await delay(50);
+    // Refused while the name is taken: each refusal is an 'error' event while it retries.
+    await until(() => patient.errors.some((e) => (e as { code?: string }).code === ErrorCode.NAME_IN_USE));
     await first.close();
     await expect(admitted).resolves.toBeDefined();
     await until(() => server.get('dup')?.connected === true);

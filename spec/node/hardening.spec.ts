@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { EMPTY, lastValueFrom, toArray } from 'rxjs';
 import { ErrorCode, FrameDecoder, FrameType, HEADER_SIZE, IpcError, RemoteError, type Frame, type NodeMessage } from '../../src';
 import { cleanUp, ROOT, spawnNode, type Child } from '../helpers/child';
-import { closeAll, delay, link, node, serveTcp, until, type Transport } from '../helpers/net';
+import { closeAll, link, node, serveTcp, until, type Transport } from '../helpers/net';
 import { bytes, closed, handshakeBytes, rawClient } from '../helpers/raw';
 
 afterEach(cleanUp);
@@ -53,8 +53,11 @@ describe('1. control frames for ids the peer never requested hold no memory and 
     const pongs: Frame[] = [];
     const decoder = new FrameDecoder((f) => f.type === FrameType.PONG && pongs.push(f));
     raw.on('data', (chunk: Buffer) => decoder.push(chunk));
+    const accepted: Frame[] = [];
+    const handshake = new FrameDecoder((f) => f.type === FrameType.HANDSHAKE && accepted.push(f));
+    raw.on('data', (chunk: Buffer) => handshake.push(chunk));
     raw.write(handshakeBytes('flooder'));
-    await delay(50);
+    await until(() => accepted.some((f) => f.id === 4), 5000, "the server's acceptance"); // handshake step 4
     const baseline = await heap();
     // Mostly REQUEST_N (the one that used to store an entry per id), every other kind in between.
     const others = [FrameType.CANCEL, FrameType.PONG, FrameType.STREAM_NEXT, FrameType.STREAM_COMPLETE, FrameType.STREAM_ERROR, FrameType.REPLY, FrameType.ERROR];
@@ -227,7 +230,6 @@ describe('9. connectTo resolves only once the server has accepted the client', (
     const results = await Promise.all([a, b].map((n) => n.connectTo('hub', port, '127.0.0.1').then(() => 'connected', (e: IpcError) => e.code)));
     const winner = results[0] === 'connected' ? a : b;
     expect([...results].sort()).toEqual([ErrorCode.NAME_IN_USE, 'connected']);
-    await delay(50);
     expect(winner.get('hub')?.connected).toBe(true);
   });
 });

@@ -63,7 +63,7 @@ describe('hostile input: one connection is closed with a typed error, nothing el
   it('hundreds of connections opened and dropped at once', async () => {
     const { server, port, good } = await hub();
     const raws = Array.from({ length: 300 }, () => rawClient(port));
-    await delay(20);
+    await Promise.all(raws.map((r) => once(r, 'connect')));
     raws.forEach((r, i) => (i % 2 ? r.destroy() : r.end(handshakeBytes(`drive-by-${i}`).subarray(0, 30))));
     await Promise.all(raws.map(closed));
     await expect(good.sendTo('hub', 'ping')).resolves.toBe('pong');
