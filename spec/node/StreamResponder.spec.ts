@@ -2,6 +2,7 @@
 import { finalize, NEVER, Observable, Subject } from 'rxjs';
 import { ErrorCode, FrameType, IpcError, Serializer } from '../../src';
 import { StreamResponder, type StreamSink } from '../../src/node/StreamResponder';
+import { testScheduler } from '../helpers/marbles';
 
 interface Sent {
   type: number;
@@ -97,6 +98,19 @@ describe('StreamResponder (through StreamSink)', () => {
     expect(finalized).toBe(true);
     expect(s.sent).toEqual([]);
     expect(s.released).toBe(true);
+  });
+
+  it('cancel() unsubscribes the source at that frame (marbles, virtual time)', () => {
+    testScheduler().run(({ cold, expectSubscriptions, flush }) => {
+      const s = sink();
+      const source = cold('a-b-c-d-e|');
+      const responder = new StreamResponder(s, 1, 10, 10);
+      responder.start(source);
+      cold('---x').subscribe(() => responder.cancel());
+      flush();
+      expectSubscriptions(source.subscriptions).toBe('^--!');
+      expect(values(s)).toEqual(['a', 'b']);
+    });
   });
 
   it('a generator is returned on cancel (its finally runs)', async () => {
