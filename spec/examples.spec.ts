@@ -29,6 +29,15 @@ describe('examples', () => {
     expect(code).toBe(0);
   });
 
+  it('pull.ts pulls every row with the producer at most a window ahead', async () => {
+    const run = spawnNode(ts('pull.ts'));
+    const { code } = await run.exited;
+    const match = /pulled 100 rows; the producer ran at most (\d+) rows ahead/.exec(run.output());
+    expect(match).not.toBeNull();
+    expect(Number(match![1])).toBeLessThanOrEqual(16);
+    expect(code).toBe(0);
+  });
+
   it('interactive.ts sends typed lines to hello.ts and prints the replies', async () => {
     const port = String(await freePort());
     const hello = spawnNode(ts('hello.ts'), { PORT: port });

@@ -21,6 +21,7 @@ export { encodeFrame, encodeHeader, type OutgoingFrame } from './protocol/FrameE
 export { Serializer, defaultCodec, type Codec, type EncodedPayload } from './protocol/Serializer';
 export { decodeFrames } from './rx/decodeFrames';
 export { fromSocket } from './rx/fromSocket';
+export { pullEach } from './rx/pullEach';
 export { FrameReader } from './rx/FrameReader';
 export { PROTOCOL_NAME } from './protocol/control';
 export {

@@ -16,8 +16,10 @@ import type { HandshakeOptions } from '../protocol/handshake';
 import { defaultCodec, encodeValue, type Codec, type EncodedPayload } from '../protocol/Serializer';
 import { FrameReader } from '../rx/FrameReader';
 import { request$ } from '../rx/request';
+import { requestIterator } from '../rx/requestIterator';
 import { Connection, type ConnectionHost, type ConnectionStats } from './Connection';
 import { asError } from './asError';
+import { setLongTimeout } from './duration';
 import type { ByteStream } from './ByteStream';
 import { LinkSocket } from './Link';
 import { Dialler, type DialTarget, type DiallerHost, type RetryPolicy } from './Dialler';
@@ -468,6 +470,63 @@ export class Node extends EventEmitter<NodeEvents> {
   }
 
   /**
+   * The answers to a request as an `AsyncIterableIterator`, **pulled at the consumer's pace**: credits are granted
+   * as `next()` is called, not as values arrive, so the responder never runs more than `window` values ahead and
+   * at most `window` values wait here — whatever the loop body does between two pulls. Nothing is sent before the
+   * first `next()`. Leaving early (`break`, `return()`, a throw in the loop) sends CANCEL: the responder's source
+   * is torn down. `timeout` bounds the wait for the first value, `idleTimeout` each later wait. Errors (a
+   * `RemoteError`, `ERR_IPC_PEER_DISCONNECTED`, bad arguments, `ERR_IPC_NOT_CONNECTED`) reject a `next()`.
+   *
+   * Use `request$` for push pipelines (values flow as fast as they come; credits follow delivery), `iterate` for
+   * pull (`for await` over work that takes time); to keep RxJS operators *and* this backpressure, see `pullEach`.
+   *
+   * @example
+   * for await (const row of node.iterate('db', 'SELECT …', { window: 16 })) await store(row);
+   */
+  iterate<T = unknown>(target: Target, data: unknown, options: RequestStreamOptions = {}): AsyncIterableIterator<T> {
+    let inner: AsyncIterableIterator<T> | null = null;
+    let failure: unknown = null;
+    const open = (): AsyncIterableIterator<T> => {
+      checkTarget(target, 'iterate(target): target', isSocket);
+      options = checkRequestOptions(options, 'iterate(target, data, options): options');
+      if (options.receptive === false) throw new TypeError('iterate(target, data, options): options.receptive must not be false (there is nothing to iterate)');
+      const connection = this.sendable(target, true);
+      const { encoding, payload } = encodeValue(this.codec, data);
+      const window = options.window ?? this.streamWindow;
+      return requestIterator<T>(connection.registry, (id) => connection.send(FrameType.MESSAGE, FrameFlags.RECEPTIVE, id, encoding, payload, window), {
+        window,
+        timeout: this.timeoutOf(options),
+        idleTimeout: options.idleTimeout ?? Infinity,
+        label: `The request to "${connection.peerName}"`,
+        grant: (id, n) => connection.grantIfOpen(id, n),
+        cancel: (id) => connection.cancelIfOpen(id),
+        schedule: (callback, ms) => {
+          const timer = setLongTimeout(callback, ms);
+          return () => clearTimeout(timer!);
+        },
+      });
+    };
+    const done = (): Promise<IteratorResult<T>> => Promise.resolve({ value: undefined, done: true });
+    return {
+      next: () => {
+        if (inner === null && failure === null) {
+          try {
+            inner = open();
+          } catch (error) {
+            failure = error;
+          }
+        }
+        return inner ? inner.next() : Promise.reject(failure);
+      },
+      return: () => (inner ? inner.return!() : done()),
+      throw: (error?: unknown) => (inner ? inner.throw!(error) : Promise.reject(error)),
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  }
+
+  /**
    * Sends `data` to every peer connected to our server (whose name matches `filter`, if given) and resolves
    * with their replies, in the order of the peers; rejects as soon as one of them fails (the other replies are
    * then lost: see {@link Node.broadcastSettled} to keep them). `data` is encoded once.
@@ -854,8 +913,7 @@ function checkCodec(codec: Codec | undefined): Codec {
 const isSocket = (value: unknown): boolean => value instanceof NodeSocket;
 
 /** `request$` options: those of sendTo, plus `idleTimeout` (a duration) and `window` (credits, an integer). */
-function checkRequestOptions(options: RequestStreamOptions | undefined): RequestStreamOptions {
-  const what = 'request$(target, data, options): options';
+function checkRequestOptions(options: RequestStreamOptions | undefined, what = 'request$(target, data, options): options'): RequestStreamOptions {
   const checked = checkSendOptions(options, what);
   if (checked.idleTimeout !== undefined) checkDuration(checked.idleTimeout, `${what}.idleTimeout`, Infinity);
   if (checked.window !== undefined) checkInteger(checked.window, `${what}.window`, 0, ...CREDITS_RANGE);
