@@ -140,6 +140,14 @@ const targets: Record<string, { must: number; aim: number; higher: boolean }> = 
 };
 const RSS_MUST = 1.5;
 
+/** Targets for the reactive path, `firstValueFrom(request$)`, as ratios to `sendTo` in the same run (issue 13). */
+const rxTargets: Record<string, { must: number; higher: boolean }> = {
+  'inflight-256': { must: 0.8, higher: true },
+  'burst-10k': { must: 1.25, higher: false },
+  sequential: { must: 1.15, higher: false },
+  'object-1kb': { must: 0.85, higher: true },
+};
+
 async function main(): Promise<void> {
   const runs: Run[] = [];
   const runsPerRep = scenarios.reduce((n, s) => n + contenders.filter((c) => !c.skip?.[s.name]).length * (s.processes ?? 1), 0) * transports.length;
@@ -253,6 +261,18 @@ async function main(): Promise<void> {
           const ratio = (m[side] ?? NaN) / (b[side] ?? NaN);
           verdicts.push(`${ratio <= RSS_MUST ? 'MET ' : 'MISS'} ${transport} peak RSS ${scenario} ${side.replace('RssKb', '')}: ${ratio.toFixed(2)}× (must ≤ ${RSS_MUST})`);
         }
+      }
+    }
+    if (contenders.some((c) => c.name === 'ipc-link-core-rx') && contenders.some((c) => c.name === 'ipc-link-core')) {
+      for (const scenario of scenarios) {
+        const rx = medians[transport][scenario.name]['ipc-link-core-rx']?.value;
+        const plain = medians[transport][scenario.name]['ipc-link-core']?.value;
+        if (rx === undefined || !plain) continue;
+        const ratio = rx / plain;
+        const t = rxTargets[scenario.name];
+        const met = t ? (t.higher ? ratio >= t.must : ratio <= t.must) : true;
+        const verdict = t ? (met ? 'MET ' : 'MISS') : '    ';
+        verdicts.push(`${verdict} ${transport} request$ vs sendTo, ${scenario.title}: ${ratio.toFixed(2)}×${t ? ` (must ${t.higher ? '≥' : '≤'} ${t.must})` : ''}`);
       }
     }
   }

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { lastValueFrom, tap } from 'rxjs';
+import { firstValueFrom, lastValueFrom, tap } from 'rxjs';
 import { Node } from 'ipc-link-core';
 import { small } from '../scenarios';
 
@@ -34,6 +34,41 @@ export const ipcLinkCore: Contender = {
       request: (data) => node.sendTo(server, data),
       send(data) {
         last = node.sendTo(server, data, { receptive: false });
+      },
+      flush: () => last.then(() => undefined),
+      async stream(count) {
+        let inOrder = 0;
+        await lastValueFrom(
+          node.request$<string>(server, { streamSmall: count }, { window: 1024 }).pipe(
+            tap((item) => {
+              if (item === small(inOrder)) inOrder++;
+            }),
+          ),
+          { defaultValue: undefined },
+        );
+        return inOrder;
+      },
+      close: () => node.close(),
+    };
+  },
+};
+
+/**
+ * The reactive path, measured against `sendTo` in the same run (issue 13): the same server, a client whose requests
+ * are `firstValueFrom(node.request$(…))` and whose one-way sends go through `request$` with `receptive: false`.
+ */
+export const ipcLinkCoreRx: Contender = {
+  name: 'ipc-link-core-rx',
+  server: ipcLinkCore.server,
+  skip: { 'bulk-1mib': 'same path as ipc-link-core for large one-way sends', 'echo-16mib': 'same path as ipc-link-core' },
+  async client(address: Address): Promise<BenchClient> {
+    const node = new Node('bench-client', { maxRetries: 0, requestTimeout: 60_000 });
+    const server = await node.connectTo('bench-server', ...connectArgs(address));
+    let last: Promise<unknown> = Promise.resolve();
+    return {
+      request: (data) => firstValueFrom(node.request$(server, data)),
+      send(data) {
+        last = lastValueFrom(node.request$(server, data, { receptive: false }), { defaultValue: undefined });
       },
       flush: () => last.then(() => undefined),
       async stream(count) {
