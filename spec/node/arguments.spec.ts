@@ -79,6 +79,8 @@ describe('new Node(name, options)', () => {
     ['tls', null, /options\.tls must be an object, received null/],
     ['codec', null, /options\.codec must be an object with encode and decode methods, received null/],
     ['codec', {}, /options\.codec must be an object with encode and decode methods/],
+    ['scheduler', 5, /options\.scheduler must be an RxJS scheduler, received 5/],
+    ['scheduler', {}, /options\.scheduler must be an RxJS scheduler/],
     ['auth', null, /options\.auth must be an object, received null/],
     ['auth', {}, /options\.auth\.secret must be a non-empty string or Buffer, received undefined/],
     ['auth', { secret: '' }, /options\.auth\.secret must be a non-empty string or Buffer/],

@@ -1,4 +1,4 @@
-import { finalize, interval, map, take } from 'rxjs';
+import { asyncScheduler, finalize, interval, map, take } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { createLinkPair, ErrorCode } from '../../src';
 import { closeAll, node } from '../helpers/net';
@@ -7,7 +7,8 @@ afterEach(closeAll);
 
 async function linked() {
   const server = node('server', { heartbeatInterval: 0 });
-  const client = node('client', { heartbeatInterval: 0 });
+  // request$ timeouts on RxJS's async scheduler, which TestScheduler#run turns into virtual time.
+  const client = node('client', { heartbeatInterval: 0, scheduler: asyncScheduler });
   const [a, b] = createLinkPair();
   server.acceptVia(a);
   const socket = await client.connectVia('server', b);

@@ -21,7 +21,7 @@ import { StreamResponder, type StreamSink } from './StreamResponder';
 import { tlsErrorOf } from './tlsError';
 
 /** What `sendOneWay` returns when the socket had room: nothing to wait for. */
-const SENT: Promise<void> = Promise.resolve();
+export const SENT: Promise<void> = Promise.resolve();
 /** How long a closing connection waits for the peer to close its side before destroying the socket. */
 const CLOSE_GRACE_MS = 2000;
 

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
-import { defer, EMPTY, fromEvent, map, Observable, Subject, takeUntil, timer } from 'rxjs';
+import { defer, EMPTY, fromEvent, map, Observable, Subject, takeUntil, timer, type SchedulerLike, type Subscriber } from 'rxjs';
 import {
   ClosedError,
   ErrorCode,
@@ -17,7 +17,7 @@ import { defaultCodec, encodeValue, type Codec, type EncodedPayload } from '../p
 import { FrameReader } from '../rx/FrameReader';
 import { request$ } from '../rx/request';
 import { requestIterator } from '../rx/requestIterator';
-import { Connection, type ConnectionHost, type ConnectionStats } from './Connection';
+import { Connection, SENT, type ConnectionHost, type ConnectionStats } from './Connection';
 import { asError } from './asError';
 import { setLongTimeout } from './duration';
 import type { ByteStream } from './ByteStream';
@@ -26,6 +26,7 @@ import { Dialler, type DialTarget, type DiallerHost, type RetryPolicy } from './
 import { NodeMessage } from './NodeMessage';
 import { NO_TRAFFIC, NodeSocket } from './NodeSocket';
 import { PendingRequest } from './PendingRequest';
+import { StreamRequest } from './StreamRequest';
 import { TimeoutQueue } from './TimeoutQueue';
 import { createServer, dial, listen, type TlsSettings } from './transport';
 import { tlsErrorOf } from './tlsError';
@@ -116,6 +117,12 @@ export interface NodeOptions {
   requestTimeout?: number;
   /** How values are encoded. Default: the built-in `Serializer`. */
   codec?: Codec;
+  /**
+   * Run the timeouts of `request$` on this RxJS scheduler (through RxJS `timeout`), so that a `TestScheduler`
+   * drives them in virtual time: `{ scheduler: asyncScheduler }` in nodes under `TestScheduler#run`. Default: none
+   * — `request$` then times out through the node's own timeout queue, as `sendTo` does (about 2–3× faster).
+   */
+  scheduler?: SchedulerLike;
 }
 
 /** Options of `request$`. */
@@ -201,6 +208,7 @@ export class Node extends EventEmitter<NodeEvents> {
   /** This node's name, announced to every peer. */
   readonly name: string;
   private readonly codec: Codec;
+  private readonly scheduler: SchedulerLike | undefined;
   private readonly streamWindow: number;
   private readonly retryPolicy: RetryPolicy;
   private readonly requestTimeout: number;
@@ -252,6 +260,10 @@ export class Node extends EventEmitter<NodeEvents> {
     options = checkOptions(options, 'new Node(name, options): options');
     const opt = (key: keyof NodeOptions) => `options.${key}`;
     this.codec = checkCodec(options.codec);
+    if (options.scheduler !== undefined && typeof options.scheduler?.schedule !== 'function') {
+      throw new TypeError(`options.scheduler must be an RxJS scheduler, received ${received(options.scheduler)}`);
+    }
+    this.scheduler = options.scheduler;
     this.retryPolicy = {
       maxRetries: checkInteger(options.maxRetries, opt('maxRetries'), Infinity, 0, Infinity),
       retryTime: checkDuration(options.retryTime, opt('retryTime'), 200, { infinite: false }),
@@ -450,6 +462,7 @@ export class Node extends EventEmitter<NodeEvents> {
    * `idleTimeout` the wait between values. A lost connection errors it with `ERR_IPC_PEER_DISCONNECTED`.
    */
   request$<T = unknown>(target: Target, data: unknown, options: RequestStreamOptions = {}): Observable<T> {
+    if (this.scheduler === undefined) return this.fastRequest$<T>(target, data, options);
     return defer(() => {
       checkTarget(target, 'request$(target): target', isSocket);
       options = checkRequestOptions(options);
@@ -465,7 +478,49 @@ export class Node extends EventEmitter<NodeEvents> {
         window,
         grant: (id, n) => connection.grantIfOpen(id, n),
         cancel: (id) => connection.cancelIfOpen(id),
+        scheduler: this.scheduler,
       });
+    });
+  }
+
+  /** request$ without RxJS operators: the subscription is the registry's observer and a timeout-queue entry. */
+  private fastRequest$<T>(target: Target, data: unknown, options: RequestStreamOptions): Observable<T> {
+    return new Observable<T>((subscriber) => {
+      let connection: Connection;
+      let encoded: EncodedPayload;
+      let checked: RequestStreamOptions;
+      try {
+        checkTarget(target, 'request$(target): target', isSocket);
+        checked = checkRequestOptions(options);
+        connection = this.sendable(target, checked.receptive !== false);
+        encoded = encodeValue(this.codec, data);
+      } catch (error) {
+        subscriber.error(error);
+        return;
+      }
+      const timeout = this.timeoutOf(checked);
+      if (checked.receptive === false) {
+        const sent = this.oneWay(connection, encoded, timeout);
+        if (sent === SENT) {
+          // The socket took it at once: no promise turn to wait for.
+          subscriber.next(undefined as T);
+          subscriber.complete();
+          return;
+        }
+        sent.then(
+          () => {
+            subscriber.next(undefined as T);
+            subscriber.complete();
+          },
+          (error: unknown) => subscriber.error(error),
+        );
+        return;
+      }
+      const window = checked.window ?? this.streamWindow;
+      const keepAlive = !(connection.socket instanceof net.Socket);
+      const request = new StreamRequest(subscriber as Subscriber<unknown>, connection, this.timeouts, { window, timeout, idleTimeout: checked.idleTimeout ?? Infinity, keepAlive });
+      request.start((id) => connection.send(FrameType.MESSAGE, FrameFlags.RECEPTIVE, id, encoded.encoding, encoded.payload, window));
+      return () => request.teardown();
     });
   }
 

@@ -1,0 +1,96 @@
+import type { Observer, Subscriber } from 'rxjs';
+import { IpcTimeoutError } from '../errors';
+import type { Connection } from './Connection';
+import type { Expiring, Lane, TimeoutQueue } from './TimeoutQueue';
+
+/** Settings of one {@link StreamRequest}. */
+export interface StreamRequestOptions {
+  /** Credits granted up front (topped up by half of it each time the subscriber received that many). */
+  window: number;
+  /** Ms allowed for the first value. */
+  timeout: number;
+  /** Ms allowed between two later values. */
+  idleTimeout: number;
+  /** Keep the process up while it waits (no socket does: an in-memory link). */
+  keepAlive: boolean;
+}
+
+/**
+ * One subscription of `node.request$`: the registry's observer for its id and its own entry in the node's
+ * {@link TimeoutQueue} — no `defer`, no RxJS `timeout` pipe, no timer per request (what made `request$` a third
+ * of `sendTo`'s rate). First the `timeout` entry, then, once values flow, an `idleTimeout` entry re-armed at each
+ * value; credits topped up as values are delivered; `teardown()` (unsubscribe, `take(n)`…) cancels on the
+ * responder.
+ */
+export class StreamRequest implements Observer<unknown>, Expiring {
+  expiresAt = 0;
+  prevExpiring: Expiring | null = null;
+  nextExpiring: Expiring | null = null;
+  lane: Lane | null = null;
+  id = 0;
+  private consumed = 0;
+  private seen = 0;
+  private readonly half: number;
+
+  constructor(
+    private readonly subscriber: Subscriber<unknown>,
+    private readonly connection: Connection,
+    private readonly timeouts: TimeoutQueue,
+    private readonly options: StreamRequestOptions,
+  ) {
+    this.half = Math.max(1, Math.ceil(options.window / 2));
+  }
+
+  /** Registers, arms the first timeout and sends the request with `send(id)`. */
+  start(send: (id: number) => void): void {
+    const { registry } = this.connection;
+    this.id = registry.register(this);
+    this.arm(this.options.timeout);
+    try {
+      send(this.id);
+    } catch (error) {
+      registry.remove(this.id);
+      this.timeouts.remove(this);
+      this.subscriber.error(error);
+    }
+  }
+
+  next(value: unknown): void {
+    this.seen++;
+    this.timeouts.remove(this);
+    this.subscriber.next(value);
+    if (this.subscriber.closed) return;
+    this.arm(this.options.idleTimeout);
+    if (++this.consumed >= this.half) {
+      this.connection.grantIfOpen(this.id, this.consumed);
+      this.consumed = 0;
+    }
+  }
+
+  error(error: unknown): void {
+    this.timeouts.remove(this);
+    this.subscriber.error(error);
+  }
+
+  complete(): void {
+    this.timeouts.remove(this);
+    this.subscriber.complete();
+  }
+
+  expire(): void {
+    if (this.connection.registry.take(this.id) !== undefined) this.connection.cancelIfOpen(this.id);
+    const label = `The request to "${this.connection.peerName}"`;
+    const message = this.seen > 0 ? `${label} sent no value for ${this.options.idleTimeout} ms` : `${label} got no answer within ${this.options.timeout} ms`;
+    this.subscriber.error(new IpcTimeoutError(message));
+  }
+
+  /** The subscriber left (or the request ended): forget it, and tell the responder when it still streams. */
+  teardown(): void {
+    this.timeouts.remove(this);
+    if (this.connection.registry.take(this.id) !== undefined) this.connection.cancelIfOpen(this.id);
+  }
+
+  private arm(ms: number): void {
+    if (Number.isFinite(ms)) this.timeouts.add(this, ms, this.options.keepAlive);
+  }
+}
