@@ -61,7 +61,8 @@ export class StreamRequest implements Observer<unknown>, Expiring {
     this.subscriber.next(value);
     if (this.subscriber.closed) return;
     this.arm(this.options.idleTimeout);
-    if (++this.consumed >= this.half) {
+    // A single REPLY was already taken out of the table: nothing to grant credits for.
+    if (++this.consumed >= this.half && this.connection.registry.get(this.id) === this) {
       this.connection.grantIfOpen(this.id, this.consumed);
       this.consumed = 0;
     }
