@@ -26,31 +26,7 @@ export const ipcLinkCore: Contender = {
       return typeof bound === 'string' ? { path: bound } : { port: bound!.port, host: '127.0.0.1' };
     },
   }),
-  async client(address: Address): Promise<BenchClient> {
-    const node = new Node('bench-client', { maxRetries: 0, requestTimeout: 60_000 });
-    const server = await node.connectTo('bench-server', ...connectArgs(address));
-    let last: Promise<unknown> = Promise.resolve();
-    return {
-      request: (data) => node.sendTo(server, data),
-      send(data) {
-        last = node.sendTo(server, data, { receptive: false });
-      },
-      flush: () => last.then(() => undefined),
-      async stream(count) {
-        let inOrder = 0;
-        await lastValueFrom(
-          node.request$<string>(server, { streamSmall: count }, { window: 1024 }).pipe(
-            tap((item) => {
-              if (item === small(inOrder)) inOrder++;
-            }),
-          ),
-          { defaultValue: undefined },
-        );
-        return inOrder;
-      },
-      close: () => node.close(),
-    };
-  },
+  client: (address) => client(address, 'promise'),
 };
 
 /**
@@ -61,29 +37,36 @@ export const ipcLinkCoreRx: Contender = {
   name: 'ipc-link-core-rx',
   server: ipcLinkCore.server,
   skip: { 'bulk-1mib': 'same path as ipc-link-core for large one-way sends', 'echo-16mib': 'same path as ipc-link-core' },
-  async client(address: Address): Promise<BenchClient> {
-    const node = new Node('bench-client', { maxRetries: 0, requestTimeout: 60_000 });
-    const server = await node.connectTo('bench-server', ...connectArgs(address));
-    let last: Promise<unknown> = Promise.resolve();
-    return {
-      request: (data) => firstValueFrom(node.request$(server, data)),
-      send(data) {
-        last = lastValueFrom(node.request$(server, data, { receptive: false }), { defaultValue: undefined });
-      },
-      flush: () => last.then(() => undefined),
-      async stream(count) {
-        let inOrder = 0;
-        await lastValueFrom(
-          node.request$<string>(server, { streamSmall: count }, { window: 1024 }).pipe(
-            tap((item) => {
-              if (item === small(inOrder)) inOrder++;
-            }),
-          ),
-          { defaultValue: undefined },
-        );
-        return inOrder;
-      },
-      close: () => node.close(),
-    };
-  },
+  client: (address) => client(address, 'rx'),
 };
+
+/** A bench client asking through `sendTo` (`'promise'`) or through `request$` (`'rx'`). */
+async function client(address: Address, path: 'promise' | 'rx'): Promise<BenchClient> {
+  const node = new Node('bench-client', { maxRetries: 0, requestTimeout: 60_000 });
+  const server = await node.connectTo('bench-server', ...connectArgs(address));
+  let last: Promise<unknown> = Promise.resolve();
+  const oneWay =
+    path === 'rx'
+      ? (data: unknown) => lastValueFrom(node.request$(server, data, { receptive: false }), { defaultValue: undefined })
+      : (data: unknown) => node.sendTo(server, data, { receptive: false });
+  return {
+    request: path === 'rx' ? (data) => firstValueFrom(node.request$(server, data)) : (data) => node.sendTo(server, data),
+    send(data) {
+      last = oneWay(data);
+    },
+    flush: () => last.then(() => undefined),
+    async stream(count) {
+      let inOrder = 0;
+      await lastValueFrom(
+        node.request$<string>(server, { streamSmall: count }, { window: 1024 }).pipe(
+          tap((item) => {
+            if (item === small(inOrder)) inOrder++;
+          }),
+        ),
+        { defaultValue: undefined },
+      );
+      return inOrder;
+    },
+    close: () => node.close(),
+  };
+}
