@@ -100,8 +100,9 @@ export interface NodeOptions {
   maxPendingRequests?: number;
   /**
    * Most bytes queued for one connection (written, not yet taken by the kernel) before `sendTo`, `broadcast`
-   * and `request$` reject with `ERR_IPC_WRITE_BUFFER_FULL` instead of queueing more. Replies are not limited
-   * here (they are bounded by `maxPendingRequests`). Default 64 MiB.
+   * and `request$` reject with `ERR_IPC_WRITE_BUFFER_FULL` instead of queueing more. Answers are not refused:
+   * while more than this waits for a peer, the node stops reading that peer's requests until it drained.
+   * Default 64 MiB.
    */
   maxWriteBuffer?: number;
   /** Credits a `request$` grants a streaming responder up front, topped up as values are consumed. Default 128. */

@@ -1,18 +1,14 @@
 import type { Observer } from 'rxjs';
 import { ErrorCode, IpcError, IpcTimeoutError } from '../errors';
 import type { Connection } from './Connection';
-import type { Expiring, Lane, TimeoutQueue } from './TimeoutQueue';
+import { ExpiringEntry, type TimeoutQueue } from './TimeoutQueue';
 
 /**
  * A request awaited through a Promise (`sendTo`, `pingTo`, `broadcast`): the registry's observer for its id and
  * its own entry in the node's {@link TimeoutQueue} — one small object per request, no RxJS pipe, no timer.
  * Answered by a stream, it takes the first value and cancels the rest.
  */
-export class PendingRequest implements Observer<unknown>, Expiring {
-  expiresAt = 0;
-  prevExpiring: Expiring | null = null;
-  nextExpiring: Expiring | null = null;
-  lane: Lane | null = null;
+export class PendingRequest extends ExpiringEntry implements Observer<unknown> {
   id = 0;
   private answered = false;
 
@@ -22,7 +18,9 @@ export class PendingRequest implements Observer<unknown>, Expiring {
     private readonly connection: Connection,
     private readonly timeouts: TimeoutQueue,
     private readonly timeout: number,
-  ) {}
+  ) {
+    super();
+  }
 
   next(value: unknown): void {
     this.timeouts.remove(this);

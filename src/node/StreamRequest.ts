@@ -1,7 +1,7 @@
 import type { Observer, Subscriber } from 'rxjs';
 import { IpcTimeoutError } from '../errors';
 import type { Connection } from './Connection';
-import type { Expiring, Lane, TimeoutQueue } from './TimeoutQueue';
+import { ExpiringEntry, type TimeoutQueue } from './TimeoutQueue';
 
 /** Settings of one {@link StreamRequest}. */
 export interface StreamRequestOptions {
@@ -22,11 +22,7 @@ export interface StreamRequestOptions {
  * value; credits topped up as values are delivered; `teardown()` (unsubscribe, `take(n)`…) cancels on the
  * responder.
  */
-export class StreamRequest implements Observer<unknown>, Expiring {
-  expiresAt = 0;
-  prevExpiring: Expiring | null = null;
-  nextExpiring: Expiring | null = null;
-  lane: Lane | null = null;
+export class StreamRequest extends ExpiringEntry implements Observer<unknown> {
   id = 0;
   private consumed = 0;
   private seen = 0;
@@ -38,6 +34,7 @@ export class StreamRequest implements Observer<unknown>, Expiring {
     private readonly timeouts: TimeoutQueue,
     private readonly options: StreamRequestOptions,
   ) {
+    super();
     this.half = Math.max(1, Math.ceil(options.window / 2));
   }
 

@@ -10,6 +10,15 @@ export interface Expiring {
   expire(): void;
 }
 
+/** An {@link Expiring} with its queue links in place: extend it and implement `expire()`. */
+export abstract class ExpiringEntry implements Expiring {
+  /** @internal */ expiresAt = 0;
+  /** @internal */ prevExpiring: Expiring | null = null;
+  /** @internal */ nextExpiring: Expiring | null = null;
+  /** @internal */ lane: Lane | null = null;
+  abstract expire(): void;
+}
+
 /** Entries that share one duration: insertion order is expiry order. */
 export interface Lane {
   duration: number;
