@@ -8,7 +8,7 @@ const config: Config = {
     // Type checking is done once by `npm run typecheck`; the transform only strips types.
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }],
   },
-  moduleNameMapper: { '^ipc-link-core$': '<rootDir>/src/index.ts' },
+  moduleNameMapper: { '^ipc-link-core$': '<rootDir>/src/index.ts', '^ipc-link-core/nats$': '<rootDir>/src/nats/index.ts' },
   testTimeout: 30_000,
 };
 

@@ -9,17 +9,18 @@ import * as ts from 'typescript';
  *   1  src/protocol/   pure: no sockets, timers or RxJS
  *   2  src/rx/         RxJS over the protocol
  *   3  src/node/       sockets, the Node
- *   4  src/index.ts, src/internal.ts   the barrels (nothing below imports them)
+ *   4  src/nats/       the NATS transport (the `ipc-link-core/nats` entry point)
+ *   5  src/index.ts, src/internal.ts   the barrels (nothing below imports them)
  *
  * A new folder under src must be placed here first (an unknown folder fails).
  */
-const LAYERS: Record<string, number> = { '.': 0, protocol: 1, rx: 2, node: 3 };
+const LAYERS: Record<string, number> = { '.': 0, protocol: 1, rx: 2, node: 3, nats: 4 };
 const BARRELS = new Set(['index.ts', 'internal.ts']);
 const SRC = join(__dirname, '..', 'src');
 
 /** The layer of a file, given its path relative to src with '/' separators; undefined for an unknown folder. */
 function layerOf(file: string): number | undefined {
-  if (BARRELS.has(file)) return 4;
+  if (BARRELS.has(file)) return 5;
   const dir = posix.dirname(file);
   return LAYERS[dir.split('/')[0]!];
 }

@@ -48,6 +48,11 @@ export const ErrorCode = {
    * expired…), or a client presented none or an untrusted one. Final, never retried; `cause` is Node's error.
    */
   TLS: 'ERR_IPC_TLS',
+  /**
+   * A transport (`NodeOptions.transport`) cannot work: its client package is not installed, or it cannot reach
+   * its servers (NATS down or refusing our credentials).
+   */
+  TRANSPORT: 'ERR_IPC_TRANSPORT',
   /** `connectTo` a name we are already connected (or connecting) to, or `serve` twice. */
   ALREADY_CONNECTED: 'ERR_IPC_ALREADY_CONNECTED',
 } as const;

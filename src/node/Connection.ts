@@ -46,6 +46,8 @@ export interface ConnectionStats {
 /** What a {@link Connection} needs from the node that owns it. */
 export interface ConnectionHost {
   readonly name: string;
+  /** The node's instance id, announced in its hellos. */
+  readonly instance: string;
   readonly codec: Codec;
   readonly maxFrameSize: number;
   readonly maxDecodedSize: number;
@@ -107,6 +109,8 @@ export class Connection implements StreamSink {
   lastRtt: number | null = null;
   /** The largest payload the peer accepts (announced in its hello). */
   peerMaxFrameSize = 0;
+  /** The peer's instance id (announced in its hello), once the handshake is done. */
+  peerInstance: string | undefined;
   /** Requests this side sent and awaits answers for. */
   readonly registry = new RequestRegistry();
   /** Requests the peer sent and awaits our answers for: the one owner of their credits and streams. */
@@ -142,7 +146,7 @@ export class Connection implements StreamSink {
     this.reader = transport.reader;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.writer = new FrameWriter(socket, transport.immediate);
-    this.handshake = new Handshake(role, host.name, { ...handshake, maxFrameSize: host.maxFrameSize });
+    this.handshake = new Handshake(role, host.name, { ...handshake, maxFrameSize: host.maxFrameSize, instance: host.instance });
     this.inbound = new InboundRequests(host.maxPendingRequests);
     this.heartbeat = new Heartbeat(host.heartbeatInterval, {
       ping: () => {
@@ -150,7 +154,7 @@ export class Connection implements StreamSink {
       },
       // A silent peer: the socket is destroyed, pending requests reject, a client reconnects.
       dead: (silence) => {
-        void this.end({ error: new PeerDisconnectedError(`No sign of life from "${this.peerName}" for ${silence} ms (heartbeat)`), destroy: true });
+        void this.drop(new PeerDisconnectedError(`No sign of life from "${this.peerName}" for ${silence} ms (heartbeat)`));
       },
     });
   }
@@ -385,6 +389,11 @@ export class Connection implements StreamSink {
     void this.end({ error, final, notify: { code: error.code, message: error.message, reconnect: !final } });
   }
 
+  /** Ends at once without a word to the peer (it is gone, or was replaced): the socket is destroyed. */
+  drop(error: Error): Promise<void> {
+    return this.end({ error, destroy: true });
+  }
+
   /**
    * The one way a connection ends: it stops being writable, its timers stop, the peer's requests are forgotten
    * (their streams torn down), ours reject, and the socket is ended (after a CLOSE, when `notify`) or destroyed.
@@ -571,6 +580,7 @@ export class Connection implements StreamSink {
       this.handshakeTimer = null;
       this.peerName = result.done;
       this.peerMaxFrameSize = this.handshake.peerMaxFrameSize;
+      this.peerInstance = this.handshake.peerInstance;
       this.state = 'open';
       this.heartbeat.start();
       this.host.onReady(this);

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import { defer, EMPTY, fromEvent, map, Observable, Subject, takeUntil, timer, type SchedulerLike, type Subscriber } from 'rxjs';
@@ -23,6 +24,8 @@ import { setLongTimeout } from './duration';
 import type { ByteStream } from './ByteStream';
 import { LinkSocket } from './Link';
 import { Dialler, type DialTarget, type DiallerHost, type RetryPolicy } from './Dialler';
+import { Fleet, leastPending } from './Fleet';
+import type { NodeTransport, TransportSession } from './NodeTransport';
 import { NodeMessage } from './NodeMessage';
 import { NO_TRAFFIC, NodeSocket } from './NodeSocket';
 import { PendingRequest } from './PendingRequest';
@@ -124,6 +127,14 @@ export interface NodeOptions {
    * — `request$` then times out through the node's own timeout queue, as `sendTo` does (about 2–3× faster).
    */
   scheduler?: SchedulerLike;
+  /**
+   * Reach peers by name through a transport instead of by address: `natsTransport(…)` from `ipc-link-core/nats`.
+   * Then `serve(name)` makes this node one instance of the service `name` (which must be the node's own name),
+   * `connectTo(name)` takes no address and links to every live instance of `name`, and `sendTo(name)` picks one
+   * per request (the least busy). Everything else — replies, streams, credits, heartbeats, `auth` — is unchanged.
+   * Default: none (TCP, Unix sockets, TLS).
+   */
+  transport?: NodeTransport;
 }
 
 /** Options of `request$`. */
@@ -208,6 +219,12 @@ export type Target = string | NodeSocket;
 export class Node extends EventEmitter<NodeEvents> {
   /** This node's name, announced to every peer. */
   readonly name: string;
+  /**
+   * This node object's instance id (random, 16 hex digits), announced in every handshake: peers tell apart the
+   * nodes of one name by it (`NodeSocket#instance`), and a node that reconnects after losing its connection takes
+   * its stale one over instead of being refused as a twin (`ERR_IPC_NAME_IN_USE`).
+   */
+  readonly instance: string = randomBytes(8).toString('hex');
   private readonly codec: Codec;
   private readonly scheduler: SchedulerLike | undefined;
   private readonly streamWindow: number;
@@ -218,6 +235,8 @@ export class Node extends EventEmitter<NodeEvents> {
   private readonly socketMode: number | undefined;
   private readonly secret: Buffer | undefined;
   private readonly tls: TlsSettings | undefined;
+  /** This node's session on `options.transport`, if any. */
+  private readonly session: TransportSession | null = null;
   /** What the connections see of this node: its settings and the callbacks they report to (not public API). */
   private readonly host: ConnectionHost;
   /** What the diallers see of this node. */
@@ -240,10 +259,18 @@ export class Node extends EventEmitter<NodeEvents> {
   private readonly messages = new Subject<NodeMessage>();
   private readonly connections = new Subject<NodeSocket>();
   private readonly disconnections = new Subject<NodeSocket>();
-  /** Peers we dialled (`connectTo`, `connectVia`), by the name we gave, which is also their announced name. */
-  private readonly dialled = new Map<string, Dialler>();
-  /** Peers that dialled our server (or `acceptVia`), by announced name. */
-  private readonly accepted = new Map<string, NodeSocket>();
+  /**
+   * Peers we dialled (`connectTo`, `connectVia`), by the name we gave, which is also their announced name: one
+   * Dialler, or through a transport a Fleet (a Dialler per instance of that name).
+   */
+  private readonly dialled = new Map<string, Dialler | Fleet>();
+  /**
+   * Peers that dialled our server (or `acceptVia`), by announced name: one per name, or through a transport one
+   * per instance of that name.
+   */
+  private readonly accepted = new Map<string, NodeSocket[]>();
+  /** Where the next tie-break among peers of one name starts (see leastPending). */
+  private turn = 0;
   /** Accepted connections whose handshake is not done. */
   private readonly unidentified = new Set<Connection>();
   private closing: Promise<void> | null = null;
@@ -290,8 +317,15 @@ export class Node extends EventEmitter<NodeEvents> {
       }
       this.secret = Buffer.from(secret);
     }
+    if (options.transport !== undefined) {
+      if (options.transport === null || typeof (options.transport as Partial<NodeTransport>).attach !== 'function') {
+        throw new TypeError(`options.transport must be a transport (natsTransport(…) of ipc-link-core/nats), received ${received(options.transport)}`);
+      }
+      this.session = options.transport.attach({ name: this.name, instance: this.instance, report: (error) => this.report(error) });
+    }
     this.host = {
       name: this.name,
+      instance: this.instance,
       codec: this.codec,
       maxFrameSize,
       maxDecodedSize,
@@ -309,9 +343,7 @@ export class Node extends EventEmitter<NodeEvents> {
     };
     this.diallerHost = {
       open: (dialler) => this.open(dialler),
-      forget: (dialler) => {
-        if (this.dialled.get(dialler.socket.name) === dialler) this.dialled.delete(dialler.socket.name);
-      },
+      forget: (dialler) => this.forget(dialler.socket.name, dialler),
       report: (error) => this.report(error),
     };
     this.messages$ = this.messages.asObservable();
@@ -348,7 +380,8 @@ export class Node extends EventEmitter<NodeEvents> {
     if (typeof name !== 'string') throw new TypeError(`serve(name): name must be a string (a label), received ${received(name)}`);
     checkListenArgs(listenArgs, 'serve');
     if (this.closing) throw new ClosedError(`Node "${this.name}" is closed`);
-    if (this.#server) throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Node "${this.name}" already serves`);
+    if (this.#server || this.#serverName !== null) throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Node "${this.name}" already serves`);
+    if (this.session) return this.serveThrough(this.session, name, listenArgs);
     const server = createServer(this.tls, (socket) => this.accept(socket));
     // A client failing the TLS handshake (no or untrusted certificate) is reported; the server goes on.
     server.on('tlsClientError', (error: Error) => this.report(tlsErrorOf(error, 'a client') ?? new TlsError(`A client failed the TLS handshake: ${error.message}`, { cause: error })));
@@ -367,6 +400,25 @@ export class Node extends EventEmitter<NodeEvents> {
     return this;
   }
 
+  /** `serve` through the transport: one instance of the service `name`. */
+  private serveThrough(session: TransportSession, name: string, listenArgs: unknown[]): this {
+    if (listenArgs.length > 0) throw new TypeError(`serve(name): with a transport, serve takes only the service name (received ${listenArgs.length} more argument${listenArgs.length === 1 ? '' : 's'})`);
+    if (name !== this.name) {
+      throw new TypeError(`serve(name): with a transport, a node serves under its own name ("${this.name}"), received "${name}": name the node after its service`);
+    }
+    this.#serverName = name;
+    session.serve(name, (link) => this.accept(link)).then(
+      (address) => {
+        if (!this.closing) this.emitSafely('listening', address);
+      },
+      (error: Error) => {
+        if (this.#serverName === name) this.#serverName = null;
+        this.report(error);
+      },
+    );
+    return this;
+  }
+
   /**
    * Connects to the node named `name`. `connectArgs` go to `net.Socket#connect` unchanged (port[, host], a
    * path, or an options object). Resolves once the handshake is done.
@@ -378,6 +430,7 @@ export class Node extends EventEmitter<NodeEvents> {
    * itself.
    */
   connectTo(name: string, ...connectArgs: unknown[]): Promise<NodeSocket> {
+    if (this.session) return this.connectThrough(this.session, name, connectArgs);
     return this.connectWith('connectTo', name, () => {
       checkConnectArgs(connectArgs, 'connectTo');
       return { connectArgs };
@@ -392,15 +445,51 @@ export class Node extends EventEmitter<NodeEvents> {
     return this.connectWith('connectVia', name, () => ({ via: checkDuplex(socket, 'connectVia(name, socket): socket') }));
   }
 
+  /** `connectTo` through the transport: a Fleet, resolved once the first instance accepted us. */
+  private connectThrough(session: TransportSession, name: string, connectArgs: unknown[]): Promise<NodeSocket> {
+    try {
+      checkName(name, 'connectTo(name): name');
+      if (connectArgs.length > 0) throw new TypeError('connectTo(name): with a transport, connectTo takes only the name: the name is the address');
+      this.checkDialable(name);
+      const fleet = new Fleet(name, session, this.retryPolicy, {
+        member: (link, host) => {
+          let dialler!: Dialler;
+          const socket = new NodeSocket(this, 'client', name, { get connection() { return dialler.connection; } }); // prettier-ignore
+          dialler = new Dialler(socket, { via: link }, this.retryPolicy, host);
+          return dialler;
+        },
+        open: (dialler) => this.open(dialler),
+        forget: (gone) => this.forget(name, gone),
+        report: (error) => {
+          if (shouldReport(error)) this.report(error);
+        },
+      });
+      this.dialled.set(name, fleet);
+      return fleet.start();
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  }
+
+  /** @throws when the node is closed or already has a peer `name` it dialled. */
+  private checkDialable(name: string): void {
+    if (this.closing) throw new ClosedError(`Node "${this.name}" is closed`);
+    if (this.dialled.has(name)) {
+      throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Already connected or connecting to "${name}": disconnectFrom it first`);
+    }
+  }
+
+  /** A dialler or fleet gave up: the name is free again. */
+  private forget(name: string, gone: Dialler | Fleet): void {
+    if (this.dialled.get(name) === gone) this.dialled.delete(name);
+  }
+
   /** connectTo and connectVia: one Dialler per peer name, which resolves once that peer accepted us. */
   private connectWith(method: string, name: string, target: () => DialTarget): Promise<NodeSocket> {
     try {
       checkName(name, `${method}(name): name`);
       const checked = target();
-      if (this.closing) throw new ClosedError(`Node "${this.name}" is closed`);
-      if (this.dialled.has(name)) {
-        throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Already connected or connecting to "${name}": disconnectFrom it first`);
-      }
+      this.checkDialable(name);
       let dialler!: Dialler;
       const socket = new NodeSocket(this, 'client', name, { get connection() { return dialler.connection; } }); // prettier-ignore
       dialler = new Dialler(socket, checked, this.retryPolicy, this.diallerHost);
@@ -619,7 +708,7 @@ export class Node extends EventEmitter<NodeEvents> {
     const encoded = encodeValue(this.codec, data);
     const timeout = this.timeoutOf(options);
     const { filter } = options;
-    const sockets = [...this.accepted.values()].filter((socket) => {
+    const sockets = [...this.accepted.values()].flat().filter((socket) => {
       if (!filter) return true;
       filter.lastIndex = 0;
       return filter.test(socket.name);
@@ -651,7 +740,8 @@ export class Node extends EventEmitter<NodeEvents> {
     const total: NodeStats = { ...NO_TRAFFIC, peers: {}, handshaking: this.unidentified.size };
     for (const socket of this.sockets()) {
       const stats = socket.stats();
-      total.peers[`${socket.role}:${socket.name}`] = stats;
+      const key = `${socket.role}:${socket.name}`;
+      total.peers[key in total.peers ? `${key}#${socket.instance}` : key] = stats;
       total.framesIn += stats.framesIn;
       total.framesOut += stats.framesOut;
       total.bytesIn += stats.bytesIn;
@@ -666,7 +756,13 @@ export class Node extends EventEmitter<NodeEvents> {
   /** The connected (or reconnecting) peer of that name, if any. */
   get(name: string): NodeSocket | undefined {
     if (typeof name !== 'string') throw new TypeError(`get(name): name must be a string, received ${received(name)}`);
-    return this.dialled.get(name)?.socket ?? this.accepted.get(name);
+    return this.dialledSocket(name) ?? this.accepted.get(name)?.[0];
+  }
+
+  /** The socket of a peer we dialled: the Dialler's, or the fleet member for the next request. */
+  private dialledSocket(name: string): NodeSocket | undefined {
+    const entry = this.dialled.get(name);
+    return entry instanceof Fleet ? entry.pick() : entry?.socket;
   }
 
   /**
@@ -676,12 +772,15 @@ export class Node extends EventEmitter<NodeEvents> {
    */
   async disconnectFrom(name: string): Promise<boolean> {
     if (typeof name !== 'string') throw new TypeError(`disconnectFrom(name): name must be a string, received ${received(name)}`);
-    const socket = this.get(name);
-    if (!socket) return false;
     const message = `Node "${this.name}" disconnected from "${name}"`;
     const dialler = this.dialled.get(name);
-    if (dialler?.socket === socket) await dialler.stop(message);
-    else await socket.connection?.close({ code: ErrorCode.CLOSED, message, reconnect: false });
+    if (dialler) {
+      await dialler.stop(message);
+      return true;
+    }
+    const sockets = this.accepted.get(name);
+    if (!sockets) return false;
+    await Promise.all(sockets.map((socket) => socket.connection?.close({ code: ErrorCode.CLOSED, message, reconnect: false })));
     return true;
   }
 
@@ -713,9 +812,10 @@ export class Node extends EventEmitter<NodeEvents> {
     if (server) done.push(new Promise((resolve) => server.close(resolve)));
     if (drain > 0) await this.drained(drain);
     for (const dialler of this.dialled.values()) done.push(dialler.stop(reason.message));
-    for (const socket of this.accepted.values()) if (socket.connection) done.push(socket.connection.close(reason));
+    for (const socket of [...this.accepted.values()].flat()) if (socket.connection) done.push(socket.connection.close(reason));
     for (const connection of this.unidentified) done.push(connection.close(reason));
     await Promise.all(done);
+    await this.session?.close();
     this.timeouts.clear();
     this.messages.complete();
     this.connections.complete();
@@ -739,7 +839,8 @@ export class Node extends EventEmitter<NodeEvents> {
 
   /** Every peer, dialled or accepted. */
   private sockets(): NodeSocket[] {
-    return [...[...this.dialled.values()].map((d) => d.socket), ...this.accepted.values()];
+    const dialled = [...this.dialled.values()].flatMap((entry) => (entry instanceof Fleet ? entry.sockets() : [entry.socket]));
+    return [...dialled, ...[...this.accepted.values()].flat()];
   }
 
   // ─── what the connections report (through `host`) ───────────────────────────────────────────────────
@@ -750,12 +851,16 @@ export class Node extends EventEmitter<NodeEvents> {
     if (connection.role === 'server') {
       this.unidentified.delete(connection);
       socket.setName(name);
-      this.accepted.set(name, socket);
+      this.admit(name, socket, connection.peerInstance);
       this.connections.next(socket);
       this.emitSafely('connection', name, socket);
       return;
     }
-    this.diallerOf(connection)?.ready();
+    const entry = this.dialled.get(connection.owner.name);
+    if (entry instanceof Fleet) {
+      const member = entry.memberOf(connection);
+      if (member) entry.ready(member);
+    } else this.diallerOf(connection)?.ready();
     this.connections.next(socket);
     this.emitSafely('connect', name, socket);
   }
@@ -782,7 +887,7 @@ export class Node extends EventEmitter<NodeEvents> {
     const error = connection.error;
     if (connection.role === 'server') {
       this.unidentified.delete(connection);
-      if (name !== null && this.accepted.get(name) === socket) this.accepted.delete(name);
+      if (name !== null) this.release(name, socket);
       if (error && shouldReport(error)) this.report(error);
       if (name === null) return;
       this.disconnections.next(socket);
@@ -798,10 +903,32 @@ export class Node extends EventEmitter<NodeEvents> {
     if (unreported) this.report(unreported);
   }
 
-  /** The dialler whose connection this is (none once it gave up). */
+  /** The dialler whose connection this is — a fleet's member, maybe (none once it gave up). */
   private diallerOf(connection: Connection): Dialler | undefined {
-    const dialler = this.dialled.get(connection.owner.name);
-    return dialler?.socket === connection.owner ? dialler : undefined;
+    const entry = this.dialled.get(connection.owner.name);
+    if (entry instanceof Fleet) return entry.memberOf(connection);
+    return entry?.socket === connection.owner ? entry : undefined;
+  }
+
+  /**
+   * A peer's connection to our server is ready: it joins the peers of its name. One that comes back with the
+   * instance id of a peer still here takes its place: that older connection is stale (its node lost it and
+   * reconnected before we noticed) and is dropped at once, its pending requests rejected.
+   */
+  private admit(name: string, socket: NodeSocket, instance: string | undefined): void {
+    const peers = this.accepted.get(name) ?? [];
+    for (const stale of instance === undefined ? [] : peers.filter((peer) => peer.instance === instance)) {
+      this.release(name, stale);
+      void stale.connection?.drop(new PeerDisconnectedError(`"${name}" reconnected: its previous connection was stale`));
+    }
+    this.accepted.set(name, [...(this.accepted.get(name) ?? []), socket]);
+  }
+
+  /** A peer of our server is gone from the peers of its name. */
+  private release(name: string, socket: NodeSocket): void {
+    const peers = this.accepted.get(name)?.filter((peer) => peer !== socket) ?? [];
+    if (peers.length > 0) this.accepted.set(name, peers);
+    else this.accepted.delete(name);
   }
 
   // ─── opening connections ────────────────────────────────────────────────────────────────────────────
@@ -813,10 +940,12 @@ export class Node extends EventEmitter<NodeEvents> {
     }
     const link: { connection: Connection | null } = { connection: null };
     const socket = new NodeSocket(this, 'server', '', link);
-    const accept = (name: string) =>
-      this.accepted.has(name)
-        ? new HandshakeError(ErrorCode.NAME_IN_USE, `A peer named "${name}" is already connected to "${this.name}"`, { retryable: true })
-        : undefined;
+    // Twins are refused, unless the transport serves many nodes of one name; the same node coming back is not a twin.
+    const accept = (name: string, instance: string | undefined) => {
+      const peers = this.accepted.get(name);
+      if (!peers || this.session || (instance !== undefined && peers.some((peer) => peer.instance === instance))) return undefined;
+      return new HandshakeError(ErrorCode.NAME_IN_USE, `A peer named "${name}" is already connected to "${this.name}"`, { retryable: true });
+    };
     try {
       link.connection = this.startConnection(raw, 'server', socket, { secret: this.secret, accept });
       this.unidentified.add(link.connection);
@@ -869,15 +998,28 @@ export class Node extends EventEmitter<NodeEvents> {
     let socket: NodeSocket | undefined;
     if (target instanceof NodeSocket) socket = target;
     else if (typeof target === 'string') {
-      const client = this.dialled.get(target)?.socket;
-      socket = client?.connected ? client : (this.accepted.get(target) ?? client);
+      const client = this.dialledSocket(target);
+      socket = client?.connected ? client : (this.acceptedSocket(target) ?? client);
     }
     const connection = socket?.connection;
-    if (!socket || !connection?.writable || this.get(socket.name) !== socket) {
+    if (!socket || !connection?.writable || !this.knows(socket)) {
       const what = typeof target === 'string' ? `"${target}"` : `"${socket?.name ?? String(target)}"`;
       throw new NotConnectedError(`Node "${this.name}" is not connected to ${what}`);
     }
     return connection;
+  }
+
+  /** The socket of a peer of our server for the next request (the least busy, when several share the name). */
+  private acceptedSocket(name: string): NodeSocket | undefined {
+    const peers = this.accepted.get(name);
+    return peers && (peers.length === 1 ? peers[0] : leastPending(peers, this.turn++));
+  }
+
+  /** `socket` is one of our current peers (not one that was dropped or replaced). */
+  private knows(socket: NodeSocket): boolean {
+    if (socket.role === 'server') return this.accepted.get(socket.name)?.includes(socket) ?? false;
+    const entry = this.dialled.get(socket.name);
+    return entry instanceof Fleet ? entry.sockets().includes(socket) : entry?.socket === socket;
   }
 
   /** A message to one peer, awaiting its reply (`receptive`) or only the socket: the path of sendTo and broadcast. */

@@ -56,6 +56,14 @@ export class NodeSocket {
     this.#name = name;
   }
 
+  /**
+   * The peer's instance id, as announced in its handshake (`node.instance` over there): tells apart the
+   * instances of one service reached through a transport. Undefined while there is no connection.
+   */
+  get instance(): string | undefined {
+    return this.connection?.peerInstance;
+  }
+
   /** True while the connection is up and usable. */
   get connected(): boolean {
     return this.connection?.writable ?? false;

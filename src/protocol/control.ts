@@ -39,6 +39,9 @@ export function readJson(frame: Frame, limit = HANDSHAKE_MAX_FRAME_SIZE): Record
 /** Protocol name carried in every hello. */
 export const PROTOCOL_NAME = 'ipc-link-core';
 
+/** Longest instance id a hello may carry. */
+export const MAX_INSTANCE_LENGTH = 64;
+
 /** Body of the HANDSHAKE frames that carry an identity (steps 1 and 2). */
 export interface HelloBody {
   protocol: string;
@@ -46,6 +49,11 @@ export interface HelloBody {
   name: string;
   /** Largest payload this side accepts after the handshake: the peer never sends a larger one. */
   maxFrameSize: number;
+  /**
+   * The node's instance id (optional): tells apart nodes of one name, and lets a node that comes back take its
+   * stale connection over instead of being refused as a twin. At most {@link MAX_INSTANCE_LENGTH} characters.
+   */
+  instance?: string;
   /** With authentication: this side's fresh random nonce (base64). */
   nonce?: string;
   /** With authentication, in the server's hello: HMAC proving it knows the secret (base64). */
@@ -86,7 +94,19 @@ export function readHello(frame: Frame): HelloBody {
       `The peer announced no valid maxFrameSize (a whole number from ${MIN_FRAME_SIZE} to ${MAX_PAYLOAD_LENGTH}; received ${JSON.stringify(limit)})`,
     );
   }
-  return { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name: body.name, maxFrameSize: limit, nonce: stringOrNot(body.nonce), proof: stringOrNot(body.proof) };
+  const instance = body.instance;
+  if (instance !== undefined && (typeof instance !== 'string' || instance.length === 0 || instance.length > MAX_INSTANCE_LENGTH)) {
+    throw new HandshakeError(ErrorCode.HANDSHAKE, `The peer announced an invalid instance id (a string of 1 to ${MAX_INSTANCE_LENGTH} characters)`);
+  }
+  return {
+    protocol: PROTOCOL_NAME,
+    version: PROTOCOL_VERSION,
+    name: body.name,
+    maxFrameSize: limit,
+    instance,
+    nonce: stringOrNot(body.nonce),
+    proof: stringOrNot(body.proof),
+  };
 }
 
 /**

@@ -18,6 +18,8 @@ export interface HandshakeOptions {
   nonce?: () => Buffer;
   /** This side's `maxFrameSize`, announced in its hello. Default: {@link DEFAULT_MAX_FRAME_SIZE}. */
   maxFrameSize?: number;
+  /** This side's instance id, announced in its hello (see `HelloBody.instance`). */
+  instance?: string;
 }
 
 /** HMAC-SHA256 over both nonces and both names, bound to the role, so no proof can be replayed or reflected. */
@@ -49,8 +51,8 @@ export interface HandshakeResult {
   error?: IpcError;
 }
 
-/** Decides whether a server accepts a peer name; returns the refusal, or undefined to accept. */
-export type AcceptPeer = (name: string) => HandshakeError | undefined;
+/** Decides whether a server accepts a peer (its name and instance id); returns the refusal, or undefined to accept. */
+export type AcceptPeer = (name: string, instance: string | undefined) => HandshakeError | undefined;
 
 /**
  * The connection handshake as a pure state machine (no sockets or timers): feed it the peer's HANDSHAKE and
@@ -75,6 +77,8 @@ export class Handshake {
   private peer: string | null = null;
   /** The peer's announced `maxFrameSize`, once its hello arrived. */
   peerMaxFrameSize = 0;
+  /** The peer's announced instance id, once its hello arrived (if it gave one). */
+  peerInstance: string | undefined;
   private clientNonce = '';
   private serverNonce = '';
 
@@ -120,7 +124,7 @@ export class Handshake {
       const body = this.readHello(frame);
       const { name } = body;
       if (secret && body.nonce === undefined) throw authError(`"${name}" did not authenticate: this node requires a secret`);
-      const refused = this.options.accept?.(name);
+      const refused = this.options.accept?.(name, body.instance);
       if (refused) return { error: refused, send: refusal(refused) };
       this.peer = name;
       this.step = HandshakeStep.SERVER_HELLO;
@@ -135,7 +139,7 @@ export class Handshake {
         const expected = authProof(secret, 'client', this.clientNonce, this.serverNonce, this.peer, this.ownName);
         if (!sameProof(expected, readAck(frame).proof)) throw authError(`"${this.peer}" failed authentication (wrong secret or replayed handshake)`);
       }
-      const refused = this.options.accept?.(this.peer);
+      const refused = this.options.accept?.(this.peer, this.peerInstance);
       if (refused) return { error: refused, send: refusal(refused) };
       this.step = HandshakeStep.SERVER_ACCEPT;
       return { send: handshakeFrame(HandshakeStep.SERVER_ACCEPT, {}), done: this.peer };
@@ -174,13 +178,15 @@ export class Handshake {
 
   private hello(step: number, extra: Pick<HelloBody, 'nonce' | 'proof'>): OutgoingFrame {
     const maxFrameSize = this.options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
-    return handshakeFrame(step, { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name: this.ownName, maxFrameSize, ...extra });
+    const { instance } = this.options;
+    return handshakeFrame(step, { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name: this.ownName, maxFrameSize, ...(instance ? { instance } : {}), ...extra });
   }
 
   /** Reads the peer's hello (`readHello`) and keeps its `maxFrameSize`. */
   private readHello(frame: Frame): HelloBody {
     const body = readHello(frame);
     this.peerMaxFrameSize = body.maxFrameSize;
+    this.peerInstance = body.instance;
     return body;
   }
 }

@@ -1,0 +1,149 @@
+import { Duplex } from 'node:stream';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { ErrorCode, PeerDisconnectedError, ProtocolError } from '../errors';
+
+/** Kinds of the NATS messages of a link: bytes of the stream, or its end. */
+const DATA = 0;
+const FIN = 1;
+/** kind (u8) + sequence number (u32, big-endian), before the bytes. */
+export const LINK_HEADER = 5;
+/**
+ * Bytes published and not yet confirmed by the server (a flush's round trip) from which writes wait for that
+ * confirmation: a producer that respects `write()`'s `false` / `'drain'` slows down to what the server takes,
+ * long before the server would cut a slow subscriber off.
+ */
+const UNCONFIRMED_LIMIT = 4 * 1024 * 1024;
+
+/**
+ * One link between two nodes over NATS, as a byte stream (a Duplex): what one side writes, the other reads, in
+ * order. Each side subscribes its own subject and publishes to the other's.
+ *
+ * NATS core delivers at most once, so every NATS message of the link is numbered: a gap (a message lost while a
+ * server was down, or cut by a slow-consumer limit) destroys the link with `ERR_IPC_PEER_DISCONNECTED` — the
+ * node's pending requests then reject at once — instead of passing on a stream with a hole. Writes of one tick
+ * (the node's writer corks the stream) leave as one NATS message, split at the server's `max_payload`.
+ */
+export class NatsLink extends Duplex {
+  /** The subject the peer reads: set once it is known (an opening client learns it from the answer). */
+  to = '';
+  private sent = 0;
+  private received = 0;
+  private unconfirmed = 0;
+  private finished = false;
+  private readonly subscription: Subscription;
+  /** @internal test hook: numbers of messages to leave out (to prove the gap check). */
+  skipNext = 0;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    /** The subject this side reads. */
+    readonly from: string,
+    private readonly onEnd: (link: NatsLink) => void,
+  ) {
+    super({ allowHalfOpen: false });
+    this.subscription = nc.subscribe(from, { callback: (error, msg) => this.receive(error, msg) });
+  }
+
+  private receive(error: Error | null, msg: Msg): void {
+    if (this.destroyed) return;
+    if (error) return void this.destroy(new PeerDisconnectedError(`The NATS link lost its subscription: ${error.message}`, { cause: error }));
+    const data = msg.data;
+    if (data.length < LINK_HEADER || (data[0] !== DATA && data[0] !== FIN)) {
+      return void this.destroy(new ProtocolError(ErrorCode.PROTOCOL, `Malformed NATS link message (${data.length} bytes) on "${this.from}"`));
+    }
+    const seq = Buffer.from(data.buffer, data.byteOffset, data.length).readUInt32BE(1);
+    if (seq !== ((this.received + 1) >>> 0)) {
+      const lost = seq > this.received ? `${seq - this.received - 1} message(s) lost` : `message ${seq} after ${this.received}`;
+      return void this.destroy(new PeerDisconnectedError(`The NATS link broke: ${lost} (NATS delivers at most once)`));
+    }
+    this.received = seq;
+    if (data[0] === FIN) this.push(null);
+    else if (data.length > LINK_HEADER) this.push(Buffer.from(data.buffer, data.byteOffset + LINK_HEADER, data.length - LINK_HEADER));
+  }
+
+  override _read(): void {}
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this._writev([{ chunk }], callback);
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+    try {
+      this.publishBytes(chunks.map((c) => c.chunk));
+    } catch (error) {
+      return callback(error as Error);
+    }
+    if (this.unconfirmed < UNCONFIRMED_LIMIT) return callback();
+    this.unconfirmed = 0;
+    this.nc.flush().then(
+      () => callback(),
+      (error: Error) => callback(new PeerDisconnectedError(`The NATS connection failed: ${error.message}`, { cause: error })),
+    );
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.sendFin();
+    callback();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    // Tell the peer at once, so that it need not wait for its heartbeat (best effort: NATS may be gone).
+    this.sendFin();
+    this.subscription.unsubscribe();
+    this.onEnd(this);
+    callback(error);
+  }
+
+  /** Mirrors `net.Socket#setNoDelay` (nothing to do). */
+  setNoDelay(): this {
+    return this;
+  }
+
+  private sendFin(): void {
+    if (this.finished || this.to === '' || this.nc.isClosed()) return;
+    this.finished = true;
+    try {
+      this.publish(FIN, []);
+    } catch {
+      // the connection is closing: the peer's heartbeat will tell it
+    }
+  }
+
+  /** Publishes `chunks` as few NATS messages as `max_payload` allows, each copied (NATS keeps what it is given). */
+  private publishBytes(chunks: Buffer[]): void {
+    const room = (this.nc.info?.max_payload ?? 1024 * 1024) - LINK_HEADER;
+    let total = 0;
+    for (const chunk of chunks) total += chunk.length;
+    let index = 0;
+    let offset = 0;
+    while (total > 0) {
+      const size = Math.min(room, total);
+      const message = Buffer.allocUnsafe(LINK_HEADER + size);
+      let filled = LINK_HEADER;
+      while (filled < message.length) {
+        const chunk = chunks[index];
+        const copied = chunk.copy(message, filled, offset, Math.min(chunk.length, offset + message.length - filled));
+        filled += copied;
+        offset += copied;
+        if (offset === chunk.length) {
+          index++;
+          offset = 0;
+        }
+      }
+      this.publish(DATA, message);
+      total -= size;
+    }
+  }
+
+  /** One numbered message: `body` is the whole message with room for the header, or nothing (FIN). */
+  private publish(kind: number, body: Buffer | []): void {
+    const message = Array.isArray(body) ? Buffer.allocUnsafe(LINK_HEADER) : body;
+    // Numbers wrap at 2 ** 32, on both sides alike.
+    this.sent = (this.sent + 1 + this.skipNext) >>> 0;
+    this.skipNext = 0;
+    message[0] = kind;
+    message.writeUInt32BE(this.sent, 1);
+    this.nc.publish(this.to, message);
+    this.unconfirmed += message.length;
+  }
+}

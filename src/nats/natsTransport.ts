@@ -1,0 +1,332 @@
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type { ConnectionOptions, Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { ErrorCode, IpcError, PeerDisconnectedError } from '../errors';
+import type { Discovery, NodeTransport, TransportNode, TransportSession } from '../node/NodeTransport';
+import { NatsLink } from './NatsLink';
+
+/** Options of {@link natsTransport}. */
+export type NatsTransportOptions = (
+  | /** nats.js connection options (`servers`, `user`/`pass`, `token`, `authenticator`, `tls`…): the transport connects, and closes when its last node closes. */ ConnectionOptions
+  | {
+      /** A connection you opened (`connect()` of `@nats-io/transport-node`): used as it is, never closed by us. */
+      connection: NatsConnection;
+    }
+) & {
+  /**
+   * First token(s) of every subject the nodes use: `<prefix>.discover.<service>`, `<prefix>.announce.<service>`,
+   * `<prefix>.open.<instance>`, `<prefix>.link.<id>`, `<prefix>.found.<id>`. Default `'ipc'`. Give each fleet its
+   * own prefix to keep fleets that share a NATS cluster apart.
+   */
+  prefix?: string;
+  /** Most instances of one service a client links to (the first found). Default `Infinity`. */
+  maxInstances?: number;
+  /** How often a client asks who serves its services, in ms (new instances also announce themselves). Default 2 000. */
+  discoveryInterval?: number;
+  /** Time allowed for an instance to answer a link request, in ms. Default 5 000. */
+  openTimeout?: number;
+};
+
+/** The nats.js client package, loaded when a transport is first created. */
+type NatsModule = typeof import('@nats-io/transport-node');
+const CLIENT_PACKAGE = '@nats-io/transport-node';
+
+/** A subject token: no `.`, `*`, `>`, whitespace or control characters. */
+const TOKEN = /^[^.*>\s\u0000-\u001f\u007f]+$/;
+
+/**
+ * A transport that carries a node's links over NATS (`new Node(name, { transport: natsTransport(…) })`): names are
+ * addresses, a service may run as many instances as you like on any host of the cluster, and each client links to
+ * every live one of them. Our frames travel unchanged, numbered, over a pair of subjects per link.
+ *
+ * Needs the NATS client: `npm install @nats-io/transport-node` (3.x).
+ * @throws IpcError `ERR_IPC_TRANSPORT` when that package is not installed; TypeError on bad options.
+ */
+export function natsTransport(options: NatsTransportOptions): NodeTransport {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`natsTransport(options): options must be an object (nats.js connection options, or { connection }), received ${describe(options)}`);
+  }
+  const prefix = options.prefix ?? 'ipc';
+  if (typeof prefix !== 'string' || !prefix.split('.').every((token) => TOKEN.test(token))) {
+    throw new TypeError(`natsTransport(options): options.prefix must be subject tokens separated by dots (no '*', '>' or whitespace), received ${describe(prefix)}`);
+  }
+  const maxInstances = positive(options.maxInstances, 'maxInstances', Infinity);
+  const discoveryInterval = positive(options.discoveryInterval, 'discoveryInterval', 2000);
+  const openTimeout = positive(options.openTimeout, 'openTimeout', 5000);
+  const nats = loadClient();
+  const shared = new SharedConnection(nats, options);
+  return {
+    attach: (node) => new NatsSession(shared, node, { prefix, maxInstances, discoveryInterval, openTimeout }),
+  };
+}
+
+function loadClient(): NatsModule {
+  try {
+    return require(CLIENT_PACKAGE) as NatsModule;
+  } catch (error) {
+    throw new IpcError(
+      ErrorCode.TRANSPORT,
+      `The NATS transport needs the NATS client: npm install ${CLIENT_PACKAGE} (${(error as Error).message.split('\n')[0]})`,
+      { cause: error },
+    );
+  }
+}
+
+function positive(value: unknown, key: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 1) {
+    throw new TypeError(`natsTransport(options): options.${key} must be a number ≥ 1, received ${describe(value)}`);
+  }
+  return value;
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (value === null || typeof value !== 'object') return String(value);
+  return Array.isArray(value) ? 'an array' : 'an object';
+}
+
+/** A service name as a subject token. @throws TypeError */
+function checkToken(name: string, what: string): string {
+  if (!TOKEN.test(name)) {
+    throw new TypeError(`${what} must be usable as a NATS subject token (no '.', '*', '>', whitespace or control characters), received ${JSON.stringify(name)}`);
+  }
+  return name;
+}
+
+/** A random subject token. */
+const freshId = () => randomBytes(12).toString('hex');
+
+/** Parses a small JSON object from a NATS message; null when it is not one. */
+function readBody(msg: Msg): Record<string, unknown> | null {
+  if (msg.data.length > 4096) return null;
+  try {
+    const body: unknown = JSON.parse(Buffer.from(msg.data).toString('utf8'));
+    return body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+const asJson = (body: unknown) => Buffer.from(JSON.stringify(body));
+
+/**
+ * The NATS connection of one transport, shared by the nodes attached to it: opened on first use, closed when
+ * the last of them closes (unless the user gave it). Tells every session when it is lost and regained.
+ */
+class SharedConnection {
+  private connecting: Promise<NatsConnection> | null = null;
+  private readonly sessions = new Set<NatsSession>();
+  private statusWatch: { stop(): void } | null = null;
+
+  constructor(
+    private readonly nats: NatsModule,
+    private readonly options: NatsTransportOptions,
+  ) {}
+
+  get owned(): boolean {
+    return !('connection' in this.options);
+  }
+
+  join(session: NatsSession): void {
+    this.sessions.add(session);
+  }
+
+  /** The connection (connecting on first use, and again after a failed attempt). */
+  get(): Promise<NatsConnection> {
+    this.connecting ??= this.open().catch((error: Error) => {
+      this.connecting = null;
+      throw new IpcError(ErrorCode.TRANSPORT, `Could not connect to NATS: ${error.message}`, { cause: error });
+    });
+    return this.connecting;
+  }
+
+  private async open(): Promise<NatsConnection> {
+    let nc: NatsConnection;
+    if ('connection' in this.options) nc = this.options.connection;
+    else {
+      const { prefix: _p, maxInstances: _m, discoveryInterval: _d, openTimeout: _o, ...connectOptions } = this.options;
+      // Async traces cost ~40% of request throughput; reconnect forever unless told otherwise.
+      nc = await this.nats.connect({ maxReconnectAttempts: -1, ...connectOptions, noAsyncTraces: true });
+    }
+    this.watch(nc);
+    return nc;
+  }
+
+  /** Follows the connection's status: a disconnect ends every link at once, a reconnect searches again. */
+  private watch(nc: NatsConnection): void {
+    const status = nc.status() as AsyncIterable<{ type: string }> & { stop?(): void };
+    this.statusWatch = { stop: () => status.stop?.() };
+    void (async () => {
+      for await (const event of status) {
+        if (event.type === 'disconnect') for (const session of this.sessions) session.lost();
+        else if (event.type === 'reconnect') for (const session of this.sessions) session.regained();
+      }
+    })().catch(() => undefined);
+  }
+
+  /** A session closed: the last one closes the connection we opened (or lets go of the user's). */
+  async leave(session: NatsSession): Promise<void> {
+    this.sessions.delete(session);
+    if (this.sessions.size > 0 || !this.connecting) return;
+    const connecting = this.connecting;
+    this.connecting = null;
+    const nc = await connecting.catch(() => null);
+    this.statusWatch?.stop();
+    this.statusWatch = null;
+    if (!nc || nc.isClosed()) return;
+    if (this.owned) await nc.close();
+    else await nc.flush().catch(() => undefined);
+  }
+}
+
+interface SessionSettings {
+  prefix: string;
+  maxInstances: number;
+  discoveryInterval: number;
+  openTimeout: number;
+}
+
+/** One node's use of a NATS transport: its subscriptions, searches and links. */
+class NatsSession implements TransportSession {
+  readonly maxInstances: number;
+  private readonly links = new Set<NatsLink>();
+  private readonly subscriptions = new Set<Subscription>();
+  private readonly discoveries = new Set<Discovery>();
+  private closed = false;
+
+  constructor(
+    private readonly shared: SharedConnection,
+    private readonly node: TransportNode,
+    private readonly settings: SessionSettings,
+  ) {
+    this.maxInstances = settings.maxInstances;
+    shared.join(this);
+  }
+
+  private subject(...tokens: string[]): string {
+    return [this.settings.prefix, ...tokens].join('.');
+  }
+
+  private subscribe(nc: NatsConnection, subject: string, onMessage: (msg: Msg) => void): Subscription {
+    const subscription = nc.subscribe(subject, {
+      callback: (error, msg) => {
+        if (!error && !this.closed) onMessage(msg);
+      },
+    });
+    this.subscriptions.add(subscription);
+    return subscription;
+  }
+
+  async serve(service: string, onLink: (link: Duplex) => void): Promise<string> {
+    checkToken(service, 'serve(name): name');
+    const nc = await this.shared.get();
+    if (this.closed) return '';
+    const { instance } = this.node;
+    const discover = this.subject('discover', service);
+    this.subscribe(nc, discover, (msg) => {
+      if (msg.reply) msg.respond(asJson({ instance }));
+    });
+    this.subscribe(nc, this.subject('open', instance), (msg) => {
+      const body = readBody(msg);
+      const to = body?.subject;
+      if (!msg.reply || typeof to !== 'string' || !to.startsWith(`${this.settings.prefix}.link.`) || !TOKEN.test(to.slice(this.settings.prefix.length + 6))) {
+        this.node.report(new IpcError(ErrorCode.PROTOCOL, `A malformed NATS link request reached "${this.node.name}": ignored`));
+        return;
+      }
+      const link = this.link(nc);
+      link.to = to;
+      onLink(link);
+      msg.respond(asJson({ subject: link.from }));
+    });
+    await nc.flush();
+    nc.publish(this.subject('announce', service), asJson({ instance }));
+    return `nats:${discover}`;
+  }
+
+  discover(service: string, found: (instance: string) => void): Discovery {
+    checkToken(service, 'connectTo(name): name');
+    const inbox = this.subject('found', freshId());
+    let timer: NodeJS.Timeout | null = null;
+    let stopped = false;
+    const mine = new Set<Subscription>();
+    const onAnswer = (msg: Msg) => {
+      const instance = readBody(msg)?.instance;
+      if (typeof instance === 'string' && TOKEN.test(instance) && instance !== this.node.instance && !stopped) found(instance);
+    };
+    const ask = () => {
+      this.shared.get().then(
+        (nc) => {
+          if (stopped || this.closed || nc.isClosed()) return;
+          if (mine.size === 0) {
+            mine.add(this.subscribe(nc, inbox, onAnswer));
+            mine.add(this.subscribe(nc, this.subject('announce', service), onAnswer));
+          }
+          nc.publish(this.subject('discover', service), undefined, { reply: inbox });
+        },
+        (error: Error) => {
+          if (!stopped) this.node.report(error);
+        },
+      );
+    };
+    const discovery: Discovery = {
+      refresh: ask,
+      stop: () => {
+        stopped = true;
+        if (timer) clearInterval(timer);
+        for (const subscription of mine) this.unsubscribe(subscription);
+        this.discoveries.delete(discovery);
+      },
+    };
+    this.discoveries.add(discovery);
+    ask();
+    timer = setInterval(ask, this.settings.discoveryInterval);
+    return discovery;
+  }
+
+  async open(service: string, instance: string): Promise<Duplex> {
+    const nc = await this.shared.get();
+    const link = this.link(nc);
+    try {
+      const answer = await nc.request(this.subject('open', instance), asJson({ subject: link.from, name: this.node.name }), { timeout: this.settings.openTimeout });
+      const to = readBody(answer)?.subject;
+      if (typeof to !== 'string' || !to.startsWith(`${this.settings.prefix}.link.`)) throw new Error('malformed answer');
+      link.to = to;
+      return link;
+    } catch (error) {
+      link.destroy();
+      throw new IpcError(ErrorCode.CONNECT, `Could not open a link to an instance of "${service}" (${instance}): ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  /** A link reading a fresh subject of ours. */
+  private link(nc: NatsConnection): NatsLink {
+    const link = new NatsLink(nc, this.subject('link', freshId()), (gone) => this.links.delete(gone));
+    this.links.add(link);
+    return link;
+  }
+
+  /** The NATS connection was lost: every link ends now (what was in flight may be lost). */
+  lost(): void {
+    for (const link of this.links) link.destroy(new PeerDisconnectedError(`"${this.node.name}" lost its NATS connection`));
+  }
+
+  /** The NATS connection is back: search again at once. */
+  regained(): void {
+    for (const discovery of this.discoveries) discovery.refresh();
+  }
+
+  private unsubscribe(subscription: Subscription): void {
+    this.subscriptions.delete(subscription);
+    if (!subscription.isClosed()) subscription.unsubscribe();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const discovery of [...this.discoveries]) discovery.stop();
+    for (const subscription of [...this.subscriptions]) this.unsubscribe(subscription);
+    for (const link of this.links) link.destroy();
+    await this.shared.leave(this);
+  }
+}

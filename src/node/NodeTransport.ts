@@ -1,0 +1,51 @@
+import type { Duplex } from 'node:stream';
+
+/**
+ * A way for nodes to find each other by name instead of by address (`NodeOptions.transport`), such as the NATS
+ * transport of `ipc-link-core/nats`. A transport only carries bytes: every link it opens is a Duplex over which
+ * the node runs its usual protocol (handshake, requests, streams, heartbeats), exactly as over a socket.
+ *
+ * A service may have many instances (nodes serving the same name); a client links to each of them.
+ */
+export interface NodeTransport {
+  /** One node's use of the transport, for the node's whole life (closed by `node.close()`). */
+  attach(node: TransportNode): TransportSession;
+}
+
+/** What a transport knows of the node using it. */
+export interface TransportNode {
+  /** The node's name. */
+  readonly name: string;
+  /** The node's instance id (`node.instance`): tells apart nodes of the same name. */
+  readonly instance: string;
+  /** Reports what no call can return (a malformed message from the network, a lost connection…). */
+  report(error: Error): void;
+}
+
+/** A node's session on a transport: see {@link NodeTransport.attach}. */
+export interface TransportSession {
+  /**
+   * Makes the node reachable as one instance of `service`. Resolves, with a description of where, once clients
+   * can reach it; every link a client opens comes to `onLink`.
+   * @throws (or rejects) when `service` is not a valid name for this transport, or the transport is unreachable.
+   */
+  serve(service: string, onLink: (link: Duplex) => void): Promise<string>;
+  /**
+   * Looks for the live instances of `service`, now and as they appear, calling `found` with each one's id
+   * (possibly again for an instance already known). `refresh()` asks again at once; `stop()` ends the search.
+   * @throws when `service` is not a valid name for this transport.
+   */
+  discover(service: string, found: (instance: string) => void): Discovery;
+  /** Opens a link to one instance of `service` (an id given to `found`). */
+  open(service: string, instance: string): Promise<Duplex>;
+  /** The most instances of one service a client links to. */
+  readonly maxInstances: number;
+  /** Ends the session: its searches stop, its links are destroyed, what it holds on the transport is released. */
+  close(): Promise<void>;
+}
+
+/** A running search for the instances of a service: see {@link TransportSession.discover}. */
+export interface Discovery {
+  refresh(): void;
+  stop(): void;
+}
