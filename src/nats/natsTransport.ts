@@ -218,8 +218,12 @@ class NatsSession implements TransportSession {
     return subscription;
   }
 
-  async serve(service: string, onLink: (link: Duplex) => void): Promise<string> {
+  serve(service: string, onLink: (link: Duplex) => void): Promise<string> {
     checkToken(service, 'serve(name): name');
+    return this.reachable(service, onLink);
+  }
+
+  private async reachable(service: string, onLink: (link: Duplex) => void): Promise<string> {
     const nc = await this.shared.get();
     if (this.closed) return '';
     const { instance } = this.node;
@@ -254,21 +258,21 @@ class NatsSession implements TransportSession {
       const instance = readBody(msg)?.instance;
       if (typeof instance === 'string' && TOKEN.test(instance) && instance !== this.node.instance && !stopped) found(instance);
     };
-    const ask = () => {
+    const ask = (): Promise<void> =>
       this.shared.get().then(
-        (nc) => {
+        async (nc) => {
           if (stopped || this.closed || nc.isClosed()) return;
           if (mine.size === 0) {
             mine.add(this.subscribe(nc, inbox, onAnswer));
             mine.add(this.subscribe(nc, this.subject('announce', service), onAnswer));
           }
           nc.publish(this.subject('discover', service), undefined, { reply: inbox });
+          await nc.flush().catch(() => undefined);
         },
         (error: Error) => {
           if (!stopped) this.node.report(error);
         },
       );
-    };
     const discovery: Discovery = {
       refresh: ask,
       stop: () => {
@@ -279,8 +283,7 @@ class NatsSession implements TransportSession {
       },
     };
     this.discoveries.add(discovery);
-    ask();
-    timer = setInterval(ask, this.settings.discoveryInterval);
+    timer = setInterval(() => void ask(), this.settings.discoveryInterval);
     return discovery;
   }
 
@@ -313,7 +316,7 @@ class NatsSession implements TransportSession {
 
   /** The NATS connection is back: search again at once. */
   regained(): void {
-    for (const discovery of this.discoveries) discovery.refresh();
+    for (const discovery of this.discoveries) void discovery.refresh();
   }
 
   private unsubscribe(subscription: Subscription): void {

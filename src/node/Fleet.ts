@@ -7,6 +7,9 @@ import { setLongTimeout } from './duration';
 import type { NodeSocket } from './NodeSocket';
 import type { Discovery, TransportSession } from './NodeTransport';
 
+/** Shortest wait for answers in one search round with no instance found, in ms. */
+const SEARCH_ROUND_MS = 250;
+
 /** What a {@link Fleet} needs from its node. */
 export interface FleetHost {
   /** A dialler (with a NodeSocket of its own) for one instance's link; `host` is the fleet's. */
@@ -38,6 +41,8 @@ export class Fleet {
   /** Search rounds without any member, since the last member was ready. */
   private attempts = 0;
   private timer: NodeJS.Timeout | null = null;
+  /** A search round is under way (see searchLater). */
+  private searching = false;
   private stopped = false;
   /** Where the next tie-break starts. */
   private turn = 0;
@@ -136,31 +141,34 @@ export class Fleet {
   private dropped(member: Dialler): void {
     for (const [instance, candidate] of this.members) if (candidate === member) this.members.delete(instance);
     if (this.stopped || this.members.size > 0) return;
-    this.discovery?.refresh();
     this.searchLater();
   }
 
   /**
-   * Checks after a backoff delay whether the search found anybody: if not, asks again, or gives up after
-   * `maxRetries` rounds.
+   * One search round: asks who serves the service, waits for answers (a backoff delay, at least
+   * {@link SEARCH_ROUND_MS}), and if nobody was found, asks again — or gives up after `maxRetries` rounds.
    */
   private searchLater(): void {
-    if (this.timer || this.stopped) return;
-    const delay = backoffDelay(this.attempts + 1, this.policy.retryTime, this.policy.maxRetryTime);
-    this.timer = setLongTimeout(() => {
-      this.timer = null;
-      if (this.stopped || this.members.size > 0) return;
-      if (this.opening.size > 0) return this.searchLater();
-      this.attempts++;
-      if (this.attempts > this.policy.maxRetries) {
-        const error = new ConnectError(`No instance of "${this.name}" answered after ${this.attempts} search${this.attempts === 1 ? '' : 'es'}`);
-        const unreported = this.giveUp(error);
-        if (unreported) this.host.report(unreported);
-        return;
-      }
-      this.discovery?.refresh();
-      this.searchLater();
-    }, delay);
+    if (this.searching || this.stopped || !this.discovery) return;
+    this.searching = true;
+    const delay = Math.max(SEARCH_ROUND_MS, backoffDelay(this.attempts + 1, this.policy.retryTime, this.policy.maxRetryTime));
+    void this.discovery.refresh().then(() => {
+      if (this.stopped) return;
+      this.timer = setLongTimeout(() => {
+        this.timer = null;
+        this.searching = false;
+        if (this.stopped || this.members.size > 0) return;
+        if (this.opening.size > 0) return this.searchLater();
+        this.attempts++;
+        if (this.attempts > this.policy.maxRetries) {
+          const error = new ConnectError(`No instance of "${this.name}" answered after ${this.attempts} search${this.attempts === 1 ? '' : 'es'}`);
+          const unreported = this.giveUp(error);
+          if (unreported) this.host.report(unreported);
+          return;
+        }
+        this.searchLater();
+      }, delay);
+    });
   }
 
   /** Gives up for good: forgotten by the node; a pending connectTo rejects, else the error is returned to report. */

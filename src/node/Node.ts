@@ -406,8 +406,9 @@ export class Node extends EventEmitter<NodeEvents> {
     if (name !== this.name) {
       throw new TypeError(`serve(name): with a transport, a node serves under its own name ("${this.name}"), received "${name}": name the node after its service`);
     }
+    const reachable = session.serve(name, (link) => this.accept(link));
     this.#serverName = name;
-    session.serve(name, (link) => this.accept(link)).then(
+    reachable.then(
       (address) => {
         if (!this.closing) this.emitSafely('listening', address);
       },

@@ -27,12 +27,13 @@ export interface TransportSession {
   /**
    * Makes the node reachable as one instance of `service`. Resolves, with a description of where, once clients
    * can reach it; every link a client opens comes to `onLink`.
-   * @throws (or rejects) when `service` is not a valid name for this transport, or the transport is unreachable.
+   * @throws when `service` is not a valid name for this transport (synchronously); rejects when the transport is
+   *   unreachable.
    */
   serve(service: string, onLink: (link: Duplex) => void): Promise<string>;
   /**
-   * Looks for the live instances of `service`, now and as they appear, calling `found` with each one's id
-   * (possibly again for an instance already known). `refresh()` asks again at once; `stop()` ends the search.
+   * Looks for the live instances of `service` as they appear (and, every so often, asks who is there), calling
+   * `found` with each one's id (possibly again for an instance already known). `refresh()` asks at once.
    * @throws when `service` is not a valid name for this transport.
    */
   discover(service: string, found: (instance: string) => void): Discovery;
@@ -46,6 +47,7 @@ export interface TransportSession {
 
 /** A running search for the instances of a service: see {@link TransportSession.discover}. */
 export interface Discovery {
-  refresh(): void;
+  /** Asks who serves the service; resolves once the question is out (answers come to `found`), never rejects. */
+  refresh(): Promise<void>;
   stop(): void;
 }

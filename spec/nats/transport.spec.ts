@@ -1,0 +1,232 @@
+import { once } from 'node:events';
+import { take, toArray, firstValueFrom, lastValueFrom } from 'rxjs';
+import { ErrorCode, IpcError, Node, type NodeOptions, type NodeSocket } from '../../src';
+import { natsTransport, type NatsTransportOptions } from '../../src/nats';
+import { NatsLink } from '../../src/nats/NatsLink';
+import { spawnNode } from '../helpers/child';
+import { closeAll, delay, node, until } from '../helpers/net';
+import { describeNats, startNatsCluster, startNatsServer, type NatsCluster, type NatsServer } from '../helpers/natsServer';
+
+/** A node over NATS (closed after each test by closeAll). */
+function natsNode(name: string, servers: string | string[], options: NodeOptions = {}, transport: Partial<NatsTransportOptions> = {}) {
+  return node(name, { transport: natsTransport({ servers, ...transport } as NatsTransportOptions), ...options });
+}
+
+/** A node serving its name over NATS, once it is reachable. */
+async function serving(name: string, servers: string | string[], options: NodeOptions = {}, transport: Partial<NatsTransportOptions> = {}) {
+  const n = natsNode(name, servers, options, transport);
+  n.serve(name);
+  await once(n, 'listening');
+  return n;
+}
+
+const instanceOf = (reply: unknown) => (reply as { instance: string }).instance;
+
+describeNats('the NATS transport', () => {
+  afterEach(closeAll);
+
+  describe('one server', () => {
+    let server: NatsServer;
+    beforeAll(async () => (server = await startNatsServer({ maxPayload: 1024 * 1024 })));
+
+    it('serves and connects by name: request/reply, connection events with the client name, instance ids', async () => {
+      const worker = natsNode('worker', server.url);
+      const connections: string[] = [];
+      worker.on('connection', (name) => connections.push(name));
+      worker.on('message', (m) => m.reply({ doubled: (m.data as number) * 2 }));
+      worker.serve('worker');
+      const [address] = (await once(worker, 'listening')) as [string];
+      expect(address).toBe('nats:ipc.discover.worker');
+      const api = natsNode('api', server.url);
+      const socket = await api.connectTo('worker');
+      expect(socket.instance).toBe(worker.instance);
+      expect(await api.sendTo('worker', 21)).toEqual({ doubled: 42 });
+      await until(() => connections.length === 1);
+      expect(connections).toEqual(['api']);
+      expect(worker.get('api')!.instance).toBe(api.instance);
+      // and back: the service asks its client
+      api.on('message', (m) => m.reply('pong'));
+      expect(await worker.sendTo('api', 'ping')).toBe('pong');
+    });
+
+    it('echoes 3 MiB and 16 MiB byte for byte across a 1 MiB max_payload, and refuses 64 MiB + 1 before sending', async () => {
+      const echo = await serving('echo', server.url, { maxFrameSize: 64 * 1024 * 1024 });
+      echo.on('message', (m) => m.reply(m.data));
+      const api = natsNode('api', server.url, { maxFrameSize: 64 * 1024 * 1024, requestTimeout: 60_000 });
+      await api.connectTo('echo');
+      for (const size of [3 * 1024 * 1024, 16 * 1024 * 1024]) {
+        const bytes = Buffer.alloc(size);
+        for (let i = 0; i < size; i += 4096) bytes[i] = i % 251;
+        const back = (await api.sendTo('echo', bytes)) as Buffer;
+        expect(back.length).toBe(size);
+        expect(back.equals(bytes)).toBe(true);
+      }
+      await expect(api.sendTo('echo', Buffer.alloc(64 * 1024 * 1024 + 1))).rejects.toMatchObject({ code: ErrorCode.FRAME_TOO_LARGE });
+      expect(await api.sendTo('echo', 'still up')).toBe('still up');
+    }, 60_000);
+
+    it('take(10) of a 1,000,000-item generator ends it within 200 ms, having yielded at most 10 + window', async () => {
+      const service = await serving('numbers', server.url);
+      let yielded = 0;
+      let finished: number | null = null;
+      service.on('message', (m) =>
+        m.stream(
+          (function* () {
+            try {
+              for (let i = 0; i < 1_000_000; i++) {
+                yielded++;
+                yield i;
+              }
+            } finally {
+              finished = performance.now();
+            }
+          })(),
+        ),
+      );
+      const api = natsNode('api', server.url);
+      await api.connectTo('numbers');
+      const values = await firstValueFrom(api.request$<number>('numbers', 'go', { window: 16 }).pipe(take(10), toArray()));
+      const taken = performance.now();
+      expect(values).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      await until(() => finished !== null, 2000, 'the generator to finish');
+      expect(finished! - taken).toBeLessThan(200);
+      expect(yielded).toBeLessThanOrEqual(10 + 16);
+    });
+
+    it('refuses a wrong auth.secret with ERR_IPC_AUTH', async () => {
+      await serving('vault', server.url, { auth: { secret: 'right' } });
+      const api = natsNode('api', server.url, { auth: { secret: 'wrong' } });
+      await expect(api.connectTo('vault')).rejects.toMatchObject({ code: ErrorCode.AUTH });
+    });
+
+    it('ends the link with ERR_IPC_PEER_DISCONNECTED at a gap in the numbered messages (a lost NATS message)', async () => {
+      const sink = await serving('sink', server.url);
+      const received: number[] = [];
+      sink.on('message', (m) => received.push(m.data as number));
+      const api = natsNode('api', server.url);
+      const socket = await api.connectTo('sink');
+      for (let i = 0; i < 5; i++) await api.sendTo('sink', i, { receptive: false });
+      await until(() => received.length === 5);
+      const lost = once(sink, 'socketClose');
+      // The test hook: the next NATS message of the client's link is left out, as NATS may do.
+      (socket.connection!.socket as NatsLink).skipNext = 1;
+      await api.sendTo('sink', 5, { receptive: false });
+      await api.sendTo('sink', 6, { receptive: false });
+      await lost;
+      expect(received).toEqual([0, 1, 2, 3, 4]);
+    });
+
+    it('validates names as subject tokens, and says what is wrong', async () => {
+      for (const bad of ['a.b', 'a*', '>', 'with space', 'tab\t']) {
+        const n = natsNode(bad, server.url);
+        expect(() => n.serve(bad)).toThrow(/NATS subject token/);
+        await expect(n.connectTo(bad)).rejects.toThrow(/NATS subject token/);
+      }
+      const n = natsNode('ok', server.url);
+      expect(() => n.serve('other')).toThrow(/its own name/);
+      await expect(n.connectTo('x', 4222)).rejects.toThrow(/takes only the name/);
+      expect(() => natsTransport({ servers: server.url, prefix: 'a.*' })).toThrow(/prefix/);
+      expect(() => natsTransport({ servers: server.url, maxInstances: 0 })).toThrow(/maxInstances/);
+      expect(() => natsTransport(null as never)).toThrow(TypeError);
+    });
+
+    it('rejects connectTo with ERR_IPC_CONNECT when no instance answers within maxRetries searches', async () => {
+      const api = natsNode('api', server.url, { maxRetries: 2, retryTime: 20 });
+      await expect(api.connectTo('nobody')).rejects.toMatchObject({ code: ErrorCode.CONNECT });
+    });
+
+    it('leaves no subscription on the server and nothing running after close()', async () => {
+      const before = (await server.subsz()).num_subscriptions;
+      const worker = await serving('worker', server.url);
+      worker.on('message', (m) => m.reply(m.data));
+      const api = natsNode('api', server.url);
+      await api.connectTo('worker');
+      expect(await api.sendTo('worker', 1)).toBe(1);
+      expect((await server.subsz()).num_subscriptions).toBeGreaterThan(before);
+      await Promise.all([api.close(), worker.close()]);
+      for (let waited = 0; (await server.subsz()).num_subscriptions !== before && waited < 5000; waited += 50) await delay(50);
+      expect((await server.subsz()).num_subscriptions).toBe(before);
+      expect((await server.connz()).num_connections).toBe(0);
+    });
+  });
+
+  describe('a 3-server cluster', () => {
+    let cluster: NatsCluster;
+    beforeAll(async () => (cluster = await startNatsCluster(3)));
+
+    it('reaches a service on server C from a client on server A: replies, a 10,000-item stream in order, broadcast', async () => {
+      const [a, , c] = cluster.urls;
+      const service = await serving('service', c);
+      service.on('message', (m) => {
+        if (m.data === 'stream') m.stream((function* () { for (let i = 0; i < 10_000; i++) yield i; })()); // prettier-ignore
+        else m.reply(`re:${String(m.data)}`);
+      });
+      const api = natsNode('api', a);
+      api.on('message', (m) => m.reply(`api got ${String(m.data)}`));
+      await api.connectTo('service');
+      expect(await api.sendTo('service', 'hello')).toBe('re:hello');
+      const items = await lastValueFrom(api.request$<number>('service', 'stream').pipe(toArray()));
+      expect(items.length).toBe(10_000);
+      expect(items.every((value, i) => value === i)).toBe(true);
+      await until(() => service.get('api') !== undefined);
+      expect(await service.broadcast('news')).toEqual(['api got news']);
+    });
+
+    it('spreads 3,000 sendTo over 3 instances on 3 servers within ±20%, and a 4th started mid-run gets requests within 5 s', async () => {
+      const instances = await Promise.all(cluster.urls.map((url) => serving('worker', url)));
+      for (const instance of instances) instance.on('message', (m) => m.reply({ instance: instance.instance }));
+      const api = natsNode('api', cluster.urls[0]);
+      await api.connectTo('worker');
+      await until(() => api.stats().peers !== undefined && Object.keys(api.stats().peers).length === 3, 5000, 'links to 3 instances');
+      const counts = new Map<string, number>();
+      for (let i = 0; i < 3000; i++) {
+        const id = instanceOf(await api.sendTo('worker', i));
+        counts.set(id, (counts.get(id) ?? 0) + 1);
+      }
+      expect(counts.size).toBe(3);
+      for (const count of counts.values()) expect(Math.abs(count - 1000)).toBeLessThanOrEqual(200);
+      const fourth = await serving('worker', cluster.urls[1]);
+      fourth.on('message', (m) => m.reply({ instance: fourth.instance }));
+      const started = performance.now();
+      let reached = false;
+      while (!reached && performance.now() - started < 5000) {
+        reached = instanceOf(await api.sendTo('worker', 'who')) === fourth.instance;
+        if (!reached) await delay(5);
+      }
+      expect(reached).toBe(true);
+    });
+
+    it('links to at most maxInstances instances', async () => {
+      await Promise.all(cluster.urls.map((url) => serving('capped', url)));
+      const api = natsNode('api', cluster.urls[0], {}, { maxInstances: 2, discoveryInterval: 100 });
+      await api.connectTo('capped');
+      await delay(500);
+      expect(Object.keys(api.stats().peers)).toHaveLength(2);
+    });
+  });
+
+  describe('errors', () => {
+    it('says which package to install when the NATS client is missing', async () => {
+      const script = `
+        const Module = require('module');
+        const resolve = Module._resolveFilename;
+        Module._resolveFilename = function (request, ...rest) {
+          if (request === '@nats-io/transport-node') { const e = new Error("Cannot find module '@nats-io/transport-node'"); e.code = 'MODULE_NOT_FOUND'; throw e; }
+          return resolve.call(this, request, ...rest);
+        };
+        try { require('ipc-link-core/nats').natsTransport({ servers: 'nats://127.0.0.1:1' }); }
+        catch (error) { console.log(error.code + ' ' + error.message); }`;
+      const run = spawnNode(['-e', script]);
+      await run.exited;
+      expect(run.output()).toMatch(/ERR_IPC_TRANSPORT .*npm install @nats-io\/transport-node/);
+    });
+
+    it('an unreachable NATS rejects connectTo and reports ERR_IPC_TRANSPORT', async () => {
+      const api = natsNode('api', 'nats://127.0.0.1:1', { maxRetries: 1, retryTime: 20 }, { reconnect: false } as never);
+      await expect(api.connectTo('worker')).rejects.toBeInstanceOf(IpcError);
+      await until(() => api.errors.some((e) => (e as IpcError).code === ErrorCode.TRANSPORT), 5000, 'an ERR_IPC_TRANSPORT error event');
+    });
+  });
+});
+
+export type { NodeSocket, Node };
