@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { connect } from '@nats-io/transport-node';
 import { take, toArray, firstValueFrom, lastValueFrom } from 'rxjs';
 import { ErrorCode, IpcError, Node, type NodeOptions, type NodeSocket } from '../../src';
 import { natsTransport, type NatsTransportOptions } from '../../src/nats';
@@ -116,6 +117,51 @@ describeNats('the NATS transport', () => {
       expect(received).toEqual([0, 1, 2, 3, 4]);
     });
 
+    it('a link reports backpressure: a large write returns false, then drain once the server took it; bytes arrive in order', async () => {
+      const nc = await connect({ servers: server.url, noAsyncTraces: true });
+      const ended: string[] = [];
+      const a = new NatsLink(nc, 'spec.link.a', () => ended.push('a'));
+      const b = new NatsLink(nc, 'spec.link.b', () => ended.push('b'));
+      a.to = 'spec.link.b';
+      b.to = 'spec.link.a';
+      const chunks: Buffer[] = [];
+      b.on('data', (chunk: Buffer) => chunks.push(chunk));
+      a.resume();
+      await nc.flush();
+      const bytes = Buffer.alloc(6 * 1024 * 1024);
+      for (let i = 0; i < bytes.length; i += 997) bytes[i] = i % 256;
+      expect(a.write(bytes)).toBe(false);
+      await once(a, 'drain');
+      a.end();
+      await once(b, 'end');
+      expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
+      b.destroy();
+      await until(() => ended.length === 2);
+      await nc.close();
+    });
+
+    it('hostile messages on its subjects: a bad link request is reported and ignored, a forged link message ends only that link', async () => {
+      const worker = await serving('worker', server.url);
+      worker.on('message', (m) => m.reply('ok'));
+      const api = natsNode('api', server.url, { maxRetries: Infinity, retryTime: 20 });
+      let linked = 0;
+      api.on('connect', () => linked++);
+      const socket = await api.connectTo('worker');
+      const nc = await connect({ servers: server.url });
+      nc.publish(`ipc.open.${worker.instance}`, Buffer.from('{not json'), { reply: 'spec.nobody' });
+      nc.publish(`ipc.open.${worker.instance}`, Buffer.from(JSON.stringify({ subject: 'elsewhere.x' })), { reply: 'spec.nobody' });
+      await until(() => worker.errors.length >= 2, 2000, 'two error events');
+      expect(worker.errors.map((e) => (e as IpcError).code)).toEqual([ErrorCode.PROTOCOL, ErrorCode.PROTOCOL]);
+      expect(await api.sendTo('worker', 'still')).toBe('ok');
+      // A forged message on the client's link subject: a sequence that does not follow ends that link.
+      const link = socket.connection!.socket as NatsLink;
+      nc.publish(link.from, Buffer.from([0, 0, 0, 0, 99, 1, 2, 3]));
+      await nc.flush();
+      await until(() => linked === 2, 5000, 'the client to link again');
+      expect(await api.sendTo('worker', 'again')).toBe('ok');
+      await nc.close();
+    });
+
     it('validates names as subject tokens, and says what is wrong', async () => {
       for (const bad of ['a.b', 'a*', '>', 'with space', 'tab\t']) {
         const n = natsNode(bad, server.url);
@@ -187,15 +233,23 @@ describeNats('the NATS transport', () => {
       }
       expect(counts.size).toBe(3);
       for (const count of counts.values()) expect(Math.abs(count - 1000)).toBeLessThanOrEqual(200);
-      const fourth = await serving('worker', cluster.urls[1]);
-      fourth.on('message', (m) => m.reply({ instance: fourth.instance }));
+      // Mid-run: requests keep flowing while a 4th instance starts.
+      let running = true;
+      const sending = (async () => {
+        while (running) await api.sendTo('worker', 'more');
+      })();
       const started = performance.now();
-      let reached = false;
-      while (!reached && performance.now() - started < 5000) {
-        reached = instanceOf(await api.sendTo('worker', 'who')) === fourth.instance;
-        if (!reached) await delay(5);
-      }
-      expect(reached).toBe(true);
+      const fourth = natsNode('worker', cluster.urls[1]);
+      let reachedAfter: number | null = null;
+      fourth.on('message', (m) => {
+        reachedAfter ??= performance.now() - started;
+        m.reply({ instance: fourth.instance });
+      });
+      fourth.serve('worker');
+      await until(() => reachedAfter !== null, 5000, 'the 4th instance to get a request');
+      running = false;
+      await sending;
+      expect(reachedAfter).toBeLessThan(5000);
     });
 
     it('links to at most maxInstances instances', async () => {
