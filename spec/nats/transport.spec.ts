@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { connect } from '@nats-io/transport-node';
 import { take, toArray, firstValueFrom, lastValueFrom } from 'rxjs';
 import { ErrorCode, IpcError, Node, type NodeOptions, type NodeSocket } from '../../src';
@@ -275,6 +276,24 @@ describeNats('the NATS transport', () => {
       const run = spawnNode(['-e', script]);
       await run.exited;
       expect(run.output()).toMatch(/ERR_IPC_TRANSPORT .*npm install @nats-io\/transport-node/);
+    });
+
+    it('close() does not wait for a NATS server that never answers', async () => {
+      const held: Socket[] = [];
+      const silent = createServer((socket) => held.push(socket.on('error', () => undefined)));
+      silent.listen(0, '127.0.0.1');
+      await once(silent, 'listening');
+      const url = `nats://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+      const api = natsNode('api', url, {}, { timeout: 1500 });
+      const connecting = api.connectTo('worker').catch((error: IpcError) => error.code);
+      await delay(100);
+      const started = performance.now();
+      await api.close();
+      expect(performance.now() - started).toBeLessThan(500);
+      expect(await connecting).toBe(ErrorCode.CLOSED);
+      await delay(1600); // the client's own connect timeout ends its attempt
+      held.forEach((socket) => socket.destroy());
+      silent.close();
     });
 
     it('an unreachable NATS rejects connectTo and reports ERR_IPC_TRANSPORT', async () => {

@@ -89,7 +89,11 @@ export class NatsLink extends Duplex {
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     // Tell the peer at once, so that it need not wait for its heartbeat (best effort: NATS may be gone).
     this.sendFin();
-    this.subscription.unsubscribe();
+    try {
+      this.subscription.unsubscribe();
+    } catch {
+      // the NATS connection is closed: the subscription went with it
+    }
     this.onEnd(this);
     callback(error);
   }

@@ -116,6 +116,8 @@ const asJson = (body: unknown) => Buffer.from(JSON.stringify(body));
  */
 class SharedConnection {
   private connecting: Promise<NatsConnection> | null = null;
+  /** `connecting`, once it resolved. */
+  private connected: Promise<NatsConnection> | null = null;
   private readonly sessions = new Set<NatsSession>();
   private statusWatch: { stop(): void } | null = null;
 
@@ -134,11 +136,19 @@ class SharedConnection {
 
   /** The connection (connecting on first use, and again after a failed attempt). */
   get(): Promise<NatsConnection> {
-    this.connecting ??= this.open().catch((error: Error) => {
-      this.connecting = null;
-      throw new IpcError(ErrorCode.TRANSPORT, `Could not connect to NATS: ${error.message}`, { cause: error });
-    });
-    return this.connecting;
+    if (this.connecting) return this.connecting;
+    const connecting: Promise<NatsConnection> = this.open().then(
+      (nc) => {
+        this.connected = connecting;
+        return nc;
+      },
+      (error: Error) => {
+        if (this.connecting === connecting) this.connecting = null;
+        throw new IpcError(ErrorCode.TRANSPORT, `Could not connect to NATS: ${error.message}`, { cause: error });
+      },
+    );
+    this.connecting = connecting;
+    return connecting;
   }
 
   private async open(): Promise<NatsConnection> {
@@ -159,24 +169,32 @@ class SharedConnection {
     this.statusWatch = { stop: () => status.stop?.() };
     void (async () => {
       for await (const event of status) {
-        if (event.type === 'disconnect') for (const session of this.sessions) session.lost();
+        if (event.type === 'disconnect' || event.type === 'close') for (const session of this.sessions) session.lost();
         else if (event.type === 'reconnect') for (const session of this.sessions) session.regained();
       }
     })().catch(() => undefined);
   }
 
-  /** A session closed: the last one closes the connection we opened (or lets go of the user's). */
+  /**
+   * A session closed: the last one closes the connection we opened (or lets go of the user's). A connection still
+   * being opened is not waited for: it is closed as soon as it is up (or its attempt fails).
+   */
   async leave(session: NatsSession): Promise<void> {
     this.sessions.delete(session);
     if (this.sessions.size > 0 || !this.connecting) return;
     const connecting = this.connecting;
+    const connected = this.connected === connecting;
     this.connecting = null;
-    const nc = await connecting.catch(() => null);
-    this.statusWatch?.stop();
-    this.statusWatch = null;
-    if (!nc || nc.isClosed()) return;
-    if (this.owned) await nc.close();
-    else await nc.flush().catch(() => undefined);
+    this.connected = null;
+    const release = async (nc: NatsConnection) => {
+      this.statusWatch?.stop();
+      this.statusWatch = null;
+      if (nc.isClosed()) return;
+      if (this.owned) await nc.close();
+      else await nc.flush().catch(() => undefined);
+    };
+    if (connected) return release(await connecting);
+    void connecting.then(release).catch(() => undefined);
   }
 }
 
@@ -321,7 +339,11 @@ class NatsSession implements TransportSession {
 
   private unsubscribe(subscription: Subscription): void {
     this.subscriptions.delete(subscription);
-    if (!subscription.isClosed()) subscription.unsubscribe();
+    try {
+      if (!subscription.isClosed()) subscription.unsubscribe();
+    } catch {
+      // the NATS connection is closed: the subscription went with it
+    }
   }
 
   async close(): Promise<void> {
