@@ -3,11 +3,13 @@
  * client process, contenders interleaved, repeated; prints medians and their ratio to the baseline, checks
  * ipc-link-core against the targets, and writes everything to bench/results.json.
  *
- * Options: --reps N (default 3)  --transports tcp,unix,nats  --contenders a,b  --scenarios a,b  --out file
+ * Options: --reps N (default 3)  --transports tcp,unix,nats,nats-cluster  --contenders a,b  --scenarios a,b  --out file
  *
  * Transport `nats` (issue 14; in the default list when nats-server is installed): each run gets its own
  * nats-server on free loopback ports (bench/natsServer.ts), client and server connect to it, and the reference
- * is nats-raw (raw nats.js) instead of the baseline. Only contenders that list 'nats' in `transports` run on it.
+ * is nats-raw (raw nats.js) instead of the baseline. Only contenders that list it in `transports` run on it.
+ * `nats-cluster` (on request only): a fresh routed 3-server cluster per run, the server process connected to C,
+ * the client to A (started once A knows C's subscriptions), so every message crosses a route.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -16,11 +18,11 @@ import { createServer, type AddressInfo } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { contenders as allContenders } from './contenders';
-import { natsAvailable, NATS_MISSING, startNatsServer, type NatsServer } from './natsServer';
+import { natsAvailable, NATS_MISSING, startNatsCluster, startNatsServer, type NatsCluster, type NatsServer } from './natsServer';
 import { scenarios as allScenarios, type Measurement } from './scenarios';
 import { supports, type Address } from './types';
 
-type Transport = 'tcp' | 'unix' | 'nats';
+type Transport = 'tcp' | 'unix' | 'nats' | 'nats-cluster';
 
 interface Run {
   rep: number;
@@ -44,7 +46,7 @@ const reps = Number(arg('reps', '3'));
 const transports = arg('transports', natsAvailable() ? 'tcp,unix,nats' : 'tcp,unix').split(',') as Transport[];
 if (!process.argv.includes('--transports') && !natsAvailable()) process.stderr.write(`NATS rows skipped: ${NATS_MISSING}\n`);
 /** What each transport's ratios are relative to. */
-const reference = (transport: Transport) => (transport === 'nats' ? 'nats-raw' : 'baseline');
+const reference = (transport: Transport) => (transport.startsWith('nats') ? 'nats-raw' : 'baseline');
 /** The contenders that run `scenario` on `transport`. */
 const runners = (scenario: string, transport: Transport) => contenders.filter((c) => !c.skip?.[scenario] && supports(c, transport));
 const contenders = allContenders.filter((c) => arg('contenders', allContenders.map((x) => x.name).join(',')).split(',').includes(c.name));
@@ -112,23 +114,29 @@ function peakRssKbOf(pid: number | undefined): number | undefined {
 
 async function runOne(rep: number, scenario: string, transport: Transport, contender: string): Promise<Run> {
   const run: Run = { rep, scenario, transport, contender };
-  // nats: a fresh nats-server for every run (default options: max_payload 1 MiB), stopped after it.
+  // nats: a fresh nats-server for every run (default options: max_payload 1 MiB), stopped after it; nats-cluster:
+  // a fresh 3-server cluster, the server process on C and the client on A.
   let nats: NatsServer | undefined;
+  let cluster: NatsCluster | undefined;
   try {
-    nats = transport === 'nats' ? await startNatsServer() : undefined;
+    if (transport === 'nats') nats = await startNatsServer();
+    if (transport === 'nats-cluster') cluster = await startNatsCluster(3);
   } catch (error) {
     return { ...run, error: `nats-server: ${(error as Error).message.split('\n')[0]}` };
   }
   const address: Address = nats
     ? { nats: nats.url }
-    : transport === 'tcp'
+    : cluster
+      ? { nats: cluster.urls[2] }
+      : transport === 'tcp'
       ? { port: await freePort(), host: '127.0.0.1' }
       : { path: join(tmp, `${contender}-${scenario}-${rep}-${++socketCount}.sock`) };
   const server = start(['server', contender, JSON.stringify(address)]);
   try {
     const ready = await server.next('ready', 20_000);
     if (ready.error) throw new Error(`server: ${String(ready.error)}`);
-    const client = start(['client', contender, scenario, JSON.stringify(ready.ready)]);
+    if (cluster) await cluster.waitForInterest(cluster.servers[2], cluster.servers[0]);
+    const client = start(['client', contender, scenario, JSON.stringify(cluster ? { nats: cluster.urls[0] } : ready.ready)]);
     // A server that dies (a library bug) fails the run at once instead of leaving the client waiting.
     const serverDied = () => client.child.kill('SIGKILL');
     server.child.once('exit', serverDied);
@@ -149,6 +157,7 @@ async function runOne(rep: number, scenario: string, transport: Transport, conte
       run.natsServerRssKb = peakRssKbOf(nats.pid);
       await nats.stop();
     }
+    await cluster?.stop();
   }
   return run;
 }
@@ -244,7 +253,7 @@ async function main(): Promise<void> {
   console.log(`\nipc-link-core benchmark — ${machine.cpus} cores (${machine.cpu}), Node ${machine.node}, ${reps} repetition(s), medians; ratio = contender / baseline (NATS: / nats-raw)`);
   const verdicts: string[] = [];
   for (const transport of transports) {
-    console.log(`\n## ${transport === 'tcp' ? 'TCP loopback' : transport === 'unix' ? 'Unix socket' : 'NATS (one local nats-server)'}\n`);
+    console.log(`\n## ${transport === 'tcp' ? 'TCP loopback' : transport === 'unix' ? 'Unix socket' : transport === 'nats' ? 'NATS (one local nats-server)' : 'NATS cluster (client via server A, responder via C)'}\n`);
     const ref = reference(transport);
     const shown = contenders.filter((c) => supports(c, transport));
     const header = ['scenario', ...shown.map((c) => c.name)];
@@ -280,6 +289,7 @@ async function main(): Promise<void> {
     }
     printTable(header, rows);
     for (const c of shown) for (const [name, why] of Object.entries(c.skip ?? {})) if (scenarios.some((s) => s.name === name)) console.log(`(*) ${c.name}, ${name}: ${why}`);
+    if (transport === 'nats-cluster') continue;
     if (transport === 'nats') {
       const broker = (name: string) => median(runs.filter((r) => r.transport === 'nats' && r.scenario === name && r.natsServerRssKb).map((r) => r.natsServerRssKb!));
       const peaks = scenarios.flatMap((s) => (broker(s.name) ? [`${s.name} ${((broker(s.name) ?? 0) / 1024).toFixed(0)}`] : []));

@@ -21,7 +21,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 function natsUrl(address: Address): string {
-  if (!('nats' in address)) throw new TypeError('nats-raw runs on the nats transport only (--transports nats)');
+  if (!('nats' in address)) throw new TypeError('nats-raw runs on the NATS transports only (--transports nats or nats-cluster)');
   return address.nats;
 }
 
@@ -67,7 +67,7 @@ const subject = (base: 'req' | 'msg', kind: number) => `bench.${base}.${String.f
 
 export const natsRaw: Contender = {
   name: 'nats-raw',
-  transports: ['nats'],
+  transports: ['nats', 'nats-cluster'],
   skip: {
     'stream-small': 'no streamed replies in core NATS (a measuring stick for request/reply and publish)',
     'echo-16mib': 'over max_payload (1 MiB): raw NATS has no chunking',
@@ -113,7 +113,7 @@ export const natsRaw: Contender = {
 //
 // export const ipcLinkCoreNats: Contender = {
 //   name: 'ipc-link-core-nats',
-//   transports: ['nats'],
+//   transports: ['nats', 'nats-cluster'],
 //   server: () => ({
 //     async listen(address: Address, handlers: ServerHandlers) {
 //       const node = new Node('bench-server', { requestTimeout: Infinity, transport: natsTransport({ servers: natsUrl(address) }) });

@@ -122,11 +122,14 @@ describeNats('nats-server harness', () => {
       const onC = await client(c.url);
       const onA = await client(a.url);
       const got = receive(onC, 'harness.cluster', 2);
+      onC.subscribe('harness.cluster.service', { queue: 'workers', callback: (_error, m) => void m.respond(m.data) });
       await onC.flush();
       await a.waitForSubscription('harness.cluster'); // interest reaches A through the route
+      await cluster.waitForInterest(c, a); // all of C's: the queue subscription and the client's reply inbox
       onA.publish('harness.cluster', 'one');
       onA.publish('harness.cluster', 'two');
       expect(await got).toEqual(['one', 'two']);
+      expect((await onA.request('harness.cluster.service', 'across', { timeout: 5000 })).string()).toBe('across');
       expect((await a.connz()).num_connections).toBe(1);
       expect((await c.connz()).num_connections).toBe(1);
     });
