@@ -375,6 +375,11 @@ export interface NatsCluster {
   urls: string[];
   /** Resolves once every running server has a route to every other running server (`/routez`). */
   waitForRoutes(ms?: number): Promise<void>;
+  /**
+   * Resolves once every subscription that clients of `from` hold (now) is known on `on` through its route: a
+   * publish or request via `on` then reaches them (before that, a request via `on` fails with "no responders").
+   */
+  waitForInterest(from: NatsServer, on: NatsServer, ms?: number): Promise<void>;
   /** Kills every server and removes their temp dirs. */
   stop(): Promise<void>;
 }
@@ -409,6 +414,10 @@ export async function startNatsCluster(size = 3, options: Omit<NatsServerOptions
           waitUntil(`${up.length - 1} route(s) on ${s.name}`, async () => (await s.routez()).num_routes >= up.length - 1, ms, 50),
         ),
       );
+    },
+    async waitForInterest(from, on, ms = 5000) {
+      const subjects = [...new Set((await from.clientSubscriptions()).map((s) => s.subject))];
+      await Promise.all(subjects.map((subject) => on.waitForSubscription(subject, ms)));
     },
     async stop() {
       await Promise.all(servers.map((s) => s.stop()));

@@ -3,19 +3,26 @@
  * client process, contenders interleaved, repeated; prints medians and their ratio to the baseline, checks
  * ipc-link-core against the targets, and writes everything to bench/results.json.
  *
- * Options: --reps N (default 3)  --transports tcp,unix  --contenders a,b  --scenarios a,b  --out file
+ * Options: --reps N (default 3)  --transports tcp,unix,nats,nats-cluster  --contenders a,b  --scenarios a,b  --out file
+ *
+ * Transport `nats` (issue 14; in the default list when nats-server is installed): each run gets its own
+ * nats-server on free loopback ports (bench/natsServer.ts), client and server connect to it, and the reference
+ * is nats-raw (raw nats.js) instead of the baseline. Only contenders that list it in `transports` run on it.
+ * `nats-cluster` (on request only): a fresh routed 3-server cluster per run, the server process connected to C,
+ * the client to A (started once A knows C's subscriptions), so every message crosses a route.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { contenders as allContenders } from './contenders';
+import { natsAvailable, NATS_MISSING, startNatsCluster, startNatsServer, type NatsCluster, type NatsServer } from './natsServer';
 import { scenarios as allScenarios, type Measurement } from './scenarios';
-import type { Address } from './types';
+import { supports, type Address } from './types';
 
-type Transport = 'tcp' | 'unix';
+type Transport = 'tcp' | 'unix' | 'nats' | 'nats-cluster';
 
 interface Run {
   rep: number;
@@ -25,6 +32,8 @@ interface Run {
   result?: Measurement;
   clientRssKb?: number;
   serverRssKb?: number;
+  /** Peak RSS of the run's nats-server (transport nats). */
+  natsServerRssKb?: number;
   error?: string;
 }
 
@@ -34,7 +43,12 @@ function arg(name: string, fallback: string): string {
 }
 
 const reps = Number(arg('reps', '3'));
-const transports = arg('transports', 'tcp,unix').split(',') as Transport[];
+const transports = arg('transports', natsAvailable() ? 'tcp,unix,nats' : 'tcp,unix').split(',') as Transport[];
+if (!process.argv.includes('--transports') && !natsAvailable()) process.stderr.write(`NATS rows skipped: ${NATS_MISSING}\n`);
+/** What each transport's ratios are relative to. */
+const reference = (transport: Transport) => (transport.startsWith('nats') ? 'nats-raw' : 'baseline');
+/** The contenders that run `scenario` on `transport`. */
+const runners = (scenario: string, transport: Transport) => contenders.filter((c) => !c.skip?.[scenario] && supports(c, transport));
 const contenders = allContenders.filter((c) => arg('contenders', allContenders.map((x) => x.name).join(',')).split(',').includes(c.name));
 const scenarios = allScenarios.filter((s) => arg('scenarios', allScenarios.map((x) => x.name).join(',')).split(',').includes(s.name));
 const out = arg('out', join(__dirname, '..', 'bench', 'results.json'));
@@ -88,14 +102,41 @@ function start(args: string[]) {
   return { child, next };
 }
 
+/** Peak RSS (VmHWM) of a running process, in KB (Linux; undefined elsewhere). */
+function peakRssKbOf(pid: number | undefined): number | undefined {
+  try {
+    const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function runOne(rep: number, scenario: string, transport: Transport, contender: string): Promise<Run> {
   const run: Run = { rep, scenario, transport, contender };
-  const address: Address = transport === 'tcp' ? { port: await freePort(), host: '127.0.0.1' } : { path: join(tmp, `${contender}-${scenario}-${rep}-${++socketCount}.sock`) };
+  // nats: a fresh nats-server for every run (default options: max_payload 1 MiB), stopped after it; nats-cluster:
+  // a fresh 3-server cluster, the server process on C and the client on A.
+  let nats: NatsServer | undefined;
+  let cluster: NatsCluster | undefined;
+  try {
+    if (transport === 'nats') nats = await startNatsServer();
+    if (transport === 'nats-cluster') cluster = await startNatsCluster(3);
+  } catch (error) {
+    return { ...run, error: `nats-server: ${(error as Error).message.split('\n')[0]}` };
+  }
+  const address: Address = nats
+    ? { nats: nats.url }
+    : cluster
+      ? { nats: cluster.urls[2] }
+      : transport === 'tcp'
+      ? { port: await freePort(), host: '127.0.0.1' }
+      : { path: join(tmp, `${contender}-${scenario}-${rep}-${++socketCount}.sock`) };
   const server = start(['server', contender, JSON.stringify(address)]);
   try {
     const ready = await server.next('ready', 20_000);
     if (ready.error) throw new Error(`server: ${String(ready.error)}`);
-    const client = start(['client', contender, scenario, JSON.stringify(ready.ready)]);
+    if (cluster) await cluster.waitForInterest(cluster.servers[2], cluster.servers[0]);
+    const client = start(['client', contender, scenario, JSON.stringify(cluster ? { nats: cluster.urls[0] } : ready.ready)]);
     // A server that dies (a library bug) fails the run at once instead of leaving the client waiting.
     const serverDied = () => client.child.kill('SIGKILL');
     server.child.once('exit', serverDied);
@@ -112,6 +153,11 @@ async function runOne(rep: number, scenario: string, transport: Transport, conte
     run.error = (error as Error).message.split('\n').slice(0, 3).join(' ');
   } finally {
     server.child.kill('SIGKILL');
+    if (nats) {
+      run.natsServerRssKb = peakRssKbOf(nats.pid);
+      await nats.stop();
+    }
+    await cluster?.stop();
   }
   return run;
 }
@@ -140,6 +186,14 @@ const targets: Record<string, { must: number; aim: number; higher: boolean }> = 
 };
 const RSS_MUST = 1.5;
 
+/** Targets for ipc-link-core over NATS (contender `ipc-link-core-nats`), as ratios to raw nats.js in the same run (issue 14). */
+const natsTargets: Record<string, { must: number; higher: boolean }> = {
+  'inflight-256': { must: 4, higher: true },
+  'oneway-small': { must: 3, higher: true },
+  'bulk-1mib': { must: 1.3, higher: true },
+  sequential: { must: 1.2, higher: false },
+};
+
 /** Targets for the reactive path, `firstValueFrom(request$)`, as ratios to `sendTo` in the same run (issue 13). */
 const rxTargets: Record<string, { must: number; higher: boolean }> = {
   'inflight-256': { must: 0.8, higher: true },
@@ -150,21 +204,21 @@ const rxTargets: Record<string, { must: number; higher: boolean }> = {
 
 async function main(): Promise<void> {
   const runs: Run[] = [];
-  const runsPerRep = scenarios.reduce((n, s) => n + contenders.filter((c) => !c.skip?.[s.name]).length * (s.processes ?? 1), 0) * transports.length;
+  const runsPerRep = scenarios.reduce((n, s) => n + transports.reduce((m, t) => m + runners(s.name, t).length, 0) * (s.processes ?? 1), 0);
   const total = reps * runsPerRep;
   const started = Date.now();
   for (let rep = 0; rep < reps; rep++) {
     for (const scenario of scenarios) {
       const pairs = scenario.processes ?? 1;
-      const active = contenders.filter((c) => !c.skip?.[scenario.name]);
       for (let pair = 0; pair < pairs; pair++) {
-        // Interleave, rotating who goes first each time among the contenders that run this scenario, and
-        // reversing the cycle every other lap: each takes each place, and follows each other, equally often
-        // (no contender always runs right after the same other one).
-        const turn = rep * pairs + pair;
-        const cycle = Math.floor(turn / active.length) % 2 === 0 ? active : [...active].reverse();
-        const order = cycle.map((_, i) => cycle[(i + turn) % cycle.length]);
         for (const transport of transports) {
+          // Interleave, rotating who goes first each time among the contenders that run this scenario on this
+          // transport, and reversing the cycle every other lap: each takes each place, and follows each other,
+          // equally often (no contender always runs right after the same other one).
+          const active = runners(scenario.name, transport);
+          const turn = rep * pairs + pair;
+          const cycle = Math.floor(turn / Math.max(active.length, 1)) % 2 === 0 ? active : [...active].reverse();
+          const order = cycle.map((_, i) => cycle[(i + turn) % cycle.length]);
           for (const contender of order) {
             const run = await runOne(rep, scenario.name, transport, contender.name);
             runs.push(run);
@@ -196,43 +250,62 @@ async function main(): Promise<void> {
   }
 
   const machine = { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform} ${process.arch}` };
-  console.log(`\nipc-link-core benchmark — ${machine.cpus} cores (${machine.cpu}), Node ${machine.node}, ${reps} repetition(s), medians; ratio = contender / baseline`);
+  console.log(`\nipc-link-core benchmark — ${machine.cpus} cores (${machine.cpu}), Node ${machine.node}, ${reps} repetition(s), medians; ratio = contender / baseline (NATS: / nats-raw)`);
   const verdicts: string[] = [];
   for (const transport of transports) {
-    console.log(`\n## ${transport === 'tcp' ? 'TCP loopback' : 'Unix socket'}\n`);
-    const header = ['scenario', ...contenders.map((c) => c.name)];
+    console.log(`\n## ${transport === 'tcp' ? 'TCP loopback' : transport === 'unix' ? 'Unix socket' : transport === 'nats' ? 'NATS (one local nats-server)' : 'NATS cluster (client via server A, responder via C)'}\n`);
+    const ref = reference(transport);
+    const shown = contenders.filter((c) => supports(c, transport));
+    const header = ['scenario', ...shown.map((c) => c.name)];
     const rows: string[][] = [];
     for (const scenario of scenarios) {
       const unit = runs.find((r) => r.scenario === scenario.name && r.result)?.result?.unit ?? '';
-      const base = medians[transport][scenario.name].baseline?.value;
+      const base = medians[transport][scenario.name][ref]?.value;
       rows.push([
         scenario.title,
-        ...contenders.map((c) => {
+        ...shown.map((c) => {
           const m = medians[transport][scenario.name][c.name];
           const ratio = m.value !== undefined && base ? ` (${(m.value / base).toFixed(2)}×)` : '';
           const p99 = m.p99 !== undefined ? `, p99 ${format(m.p99, 'µs')}` : '';
           const failed = m.failures > 0 ? ` [${m.failures} failed]` : '';
           if (c.skip?.[scenario.name]) return 'not run (*)';
-          return c.name === 'baseline' ? `${format(m.value, unit)}${p99}${failed}` : `${format(m.value, unit)}${ratio}${p99}${failed}`;
+          return c.name === ref ? `${format(m.value, unit)}${p99}${failed}` : `${format(m.value, unit)}${ratio}${p99}${failed}`;
         }),
       ]);
     }
     for (const scenario of scenarios.filter((s) => s.name === 'bulk-1mib' || s.name === 'echo-16mib')) {
-      const base = medians[transport][scenario.name].baseline;
+      const base = medians[transport][scenario.name][ref] ?? {};
       rows.push([
         `peak RSS MB client/server, ${scenario.name}`,
-        ...contenders.map((c) => {
+        ...shown.map((c) => {
           const m = medians[transport][scenario.name][c.name];
           const mb = (kb?: number) => (kb === undefined ? '?' : (kb / 1024).toFixed(0));
           const ratio = (kb?: number, b?: number) => (kb && b ? (kb / b).toFixed(2) : '?');
-          return c.name === 'baseline'
+          return c.name === ref
             ? `${mb(m.clientRssKb)}/${mb(m.serverRssKb)}`
             : `${mb(m.clientRssKb)}/${mb(m.serverRssKb)} (${ratio(m.clientRssKb, base.clientRssKb)}×/${ratio(m.serverRssKb, base.serverRssKb)}×)`;
         }),
       ]);
     }
     printTable(header, rows);
-    for (const c of contenders) for (const [name, why] of Object.entries(c.skip ?? {})) if (scenarios.some((s) => s.name === name)) console.log(`(*) ${c.name}, ${name}: ${why}`);
+    for (const c of shown) for (const [name, why] of Object.entries(c.skip ?? {})) if (scenarios.some((s) => s.name === name)) console.log(`(*) ${c.name}, ${name}: ${why}`);
+    if (transport === 'nats-cluster') continue;
+    if (transport === 'nats') {
+      const broker = (name: string) => median(runs.filter((r) => r.transport === 'nats' && r.scenario === name && r.natsServerRssKb).map((r) => r.natsServerRssKb!));
+      const peaks = scenarios.flatMap((s) => (broker(s.name) ? [`${s.name} ${((broker(s.name) ?? 0) / 1024).toFixed(0)}`] : []));
+      if (peaks.length) console.log(`nats-server peak RSS MB (median over every contender's runs): ${peaks.join(', ')}`);
+      // Issue 14's targets: ipc-link-core over NATS against raw nats.js in the same run.
+      for (const scenario of scenarios) {
+        const t = natsTargets[scenario.name];
+        const mine = medians.nats[scenario.name]['ipc-link-core-nats']?.value;
+        const raw = medians.nats[scenario.name]['nats-raw']?.value;
+        if (!t || mine === undefined || !raw) continue;
+        const ratio = mine / raw;
+        const met = t.higher ? ratio >= t.must : ratio <= t.must;
+        verdicts.push(`${met ? 'MET ' : 'MISS'} nats ${scenario.title} vs raw nats.js: ${ratio.toFixed(2)}× (must ${t.higher ? '≥' : '≤'} ${t.must})`);
+      }
+      continue;
+    }
 
     if (contenders.some((c) => c.name === 'ipc-link-core') && contenders.some((c) => c.name === 'baseline')) {
       for (const scenario of scenarios) {

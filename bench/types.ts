@@ -1,5 +1,9 @@
-/** Where a server listens: a TCP port on loopback, or a Unix socket path. */
-export type Address = { port: number; host: string } | { path: string };
+/**
+ * Where a server listens: a TCP port on loopback, a Unix socket path, or (transport `nats`) the URL of the
+ * nats-server that run.ts started for the run — client and server both connect to it.
+ */
+export type Address = SocketAddress | { nats: string };
+export type SocketAddress = { port: number; host: string } | { path: string };
 
 /** What a server does with what it receives (the same logic for every contender). */
 export interface ServerHandlers {
@@ -36,8 +40,22 @@ export interface Contender {
   asBuffer?(data: unknown): Buffer;
   /** Scenarios not run for this contender, with the reason printed under the table. */
   skip?: Record<string, string>;
+  /** The transports this contender runs on (run.ts's `--transports` names); default `['tcp', 'unix']`. */
+  transports?: string[];
+}
+
+/** Whether `contender` runs on `transport` (contenders that declare no transports run on TCP and Unix sockets). */
+export function supports(contender: Contender, transport: string): boolean {
+  return (contender.transports ?? ['tcp', 'unix']).includes(transport);
+}
+
+/** The socket address, for contenders that only run over sockets (throws for a NATS address). */
+export function socketAddress(address: Address): SocketAddress {
+  if ('nats' in address) throw new TypeError(`a NATS address (${address.nats}) has no socket to connect to`);
+  return address;
 }
 
 export function connectArgs(address: Address): [number, string] | [string] {
-  return 'path' in address ? [address.path] : [address.port, address.host];
+  const socket = socketAddress(address);
+  return 'path' in socket ? [socket.path] : [socket.port, socket.host];
 }

@@ -132,7 +132,7 @@ export const baseline: Contender = {
         });
       });
       return new Promise<Address>((resolve) => {
-        const args = 'path' in address ? [address.path] : [address.port, address.host];
+        const args = connectArgs(address);
         server.listen(...(args as [number, string]), () => {
           const bound = server.address();
           resolve(typeof bound === 'string' ? { path: bound } : { port: bound!.port, host: '127.0.0.1' });

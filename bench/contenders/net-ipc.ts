@@ -1,5 +1,5 @@
 import { Client, Server } from 'net-ipc';
-import { type Address, type BenchClient, type Contender, type ServerHandlers } from '../types';
+import { socketAddress, type Address, type BenchClient, type Contender, type ServerHandlers } from '../types';
 
 /** net-ipc encodes with JSON: a Buffer arrives as { type: 'Buffer', data: [...] }. */
 function asBuffer(data: unknown): Buffer {
@@ -17,7 +17,8 @@ export const netIpc: Contender = {
     'bulk-1mib': 'net-ipc sends Buffers as JSON arrays of numbers: 200 MiB did not finish within 3 minutes' },
   server: () => ({
     async listen(address: Address, handlers: ServerHandlers) {
-      const options = 'path' in address ? { path: address.path } : { port: address.port || 0, host: address.host };
+      const socket = socketAddress(address);
+      const options = 'path' in socket ? { path: socket.path } : { port: socket.port || 0, host: socket.host };
       const server = new Server(options as ConstructorParameters<typeof Server>[0]);
       server.on('message', (data: unknown) => handlers.message(data));
       server.on('request', (data: unknown, respond: (reply: unknown) => Promise<void>) => {
@@ -29,7 +30,8 @@ export const netIpc: Contender = {
     },
   }),
   async client(address: Address): Promise<BenchClient> {
-    const options = 'path' in address ? { path: address.path } : { port: address.port, host: address.host };
+    const socket = socketAddress(address);
+    const options = 'path' in socket ? { path: socket.path } : { port: socket.port, host: socket.host };
     const client = new Client({ ...options, reconnect: false } as ConstructorParameters<typeof Client>[0]);
     await client.connect();
     let last: Promise<unknown> = Promise.resolve();
