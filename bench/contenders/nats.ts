@@ -11,7 +11,10 @@
  * and not run — raw NATS has no chunking, and raising `max_payload` to 16 MiB is outside what nats-server
  * recommends (8 MiB max), so it would not measure NATS as deployed.
  */
+import { once } from 'node:events';
 import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import { Node } from 'ipc-link-core';
+import { natsTransport } from 'ipc-link-core/nats';
 import type { Address, BenchClient, Contender, ServerHandlers } from '../types';
 
 const KIND_STRING = 0x73; // 's'
@@ -101,37 +104,33 @@ export const natsRaw: Contender = {
   },
 };
 
-// ─── ipc-link-core over NATS: plugs in here (issue 14) ───────────────────────────────────────────────────────────
-// Once src/nats exists and package.json exports "./nats" (bench/ resolves 'ipc-link-core' through the package's
-// own "exports"; tsconfig.json's "paths" and jest.config.ts's moduleNameMapper need 'ipc-link-core/nats' too):
-// uncomment, then add `ipcLinkCoreNats` to bench/contenders/index.ts. run.ts then measures it against nats-raw
-// (the reference of the nats transport) and checks issue 14's targets (`natsTargets` in run.ts).
-//
-// import { once } from 'node:events';
-// import { Node } from 'ipc-link-core';
-// import { natsTransport } from 'ipc-link-core/nats';
-//
-// export const ipcLinkCoreNats: Contender = {
-//   name: 'ipc-link-core-nats',
-//   transports: ['nats', 'nats-cluster'],
-//   server: () => ({
-//     async listen(address: Address, handlers: ServerHandlers) {
-//       const node = new Node('bench-server', { requestTimeout: Infinity, transport: natsTransport({ servers: natsUrl(address) }) });
-//       node.on('message', (message) => (message.receptive ? message.reply(handlers.request(message.data)) : handlers.message(message.data)));
-//       node.serve('bench');
-//       await once(node, 'listening');
-//       return address;
-//     },
-//   }),
-//   async client(address: Address): Promise<BenchClient> {
-//     const node = new Node('bench-client', { maxRetries: 0, requestTimeout: 60_000, transport: natsTransport({ servers: natsUrl(address) }) });
-//     const server = await node.connectTo('bench-server');
-//     let last: Promise<unknown> = Promise.resolve();
-//     return {
-//       request: (data) => node.sendTo(server, data),
-//       send(data) { last = node.sendTo(server, data, { receptive: false }); },
-//       flush: () => last.then(() => undefined),
-//       close: () => node.close(),
-//     };
-//   },
-// };
+// ─── ipc-link-core over NATS (issue 14): the same Node, with natsTransport; measured against nats-raw ─────────────
+
+/** The server node: one instance of the service "bench-server" (over NATS a node serves under its own name). */
+export const ipcLinkCoreNats: Contender = {
+  name: 'ipc-link-core-nats',
+  transports: ['nats', 'nats-cluster'],
+  skip: { 'echo-16mib': 'as nats-raw (the NATS rows compare with raw nats.js)' },
+  server: () => ({
+    async listen(address: Address, handlers: ServerHandlers) {
+      const node = new Node('bench-server', { requestTimeout: Infinity, transport: natsTransport({ servers: natsUrl(address) }) });
+      node.on('message', (message) => (message.receptive ? message.reply(handlers.request(message.data)) : handlers.message(message.data)));
+      node.serve('bench-server');
+      await once(node, 'listening');
+      return address;
+    },
+  }),
+  async client(address: Address): Promise<BenchClient> {
+    const node = new Node('bench-client', { maxRetries: 0, requestTimeout: 60_000, transport: natsTransport({ servers: natsUrl(address) }) });
+    const server = await node.connectTo('bench-server');
+    let last: Promise<unknown> = Promise.resolve();
+    return {
+      request: (data) => node.sendTo(server, data),
+      send(data) {
+        last = node.sendTo(server, data, { receptive: false });
+      },
+      flush: () => last.then(() => undefined),
+      close: () => node.close(),
+    };
+  },
+};

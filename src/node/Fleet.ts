@@ -76,9 +76,21 @@ export class Fleet {
     });
   }
 
+  /** The sockets of the members, ready or not (kept with `members`: read on every request, never copied). */
+  private memberSockets: readonly NodeSocket[] = [];
+
   /** The sockets of the members, ready or not. */
-  sockets(): NodeSocket[] {
-    return [...this.members.values()].map((member) => member.socket);
+  sockets(): readonly NodeSocket[] {
+    return this.memberSockets;
+  }
+
+  /** `socket` is one of the members'. */
+  has(socket: NodeSocket): boolean {
+    return this.memberSockets.includes(socket);
+  }
+
+  private membersChanged(): void {
+    this.memberSockets = [...this.members.values()].map((member) => member.socket);
   }
 
   /** The member of `connection`, if it is one of ours. */
@@ -124,6 +136,7 @@ export class Fleet {
         }
         const member = this.host.member(link, this.memberHost);
         this.members.set(instance, member);
+        this.membersChanged();
         // A refusal that is final (a wrong secret) fails a pending connectTo; any other failure only drops the member.
         member.start().catch((error: Error) => {
           if (this.pending && error instanceof HandshakeError && !error.retryable) this.giveUp(error);
@@ -140,6 +153,7 @@ export class Fleet {
   /** A member's dialler gave up (its link ended): forget it; with none left, search again. */
   private dropped(member: Dialler): void {
     for (const [instance, candidate] of this.members) if (candidate === member) this.members.delete(instance);
+    this.membersChanged();
     if (this.stopped || this.members.size > 0) return;
     this.searchLater();
   }

@@ -1020,7 +1020,7 @@ export class Node extends EventEmitter<NodeEvents> {
   private knows(socket: NodeSocket): boolean {
     if (socket.role === 'server') return this.accepted.get(socket.name)?.includes(socket) ?? false;
     const entry = this.dialled.get(socket.name);
-    return entry instanceof Fleet ? entry.sockets().includes(socket) : entry?.socket === socket;
+    return entry instanceof Fleet ? entry.has(socket) : entry?.socket === socket;
   }
 
   /** A message to one peer, awaiting its reply (`receptive`) or only the socket: the path of sendTo and broadcast. */
