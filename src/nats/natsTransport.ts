@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { ConnectionOptions, Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { ErrorCode, IpcError, PeerDisconnectedError } from '../errors';
+import { MAX_TIMER_DELAY } from '../limits';
 import type { Discovery, NodeTransport, TransportNode, TransportSession } from '../node/NodeTransport';
 import { NatsLink } from './NatsLink';
 
@@ -46,13 +47,19 @@ export function natsTransport(options: NatsTransportOptions): NodeTransport {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new TypeError(`natsTransport(options): options must be an object (nats.js connection options, or { connection }), received ${describe(options)}`);
   }
-  const prefix = options.prefix ?? 'ipc';
+  const prefix = options.prefix === undefined ? 'ipc' : options.prefix;
   if (typeof prefix !== 'string' || !prefix.split('.').every((token) => TOKEN.test(token))) {
     throw new TypeError(`natsTransport(options): options.prefix must be subject tokens separated by dots (no '*', '>' or whitespace), received ${describe(prefix)}`);
   }
-  const maxInstances = positive(options.maxInstances, 'maxInstances', Infinity);
-  const discoveryInterval = positive(options.discoveryInterval, 'discoveryInterval', 2000);
-  const openTimeout = positive(options.openTimeout, 'openTimeout', 5000);
+  if ('connection' in options) {
+    const nc = options.connection as Partial<NatsConnection> | null;
+    if (nc === null || typeof nc !== 'object' || typeof nc.subscribe !== 'function' || typeof nc.publish !== 'function' || typeof nc.status !== 'function') {
+      throw new TypeError(`natsTransport(options): options.connection must be a NATS connection (connect() of ${CLIENT_PACKAGE}), received ${describe(nc)}`);
+    }
+  }
+  const maxInstances = whole(options.maxInstances, 'maxInstances', Infinity, true);
+  const discoveryInterval = whole(options.discoveryInterval, 'discoveryInterval', 2000, false);
+  const openTimeout = whole(options.openTimeout, 'openTimeout', 5000, false);
   const nats = loadClient();
   const shared = new SharedConnection(nats, options);
   return {
@@ -72,10 +79,12 @@ function loadClient(): NatsModule {
   }
 }
 
-function positive(value: unknown, key: string, fallback: number): number {
+/** A whole number from 1 to 2^31-1 (a timer's range), or `Infinity` when `infinite`. @throws TypeError */
+function whole(value: unknown, key: string, fallback: number, infinite: boolean): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || Number.isNaN(value) || value < 1) {
-    throw new TypeError(`natsTransport(options): options.${key} must be a number ≥ 1, received ${describe(value)}`);
+  if (infinite && value === Infinity) return value;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > MAX_TIMER_DELAY) {
+    throw new TypeError(`natsTransport(options): options.${key} must be a whole number from 1 to ${MAX_TIMER_DELAY}${infinite ? ' or Infinity' : ''}, received ${describe(value)}`);
   }
   return value;
 }
@@ -110,9 +119,18 @@ function readBody(msg: Msg): Record<string, unknown> | null {
 
 const asJson = (body: unknown) => Buffer.from(JSON.stringify(body));
 
+/** A nats.js failure as our error: `ERR_IPC_TRANSPORT`, saying what we were doing, the nats.js error as `cause`. */
+function transportError(doing: string, error: unknown): IpcError {
+  if (error instanceof IpcError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new IpcError(ErrorCode.TRANSPORT, `NATS: ${doing} failed: ${message}`, { cause: error });
+}
+
 /**
- * The NATS connection of one transport, shared by the nodes attached to it: opened on first use, closed when
- * the last of them closes (unless the user gave it). Tells every session when it is lost and regained.
+ * The NATS connection of one transport, shared by the nodes attached to it: opened on first use, closed when the
+ * last of them closes (unless the user gave it). Tells every session when it is lost, regained, or replaced: a
+ * connection we opened that closes for good (nats.js gave up reconnecting) is replaced by a new one, and the
+ * sessions subscribe again; a connection the user gave that closes is the end of the transport (`ERR_IPC_TRANSPORT`).
  */
 class SharedConnection {
   private connecting: Promise<NatsConnection> | null = null;
@@ -120,6 +138,7 @@ class SharedConnection {
   private connected: Promise<NatsConnection> | null = null;
   private readonly sessions = new Set<NatsSession>();
   private statusWatch: { stop(): void } | null = null;
+  private renewTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly nats: NatsModule,
@@ -134,17 +153,17 @@ class SharedConnection {
     this.sessions.add(session);
   }
 
-  /** The connection (connecting on first use, and again after a failed attempt). */
+  /** The connection (connecting on first use, and again after a failed attempt or a close for good). */
   get(): Promise<NatsConnection> {
     if (this.connecting) return this.connecting;
     const connecting: Promise<NatsConnection> = this.open().then(
       (nc) => {
-        this.connected = connecting;
+        if (this.connecting === connecting) this.connected = connecting;
         return nc;
       },
-      (error: Error) => {
+      (error: unknown) => {
         if (this.connecting === connecting) this.connecting = null;
-        throw new IpcError(ErrorCode.TRANSPORT, `Could not connect to NATS: ${error.message}`, { cause: error });
+        throw transportError('connecting', error);
       },
     );
     this.connecting = connecting;
@@ -153,8 +172,10 @@ class SharedConnection {
 
   private async open(): Promise<NatsConnection> {
     let nc: NatsConnection;
-    if ('connection' in this.options) nc = this.options.connection;
-    else {
+    if ('connection' in this.options) {
+      nc = this.options.connection;
+      if (nc.isClosed()) throw new Error('the connection given as options.connection is closed');
+    } else {
       const { prefix: _p, maxInstances: _m, discoveryInterval: _d, openTimeout: _o, ...connectOptions } = this.options;
       // Async traces cost ~40% of request throughput; reconnect forever unless told otherwise.
       nc = await this.nats.connect({ maxReconnectAttempts: -1, ...connectOptions, noAsyncTraces: true });
@@ -163,16 +184,50 @@ class SharedConnection {
     return nc;
   }
 
-  /** Follows the connection's status: a disconnect ends every link at once, a reconnect searches again. */
+  /** Follows the connection: a disconnect ends every link at once, a reconnect searches again, a close replaces it. */
   private watch(nc: NatsConnection): void {
     const status = nc.status() as AsyncIterable<{ type: string }> & { stop?(): void };
     this.statusWatch = { stop: () => status.stop?.() };
     void (async () => {
       for await (const event of status) {
-        if (event.type === 'disconnect' || event.type === 'close') for (const session of this.sessions) session.lost();
+        if (event.type === 'disconnect') for (const session of this.sessions) session.lost();
         else if (event.type === 'reconnect') for (const session of this.sessions) session.regained();
       }
     })().catch(() => undefined);
+    void nc.closed().then((error) => this.closedForGood(nc, error));
+  }
+
+  /** `nc` closed for good (not by us): links end; ours is replaced, the user's ends the transport. */
+  private closedForGood(nc: NatsConnection, error: void | Error): void {
+    const current = this.connected;
+    if (!current || this.sessions.size === 0) return;
+    void current.then((live) => {
+      if (live !== nc || this.connected !== current) return;
+      this.connecting = this.connected = null;
+      this.statusWatch = null;
+      for (const session of this.sessions) session.lost();
+      const why = error ? `: ${error.message}` : '';
+      if (!this.owned) {
+        for (const session of this.sessions) session.failed(new IpcError(ErrorCode.TRANSPORT, `The NATS connection given to natsTransport closed${why}`, { cause: error ?? undefined }));
+        return;
+      }
+      this.renew(0);
+    });
+  }
+
+  /** Opens a new connection for the sessions, retrying with backoff (500 ms doubling, at most 10 s) until it works. */
+  private renew(attempt: number): void {
+    this.renewTimer = null;
+    if (this.sessions.size === 0) return;
+    this.get().then(
+      () => {
+        for (const session of this.sessions) session.renewed();
+      },
+      (failure: Error) => {
+        for (const session of this.sessions) session.failed(failure);
+        if (this.sessions.size > 0) this.renewTimer = setTimeout(() => this.renew(attempt + 1), Math.min(500 * 2 ** attempt, 10_000));
+      },
+    );
   }
 
   /**
@@ -181,7 +236,10 @@ class SharedConnection {
    */
   async leave(session: NatsSession): Promise<void> {
     this.sessions.delete(session);
-    if (this.sessions.size > 0 || !this.connecting) return;
+    if (this.sessions.size > 0) return;
+    if (this.renewTimer) clearTimeout(this.renewTimer);
+    this.renewTimer = null;
+    if (!this.connecting) return;
     const connecting = this.connecting;
     const connected = this.connected === connecting;
     this.connecting = null;
@@ -210,7 +268,9 @@ class NatsSession implements TransportSession {
   readonly maxInstances: number;
   private readonly links = new Set<NatsLink>();
   private readonly subscriptions = new Set<Subscription>();
-  private readonly discoveries = new Set<Discovery>();
+  private readonly discoveries = new Set<Discovery & { renewed(): void }>();
+  /** What `serve` was asked, to subscribe again on a new connection. */
+  private serving: { service: string; onLink: (link: Duplex) => void } | null = null;
   private closed = false;
 
   constructor(
@@ -226,10 +286,25 @@ class NatsSession implements TransportSession {
     return [this.settings.prefix, ...tokens].join('.');
   }
 
+  /** An `'error'` event of the node, unless the session is closed. */
+  private report(error: Error): void {
+    if (!this.closed) this.node.report(error);
+  }
+
+  /**
+   * Subscribes `subject`; a failure of the subscription (a permissions violation…) is reported; a throw of
+   * `onMessage` too — never into nats.js, which would stop reading the connection.
+   */
   private subscribe(nc: NatsConnection, subject: string, onMessage: (msg: Msg) => void): Subscription {
     const subscription = nc.subscribe(subject, {
       callback: (error, msg) => {
-        if (!error && !this.closed) onMessage(msg);
+        if (this.closed) return;
+        if (error) return this.report(transportError(`the subscription to ${subject}`, error));
+        try {
+          onMessage(msg);
+        } catch (failure) {
+          this.report(transportError(`handling a message on ${subject}`, failure));
+        }
       },
     });
     this.subscriptions.add(subscription);
@@ -238,6 +313,7 @@ class NatsSession implements TransportSession {
 
   serve(service: string, onLink: (link: Duplex) => void): Promise<string> {
     checkToken(service, 'serve(name): name');
+    this.serving = { service, onLink };
     return this.reachable(service, onLink);
   }
 
@@ -246,24 +322,37 @@ class NatsSession implements TransportSession {
     if (this.closed) return '';
     const { instance } = this.node;
     const discover = this.subject('discover', service);
-    this.subscribe(nc, discover, (msg) => {
-      if (msg.reply) msg.respond(asJson({ instance }));
-    });
-    this.subscribe(nc, this.subject('open', instance), (msg) => {
-      const body = readBody(msg);
-      const to = body?.subject;
-      if (!msg.reply || typeof to !== 'string' || !to.startsWith(`${this.settings.prefix}.link.`) || !TOKEN.test(to.slice(this.settings.prefix.length + 6))) {
-        this.node.report(new IpcError(ErrorCode.PROTOCOL, `A malformed NATS link request reached "${this.node.name}": ignored`));
-        return;
-      }
-      const link = this.link(nc);
-      link.to = to;
-      onLink(link);
-      msg.respond(asJson({ subject: link.from }));
-    });
-    await nc.flush();
+    const mine = [
+      this.subscribe(nc, discover, (msg) => {
+        if (msg.reply) msg.respond(asJson({ instance }));
+      }),
+      this.subscribe(nc, this.subject('open', instance), (msg) => this.linkRequested(nc, msg, onLink)),
+    ];
+    try {
+      await nc.flush();
+    } catch (error) {
+      throw transportError('subscribing', error);
+    }
+    // The server refuses a subscription (permissions) before it answers the flush.
+    if (mine.some((subscription) => subscription.isClosed())) {
+      throw new IpcError(ErrorCode.TRANSPORT, `NATS refused the subscriptions of "${service}" (${discover}, ${this.subject('open', instance)}): check the user's permissions`);
+    }
     nc.publish(this.subject('announce', service), asJson({ instance }));
     return `nats:${discover}`;
+  }
+
+  /** A client asks for a link: a link reading a fresh subject, handed to the node; the answer names that subject. */
+  private linkRequested(nc: NatsConnection, msg: Msg, onLink: (link: Duplex) => void): void {
+    const to = readBody(msg)?.subject;
+    const linkPrefix = `${this.settings.prefix}.link.`;
+    if (!msg.reply || typeof to !== 'string' || !to.startsWith(linkPrefix) || !TOKEN.test(to.slice(linkPrefix.length))) {
+      this.report(new IpcError(ErrorCode.PROTOCOL, `A malformed NATS link request reached "${this.node.name}": ignored`));
+      return;
+    }
+    const link = this.link(nc);
+    link.to = to;
+    onLink(link);
+    msg.respond(asJson({ subject: link.from }));
   }
 
   discover(service: string, found: (instance: string) => void): Discovery {
@@ -276,28 +365,35 @@ class NatsSession implements TransportSession {
       const instance = readBody(msg)?.instance;
       if (typeof instance === 'string' && TOKEN.test(instance) && instance !== this.node.instance && !stopped) found(instance);
     };
-    const ask = (): Promise<void> =>
+    const ask = (): Promise<Error | undefined> =>
       this.shared.get().then(
         async (nc) => {
-          if (stopped || this.closed || nc.isClosed()) return;
+          if (stopped || this.closed) return undefined;
           if (mine.size === 0) {
             mine.add(this.subscribe(nc, inbox, onAnswer));
             mine.add(this.subscribe(nc, this.subject('announce', service), onAnswer));
           }
           nc.publish(this.subject('discover', service), undefined, { reply: inbox });
           await nc.flush().catch(() => undefined);
+          return undefined;
         },
         (error: Error) => {
-          if (!stopped) this.node.report(error);
+          if (!stopped) this.report(error);
+          return error;
         },
       );
-    const discovery: Discovery = {
+    const discovery = {
       refresh: ask,
       stop: () => {
         stopped = true;
         if (timer) clearInterval(timer);
         for (const subscription of mine) this.unsubscribe(subscription);
         this.discoveries.delete(discovery);
+      },
+      /** A new connection: the old subscriptions went with the old one. */
+      renewed: () => {
+        mine.clear();
+        void ask();
       },
     };
     this.discoveries.add(discovery);
@@ -335,6 +431,22 @@ class NatsSession implements TransportSession {
   /** The NATS connection is back: search again at once. */
   regained(): void {
     for (const discovery of this.discoveries) void discovery.refresh();
+  }
+
+  /** A new NATS connection replaced one closed for good: subscribe again, search again. */
+  renewed(): void {
+    if (this.closed) return;
+    this.subscriptions.clear();
+    if (this.serving) {
+      const { service, onLink } = this.serving;
+      this.reachable(service, onLink).catch((error: Error) => this.report(error));
+    }
+    for (const discovery of this.discoveries) discovery.renewed();
+  }
+
+  /** The transport cannot go on (the user's connection closed): say so. */
+  failed(error: Error): void {
+    this.report(error);
   }
 
   private unsubscribe(subscription: Subscription): void {

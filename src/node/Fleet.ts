@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { ClosedError, ConnectError, HandshakeError } from '../errors';
+import { ClosedError, ConnectError, HandshakeError, IpcError } from '../errors';
 import { backoffDelay } from './backoff';
 import type { Connection } from './Connection';
 import type { Dialler, DiallerHost, RetryPolicy } from './Dialler';
@@ -9,6 +9,8 @@ import type { Discovery, TransportSession } from './NodeTransport';
 
 /** Shortest wait for answers in one search round with no instance found, in ms. */
 const SEARCH_ROUND_MS = 250;
+/** Most links a fleet opens at once (a flood of fake announcements opens no more). */
+const MAX_OPENING = 16;
 
 /** What a {@link Fleet} needs from its node. */
 export interface FleetHost {
@@ -26,26 +28,37 @@ export interface FleetHost {
  * The client side of a service reached through a transport (`connectTo(name)` with `NodeOptions.transport`): one
  * link — a {@link Dialler} of its own — to every live instance of the service, found by the transport's discovery,
  * up to `maxInstances`. A member whose link ends is dropped (its instance may be gone; discovery brings it back
- * if not). With no member left, the fleet searches with backoff and gives up after `maxRetries` rounds that found
- * nothing, as a Dialler gives up after `maxRetries` failed attempts.
+ * if not); an instance that refuses us for good (a wrong secret) is left alone for a while, and reported.
+ *
+ * Attempts are counted as a Dialler counts them: every link that failed before its handshake completed, and every
+ * search round that found nobody. While no member is ready and nothing is under way, more than `maxRetries`
+ * attempts make the fleet give up (`connectTo` rejects with the last failure, or `ERR_IPC_CONNECT`).
  *
  * `pick()` chooses the member for one request: the least pending, ties taken in turn.
  */
 export class Fleet {
-  /** Live (or handshaking) members, by instance id. */
+  /** Members (a link each, ready or handshaking), by instance id. */
   private readonly members = new Map<string, Dialler>();
+  /** Members whose handshake completed. */
+  private readonly ready = new Set<Dialler>();
   /** Instances whose link is being opened. */
   private readonly opening = new Set<string>();
+  /** Instances that refused us for good, and until when they are left alone (ms, performance.now()). */
+  private readonly refused = new Map<string, number>();
   private discovery: Discovery | null = null;
   private pending: { resolve(socket: NodeSocket): void; reject(error: Error): void } | null = null;
-  /** Search rounds without any member, since the last member was ready. */
+  /** Failed attempts since a member was last ready. */
   private attempts = 0;
+  /** The last failure, what `connectTo` rejects with when the fleet gives up. */
+  private lastError: Error | null = null;
   private timer: NodeJS.Timeout | null = null;
   /** A search round is under way (see searchLater). */
   private searching = false;
   private stopped = false;
   /** Where the next tie-break starts. */
   private turn = 0;
+  /** The sockets of the members, ready or not (kept with `members`: read on every request, never copied). */
+  private memberSockets: readonly NodeSocket[] = [];
   private readonly memberHost: DiallerHost;
 
   constructor(
@@ -76,9 +89,6 @@ export class Fleet {
     });
   }
 
-  /** The sockets of the members, ready or not (kept with `members`: read on every request, never copied). */
-  private memberSockets: readonly NodeSocket[] = [];
-
   /** The sockets of the members, ready or not. */
   sockets(): readonly NodeSocket[] {
     return this.memberSockets;
@@ -89,10 +99,6 @@ export class Fleet {
     return this.memberSockets.includes(socket);
   }
 
-  private membersChanged(): void {
-    this.memberSockets = [...this.members.values()].map((member) => member.socket);
-  }
-
   /** The member of `connection`, if it is one of ours. */
   memberOf(connection: Connection): Dialler | undefined {
     for (const member of this.members.values()) if (member.socket === connection.owner) return member;
@@ -101,13 +107,15 @@ export class Fleet {
 
   /** The member for one request: see {@link leastPending}. */
   pick(): NodeSocket | undefined {
-    return leastPending(this.sockets(), this.turn++);
+    return leastPending(this.memberSockets, this.turn++);
   }
 
   /** A member finished its handshake. */
-  ready(member: Dialler): void {
+  memberReady(member: Dialler): void {
     member.ready();
+    this.ready.add(member);
     this.attempts = 0;
+    this.lastError = null;
     const pending = this.pending;
     this.pending = null;
     pending?.resolve(member.socket);
@@ -115,17 +123,16 @@ export class Fleet {
 
   /** Stops for good: no more search, every member closed (their peers told not to reconnect). */
   async stop(message: string): Promise<void> {
-    this.stopped = true;
-    this.clearTimer();
-    this.discovery?.stop();
-    await Promise.all([...this.members.values()].map((member) => member.stop(message)));
     this.giveUp(new ClosedError(message));
+    await Promise.all([...this.members.values()].map((member) => member.stop(message)));
   }
 
-  /** Discovery found an instance: link to it unless we have it, or have enough. */
+  /** Discovery found an instance: link to it unless we have it, have enough, or it refused us lately. */
   private found(instance: string): void {
     if (this.stopped || this.members.has(instance) || this.opening.has(instance)) return;
-    if (this.members.size + this.opening.size >= this.session.maxInstances) return;
+    if ((this.refused.get(instance) ?? 0) > performance.now()) return;
+    if (this.members.size + this.opening.size >= this.session.maxInstances || this.opening.size >= MAX_OPENING) return;
+    this.refused.delete(instance);
     this.opening.add(instance);
     this.session.open(this.name, instance).then(
       (link) => {
@@ -137,48 +144,74 @@ export class Fleet {
         const member = this.host.member(link, this.memberHost);
         this.members.set(instance, member);
         this.membersChanged();
-        // A refusal that is final (a wrong secret) fails a pending connectTo; any other failure only drops the member.
+        // Rejects when the link ends before its handshake completed (the member is dropped: see `dropped`).
         member.start().catch((error: Error) => {
-          if (this.pending && error instanceof HandshakeError && !error.retryable) this.giveUp(error);
+          if (error instanceof HandshakeError && !error.retryable) this.refused.set(instance, performance.now() + this.policy.maxRetryTime);
+          this.failed(error);
         });
       },
       (error: Error) => {
         this.opening.delete(instance);
-        if (!this.stopped) this.host.report(error);
-        if (this.members.size === 0) this.searchLater();
+        this.failed(error);
       },
     );
   }
 
-  /** A member's dialler gave up (its link ended): forget it; with none left, search again. */
+  /** A link failed before its handshake completed: one attempt more; reported (unless we stopped). */
+  private failed(error: Error): void {
+    if (this.stopped) return;
+    this.lastError = error;
+    this.attempts++;
+    this.host.report(error);
+    this.giveUpIfSpent();
+  }
+
+  /** A member's dialler gave up (its link ended): forget it; search again when none is ready. */
   private dropped(member: Dialler): void {
     for (const [instance, candidate] of this.members) if (candidate === member) this.members.delete(instance);
+    this.ready.delete(member);
     this.membersChanged();
-    if (this.stopped || this.members.size > 0) return;
-    this.searchLater();
+    if (!this.stopped && this.ready.size === 0) this.searchLater();
+  }
+
+  /** Gives up when `maxRetries` attempts are spent while no member is ready and nothing is under way. */
+  private giveUpIfSpent(): boolean {
+    if (this.stopped || this.attempts <= this.policy.maxRetries) return false;
+    if (this.ready.size > 0 || this.opening.size > 0 || this.members.size > 0) return false;
+    const last = this.lastError;
+    const searches = `${this.attempts} attempt${this.attempts === 1 ? '' : 's'}`;
+    // A refusal by an instance (a wrong secret, a handshake timeout…) says more than "could not connect".
+    const error =
+      last instanceof IpcError
+        ? last
+        : new ConnectError(`No instance of "${this.name}" could be reached after ${searches}${last ? `: ${last.message}` : ''}`, { cause: last ?? undefined });
+    const unreported = this.giveUp(error);
+    if (unreported) this.host.report(unreported);
+    return true;
+  }
+
+  private membersChanged(): void {
+    this.memberSockets = [...this.members.values()].map((member) => member.socket);
   }
 
   /**
-   * One search round: asks who serves the service, waits for answers (a backoff delay, at least
-   * {@link SEARCH_ROUND_MS}), and if nobody was found, asks again — or gives up after `maxRetries` rounds.
+   * One search round: asks who serves the service and waits for answers (a backoff delay, at least
+   * {@link SEARCH_ROUND_MS}); a round that found nobody is an attempt. Rounds go on until a member is ready.
    */
   private searchLater(): void {
     if (this.searching || this.stopped || !this.discovery) return;
     this.searching = true;
     const delay = Math.max(SEARCH_ROUND_MS, backoffDelay(this.attempts + 1, this.policy.retryTime, this.policy.maxRetryTime));
-    void this.discovery.refresh().then(() => {
+    void this.discovery.refresh().then((failure) => {
       if (this.stopped) return;
+      if (failure) this.lastError = failure;
       this.timer = setLongTimeout(() => {
         this.timer = null;
         this.searching = false;
-        if (this.stopped || this.members.size > 0) return;
-        if (this.opening.size > 0) return this.searchLater();
-        this.attempts++;
-        if (this.attempts > this.policy.maxRetries) {
-          const error = new ConnectError(`No instance of "${this.name}" answered after ${this.attempts} search${this.attempts === 1 ? '' : 'es'}`);
-          const unreported = this.giveUp(error);
-          if (unreported) this.host.report(unreported);
-          return;
+        if (this.stopped || this.ready.size > 0) return;
+        if (this.members.size === 0 && this.opening.size === 0) {
+          this.attempts++;
+          if (this.giveUpIfSpent()) return;
         }
         this.searchLater();
       }, delay);
@@ -191,6 +224,8 @@ export class Fleet {
     this.clearTimer();
     this.discovery?.stop();
     this.host.forget(this);
+    // Members still handshaking would be orphans: close them.
+    for (const member of this.members.values()) void member.stop(error.message);
     const pending = this.pending;
     this.pending = null;
     pending?.reject(error);
@@ -202,7 +237,6 @@ export class Fleet {
     this.timer = null;
   }
 }
-
 
 /**
  * The socket for one request among peers of one name: of the connected ones, the one with the fewest requests

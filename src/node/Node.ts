@@ -860,7 +860,7 @@ export class Node extends EventEmitter<NodeEvents> {
     const entry = this.dialled.get(connection.owner.name);
     if (entry instanceof Fleet) {
       const member = entry.memberOf(connection);
-      if (member) entry.ready(member);
+      if (member) entry.memberReady(member);
     } else this.diallerOf(connection)?.ready();
     this.connections.next(socket);
     this.emitSafely('connect', name, socket);

@@ -47,7 +47,10 @@ export interface TransportSession {
 
 /** A running search for the instances of a service: see {@link TransportSession.discover}. */
 export interface Discovery {
-  /** Asks who serves the service; resolves once the question is out (answers come to `found`), never rejects. */
-  refresh(): Promise<void>;
+  /**
+   * Asks who serves the service; resolves once the question is out (answers come to `found`), or with why it
+   * could not be asked (the transport is unreachable…). Never rejects.
+   */
+  refresh(): Promise<Error | undefined>;
   stop(): void;
 }
