@@ -1,6 +1,14 @@
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
-import { defer, EMPTY, fromEvent, map, Observable, Subject, takeUntil, timer, type SchedulerLike, type Subscriber } from 'rxjs';
+import type { Observable, SchedulerLike, Subscriber } from 'rxjs';
+import { Observable as RxObservable } from 'rxjs/internal/Observable';
+import { defer } from 'rxjs/internal/observable/defer';
+import { EMPTY } from 'rxjs/internal/observable/empty';
+import { fromEvent } from 'rxjs/internal/observable/fromEvent';
+import { timer } from 'rxjs/internal/observable/timer';
+import { map } from 'rxjs/internal/operators/map';
+import { takeUntil } from 'rxjs/internal/operators/takeUntil';
+import { Subject } from 'rxjs/internal/Subject';
 import {
   ClosedError,
   ErrorCode,
@@ -486,7 +494,7 @@ export class Node extends EventEmitter<NodeEvents> {
 
   /** request$ without RxJS operators: the subscription is the registry's observer and a timeout-queue entry. */
   private fastRequest$<T>(target: Target, data: unknown, options: RequestStreamOptions): Observable<T> {
-    return new Observable<T>((subscriber) => {
+    return new RxObservable<T>((subscriber) => {
       let connection: Connection;
       let encoded: EncodedPayload;
       let checked: RequestStreamOptions;

@@ -1,4 +1,8 @@
-import { from, isObservable, Subject, takeUntil, type ObservableInput, type Subscription } from 'rxjs';
+import type { ObservableInput, Subscription } from 'rxjs';
+import { from } from 'rxjs/internal/observable/from';
+import { takeUntil } from 'rxjs/internal/operators/takeUntil';
+import { Subject } from 'rxjs/internal/Subject';
+import { isObservable } from 'rxjs/internal/util/isObservable';
 import { ErrorCode, IpcError } from '../errors';
 import { FrameType } from '../protocol/constants';
 import { EMPTY_PAYLOAD } from '../protocol/Frame';

@@ -1,4 +1,9 @@
-import { asyncScheduler, Observable, Subscription, throwError, timeout as rxTimeout, type MonoTypeOperatorFunction, type Observer, type SchedulerLike } from 'rxjs';
+import type { MonoTypeOperatorFunction, Observable, Observer, SchedulerLike } from 'rxjs';
+import { Observable as RxObservable } from 'rxjs/internal/Observable';
+import { throwError } from 'rxjs/internal/observable/throwError';
+import { timeout as rxTimeout } from 'rxjs/internal/operators/timeout';
+import { asyncScheduler } from 'rxjs/internal/scheduler/async';
+import { Subscription } from 'rxjs/internal/Subscription';
 import { IpcTimeoutError } from '../errors';
 import { MAX_TIMER_DELAY } from '../limits';
 import type { RequestRegistry } from './RequestRegistry';
@@ -31,7 +36,7 @@ export interface RequestOptions {
 export function request$<T>(registry: RequestRegistry, send: (id: number) => void, options: RequestOptions): Observable<T> {
   const { cancel, grant } = options;
   const half = Math.max(1, Math.ceil((options.window ?? 1) / 2));
-  const source = new Observable<T>((subscriber) => {
+  const source = new RxObservable<T>((subscriber) => {
     let consumed = 0;
     let id = 0;
     const observer: Observer<unknown> = {
@@ -114,7 +119,7 @@ export function longDelays(scheduler: SchedulerLike): SchedulerLike {
 /** Errors with `ERR_IPC_TIMEOUT` when `each` ms pass between two values, counting from the first value on. */
 function idleAfterFirst<T>(each: number, scheduler: SchedulerLike, label = 'The request'): MonoTypeOperatorFunction<T> {
   return (source) =>
-    new Observable<T>((subscriber) => {
+    new RxObservable<T>((subscriber) => {
       let timer: Subscription | null = null;
       const fail = () => subscriber.error(new IpcTimeoutError(`${label} sent no value for ${each} ms`));
       const subscription = source.subscribe({
