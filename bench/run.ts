@@ -4,6 +4,7 @@
  * ipc-link-core against the targets, and writes everything to bench/results.json.
  *
  * Options: --reps N (default 3)  --transports tcp,unix  --contenders a,b  --scenarios a,b  --out file
+ * The scenario `first-reply` (in the default list) is the startup section of startup.ts: fork → first reply.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -11,8 +12,10 @@ import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { anchorVerdicts } from './anchors';
 import { contenders as allContenders } from './contenders';
 import { scenarios as allScenarios, type Measurement } from './scenarios';
+import { measureStartup, report as startupReport } from './startup';
 import type { Address } from './types';
 
 type Transport = 'tcp' | 'unix';
@@ -275,11 +278,20 @@ async function main(): Promise<void> {
         verdicts.push(`${verdict} ${transport} request$ vs sendTo, ${scenario.title}: ${ratio.toFixed(2)}×${t ? ` (must ${t.higher ? '≥' : '≤'} ${t.must})` : ''}`);
       }
     }
+    const higher = (name: string) => runs.find((r) => r.scenario === name && r.result)?.result?.higherIsBetter;
+    verdicts.push(...anchorVerdicts(medians[transport], transport, scenarios, higher));
+  }
+  let startup: Awaited<ReturnType<typeof measureStartup>> | undefined;
+  if (arg('scenarios', 'first-reply').split(',').includes('first-reply')) {
+    startup = await measureStartup(Math.max(5, reps));
+    const { lines, verdict } = startupReport(startup);
+    console.log(`\n## Startup: a forked child's first reply\n\n${lines.join('\n')}`);
+    verdicts.push(verdict);
   }
   if (verdicts.length) console.log(`\n## ipc-link-core against the targets\n\n${verdicts.join('\n')}`);
   const failures = runs.filter((r) => r.error);
   if (failures.length) console.log(`\n${failures.length} run(s) failed:\n${failures.map((r) => `- ${r.scenario} ${r.transport} ${r.contender}: ${r.error}`).join('\n')}`);
-  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), machine, reps, medians, runs }, null, 1)}\n`);
+  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), machine, reps, medians, startup, runs }, null, 1)}\n`);
   console.log(`\n${runs.length} runs in ${((Date.now() - started) / 1000).toFixed(0)} s; results written to ${out}`);
   rmSync(tmp, { recursive: true, force: true });
 }

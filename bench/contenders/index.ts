@@ -1,8 +1,11 @@
 import type { Contender } from '../types';
 import { baseline } from './baseline';
+import { forkAdvanced } from './fork-advanced';
+import { forkJson } from './fork-json';
 import { ipcLinkCore, ipcLinkCoreRx } from './ipc-link-core';
 import { netIpc } from './net-ipc';
 import { veza } from './veza';
+import { workerThread } from './worker-thread';
 
-/** Every contender, baseline first. */
-export const contenders: Contender[] = [baseline, ipcLinkCore, ipcLinkCoreRx, veza, netIpc];
+/** Every contender, baseline first; then the anchors: Node's own channels between a process and its child or worker. */
+export const contenders: Contender[] = [baseline, ipcLinkCore, ipcLinkCoreRx, veza, netIpc, forkJson, forkAdvanced, workerThread];
