@@ -2,12 +2,7 @@ import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import type { Observable, SchedulerLike, Subscriber } from 'rxjs';
 import { Observable as RxObservable } from 'rxjs/internal/Observable';
-import { defer } from 'rxjs/internal/observable/defer';
 import { EMPTY } from 'rxjs/internal/observable/empty';
-import { fromEvent } from 'rxjs/internal/observable/fromEvent';
-import { timer } from 'rxjs/internal/observable/timer';
-import { map } from 'rxjs/internal/operators/map';
-import { takeUntil } from 'rxjs/internal/operators/takeUntil';
 import { Subject } from 'rxjs/internal/Subject';
 import {
   ClosedError,
@@ -23,6 +18,7 @@ import { DEFAULT_MAX_DECODED_SIZE, DEFAULT_MAX_FRAME_SIZE, Encoding, FrameFlags,
 import type { HandshakeOptions } from '../protocol/handshake';
 import { defaultCodec, encodeValue, type Codec, type EncodedPayload } from '../protocol/Serializer';
 import { FrameReader } from '../rx/FrameReader';
+import { defer, fromEvent, map, takeUntil, timer } from '../rx/lazy';
 import { request$ } from '../rx/request';
 import { requestIterator } from '../rx/requestIterator';
 import { Connection, SENT, type ConnectionHost, type ConnectionStats } from './Connection';

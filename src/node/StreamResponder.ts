@@ -1,6 +1,4 @@
 import type { ObservableInput, Subscription } from 'rxjs';
-import { from } from 'rxjs/internal/observable/from';
-import { takeUntil } from 'rxjs/internal/operators/takeUntil';
 import { Subject } from 'rxjs/internal/Subject';
 import { isObservable } from 'rxjs/internal/util/isObservable';
 import { ErrorCode, IpcError } from '../errors';
@@ -8,6 +6,7 @@ import { FrameType } from '../protocol/constants';
 import { EMPTY_PAYLOAD } from '../protocol/Frame';
 import { encodeValue, type Codec } from '../protocol/Serializer';
 import { asError } from './asError';
+import { from, takeUntil } from '../rx/lazy';
 
 /** What a stream needs from its connection. */
 export interface StreamSink {

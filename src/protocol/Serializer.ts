@@ -1,4 +1,3 @@
-import * as v8 from 'node:v8';
 import { CodecError, ErrorCode, ProtocolError } from '../errors';
 import { Encoding } from './constants';
 
@@ -27,6 +26,10 @@ export interface Codec {
   /** `payload` may be a view into a larger received buffer: copy it if you keep it and mutate it. */
   decode(payload: Buffer, encoding: number): unknown;
 }
+
+/** `node:v8`, loaded on first use: plain data, strings, numbers and bytes never need it (and it costs ~3 ms to load). */
+let v8Module: typeof import('node:v8') | undefined;
+const v8 = (): typeof import('node:v8') => (v8Module ??= require('node:v8') as typeof import('node:v8'));
 
 const TRUE = Buffer.from('true');
 const FALSE = Buffer.from('false');
@@ -149,13 +152,13 @@ export class Serializer implements Codec {
           if (Buffer.isBuffer(value)) return { encoding: Encoding.BUFFER, payload: value };
           if (value.constructor === Uint8Array) return { encoding: Encoding.UINT8ARRAY, payload: value };
         } else if (value instanceof Error) {
-          return { encoding: Encoding.ERROR, payload: v8.serialize(errorToRecord(value)) };
+          return { encoding: Encoding.ERROR, payload: v8().serialize(errorToRecord(value)) };
         } else if (jsonExact(value, 0)) {
           // Plain data that JSON carries exactly: about twice as fast as structured clone, both ways.
           return { encoding: Encoding.JSON, payload: Buffer.from(JSON.stringify(value), 'utf8') };
         }
     }
-    return { encoding: Encoding.V8, payload: v8.serialize(value) };
+    return { encoding: Encoding.V8, payload: v8().serialize(value) };
   }
 
   decode(payload: Buffer, encoding: number): unknown {
@@ -170,9 +173,9 @@ export class Serializer implements Codec {
         if (payload.length !== 8) throw new RangeError(`A number payload is 8 bytes, received ${payload.length}`);
         return payload.readDoubleBE(0);
       case Encoding.V8:
-        return v8.deserialize(payload);
+        return v8().deserialize(payload);
       case Encoding.ERROR:
-        return recordToError(v8.deserialize(payload) as ErrorRecord);
+        return recordToError(v8().deserialize(payload) as ErrorRecord);
       case Encoding.JSON:
         return JSON.parse(payload.toString('utf8'));
       default:

@@ -1,6 +1,6 @@
 import type { Observable, ObservableInput, Subscription } from 'rxjs';
 import { Observable as RxObservable } from 'rxjs/internal/Observable';
-import { from } from 'rxjs/internal/observable/from';
+import { from } from './lazy';
 
 /**
  * `concatMap` over an `AsyncIterable` that pulls the next value only once the previous value's work completed:

@@ -1,11 +1,9 @@
 import type { MonoTypeOperatorFunction, Observable, Observer, SchedulerLike } from 'rxjs';
 import { Observable as RxObservable } from 'rxjs/internal/Observable';
-import { throwError } from 'rxjs/internal/observable/throwError';
-import { timeout as rxTimeout } from 'rxjs/internal/operators/timeout';
-import { asyncScheduler } from 'rxjs/internal/scheduler/async';
 import { Subscription } from 'rxjs/internal/Subscription';
 import { IpcTimeoutError } from '../errors';
 import { MAX_TIMER_DELAY } from '../limits';
+import { asyncScheduler, throwError, timeout as rxTimeout } from './lazy';
 import type { RequestRegistry } from './RequestRegistry';
 
 /** Options of {@link request$}. */
@@ -72,7 +70,7 @@ export function withTimeout<T>(source: Observable<T>, options: RequestOptions): 
   const hasFirst = Number.isFinite(first);
   const hasEach = each !== undefined && Number.isFinite(each);
   if (!hasFirst && !hasEach) return source;
-  const scheduler = options.scheduler ?? asyncScheduler;
+  const scheduler = options.scheduler ?? asyncScheduler();
   // RxJS's timeout uses `each` for the first value too when `first` is not given: no limit on the first value
   // (timeout Infinity) needs the idle limit armed only from the first value on.
   if (!hasFirst) return source.pipe(idleAfterFirst(each!, each! > MAX_TIMER_DELAY ? longDelays(scheduler) : scheduler, options.label));
