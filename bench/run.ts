@@ -230,7 +230,7 @@ async function main(): Promise<void> {
           const ratio = (kb?: number, b?: number) => (kb && b ? (kb / b).toFixed(2) : '?');
           return c.name === 'baseline'
             ? `${mb(m.clientRssKb)}/${mb(m.serverRssKb)}`
-            : `${mb(m.clientRssKb)}/${mb(m.serverRssKb)} (${ratio(m.clientRssKb, base.clientRssKb)}×/${ratio(m.serverRssKb, base.serverRssKb)}×)`;
+            : `${mb(m.clientRssKb)}/${mb(m.serverRssKb)} (${ratio(m.clientRssKb, base?.clientRssKb)}×/${ratio(m.serverRssKb, base?.serverRssKb)}×)`;
         }),
       ]);
     }
