@@ -283,10 +283,14 @@ async function main(): Promise<void> {
   }
   let startup: Awaited<ReturnType<typeof measureStartup>> | undefined;
   if (arg('scenarios', 'first-reply').split(',').includes('first-reply')) {
-    startup = await measureStartup(Math.max(5, reps));
-    const { lines, verdict } = startupReport(startup);
-    console.log(`\n## Startup: a forked child's first reply\n\n${lines.join('\n')}`);
-    verdicts.push(verdict);
+    try {
+      startup = await measureStartup(Math.max(5, reps));
+      const { lines, verdict } = startupReport(startup);
+      console.log(`\n## Startup: a forked child's first reply\n\n${lines.join('\n')}`);
+      verdicts.push(verdict);
+    } catch (error) {
+      verdicts.push(`MISS first reply after fork(): failed (${(error as Error).message})`);
+    }
   }
   if (verdicts.length) console.log(`\n## ipc-link-core against the targets\n\n${verdicts.join('\n')}`);
   const failures = runs.filter((r) => r.error);

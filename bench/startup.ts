@@ -30,12 +30,19 @@ export interface StartupResult {
 
 const ms = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e6;
 
+/** `promise`, or a failure after 20 s (a child that dies or never answers must not hang the bench). */
+function within<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no reply within 20 s`)), 20_000)));
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 async function firstReply(kind: FirstReplyKind, dir: string, round: number): Promise<number> {
   if (kind === 'worker') {
     const start = process.hrtime.bigint();
     const worker = new Worker(CHILD, { argv: ['worker'] });
     worker.postMessage('ping');
-    const [reply] = await once(worker, 'message');
+    const [reply] = await within(once(worker, 'message'), 'worker');
     const elapsed = ms(start);
     if (reply !== 'ping') throw new Error('worker: wrong reply');
     await worker.terminate();
@@ -45,7 +52,10 @@ async function firstReply(kind: FirstReplyKind, dir: string, round: number): Pro
     const start = process.hrtime.bigint();
     const child = fork(CHILD, ['fork'], { serialization: kind === 'fork-json' ? 'json' : 'advanced' });
     child.send('ping');
-    const [reply] = await once(child, 'message');
+    const [reply] = await within(once(child, 'message'), kind).catch((error: Error) => {
+      child.kill('SIGKILL');
+      throw error;
+    });
     const elapsed = ms(start);
     if (reply !== 'ping') throw new Error(`${kind}: wrong reply`);
     const exited = once(child, 'exit');
@@ -61,7 +71,11 @@ async function firstReply(kind: FirstReplyKind, dir: string, round: number): Pro
   const connected = once(node, 'connection');
   const start = process.hrtime.bigint();
   const child = fork(CHILD, ['ipc-link-core', path]);
-  const [, socket] = await connected;
+  const [, socket] = await within(connected, 'ipc-link-core').catch(async (error: Error) => {
+    child.kill('SIGKILL');
+    await node.close();
+    throw error;
+  });
   const reply = await node.sendTo(socket, 'ping');
   const elapsed = ms(start);
   if (reply !== 'ping') throw new Error('ipc-link-core: wrong reply');
