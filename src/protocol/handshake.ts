@@ -19,7 +19,7 @@ export interface HandshakeOptions {
   maxFrameSize?: number;
 }
 
-/** `node:crypto`, loaded on first use: only a handshake with a secret needs it (it costs ~3 ms to load). */
+/** `node:crypto`, loaded on first use: only a handshake with a secret needs it (~5 ms to load). */
 let cryptoModule: typeof import('node:crypto') | undefined;
 const crypto = (): typeof import('node:crypto') => (cryptoModule ??= require('node:crypto') as typeof import('node:crypto'));
 
