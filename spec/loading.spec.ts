@@ -50,17 +50,18 @@ describe('loading the package', () => {
     const loaded = fresh(`
       const natives = () => ['crypto', 'tls', 'v8'].filter((name) => process.moduleLoadList.includes('NativeModule ' + name));
       const rx = (name) => Object.keys(require.cache).some((path) => path.endsWith(name + '.js') && path.includes('rxjs'));
+      const before = natives(); // (none on Node 20; whatever the runtime loads by itself is not ours)
       const ours = require(${JSON.stringify(DIST)});
-      const atLoad = { natives: natives(), innerFrom: rx('innerFrom'), timer: rx('timer'), timeout: rx('timeout') };
+      const atLoad = { natives: natives().filter((name) => !before.includes(name)), innerFrom: rx('innerFrom'), timer: rx('timer'), timeout: rx('timeout') };
       new ours.Serializer().encode(new Date(0));
       const node = new ours.Node('a', { heartbeatInterval: 0 });
       node.stats$.subscribe().unsubscribe();
       node.close();
-      console.log(JSON.stringify({ atLoad, used: { natives: natives(), innerFrom: rx('innerFrom'), timer: rx('timer') } }));
+      console.log(JSON.stringify({ atLoad, used: { v8: natives().includes('v8'), innerFrom: rx('innerFrom'), timer: rx('timer') } }));
     `);
     expect(loaded).toEqual({
       atLoad: { natives: [], innerFrom: false, timer: false, timeout: false },
-      used: { natives: ['v8'], innerFrom: true, timer: true },
+      used: { v8: true, innerFrom: true, timer: true },
     });
   });
 
