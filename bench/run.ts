@@ -10,6 +10,7 @@
  * is nats-raw (raw nats.js) instead of the baseline. Only contenders that list it in `transports` run on it.
  * `nats-cluster` (on request only): a fresh routed 3-server cluster per run, the server process connected to C,
  * the client to A (started once A knows C's subscriptions), so every message crosses a route.
+ * The scenario `first-reply` (in the default list) is the startup section of startup.ts: fork → first reply.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -17,9 +18,11 @@ import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { anchorVerdicts } from './anchors';
 import { contenders as allContenders } from './contenders';
 import { natsAvailable, NATS_MISSING, startNatsCluster, startNatsServer, type NatsCluster, type NatsServer } from './natsServer';
 import { scenarios as allScenarios, type Measurement } from './scenarios';
+import { measureStartup, report as startupReport } from './startup';
 import { supports, type Address } from './types';
 
 type Transport = 'tcp' | 'unix' | 'nats' | 'nats-cluster';
@@ -283,7 +286,7 @@ async function main(): Promise<void> {
           const ratio = (kb?: number, b?: number) => (kb && b ? (kb / b).toFixed(2) : '?');
           return c.name === ref
             ? `${mb(m.clientRssKb)}/${mb(m.serverRssKb)}`
-            : `${mb(m.clientRssKb)}/${mb(m.serverRssKb)} (${ratio(m.clientRssKb, base.clientRssKb)}×/${ratio(m.serverRssKb, base.serverRssKb)}×)`;
+            : `${mb(m.clientRssKb)}/${mb(m.serverRssKb)} (${ratio(m.clientRssKb, base?.clientRssKb)}×/${ratio(m.serverRssKb, base?.serverRssKb)}×)`;
         }),
       ]);
     }
@@ -348,11 +351,24 @@ async function main(): Promise<void> {
         verdicts.push(`${verdict} ${transport} request$ vs sendTo, ${scenario.title}: ${ratio.toFixed(2)}×${t ? ` (must ${t.higher ? '≥' : '≤'} ${t.must})` : ''}`);
       }
     }
+    const higher = (name: string) => runs.find((r) => r.scenario === name && r.result)?.result?.higherIsBetter;
+    verdicts.push(...anchorVerdicts(medians[transport], transport, scenarios, higher));
+  }
+  let startup: Awaited<ReturnType<typeof measureStartup>> | undefined;
+  if (arg('scenarios', 'first-reply').split(',').includes('first-reply')) {
+    try {
+      startup = await measureStartup(Math.max(5, reps));
+      const { lines, verdict } = startupReport(startup);
+      console.log(`\n## Startup: a forked child's first reply\n\n${lines.join('\n')}`);
+      verdicts.push(verdict);
+    } catch (error) {
+      verdicts.push(`MISS first reply after fork(): failed (${(error as Error).message})`);
+    }
   }
   if (verdicts.length) console.log(`\n## ipc-link-core against the targets\n\n${verdicts.join('\n')}`);
   const failures = runs.filter((r) => r.error);
   if (failures.length) console.log(`\n${failures.length} run(s) failed:\n${failures.map((r) => `- ${r.scenario} ${r.transport} ${r.contender}: ${r.error}`).join('\n')}`);
-  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), machine, reps, medians, runs }, null, 1)}\n`);
+  writeFileSync(out, `${JSON.stringify({ date: new Date().toISOString(), machine, reps, medians, startup, runs }, null, 1)}\n`);
   console.log(`\n${runs.length} runs in ${((Date.now() - started) / 1000).toFixed(0)} s; results written to ${out}`);
   rmSync(tmp, { recursive: true, force: true });
 }

@@ -177,6 +177,65 @@ describe('Serializer JSON fast path', () => {
     expect(roundTrip(point)).toEqual({ x: 1 });
   });
 
+  // The check is written out per position (top level, in an object, in an array): each refusal at each place.
+  const hole = [1, , 3]; // eslint-disable-line no-sparse-arrays
+  const holeWithExtra = Object.assign([1, , 3], { x: 1 }); // eslint-disable-line no-sparse-arrays
+  const extra = Object.assign([1, 2], { x: 1 });
+  it.each([
+    ['-0 at the top of an array', [-0]],
+    ['-0 in a nested array', { a: [[1, -0]] }],
+    ['Infinity in an object', { i: Infinity }],
+    ['-Infinity in an array', [[-Infinity]]],
+    ['NaN in an object', { n: { m: NaN } }],
+    ['undefined in an array', [1, undefined]],
+    ['undefined in a nested array', { a: [undefined] }],
+    ['a hole in a nested array', { a: hole }],
+    ['a hole and an extra property (as many keys as elements)', holeWithExtra],
+    ['an extra array property, nested', { a: extra }],
+    ['a bigint in an array', [1n]],
+    ['a Map in an array', [new Map()]],
+  ])('keeps structured clone for %s', (_, value) => {
+    expect(codec.encode(value).encoding).toBe(Encoding.V8);
+    expect(roundTrip(value)).toStrictEqual(value);
+  });
+
+  it.each([
+    ['a class instance in an object', { p: new (class P {})() }],
+    ['an array subclass in an object', { a: new (class A extends Array {})() }],
+  ])('keeps structured clone for %s (which sends own properties)', (_, value) => {
+    expect(codec.encode(value).encoding).toBe(Encoding.V8);
+  });
+
+  it.each([
+    ['a function in an object', { f: () => 1 }],
+    ['a symbol in an array', [Symbol('s')]],
+  ])('refuses %s (neither JSON nor structured clone carries it)', (_, value) => {
+    expect(() => codec.encode(value)).toThrow();
+  });
+
+  it.each([
+    ['0 and +0 in arrays and objects', { a: [0, +0, [0]], z: 0 }],
+    ['numbers at the edges', [Number.MAX_VALUE, Number.MIN_VALUE, -Number.MAX_VALUE, Number.EPSILON, -1e-300]],
+    ['null in arrays and objects', [null, { n: null }, [null]]],
+    ['a null-prototype object in an array', [Object.assign(Object.create(null), { a: [1] })]],
+  ])('sends %s as JSON, exactly', (_, value) => {
+    expect(codec.encode(value).encoding).toBe(Encoding.JSON);
+    expect(roundTrip(value)).toEqual(value);
+  });
+
+  it('takes JSON up to 32 levels of objects or arrays and structured clone from 33 on', () => {
+    const nest = (levels: number, inArrays: boolean) => {
+      let value: unknown = 1;
+      for (let i = 0; i < levels; i++) value = inArrays ? [value] : { v: value };
+      return value;
+    };
+    for (const inArrays of [false, true]) {
+      expect(codec.encode(nest(32, inArrays)).encoding).toBe(Encoding.JSON);
+      expect(codec.encode(nest(33, inArrays)).encoding).toBe(Encoding.V8);
+      expect(roundTrip(nest(33, inArrays))).toEqual(nest(33, inArrays));
+    }
+  });
+
   it('falls back to structured clone for very deep nesting', () => {
     let deep: unknown = 'bottom';
     for (let i = 0; i < 100; i++) deep = { deep };

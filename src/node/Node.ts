@@ -1,7 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
-import { defer, EMPTY, fromEvent, map, Observable, Subject, takeUntil, timer, type SchedulerLike, type Subscriber } from 'rxjs';
+import type { Observable, SchedulerLike, Subscriber } from 'rxjs';
+import { Observable as RxObservable } from 'rxjs/internal/Observable';
+import { EMPTY } from 'rxjs/internal/observable/empty';
+import { Subject } from 'rxjs/internal/Subject';
 import {
   ClosedError,
   ErrorCode,
@@ -16,6 +18,7 @@ import { DEFAULT_MAX_DECODED_SIZE, DEFAULT_MAX_FRAME_SIZE, Encoding, FrameFlags,
 import type { HandshakeOptions } from '../protocol/handshake';
 import { defaultCodec, encodeValue, type Codec, type EncodedPayload } from '../protocol/Serializer';
 import { FrameReader } from '../rx/FrameReader';
+import { defer, fromEvent, map, takeUntil, timer } from '../rx/lazy';
 import { request$ } from '../rx/request';
 import { requestIterator } from '../rx/requestIterator';
 import { Connection, SENT, type ConnectionHost, type ConnectionStats } from './Connection';
@@ -224,7 +227,7 @@ export class Node extends EventEmitter<NodeEvents> {
    * nodes of one name by it (`NodeSocket#instance`), and a node that reconnects after losing its connection takes
    * its stale one over instead of being refused as a twin (`ERR_IPC_NAME_IN_USE`).
    */
-  readonly instance: string = randomBytes(8).toString('hex');
+  readonly instance: string = randomHex() + randomHex();
   private readonly codec: Codec;
   private readonly scheduler: SchedulerLike | undefined;
   private readonly streamWindow: number;
@@ -576,7 +579,7 @@ export class Node extends EventEmitter<NodeEvents> {
 
   /** request$ without RxJS operators: the subscription is the registry's observer and a timeout-queue entry. */
   private fastRequest$<T>(target: Target, data: unknown, options: RequestStreamOptions): Observable<T> {
-    return new Observable<T>((subscriber) => {
+    return new RxObservable<T>((subscriber) => {
       let connection: Connection;
       let encoded: EncodedPayload;
       let checked: RequestStreamOptions;
@@ -1092,6 +1095,11 @@ export class Node extends EventEmitter<NodeEvents> {
       });
     }
   }
+}
+
+/** 8 random hex digits. Not a secret (peers see it), only unique: Math.random spares loading node:crypto. */
+function randomHex(): string {
+  return Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, '0');
 }
 
 /** Errors that only say the peer went away are not worth an 'error' event: 'socketClose' says it. */

@@ -1,9 +1,12 @@
-import { from, isObservable, Subject, takeUntil, type ObservableInput, type Subscription } from 'rxjs';
+import type { ObservableInput, Subscription } from 'rxjs';
+import { Subject } from 'rxjs/internal/Subject';
+import { isObservable } from 'rxjs/internal/util/isObservable';
 import { ErrorCode, IpcError } from '../errors';
 import { FrameType } from '../protocol/constants';
 import { EMPTY_PAYLOAD } from '../protocol/Frame';
 import { encodeValue, type Codec } from '../protocol/Serializer';
 import { asError } from './asError';
+import { from, takeUntil } from '../rx/lazy';
 
 /** What a stream needs from its connection. */
 export interface StreamSink {

@@ -1,4 +1,3 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ErrorCode, HandshakeError, IpcError, ProtocolError } from '../errors';
 import { DEFAULT_MAX_FRAME_SIZE, FrameType, PROTOCOL_VERSION } from './constants';
 import { closeFrame, handshakeFrame, PROTOCOL_NAME, readAck, readClose, readHello, type AckBody, type HelloBody } from './control';
@@ -22,16 +21,20 @@ export interface HandshakeOptions {
   instance?: string;
 }
 
+/** `node:crypto`, loaded on first use: only a handshake with a secret needs it (~5 ms to load). */
+let cryptoModule: typeof import('node:crypto') | undefined;
+const crypto = (): typeof import('node:crypto') => (cryptoModule ??= require('node:crypto') as typeof import('node:crypto'));
+
 /** HMAC-SHA256 over both nonces and both names, bound to the role, so no proof can be replayed or reflected. */
 export function authProof(secret: Buffer, role: 'client' | 'server', clientNonce: string, serverNonce: string, clientName: string, serverName: string): string {
-  return createHmac('sha256', secret).update(`${PROTOCOL_NAME}/${role}\n${clientNonce}\n${serverNonce}\n${clientName}\n${serverName}`).digest('base64');
+  return crypto().createHmac('sha256', secret).update(`${PROTOCOL_NAME}/${role}\n${clientNonce}\n${serverNonce}\n${clientName}\n${serverName}`).digest('base64');
 }
 
 function sameProof(expected: string, received: unknown): boolean {
   if (typeof received !== 'string') return false;
   const a = Buffer.from(expected, 'base64');
   const b = Buffer.from(received, 'base64');
-  return a.length === b.length && timingSafeEqual(a, b);
+  return a.length === b.length && crypto().timingSafeEqual(a, b);
 }
 
 function authError(message: string): HandshakeError {
@@ -97,7 +100,7 @@ export class Handshake {
   }
 
   private freshNonce(): string {
-    return (this.options.nonce?.() ?? randomBytes(32)).toString('base64');
+    return (this.options.nonce?.() ?? crypto().randomBytes(32)).toString('base64');
   }
 
   /** Feeds one frame received before the handshake completed. */

@@ -1,5 +1,6 @@
 import type { OnReadOpts } from 'node:net';
-import { Observable, type Subscriber } from 'rxjs';
+import type { Observable, Subscriber } from 'rxjs';
+import { Observable as RxObservable } from 'rxjs/internal/Observable';
 import type { Frame } from '../protocol/Frame';
 import { DEFAULT_MAX_FRAME_SIZE } from '../protocol/constants';
 import { FrameDecoder, type FrameDecoderOptions } from '../protocol/FrameDecoder';
@@ -61,7 +62,7 @@ export class FrameReader {
    * @param onChunk called with each read's bytes (a view that stays valid), after the frames they complete.
    */
   frames(socket: NodeJS.EventEmitter, options: FrameDecoderOptions = {}, onChunk?: (chunk: Buffer) => void): Observable<Frame> {
-    return new Observable<Frame>((subscriber) => {
+    return new RxObservable<Frame>((subscriber) => {
       if (this.subscriber) throw new Error('FrameReader#frames has a subscriber already');
       const max = options.maxFrameSize;
       this.limit = typeof max === 'function' ? max : () => max ?? DEFAULT_MAX_FRAME_SIZE;

@@ -1,4 +1,5 @@
-import { Observable, type OperatorFunction } from 'rxjs';
+import type { OperatorFunction } from 'rxjs';
+import { Observable } from 'rxjs/internal/Observable';
 import { FrameDecoder, type FrameDecoderOptions } from '../protocol/FrameDecoder';
 import type { Frame } from '../protocol/Frame';
 

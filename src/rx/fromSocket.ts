@@ -1,4 +1,5 @@
-import { Observable } from 'rxjs';
+import type { Observable } from 'rxjs';
+import { Observable as RxObservable } from 'rxjs/internal/Observable';
 import type { Duplex } from 'node:stream';
 
 /**
@@ -6,7 +7,7 @@ import type { Duplex } from 'node:stream';
  * `'close'` → complete. Unsubscribing removes the listeners (it does not close the socket).
  */
 export function fromSocket(socket: Duplex): Observable<Buffer> {
-  return new Observable<Buffer>((subscriber) => {
+  return new RxObservable<Buffer>((subscriber) => {
     const onData = (chunk: Buffer) => subscriber.next(chunk);
     const onError = (error: Error) => subscriber.error(error);
     const onClose = () => subscriber.complete();

@@ -1,4 +1,6 @@
-import { from, Observable, type ObservableInput, type Subscription } from 'rxjs';
+import type { Observable, ObservableInput, Subscription } from 'rxjs';
+import { Observable as RxObservable } from 'rxjs/internal/Observable';
+import { from } from './lazy';
 
 /**
  * `concatMap` over an `AsyncIterable` that pulls the next value only once the previous value's work completed:
@@ -12,7 +14,7 @@ import { from, Observable, type ObservableInput, type Subscription } from 'rxjs'
  * pullEach(node.iterate('db', 'rows', { window: 16 }), (row) => from(store(row))).pipe(count()).subscribe(…);
  */
 export function pullEach<T, R>(source: AsyncIterable<T>, work: (value: T, index: number) => ObservableInput<R>): Observable<R> {
-  return new Observable<R>((subscriber) => {
+  return new RxObservable<R>((subscriber) => {
     const iterator = source[Symbol.asyncIterator]();
     let current: Subscription | null = null;
     let index = 0;

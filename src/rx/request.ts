@@ -1,6 +1,9 @@
-import { asyncScheduler, Observable, Subscription, throwError, timeout as rxTimeout, type MonoTypeOperatorFunction, type Observer, type SchedulerLike } from 'rxjs';
+import type { MonoTypeOperatorFunction, Observable, Observer, SchedulerLike } from 'rxjs';
+import { Observable as RxObservable } from 'rxjs/internal/Observable';
+import { Subscription } from 'rxjs/internal/Subscription';
 import { IpcTimeoutError } from '../errors';
 import { MAX_TIMER_DELAY } from '../limits';
+import { asyncScheduler, throwError, timeout as rxTimeout } from './lazy';
 import type { RequestRegistry } from './RequestRegistry';
 
 /** Options of {@link request$}. */
@@ -31,7 +34,7 @@ export interface RequestOptions {
 export function request$<T>(registry: RequestRegistry, send: (id: number) => void, options: RequestOptions): Observable<T> {
   const { cancel, grant } = options;
   const half = Math.max(1, Math.ceil((options.window ?? 1) / 2));
-  const source = new Observable<T>((subscriber) => {
+  const source = new RxObservable<T>((subscriber) => {
     let consumed = 0;
     let id = 0;
     const observer: Observer<unknown> = {
@@ -67,7 +70,7 @@ export function withTimeout<T>(source: Observable<T>, options: RequestOptions): 
   const hasFirst = Number.isFinite(first);
   const hasEach = each !== undefined && Number.isFinite(each);
   if (!hasFirst && !hasEach) return source;
-  const scheduler = options.scheduler ?? asyncScheduler;
+  const scheduler = options.scheduler ?? asyncScheduler();
   // RxJS's timeout uses `each` for the first value too when `first` is not given: no limit on the first value
   // (timeout Infinity) needs the idle limit armed only from the first value on.
   if (!hasFirst) return source.pipe(idleAfterFirst(each!, each! > MAX_TIMER_DELAY ? longDelays(scheduler) : scheduler, options.label));
@@ -114,7 +117,7 @@ export function longDelays(scheduler: SchedulerLike): SchedulerLike {
 /** Errors with `ERR_IPC_TIMEOUT` when `each` ms pass between two values, counting from the first value on. */
 function idleAfterFirst<T>(each: number, scheduler: SchedulerLike, label = 'The request'): MonoTypeOperatorFunction<T> {
   return (source) =>
-    new Observable<T>((subscriber) => {
+    new RxObservable<T>((subscriber) => {
       let timer: Subscription | null = null;
       const fail = () => subscriber.error(new IpcTimeoutError(`${label} sent no value for ${each} ms`));
       const subscription = source.subscribe({

@@ -1,0 +1,107 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative, sep } from 'node:path';
+import * as ts from 'typescript';
+
+/**
+ * What loading the package costs (issue 13, item 5): `require('rxjs')` loads every operator RxJS has (~100 ms on a
+ * slow machine); the package loads only the RxJS modules it uses, through `rxjs/internal/*`, which are the very
+ * files `rxjs`'s index re-exports — so an Observable of ours is an Observable of the user's `require('rxjs')`.
+ * Checked on the build (`npm test` builds first), in fresh processes.
+ */
+const ROOT = join(__dirname, '..');
+const DIST = join(ROOT, 'dist', 'index.js');
+const SRC = join(ROOT, 'src');
+
+/**
+ * Runs `code` as a script in a fresh Node process (cwd: the package) and parses the JSON it prints. A script
+ * file, not `node -e`: `-e` loads `node:crypto` itself.
+ */
+function fresh(code: string): unknown {
+  const dir = mkdtempSync(join(tmpdir(), 'ipc-loading-'));
+  try {
+    writeFileSync(join(dir, 'script.js'), code);
+    return JSON.parse(execFileSync(process.execPath, [join(dir, 'script.js')], { cwd: ROOT, encoding: 'utf8' }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) return sourceFiles(path);
+    return entry.name.endsWith('.ts') ? [path] : [];
+  });
+}
+
+describe('loading the package', () => {
+  it("never loads RxJS's index (every operator): only the modules it uses", () => {
+    const loaded = fresh(`require(${JSON.stringify(DIST)}); console.log(JSON.stringify(Object.keys(require.cache)))`) as string[];
+    const rxjs = loaded.filter((path) => path.includes(`${sep}node_modules${sep}rxjs${sep}`));
+    expect(rxjs.length).toBeGreaterThan(0);
+    expect(rxjs.filter((path) => !path.includes(join('rxjs', 'dist', 'cjs', 'internal') + sep))).toEqual([]);
+    // ~20 of RxJS's ~300 modules (the whole package loads ~330 files): Observable, Subject and what they need.
+    expect(rxjs.length).toBeLessThan(40);
+  });
+
+  it('loads node:crypto, node:tls and node:v8, and the RxJS pieces of streams and stats$, only once used', async () => {
+    const loaded = fresh(`
+      const natives = () => ['crypto', 'tls', 'v8'].filter((name) => process.moduleLoadList.includes('NativeModule ' + name));
+      const rx = (name) => Object.keys(require.cache).some((path) => path.endsWith(name + '.js') && path.includes('rxjs'));
+      const before = natives(); // (none on Node 20; whatever the runtime loads by itself is not ours)
+      const ours = require(${JSON.stringify(DIST)});
+      const atLoad = { natives: natives().filter((name) => !before.includes(name)), innerFrom: rx('innerFrom'), timer: rx('timer'), timeout: rx('timeout') };
+      new ours.Serializer().encode(new Date(0));
+      const node = new ours.Node('a', { heartbeatInterval: 0 });
+      node.stats$.subscribe().unsubscribe();
+      node.close();
+      console.log(JSON.stringify({ atLoad, used: { v8: natives().includes('v8'), innerFrom: rx('innerFrom'), timer: rx('timer') } }));
+    `);
+    expect(loaded).toEqual({
+      atLoad: { natives: [], innerFrom: false, timer: false, timeout: false },
+      used: { v8: true, innerFrom: true, timer: true },
+    });
+  });
+
+  it("shares RxJS's classes with the user's require('rxjs'), whichever is loaded first", () => {
+    for (const order of ['ours first', 'rxjs first']) {
+      const requires =
+        order === 'ours first'
+          ? `const ours = require(${JSON.stringify(DIST)}); const rx = userRequire('rxjs');`
+          : `const rx = userRequire('rxjs'); const ours = require(${JSON.stringify(DIST)});`;
+      // A user's require('rxjs'), from the package's folder.
+      const userRequire = `const userRequire = require('node:module').createRequire(${JSON.stringify(join(ROOT, 'index.js'))});`;
+      const checks = fresh(`${userRequire} ${requires}
+        const { PassThrough } = require('node:stream');
+        const node = new ours.Node('a', { heartbeatInterval: 0 });
+        const observables = [node.messages$, node.connections$, node.stats$, node.request$('nobody', 1),
+          ours.fromSocket(new PassThrough()), ours.pullEach((async function* () {})(), (x) => [x]),
+          rx.of(1).pipe(ours.decodeFrames())];
+        console.log(JSON.stringify({
+          instanceOf: observables.map((o) => o instanceof rx.Observable),
+          isObservable: observables.map((o) => rx.isObservable(o)),
+          pipes: typeof node.messages$.pipe(rx.map((m) => m)).subscribe,
+        }));
+        node.close();`) as { instanceOf: boolean[]; isObservable: boolean[]; pipes: string };
+      expect({ order, ...checks }).toEqual({ order, instanceOf: Array(7).fill(true), isObservable: Array(7).fill(true), pipes: 'function' });
+    }
+  });
+
+  it("imports RxJS values from 'rxjs/internal/…' and only types from 'rxjs' (its index would load everything)", () => {
+    const offending = sourceFiles(SRC).flatMap((path) => {
+      const file = ts.createSourceFile(path, readFileSync(path, 'utf8'), ts.ScriptTarget.ES2022, true);
+      return file.statements.flatMap((statement) => {
+        if (!ts.isImportDeclaration(statement) && !ts.isExportDeclaration(statement)) return [];
+        const from = statement.moduleSpecifier && ts.isStringLiteral(statement.moduleSpecifier) ? statement.moduleSpecifier.text : '';
+        if (!/^rxjs(\/|$)/.test(from) || from.startsWith('rxjs/internal/')) return [];
+        const typeOnly = ts.isImportDeclaration(statement)
+          ? statement.importClause?.isTypeOnly === true
+          : statement.isTypeOnly;
+        return typeOnly ? [] : [`${relative(ROOT, path)}: ${statement.getText()}`];
+      });
+    });
+    expect(offending).toEqual([]);
+  });
+});
