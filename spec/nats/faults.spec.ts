@@ -67,6 +67,9 @@ describeNats('the NATS transport when things fail', () => {
     }
     expect(reply).toBe('re:again');
     expect(events.slice(0, 3)).toEqual(['connect', 'disconnect', 'connect']);
+    // The service (heartbeat 60 s) did not wait for its heartbeat: the same node's new link took the stale one over.
+    await until(() => Object.keys(service.stats().peers).length === 1, 2000, 'the stale link to be dropped');
+    expect(service.get('api')!.instance).toBe(api.instance);
   }, 30_000);
 
   it('kill -9 of an instance process: its requests reject within 3 heartbeats, the others take the new requests', async () => {
