@@ -613,8 +613,8 @@ export class Node extends EventEmitter<NodeEvents> {
       const window = checked.window ?? this.streamWindow;
       const keepAlive = !(connection.socket instanceof net.Socket);
       const request = new StreamRequest(subscriber as Subscriber<unknown>, connection, this.timeouts, { window, timeout, idleTimeout: checked.idleTimeout ?? Infinity, keepAlive });
-      request.start((id) => connection.send(FrameType.MESSAGE, FrameFlags.RECEPTIVE, id, encoded.encoding, encoded.payload, window));
-      return () => request.teardown();
+      request.start(encoded.encoding, encoded.payload);
+      return request;
     });
   }
 
