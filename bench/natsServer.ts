@@ -70,6 +70,8 @@ export interface NatsServerOptions {
   maxPayload?: number;
   /** Cluster membership: our route port, the cluster's name, and the route URLs to solicit. */
   cluster?: { port: number; name: string; routes: string[] };
+  /** More configuration, as nats-server config text (e.g. an `authorization { … }` block); written to a config file. */
+  config?: string;
   /** More command-line arguments, appended as they are (e.g. `['-D']`). */
   args?: string[];
 }
@@ -213,8 +215,9 @@ export class NatsServer {
     this.dir = mkdtempSync(join(tmpdir(), 'ipc-nats-'));
     created.add(this);
     const argv = ['-a', '127.0.0.1', '-p', String(options.port), '-m', String(options.httpPort), '--server_name', this.name];
-    if (options.maxPayload !== undefined) {
-      writeFileSync(join(this.dir, 'server.conf'), `max_payload: ${options.maxPayload}\n`);
+    const config = [options.maxPayload === undefined ? '' : `max_payload: ${options.maxPayload}\n`, options.config ?? ''].join('');
+    if (config !== '') {
+      writeFileSync(join(this.dir, 'server.conf'), config);
       argv.push('-c', join(this.dir, 'server.conf'));
     }
     if (options.cluster) {

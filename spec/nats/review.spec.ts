@@ -89,6 +89,22 @@ describeNats('the NATS transport under careless and hostile use', () => {
     await own.stop();
   }, 20_000);
 
+  it('a subscription NATS refuses (permissions): serve fails with ERR_IPC_TRANSPORT instead of emitting listening', async () => {
+    const guarded = await startNatsServer({
+      config: 'authorization { users = [ { user: "svc", password: "pw", permissions: { publish: ">", subscribe: { allow: [">"], deny: ["ipc.open.>"] } } } ] }\n',
+    });
+    const worker = node('worker', { transport: natsTransport({ servers: guarded.url, user: 'svc', pass: 'pw' }) });
+    let listening = false;
+    worker.on('listening', () => (listening = true));
+    worker.serve('worker');
+    await until(() => worker.errors.length > 0, 5000, 'an error event');
+    expect(codes(worker.errors)).toContain(ErrorCode.TRANSPORT);
+    expect(worker.errors.map((e) => e.message).join('\n')).toMatch(/refused the subscriptions|Permissions Violation/i);
+    expect(listening).toBe(false);
+    await worker.close();
+    await guarded.stop();
+  });
+
   it('checks its options: durations within a timer range, whole counts, a real connection', () => {
     const bad: Array<[Record<string, unknown>, RegExp]> = [
       [{ discoveryInterval: 2 ** 31 }, /discoveryInterval/],
