@@ -82,13 +82,16 @@ function startMeter(sample: boolean): Meter {
         );
         session.disconnect();
         const bySite = new Map<string, number>();
-        const walk = (node: Node) => {
-          const { functionName, url, lineNumber } = node.callFrame;
-          const site = `${functionName || '(anonymous)'} ${url.replace(/^.*\/(dist|\.bench-build|node_modules)\//, '$1/')}:${lineNumber + 1}`;
+        const name = ({ functionName, url, lineNumber }: Node['callFrame']) =>
+          `${functionName || '(anonymous)'} ${url.replace(/^.*\/(dist|\.bench-build|node_modules)\//, '$1/')}:${lineNumber + 1}`;
+        // A builtin (no url: Map, Promise…) is named with the function that called it.
+        const walk = (node: Node, parent: string) => {
+          const own = name(node.callFrame);
+          const site = node.callFrame.url ? own : `${own} ← ${parent}`;
           if (node.selfSize) bySite.set(site, (bySite.get(site) ?? 0) + node.selfSize);
-          node.children.forEach(walk);
+          for (const child of node.children) walk(child, node.callFrame.url ? own : parent);
         };
-        walk(profile.head);
+        walk(profile.head, '(root)');
         sites = [...bySite].sort((a, b) => b[1] - a[1]).slice(0, 25).map(([site, bytes]) => `${bytes} ${site}`);
       }
       let freed = 0;
