@@ -188,6 +188,8 @@ const targets: Record<string, { must: number; aim: number; higher: boolean }> = 
   'object-1kb': { must: 0.7, aim: 1.0, higher: true },
 };
 const RSS_MUST = 1.5;
+/** Issue 13's short tail: sequential p50 and p99 of ipc-link-core against the baseline's. */
+const TAIL = { p50: 1.1, p99: 1.5 };
 
 /** Targets for ipc-link-core over NATS (contender `ipc-link-core-nats`), as ratios to raw nats.js in the same run (issue 14). */
 const natsTargets: Record<string, { must: number; higher: boolean }> = {
@@ -328,6 +330,16 @@ async function main(): Promise<void> {
         const met = t.higher ? ratio >= t.must : ratio <= t.must;
         const aimed = t.higher ? ratio >= t.aim : ratio <= t.aim;
         verdicts.push(`${met ? 'MET ' : 'MISS'} ${transport} ${scenario.title}: ${ratio.toFixed(2)}× (must ${t.higher ? '≥' : '≤'} ${t.must}, aim ${t.aim}${aimed ? ', aim reached' : ''})`);
+        if (scenario.name === 'sequential') {
+          // Issue 13 ("a short tail"): p50 ≤ 1.1× and p99 ≤ 1.5× the baseline, medians over the process pairs.
+          const p99 = medians[transport].sequential['ipc-link-core'].p99;
+          const baseP99 = medians[transport].sequential.baseline.p99;
+          if (p99 !== undefined && baseP99) {
+            const tail = p99 / baseP99;
+            verdicts.push(`${ratio <= TAIL.p50 ? 'MET ' : 'MISS'} ${transport} sequential p50 (issue 13): ${ratio.toFixed(2)}× (must ≤ ${TAIL.p50})`);
+            verdicts.push(`${tail <= TAIL.p99 ? 'MET ' : 'MISS'} ${transport} sequential p99 (issue 13): ${tail.toFixed(2)}× (must ≤ ${TAIL.p99})`);
+          }
+        }
       }
       for (const scenario of ['bulk-1mib', 'echo-16mib']) {
         const m = medians[transport][scenario]?.['ipc-link-core'];

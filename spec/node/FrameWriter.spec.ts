@@ -87,4 +87,58 @@ describe('FrameWriter', () => {
     expect(frames.map((f) => f.id)).toEqual([1, 2, 3]);
     expect(frames[1].payload.equals(big)).toBe(true);
   });
+
+  it('a tick that reaches the high-water mark goes through the stream buffer: a stream that takes it at once still emits drain', async () => {
+    // A stream whose writes complete synchronously (a NATS link): written straight, 16 KiB+ would return true and
+    // never emit 'drain' for a sender that FrameWriter#write told to wait.
+    const stream = new Writable({ write: (_chunk, _encoding, callback) => callback() });
+    const socket = stream as unknown as Socket;
+    const writer = new FrameWriter(socket);
+    let accepted = true;
+    for (let id = 0; accepted; id++) accepted = writer.write(FrameType.MESSAGE, 0, id, Encoding.JSON, reply);
+    const drained = new Promise((resolve) => stream.once('drain', resolve));
+    await nextTick();
+    await expect(drained).resolves.toBeUndefined();
+  });
+
+  it('a tick of small frames is one plain write: the socket is never corked', async () => {
+    const { socket, writes } = sink();
+    const cork = jest.spyOn(socket, 'cork');
+    const writer = new FrameWriter(socket);
+    writer.write(FrameType.MESSAGE, 0, 1, Encoding.STRING, Buffer.from('ping'));
+    writer.write(FrameType.REPLY, 0, 2, Encoding.JSON, reply);
+    expect(writes).toHaveLength(0);
+    await nextTick();
+    expect(cork).not.toHaveBeenCalled();
+    expect(writes).toHaveLength(1);
+    expect(decode(writes).map((f) => f.id)).toEqual([1, 2]);
+  });
+
+  it('a large payload corks the socket until the tick ends: packed frames, its header and it leave in one writev', async () => {
+    const { socket, writes } = sink();
+    const writer = new FrameWriter(socket);
+    const big = Buffer.alloc(20_000, 'b');
+    writer.write(FrameType.MESSAGE, 0, 1, Encoding.STRING, Buffer.from('before'));
+    writer.write(FrameType.MESSAGE, 0, 2, Encoding.BUFFER, big);
+    writer.write(FrameType.MESSAGE, 0, 3, Encoding.STRING, Buffer.from('after'));
+    expect(socket.writableCorked).toBe(1);
+    expect(writes).toHaveLength(0);
+    await nextTick();
+    expect(socket.writableCorked).toBe(0);
+    expect(writes).toHaveLength(1);
+    const frames = decode(writes);
+    expect(frames.map((f) => f.id)).toEqual([1, 2, 3]);
+    expect(frames[1].payload.equals(big)).toBe(true);
+  });
+
+  it('a full slab corks the socket: one tick of more than 64 KiB still leaves in one writev, in order', async () => {
+    const { socket, writes } = sink();
+    const writer = new FrameWriter(socket);
+    for (let id = 0; id < 100; id++) writer.write(FrameType.REPLY, 0, id, Encoding.JSON, reply);
+    expect(writes).toHaveLength(0);
+    await nextTick();
+    expect(writes).toHaveLength(1);
+    expect(writes[0].length).toBe(100 * 1016);
+    expect(decode(writes).map((f) => f.id)).toEqual(Array.from({ length: 100 }, (_, id) => id));
+  });
 });

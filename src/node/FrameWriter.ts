@@ -17,8 +17,11 @@ const EARLY_SEND = 16 * 1024;
 /**
  * The one place frames are written, and the reason many small frames cost one system call:
  *
- * - The socket is corked on the first write of a tick and uncorked on the next tick, so everything written in
- *   one tick leaves in one `writev`.
+ * - Frames written in one tick leave together on the next tick: small ones packed into one buffer, handed to
+ *   the socket with one `write` (no cork: a lone buffer needs no `writev`, and the stream's cork/uncork path costs
+ *   ~550 bytes of garbage per tick — bench/README.md, "A short tail"). The socket is corked only when something
+ *   must reach it before the tick ends (a large payload, a full slab), so that all of it still leaves in one
+ *   `writev`.
  * - Except while a batch of received frames is being worked through: between two of them the connection calls
  *   {@link FrameWriter.sendEarly}, and once the tick has written 16 KiB those frames leave at once, so the peer
  *   starts on the first replies while this side computes the rest.
@@ -35,17 +38,20 @@ export class FrameWriter {
   /** Packed bytes not yet handed to the socket: `slab[packedFrom, packedTo)`. */
   private packedFrom = 0;
   private packedTo = 0;
-  private corked = false;
-  /** Bytes written since the socket was corked (or last sent early). */
+  /** A flush is scheduled for the end of this tick (see {@link FrameWriter.flush}). */
+  private scheduled = false;
+  /** The socket was corked in this tick (something was handed to it before the tick's end). */
+  private socketCorked = false;
+  /** Bytes written since the flush was scheduled (or last sent early). */
   private corkedBytes = 0;
   /** Frames and bytes written so far (stats). */
   framesOut = 0;
   bytesOut = 0;
   private readonly flush = () => {
     this.flushPacked();
-    this.corked = false;
+    this.scheduled = false;
     this.corkedBytes = 0;
-    this.socket.uncork();
+    this.uncork();
   };
 
   /**
@@ -78,9 +84,8 @@ export class FrameWriter {
     this.framesOut++;
     this.bytesOut += HEADER_SIZE + extra + payload.length;
     if (this.immediate) return this.writeCopy(type, flags, id, encoding, payload, window, written);
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
+    if (!this.scheduled) {
+      this.scheduled = true;
       process.nextTick(this.flush);
     }
     const length = payload.length;
@@ -88,6 +93,9 @@ export class FrameWriter {
     if (length <= PACK_LIMIT) {
       const size = HEADER_SIZE + extra + length;
       if (this.slab.length - this.packedTo < size) {
+        // What this tick packed so far must reach the socket before the new slab's frames: cork, so that it all
+        // still leaves in one writev at the end of the tick.
+        if (this.packedTo > this.packedFrom) this.cork();
         this.flushPacked();
         this.slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, size));
         this.packedFrom = this.packedTo = 0;
@@ -97,6 +105,7 @@ export class FrameWriter {
       this.packedTo += size;
       return !this.socket.writableNeedDrain && this.socket.writableLength + this.packedTo - this.packedFrom < this.socket.writableHighWaterMark;
     }
+    this.cork();
     this.flushPacked();
     const head = Buffer.allocUnsafe(HEADER_SIZE + extra);
     putHead(head, 0, type, flags, id, encoding, length, window);
@@ -126,11 +135,23 @@ export class FrameWriter {
    * of the two processes taking turns (bench/README.md: "Replies to a batch").
    */
   sendEarly(): void {
-    if (!this.corked || this.corkedBytes < EARLY_SEND) return;
+    if (!this.scheduled || this.corkedBytes < EARLY_SEND) return;
     this.flushPacked();
     this.corkedBytes = 0;
-    this.socket.uncork();
+    this.uncork();
+  }
+
+  /** Corks the socket until the end of the tick (or an early send), so what is handed to it leaves in one writev. */
+  private cork(): void {
+    if (this.socketCorked) return;
+    this.socketCorked = true;
     this.socket.cork();
+  }
+
+  private uncork(): void {
+    if (!this.socketCorked) return;
+    this.socketCorked = false;
+    this.socket.uncork();
   }
 
   /** Bytes written and not yet sent by the kernel (the socket's buffer plus packed frames not yet handed over). */
@@ -146,7 +167,12 @@ export class FrameWriter {
 
   /** Hands the packed frames to the socket (keeping their order with the frames written after them). */
   private flushPacked(): void {
-    if (this.packedTo === this.packedFrom) return;
+    const packed = this.packedTo - this.packedFrom;
+    if (packed === 0) return;
+    // Bytes that reach the high-water mark go through the stream's buffer (corked until the flush, or the early
+    // send, uncorks): written straight to a stream that takes them synchronously, `write` would return true and
+    // no 'drain' would ever come for the senders our `write` told to wait (a one-way sender stalls for good).
+    if (this.socket.writableLength + packed >= this.socket.writableHighWaterMark) this.cork();
     this.socket.write(this.slab.subarray(this.packedFrom, this.packedTo));
     this.packedFrom = this.packedTo;
   }

@@ -1,3 +1,4 @@
+import { IdTable } from '../IdTable';
 import type { StreamResponder } from './StreamResponder';
 
 /** A request a peer sent us, from its admission until it is answered, cancelled or its connection ends. */
@@ -20,7 +21,7 @@ const MAX_CREDITS = 0xffff_ffff;
  * REQUEST_N or CANCEL for an id not in it is dropped: nothing is ever stored for an id we did not admit.
  */
 export class InboundRequests {
-  private readonly table = new Map<number, InboundRequest>();
+  private readonly table = new IdTable<InboundRequest>();
 
   constructor(private readonly limit: number) {}
 
@@ -40,7 +41,7 @@ export class InboundRequests {
   admit(id: number, credits: number): Refusal | undefined {
     if (this.table.has(id)) return 'duplicate';
     if (this.table.size >= this.limit) return 'full';
-    this.table.set(id, { credits, responder: null });
+    this.table.add(id, { credits, responder: null });
     return undefined;
   }
 
@@ -80,7 +81,7 @@ export class InboundRequests {
 
   /** The connection ended: forget everything and stop every stream. */
   cancelAll(): void {
-    const entries = [...this.table.values()];
+    const entries = this.table.values();
     this.table.clear();
     for (const entry of entries) entry.responder?.cancel();
   }

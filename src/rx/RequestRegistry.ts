@@ -1,12 +1,14 @@
 import type { Observer } from 'rxjs';
+import { IdTable } from '../IdTable';
 
 /**
  * The pending requests of one connection: request id → the observer waiting for the answer. Lookup, insertion
  * and removal are O(1). Ids are per connection and per direction, counted from 1, wrapping at 2³², skipping 0
- * and ids still pending; they never come from a clock.
+ * and ids still pending; they never come from a clock. A single pending request costs no allocation in the table
+ * ({@link IdTable}).
  */
 export class RequestRegistry {
-  private readonly pending = new Map<number, Observer<unknown>>();
+  private readonly pending = new IdTable<Observer<unknown>>();
   private lastId = 0;
 
   /** Number of requests waiting for an answer. */
@@ -21,7 +23,7 @@ export class RequestRegistry {
       id = (id + 1) >>> 0 || 1;
     } while (this.pending.has(id));
     this.lastId = id;
-    this.pending.set(id, observer);
+    this.pending.add(id, observer);
     return id;
   }
 
@@ -45,7 +47,7 @@ export class RequestRegistry {
   /** Fails every pending request with `error` and empties the registry. */
   rejectAll(error: Error): void {
     if (this.pending.size === 0) return;
-    const observers = [...this.pending.values()];
+    const observers = this.pending.values();
     this.pending.clear();
     for (const observer of observers) observer.error(error);
   }
