@@ -22,14 +22,13 @@
  * one sample per 64 bytes on average) over the window and prints each side's top allocation sites.
  */
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as inspector from 'node:inspector';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as v8 from 'node:v8';
 import { contenders } from './contenders';
+import { freePort } from './natsServer';
 import { serverHandlers, small } from './scenarios';
 import type { Address } from './types';
 
@@ -167,14 +166,6 @@ async function clientMain(contenderName: string, address: Address, warmup: numbe
   print({ client: mine, server: theirs });
   await Promise.race([client.close(), new Promise((resolve) => setTimeout(resolve, 500))]);
   process.exit(0);
-}
-
-async function freePort(): Promise<number> {
-  const probe = createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 /** Runs one process and resolves with its first JSON line holding `key`. */

@@ -15,12 +15,11 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { anchorVerdicts } from './anchors';
 import { contenders as allContenders } from './contenders';
-import { natsAvailable, NATS_MISSING, startNatsCluster, startNatsServer, type NatsCluster, type NatsServer } from './natsServer';
+import { freePort, natsAvailable, NATS_MISSING, startNatsCluster, startNatsServer, type NatsCluster, type NatsServer } from './natsServer';
 import { scenarios as allScenarios, type Measurement } from './scenarios';
 import { measureStartup, report as startupReport } from './startup';
 import { supports, type Address } from './types';
@@ -60,14 +59,6 @@ const RUN_TIMEOUT_MS = 180_000;
 const tmp = mkdtempSync(join(tmpdir(), 'ipc-bench-'));
 /** A fresh socket path for every run (a worker exits without removing its socket file). */
 let socketCount = 0;
-
-async function freePort(): Promise<number> {
-  const probe = createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 /** Spawns a worker and yields its JSON lines. */
 function start(args: string[]) {
