@@ -744,8 +744,10 @@ export class Node extends EventEmitter<NodeEvents> {
     const total: NodeStats = { ...NO_TRAFFIC, peers: {}, handshaking: this.unidentified.size };
     for (const socket of this.sockets()) {
       const stats = socket.stats();
-      const key = `${socket.role}:${socket.name}`;
-      total.peers[key in total.peers ? `${key}#${socket.instance}` : key] = stats;
+      // Peers of one name (the instances of a service, over a transport) are told apart by their instance id.
+      let key = `${socket.role}:${socket.name}`;
+      if (key in total.peers) key = `${key}#${socket.instance ?? Object.keys(total.peers).length}`;
+      total.peers[key] = stats;
       total.framesIn += stats.framesIn;
       total.framesOut += stats.framesOut;
       total.bytesIn += stats.bytesIn;
