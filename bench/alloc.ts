@@ -28,7 +28,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as v8 from 'node:v8';
 import { contenders } from './contenders';
-import { freePort } from './natsServer';
+import { freePort } from './freePort';
 import { serverHandlers, small } from './scenarios';
 import type { Address } from './types';
 

@@ -8,12 +8,13 @@
  * and is killed by pid: `stop()`, `stopAllNatsServers()`, or, as a last resort, when this process exits.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { tmpdir } from 'node:os';
+import { freePort } from './freePort';
+
+export { freePort };
 
 /** How long a server may take to say "Server is ready", and a cluster to connect its routes (generous bounds). */
 const READY_MS = 10_000;
@@ -48,15 +49,6 @@ export function natsServerPath(): string | undefined {
 /** Whether a nats-server executable is installed (see {@link natsServerPath}). */
 export function natsAvailable(): boolean {
   return natsServerPath() !== undefined;
-}
-
-/** A free TCP port on 127.0.0.1 (free when asked: the server that takes it retries on a clash). */
-export async function freePort(): Promise<number> {
-  const probe = createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 export interface NatsServerOptions {

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLinkPair, Node, type NodeOptions } from '../../src';
@@ -50,14 +50,7 @@ export async function until(check: () => boolean, ms = 5000, what = 'condition')
   }
 }
 
-/** A TCP port of 127.0.0.1 that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+export { freePort } from '../../bench/freePort';
 
 /** How a spec links two nodes: TCP on 127.0.0.1, or an in-memory `createLinkPair()` link. */
 export type Transport = 'tcp' | 'link';
