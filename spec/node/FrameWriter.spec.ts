@@ -141,4 +141,49 @@ describe('FrameWriter', () => {
     expect(writes[0].length).toBe(100 * 1016);
     expect(decode(writes).map((f) => f.id)).toEqual(Array.from({ length: 100 }, (_, id) => id));
   });
+
+  describe('text payloads (encoded straight into the slab)', () => {
+    const texts = ['', 'plain ascii', 'é à ü — ∑ 日本語 🎉', 'x'.repeat(2730), '€'.repeat(2730)];
+
+    it('arrive byte for byte as Buffer.from(text) would have sent them, with or without a window', async () => {
+      const { socket, writes } = sink();
+      const writer = new FrameWriter(socket);
+      texts.forEach((text, id) => writer.write(FrameType.MESSAGE, 0, id, Encoding.STRING, text, id % 2 === 0 ? -1 : 7));
+      await nextTick();
+      const frames = decode(writes);
+      expect(frames.map((f) => f.id)).toEqual(texts.map((_, id) => id));
+      frames.forEach((frame, id) => {
+        const payload = id % 2 === 0 ? frame.payload : frame.payload.subarray(4);
+        if (id % 2 === 1) expect(frame.payload.readUInt32BE(0)).toBe(7);
+        expect(payload.equals(Buffer.from(texts[id]))).toBe(true);
+      });
+      const bytes = texts.reduce((sum, text, id) => sum + 16 + (id % 2 === 0 ? 0 : 4) + Buffer.byteLength(text), 0);
+      expect(writer.bytesOut).toBe(bytes);
+      expect(writes.reduce((sum, w) => sum + w.length, 0)).toBe(bytes);
+    });
+
+    it('a text that does not fit what is left of the slab starts a new one, in order with the rest', async () => {
+      const { socket, writes } = sink();
+      const writer = new FrameWriter(socket);
+      const wide = '€'.repeat(2730); // 8,190 bytes
+      const sent: Buffer[] = [];
+      for (let id = 0; id < 20; id++) {
+        const payload = id % 3 === 0 ? reply : wide;
+        writer.write(FrameType.REPLY, 0, id, Encoding.STRING, payload);
+        sent.push(Buffer.from(payload));
+      }
+      await nextTick();
+      const frames = decode(writes);
+      expect(frames.map((f) => f.id)).toEqual(Array.from({ length: 20 }, (_, id) => id));
+      frames.forEach((frame, id) => expect(frame.payload.equals(sent[id])).toBe(true));
+    });
+
+    it('on an in-memory link (immediate), text leaves as one fresh buffer at once', () => {
+      const { socket, writes } = sink();
+      const writer = new FrameWriter(socket, true);
+      writer.write(FrameType.MESSAGE, 0, 1, Encoding.STRING, 'ünïcode');
+      expect(writes).toHaveLength(1);
+      expect(decode(writes)[0].payload.toString()).toBe('ünïcode');
+    });
+  });
 });

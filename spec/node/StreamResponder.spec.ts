@@ -20,12 +20,14 @@ function sink(): StreamSink & { sent: Sent[]; released: boolean; backlog: boolea
     released: false,
     backlog: false,
     gone: false,
-    checkSize: (length: number) => {
+    checkSize: (payload: Uint8Array | string) => {
+      const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
       if (length > 1024) throw new IpcError(ErrorCode.FRAME_TOO_LARGE, `${length} bytes`);
     },
-    trySendFrame(type: number, _id: number, encoding: number, payload: Uint8Array) {
+    trySendFrame(type: number, _id: number, encoding: number, payload: Uint8Array | string) {
       if (s.gone) return false;
-      s.sent.push(type === FrameType.STREAM_NEXT ? { type, value: codec.decode(Buffer.from(payload), encoding) } : { type });
+      const bytes = typeof payload === 'string' ? Buffer.from(payload) : Buffer.from(payload);
+      s.sent.push(type === FrameType.STREAM_NEXT ? { type, value: codec.decode(bytes, encoding) } : { type });
       return true;
     },
     sendErrorIfOpen(type: number, _id: number, error: Error) {

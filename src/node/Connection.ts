@@ -6,7 +6,7 @@ import type { OutgoingFrame } from '../protocol/FrameEncoder';
 import { closeFrame, encodeError, encodeRequestN, readClose, readError, readRequestN, readWindow, WINDOW_SIZE, type CloseBody, type ErrorBody } from '../protocol/control';
 import { EMPTY_PAYLOAD, type Frame } from '../protocol/Frame';
 import { Handshake, type HandshakeOptions } from '../protocol/handshake';
-import { decodeValue, encodeValue, type Codec } from '../protocol/Serializer';
+import { decodeValue, encodeWire, type Codec } from '../protocol/Serializer';
 import { decodeFrames } from '../rx/decodeFrames';
 import { fromSocket } from '../rx/fromSocket';
 import type { FrameReader } from '../rx/FrameReader';
@@ -206,17 +206,24 @@ export class Connection implements StreamSink {
     flags: number,
     id: number,
     encoding: number,
-    payload: Uint8Array,
+    payload: Uint8Array | string,
     window = -1,
     written?: (error?: Error | null) => void,
   ): boolean {
     if (!this.writable) throw new NotConnectedError(`The connection to "${this.peerName ?? 'unknown'}" is not open`);
-    this.checkSize(payload.length + (window < 0 ? 0 : WINDOW_SIZE));
+    this.checkSize(payload, window < 0 ? 0 : WINDOW_SIZE);
     return this.writer.write(type, window < 0 ? flags : flags | FrameFlags.WINDOW, id, encoding, payload, window, written);
   }
 
-  /** @throws IpcError `ERR_IPC_FRAME_TOO_LARGE` when a payload of `length` bytes exceeds the peer's limit. */
-  checkSize(length: number): void {
+  /**
+   * @param payload bytes, or text (its UTF-8 counted only when 3 bytes a character could be over the limit)
+   * @param extra bytes written before the payload (a WINDOW)
+   * @throws IpcError `ERR_IPC_FRAME_TOO_LARGE` when the payload exceeds the peer's limit.
+   */
+  checkSize(payload: Uint8Array | string, extra = 0): void {
+    const text = typeof payload === 'string';
+    if ((text ? 3 * payload.length : payload.length) + extra <= this.peerMaxFrameSize) return;
+    const length = (text ? Buffer.byteLength(payload, 'utf8') : payload.length) + extra;
     if (length <= this.peerMaxFrameSize) return;
     throw new IpcError(
       ErrorCode.FRAME_TOO_LARGE,
@@ -236,8 +243,9 @@ export class Connection implements StreamSink {
    * the connection is lost first, and with `ERR_IPC_TIMEOUT` when the socket did not take it within `timeout`.
    * @throws NotConnectedError, IpcError `ERR_IPC_FRAME_TOO_LARGE` (see {@link Connection.send}).
    */
-  sendOneWay(encoding: number, payload: Uint8Array, timeout = Infinity): Promise<void> {
-    if (payload.length > PACK_LIMIT) return within(this.sendTaken(encoding, payload), timeout, () => this.notTaken(timeout));
+  sendOneWay(encoding: number, payload: Uint8Array | string, timeout = Infinity): Promise<void> {
+    // (Text is never over PACK_LIMIT bytes: see TEXT_LIMIT.)
+    if (typeof payload !== 'string' && payload.length > PACK_LIMIT) return within(this.sendTaken(encoding, payload), timeout, () => this.notTaken(timeout));
     if (this.send(FrameType.MESSAGE, 0, 0, encoding, payload)) return SENT;
     // Every send waiting for this drain with this timeout shares one timer.
     const drain = this.drained();
@@ -310,8 +318,8 @@ export class Connection implements StreamSink {
     if (!this.inbound.unanswered(id)) return false;
     let encoded;
     try {
-      encoded = encodeValue(this.host.codec, value);
-      this.checkSize(encoded.payload.length);
+      encoded = encodeWire(this.host.codec, value);
+      this.checkSize(encoded.payload);
     } catch (error) {
       this.replyError(id, error as Error);
       throw error;
@@ -345,7 +353,7 @@ export class Connection implements StreamSink {
   }
 
   /** StreamSink: writes a stream frame; false when the connection is gone. */
-  trySendFrame(type: number, id: number, encoding: number, payload: Uint8Array): boolean {
+  trySendFrame(type: number, id: number, encoding: number, payload: Uint8Array | string): boolean {
     if (!this.writable) return false;
     this.writer.write(type, 0, id, encoding, payload);
     return true;

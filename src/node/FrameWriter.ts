@@ -2,6 +2,13 @@ import type { ByteStream } from './ByteStream';
 import { HEADER_SIZE } from '../protocol/constants';
 import { putWindow, WINDOW_SIZE } from '../protocol/control';
 import { encodeHeader } from '../protocol/FrameEncoder';
+import { TEXT_LIMIT } from '../protocol/Serializer';
+
+/**
+ * `Buffer#utf8Write`, the method `buffer.write(text, offset)` ends in (Node's own, not in its typings): called
+ * directly, it skips `write`'s argument parsing, a fifth of the cost of packing a short text.
+ */
+type Utf8Writable = Buffer & { utf8Write(text: string, offset: number, length: number): number };
 
 /** Size of the buffers small frames are packed into. */
 const SLAB_SIZE = 64 * 1024;
@@ -76,34 +83,27 @@ export class FrameWriter {
     flags: number,
     id: number,
     encoding: number,
-    payload: Uint8Array,
+    payload: Uint8Array | string,
     window = -1,
     written?: (error?: Error | null) => void,
   ): boolean {
     const extra = window < 0 ? 0 : WINDOW_SIZE;
     this.framesOut++;
+    if (typeof payload === 'string') {
+      // Text (at most TEXT_LIMIT characters, so at most PACK_LIMIT bytes): UTF-8 encoded straight into the slab.
+      if (this.immediate || payload.length > TEXT_LIMIT) payload = Buffer.from(payload, 'utf8');
+      else return this.packText(type, flags, id, encoding, payload, window, extra);
+    }
     this.bytesOut += HEADER_SIZE + extra + payload.length;
     if (this.immediate) return this.writeCopy(type, flags, id, encoding, payload, window, written);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      process.nextTick(this.flush);
-    }
+    this.schedule();
     const length = payload.length;
     this.corkedBytes += HEADER_SIZE + extra + length;
     if (length <= PACK_LIMIT) {
-      const size = HEADER_SIZE + extra + length;
-      if (this.slab.length - this.packedTo < size) {
-        // What this tick packed so far must reach the socket before the new slab's frames: cork, so that it all
-        // still leaves in one writev at the end of the tick.
-        if (this.packedTo > this.packedFrom) this.cork();
-        this.flushPacked();
-        this.slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, size));
-        this.packedFrom = this.packedTo = 0;
-      }
-      const at = this.packedTo + putHead(this.slab, this.packedTo, type, flags, id, encoding, length, window);
-      if (length > 0) this.slab.set(payload, at);
-      this.packedTo += size;
-      return !this.socket.writableNeedDrain && this.socket.writableLength + this.packedTo - this.packedFrom < this.socket.writableHighWaterMark;
+      const at = this.reserve(HEADER_SIZE + extra + length);
+      putHead(this.slab, at, type, flags, id, encoding, length, window);
+      if (length > 0) this.slab.set(payload, at + HEADER_SIZE + extra);
+      return this.packed();
     }
     this.cork();
     this.flushPacked();
@@ -111,6 +111,52 @@ export class FrameWriter {
     putHead(head, 0, type, flags, id, encoding, length, window);
     this.socket.write(head);
     return this.socket.write(payload, written);
+  }
+
+  /** Packs a frame whose payload is `text`, encoded in place: no Buffer of its own, one copy less. */
+  private packText(type: number, flags: number, id: number, encoding: number, text: string, window: number, extra: number): boolean {
+    this.schedule();
+    // The room 3 bytes a character surely needs; counted exactly only when the slab is short of it.
+    const room = this.slab.length - this.packedTo - HEADER_SIZE - extra;
+    const at = this.reserve(HEADER_SIZE + extra + (room >= 3 * text.length ? 0 : Buffer.byteLength(text, 'utf8')));
+    const start = at + HEADER_SIZE + extra;
+    const length = (this.slab as Utf8Writable).utf8Write(text, start, this.slab.length - start);
+    putHead(this.slab, at, type, flags, id, encoding, length, window);
+    const size = HEADER_SIZE + extra + length;
+    this.packedTo = at + size;
+    this.corkedBytes += size;
+    this.bytesOut += size;
+    return this.packed();
+  }
+
+  /** Schedules the flush at the end of this tick, once a tick. */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    process.nextTick(this.flush);
+  }
+
+  /**
+   * Where the next packed frame of `size` bytes starts (a fresh slab when this one is short of room); the frame
+   * ends the packed bytes (`packedTo`) once this returns.
+   */
+  private reserve(size: number): number {
+    if (this.slab.length - this.packedTo < size) {
+      // What this tick packed so far must reach the socket before the new slab's frames: cork, so that it all
+      // still leaves in one writev at the end of the tick.
+      if (this.packedTo > this.packedFrom) this.cork();
+      this.flushPacked();
+      this.slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, size));
+      this.packedFrom = this.packedTo = 0;
+    }
+    const at = this.packedTo;
+    this.packedTo += size;
+    return at;
+  }
+
+  /** `write`'s answer after packing: false once the socket's buffer and the packed bytes reach its high-water mark. */
+  private packed(): boolean {
+    return !this.socket.writableNeedDrain && this.socket.writableLength + this.packedTo - this.packedFrom < this.socket.writableHighWaterMark;
   }
 
   /** In-memory links: the frame as one fresh buffer, so the receiver never shares the sender's bytes. */

@@ -16,7 +16,7 @@ import {
 import { EMPTY_PAYLOAD } from '../protocol/Frame';
 import { DEFAULT_MAX_DECODED_SIZE, DEFAULT_MAX_FRAME_SIZE, Encoding, FrameFlags, FrameType } from '../protocol/constants';
 import type { HandshakeOptions } from '../protocol/handshake';
-import { defaultCodec, encodeValue, type Codec, type EncodedPayload } from '../protocol/Serializer';
+import { defaultCodec, encodeWire, type Codec, type WirePayload } from '../protocol/Serializer';
 import { FrameReader } from '../rx/FrameReader';
 import { defer, fromEvent, map, takeUntil, timer } from '../rx/lazy';
 import { request$ } from '../rx/request';
@@ -533,13 +533,13 @@ export class Node extends EventEmitter<NodeEvents> {
    */
   sendTo<T = unknown>(target: Target, data: unknown, options: SendOptions = {}): Promise<T> {
     let connection: Connection;
-    let encoded: EncodedPayload;
+    let encoded: WirePayload;
     let timeout: number;
     try {
       checkTarget(target, 'sendTo(target): target', isSocket);
       options = checkSendOptions(options, 'sendTo(target, data, options): options');
       connection = this.sendable(target, options.receptive !== false);
-      encoded = encodeValue(this.codec, data);
+      encoded = encodeWire(this.codec, data);
       timeout = this.timeoutOf(options);
     } catch (error) {
       return Promise.reject(error);
@@ -561,7 +561,7 @@ export class Node extends EventEmitter<NodeEvents> {
       checkTarget(target, 'request$(target): target', isSocket);
       options = checkRequestOptions(options);
       const connection = this.sendable(target, options.receptive !== false);
-      const { encoding, payload } = encodeValue(this.codec, data);
+      const { encoding, payload } = encodeWire(this.codec, data);
       if (options.receptive === false) return this.oneWay(connection, { encoding, payload }, this.timeoutOf(options)) as Promise<T>;
       const window = options.window ?? this.streamWindow;
       const send = (id: number) => connection.send(FrameType.MESSAGE, FrameFlags.RECEPTIVE, id, encoding, payload, window);
@@ -581,13 +581,13 @@ export class Node extends EventEmitter<NodeEvents> {
   private fastRequest$<T>(target: Target, data: unknown, options: RequestStreamOptions): Observable<T> {
     return new RxObservable<T>((subscriber) => {
       let connection: Connection;
-      let encoded: EncodedPayload;
+      let encoded: WirePayload;
       let checked: RequestStreamOptions;
       try {
         checkTarget(target, 'request$(target): target', isSocket);
         checked = checkRequestOptions(options);
         connection = this.sendable(target, checked.receptive !== false);
-        encoded = encodeValue(this.codec, data);
+        encoded = encodeWire(this.codec, data);
       } catch (error) {
         subscriber.error(error);
         return;
@@ -640,7 +640,7 @@ export class Node extends EventEmitter<NodeEvents> {
       options = checkRequestOptions(options, 'iterate(target, data, options): options');
       if (options.receptive === false) throw new TypeError('iterate(target, data, options): options.receptive must not be false (there is nothing to iterate)');
       const connection = this.sendable(target, true);
-      const { encoding, payload } = encodeValue(this.codec, data);
+      const { encoding, payload } = encodeWire(this.codec, data);
       const window = options.window ?? this.streamWindow;
       return requestIterator<T>(connection.registry, (id) => connection.send(FrameType.MESSAGE, FrameFlags.RECEPTIVE, id, encoding, payload, window), {
         window,
@@ -709,7 +709,7 @@ export class Node extends EventEmitter<NodeEvents> {
   /** One send per peer of our server matching `filter`; a peer that cannot be sent to is a rejected reply. */
   private broadcastCalls<T>(data: unknown, options: BroadcastOptions, what: string): { name: string; reply: Promise<T> }[] {
     options = checkBroadcastOptions(options, what);
-    const encoded = encodeValue(this.codec, data);
+    const encoded = encodeWire(this.codec, data);
     const timeout = this.timeoutOf(options);
     const { filter } = options;
     const sockets = [...this.accepted.values()].flat().filter((socket) => {
@@ -1030,12 +1030,12 @@ export class Node extends EventEmitter<NodeEvents> {
   }
 
   /** A message to one peer, awaiting its reply (`receptive`) or only the socket: the path of sendTo and broadcast. */
-  private deliver(connection: Connection, encoded: EncodedPayload, receptive: boolean, timeout: number): Promise<unknown> {
+  private deliver(connection: Connection, encoded: WirePayload, receptive: boolean, timeout: number): Promise<unknown> {
     return receptive ? this.ask(connection, FrameType.MESSAGE, FrameFlags.RECEPTIVE, encoded, timeout) : this.oneWay(connection, encoded, timeout);
   }
 
   /** A one-way message (see `Connection#sendOneWay`, with `timeout`); never throws. */
-  private oneWay(connection: Connection, encoded: EncodedPayload, timeout: number): Promise<void> {
+  private oneWay(connection: Connection, encoded: WirePayload, timeout: number): Promise<void> {
     try {
       return connection.sendOneWay(encoded.encoding, encoded.payload, timeout);
     } catch (error) {
@@ -1044,7 +1044,7 @@ export class Node extends EventEmitter<NodeEvents> {
   }
 
   /** Sends a request frame and resolves with the answer: the Promise path shared by sendTo, broadcast, pingTo. */
-  private ask(connection: Connection, type: number, flags: number, encoded: EncodedPayload, timeout: number): Promise<unknown> {
+  private ask(connection: Connection, type: number, flags: number, encoded: WirePayload, timeout: number): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const { registry } = connection;
       const request = new PendingRequest(resolve, reject, connection, this.timeouts, timeout);

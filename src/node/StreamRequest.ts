@@ -50,7 +50,7 @@ export class StreamRequest extends ExpiringEntry implements Observer<unknown>, U
   }
 
   /** Registers, arms the first timeout and sends the request: a receptive MESSAGE carrying `payload` and the window. */
-  start(encoding: number, payload: Uint8Array): void {
+  start(encoding: number, payload: Uint8Array | string): void {
     const { registry } = this.connection;
     this.id = registry.register(this);
     this.arm(this.timeout);

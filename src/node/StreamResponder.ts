@@ -4,17 +4,17 @@ import { isObservable } from 'rxjs/internal/util/isObservable';
 import { ErrorCode, IpcError } from '../errors';
 import { FrameType } from '../protocol/constants';
 import { EMPTY_PAYLOAD } from '../protocol/Frame';
-import { encodeValue, type Codec } from '../protocol/Serializer';
+import { encodeWire, type Codec } from '../protocol/Serializer';
 import { asError } from './asError';
 import { from, takeUntil } from '../rx/lazy';
 
 /** What a stream needs from its connection. */
 export interface StreamSink {
   readonly codec: Codec;
-  /** @throws IpcError (`ERR_IPC_FRAME_TOO_LARGE`) when a payload of `length` bytes exceeds the peer's limit. */
-  checkSize(length: number): void;
+  /** @throws IpcError (`ERR_IPC_FRAME_TOO_LARGE`) when `payload` (bytes, or text as UTF-8) exceeds the peer's limit. */
+  checkSize(payload: Uint8Array | string): void;
   /** Writes one frame; false when the connection is gone. */
-  trySendFrame(type: number, id: number, encoding: number, payload: Uint8Array): boolean;
+  trySendFrame(type: number, id: number, encoding: number, payload: Uint8Array | string): boolean;
   /** True while so much waits to be sent to the peer that a stream should wait for {@link StreamSink.drained}. */
   readonly backlogged: boolean;
   /** Resolves when the socket drained; rejects when the connection is gone. */
@@ -191,8 +191,8 @@ export class StreamResponder {
   private sendValue(value: unknown): boolean {
     let encoded;
     try {
-      encoded = encodeValue(this.sink.codec, value);
-      this.sink.checkSize(encoded.payload.length);
+      encoded = encodeWire(this.sink.codec, value);
+      this.sink.checkSize(encoded.payload);
     } catch (error) {
       this.fail(asError(error));
       return false;

@@ -156,6 +156,56 @@ function recordToError(record: ErrorRecord): Error {
 }
 
 /**
+ * A payload on its way to the writer: bytes, or — from the default codec only — text (a well-formed string of at
+ * most {@link TEXT_LIMIT} characters) that the writer encodes as UTF-8 straight into its buffer, without a Buffer
+ * of its own in between (bench/README.md, "Text straight into the slab").
+ */
+export interface WirePayload {
+  encoding: number;
+  payload: Uint8Array | string;
+}
+
+/**
+ * Longest text handed to the writer as a string: its UTF-8 (at most 3 bytes a character) stays within the
+ * writer's packing limit (`PACK_LIMIT`, 8 KiB), so text is always copied next to its header, never sent apart.
+ */
+export const TEXT_LIMIT = 2730;
+
+/** UTF-8 bytes of `text`, or of `Buffer.from(text)` when `asText` is false or the text is longer than TEXT_LIMIT. */
+function utf8(text: string, asText: boolean): Uint8Array | string {
+  return asText && text.length <= TEXT_LIMIT ? text : Buffer.from(text, 'utf8');
+}
+
+/** The default codec's encoding of `value` (see {@link Serializer}); text as a string when `asText` (see WirePayload). */
+function encodeDefault(value: unknown, asText: boolean): WirePayload {
+  switch (typeof value) {
+    case 'string':
+      // A lone surrogate would arrive as U+FFFD through UTF-8: structured clone keeps it.
+      if (!isWellFormed(value)) break;
+      return { encoding: Encoding.STRING, payload: utf8(value, asText) };
+    case 'number': {
+      const payload = Buffer.allocUnsafe(8);
+      payload.writeDoubleBE(value, 0);
+      return { encoding: Encoding.NUMBER, payload };
+    }
+    case 'boolean':
+      return { encoding: Encoding.JSON, payload: value ? TRUE : FALSE };
+    case 'object':
+      if (value instanceof Uint8Array) {
+        if (Buffer.isBuffer(value)) return { encoding: Encoding.BUFFER, payload: value };
+        if (value.constructor === Uint8Array) return { encoding: Encoding.UINT8ARRAY, payload: value };
+      } else if (value instanceof Error) {
+        return { encoding: Encoding.ERROR, payload: v8().serialize(errorToRecord(value)) };
+      } else if (jsonExact(value)) {
+        // Plain data that JSON carries exactly: about twice as fast as structured clone, both ways. (JSON.stringify
+        // escapes lone surrogates: its text is always well-formed.)
+        return { encoding: Encoding.JSON, payload: utf8(JSON.stringify(value), asText) };
+      }
+  }
+  return { encoding: Encoding.V8, payload: v8().serialize(value) };
+}
+
+/**
  * The default codec. Fast paths, sent without structured clone: `Buffer` (sent as is, decoded as a Buffer),
  * other `Uint8Array`s (no copy), well-formed strings (UTF-8; a string with a lone surrogate goes through
  * structured clone, which keeps it) and numbers (float64, so NaN, -0 and ±Infinity survive).
@@ -170,30 +220,7 @@ function recordToError(record: ErrorRecord): Error {
  */
 export class Serializer implements Codec {
   encode(value: unknown): EncodedPayload {
-    switch (typeof value) {
-      case 'string':
-        // A lone surrogate would arrive as U+FFFD through UTF-8: structured clone keeps it.
-        if (!isWellFormed(value)) break;
-        return { encoding: Encoding.STRING, payload: Buffer.from(value, 'utf8') };
-      case 'number': {
-        const payload = Buffer.allocUnsafe(8);
-        payload.writeDoubleBE(value, 0);
-        return { encoding: Encoding.NUMBER, payload };
-      }
-      case 'boolean':
-        return { encoding: Encoding.JSON, payload: value ? TRUE : FALSE };
-      case 'object':
-        if (value instanceof Uint8Array) {
-          if (Buffer.isBuffer(value)) return { encoding: Encoding.BUFFER, payload: value };
-          if (value.constructor === Uint8Array) return { encoding: Encoding.UINT8ARRAY, payload: value };
-        } else if (value instanceof Error) {
-          return { encoding: Encoding.ERROR, payload: v8().serialize(errorToRecord(value)) };
-        } else if (jsonExact(value)) {
-          // Plain data that JSON carries exactly: about twice as fast as structured clone, both ways.
-          return { encoding: Encoding.JSON, payload: Buffer.from(JSON.stringify(value), 'utf8') };
-        }
-    }
-    return { encoding: Encoding.V8, payload: v8().serialize(value) };
+    return encodeDefault(value, false) as EncodedPayload;
   }
 
   decode(payload: Buffer, encoding: number): unknown {
@@ -227,8 +254,24 @@ export function encodeValue(codec: Codec, value: unknown): EncodedPayload {
   try {
     return codec.encode(value);
   } catch (cause) {
-    throw new CodecError(ErrorCode.ENCODE, `Could not encode the value: ${describe(cause)}`, { cause });
+    throw encodeFailed(cause);
   }
+}
+
+/**
+ * {@link encodeValue} for the writer: with the default codec, short text (a string, or the JSON of plain data)
+ * stays a string that the writer encodes in place (see {@link WirePayload}); any other codec's bytes as they are.
+ */
+export function encodeWire(codec: Codec, value: unknown): WirePayload {
+  try {
+    return codec === defaultCodec ? encodeDefault(value, true) : codec.encode(value);
+  } catch (cause) {
+    throw encodeFailed(cause);
+  }
+}
+
+function encodeFailed(cause: unknown): CodecError {
+  return new CodecError(ErrorCode.ENCODE, `Could not encode the value: ${describe(cause)}`, { cause });
 }
 
 /**
