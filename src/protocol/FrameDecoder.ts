@@ -200,7 +200,8 @@ export class FrameDecoder {
       header = this.copyInto(this.scratch, HEADER_SIZE);
       at = 0;
     }
-    const magic = header.readUInt16BE(at);
+    // Byte by byte, as encodeHeader writes them: Buffer#readUInt16BE/32BE check their range on every frame.
+    const magic = (header[at] << 8) | header[at + 1];
     if (magic !== MAGIC) {
       this.fail(
         new ProtocolError(
@@ -213,7 +214,7 @@ export class FrameDecoder {
     if (version !== PROTOCOL_VERSION) {
       this.fail(new ProtocolError(ErrorCode.PROTOCOL, `Unsupported protocol version ${version}: this node speaks version ${PROTOCOL_VERSION}`));
     }
-    const length = header.readUInt32BE(at + 12);
+    const length = u32(header, at + 12);
     const max = this.limit();
     if (length > max) {
       this.fail(new ProtocolError(ErrorCode.FRAME_TOO_LARGE, `Frame payload of ${length} bytes exceeds maxFrameSize (${max} bytes)`));
@@ -221,7 +222,7 @@ export class FrameDecoder {
     this.type = header[at + 3];
     this.flags = header[at + 4];
     this.encoding = header[at + 5];
-    this.id = header.readUInt32BE(at + 8);
+    this.id = u32(header, at + 8);
     this.bodyLength = length;
   }
 
@@ -270,4 +271,9 @@ export class FrameDecoder {
     this.bodyFilled = 0;
     throw this.failure;
   }
+}
+
+/** The big-endian u32 at `at` of `bytes` (which holds it). */
+function u32(bytes: Buffer, at: number): number {
+  return bytes[at] * 0x1000000 + ((bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3]);
 }

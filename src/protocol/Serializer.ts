@@ -230,7 +230,8 @@ export class Serializer implements Codec {
       case Encoding.UINT8ARRAY:
         return new Uint8Array(payload.buffer, payload.byteOffset, payload.length);
       case Encoding.STRING:
-        return payload.toString('utf8');
+        // No argument: straight to utf8Slice, without toString's encoding lookup (every text message passes here).
+        return payload.toString();
       case Encoding.NUMBER:
         if (payload.length !== 8) throw new RangeError(`A number payload is 8 bytes, received ${payload.length}`);
         return payload.readDoubleBE(0);
@@ -239,7 +240,7 @@ export class Serializer implements Codec {
       case Encoding.ERROR:
         return recordToError(v8().deserialize(payload) as ErrorRecord);
       case Encoding.JSON:
-        return JSON.parse(payload.toString('utf8'));
+        return JSON.parse(payload.toString());
       default:
         throw new RangeError(`Unknown payload encoding 0x${encoding.toString(16)}`);
     }
