@@ -156,7 +156,7 @@ function recordToError(record: ErrorRecord): Error {
 }
 
 /**
- * A payload on its way to the writer: bytes, or — from the default codec only — text (a well-formed string of at
+ * A payload on its way to the writer: bytes, or — from a Serializer with its own `encode` only — text (a well-formed string of at
  * most {@link TEXT_LIMIT} characters) that the writer encodes as UTF-8 straight into its buffer, without a Buffer
  * of its own in between (bench/README.md, "Text straight into the slab").
  */
@@ -247,6 +247,9 @@ export class Serializer implements Codec {
   }
 }
 
+/** Serializer's own `encode`: a codec that has it encodes as encodeDefault does. */
+const SERIALIZER_ENCODE = Serializer.prototype.encode;
+
 /** The codec a node uses unless told otherwise. */
 export const defaultCodec: Codec = new Serializer();
 
@@ -260,12 +263,14 @@ export function encodeValue(codec: Codec, value: unknown): EncodedPayload {
 }
 
 /**
- * {@link encodeValue} for the writer: with the default codec, short text (a string, or the JSON of plain data)
+ * {@link encodeValue} for the writer: with the default codec (any Serializer whose `encode` is its own), short text (a string, or the JSON of plain data)
  * stays a string that the writer encodes in place (see {@link WirePayload}); any other codec's bytes as they are.
  */
 export function encodeWire(codec: Codec, value: unknown): WirePayload {
   try {
-    return codec === defaultCodec ? encodeDefault(value, true) : codec.encode(value);
+    // Decided by the method, not the instance: `new Serializer()` takes the fast path too, and an `encode` patched
+    // onto `defaultCodec` (or Serializer.prototype) is still what encodes.
+    return codec.encode === SERIALIZER_ENCODE ? encodeDefault(value, true) : codec.encode(value);
   } catch (cause) {
     throw encodeFailed(cause);
   }
