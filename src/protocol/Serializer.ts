@@ -156,9 +156,9 @@ function recordToError(record: ErrorRecord): Error {
 }
 
 /**
- * A payload on its way to the writer: bytes, or — from a Serializer with its own `encode` only — text (a well-formed string of at
- * most {@link TEXT_LIMIT} characters) that the writer encodes as UTF-8 straight into its buffer, without a Buffer
- * of its own in between (bench/README.md, "Text straight into the slab").
+ * A payload on its way to the writer: bytes, or — from a Serializer with its own `encode` only — text (a
+ * well-formed string of at most {@link TEXT_LIMIT} characters) that the writer encodes as UTF-8 straight into its
+ * buffer, without a Buffer of its own in between (bench/README.md, "Text straight into the slab").
  */
 export interface WirePayload {
   encoding: number;
@@ -263,8 +263,9 @@ export function encodeValue(codec: Codec, value: unknown): EncodedPayload {
 }
 
 /**
- * {@link encodeValue} for the writer: with the default codec (any Serializer whose `encode` is its own), short text (a string, or the JSON of plain data)
- * stays a string that the writer encodes in place (see {@link WirePayload}); any other codec's bytes as they are.
+ * {@link encodeValue} for the writer: with the default codec (any Serializer whose `encode` is its own), short
+ * text (a string, or the JSON of plain data) stays a string that the writer encodes in place (see
+ * {@link WirePayload}); any other codec's bytes as they are.
  */
 export function encodeWire(codec: Codec, value: unknown): WirePayload {
   try {
