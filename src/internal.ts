@@ -4,7 +4,7 @@
  * apart from `mod.ts` the same way.) Import it as `../../src/internal` from specs, `../dist/internal` from scripts.
  */
 export { MAX_TIMER_DELAY } from './limits';
-export { decodeValue, encodeValue } from './protocol/Serializer';
+export { decodeValue, encodeValue, encodeWire, TEXT_LIMIT } from './protocol/Serializer';
 export { Handshake, HandshakeStep, type HandshakeResult } from './protocol/handshake';
 export { jsonFrame } from './protocol/control';
 export { RequestRegistry } from './rx/RequestRegistry';

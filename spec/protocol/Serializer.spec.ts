@@ -1,5 +1,5 @@
-import { CodecError, Encoding, ErrorCode, Serializer, type Codec } from '../../src';
-import { decodeValue, encodeValue } from '../../src/internal';
+import { CodecError, defaultCodec, Encoding, ErrorCode, Serializer, type Codec } from '../../src';
+import { decodeValue, encodeValue, encodeWire, TEXT_LIMIT } from '../../src/internal';
 
 const codec = new Serializer();
 
@@ -241,5 +241,36 @@ describe('Serializer JSON fast path', () => {
     for (let i = 0; i < 100; i++) deep = { deep };
     expect(codec.encode(deep).encoding).toBe(Encoding.V8);
     expect(roundTrip(deep)).toEqual(deep);
+  });
+});
+
+describe('encodeWire: what reaches the writer', () => {
+  const serializer = new Serializer();
+
+  it('short text and the JSON of plain data stay strings (encoded in the slab), with the default codec or any Serializer', () => {
+    for (const codec of [defaultCodec, serializer]) {
+      expect(encodeWire(codec, 'héllo')).toEqual({ encoding: Encoding.STRING, payload: 'héllo' });
+      expect(encodeWire(codec, '€'.repeat(TEXT_LIMIT))).toEqual({ encoding: Encoding.STRING, payload: '€'.repeat(TEXT_LIMIT) });
+      expect(encodeWire(codec, { a: [1, 'b'] })).toEqual({ encoding: Encoding.JSON, payload: '{"a":[1,"b"]}' });
+    }
+  });
+
+  it('longer text, lone surrogates and everything else are bytes, as encode gives them', () => {
+    const long = 'x'.repeat(TEXT_LIMIT + 1);
+    for (const value of [long, { text: long }, '\uD800', 42, true, Buffer.from('b'), new Date(0), new Map()]) {
+      const wire = encodeWire(defaultCodec, value);
+      expect(typeof wire.payload).not.toBe('string');
+      expect(wire).toEqual(serializer.encode(value));
+    }
+  });
+
+  it('a user codec is called and its bytes are passed on as they are', () => {
+    const payload = Buffer.from('x');
+    const codec: Codec = { encode: () => ({ encoding: 0x80, payload }), decode: () => 'x' };
+    expect(encodeWire(codec, 'text').payload).toBe(payload);
+  });
+
+  it('a failure is an ERR_IPC_ENCODE CodecError, as with encodeValue', () => {
+    expect(() => encodeWire(defaultCodec, () => 1)).toThrow(expect.objectContaining({ code: ErrorCode.ENCODE }));
   });
 });
