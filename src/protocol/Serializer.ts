@@ -171,7 +171,7 @@ export interface WirePayload {
  */
 export const TEXT_LIMIT = 2730;
 
-/** UTF-8 bytes of `text`, or of `Buffer.from(text)` when `asText` is false or the text is longer than TEXT_LIMIT. */
+/** `text` itself (for the writer to encode) when `asText` and at most TEXT_LIMIT characters long, else its UTF-8 bytes. */
 function utf8(text: string, asText: boolean): Uint8Array | string {
   return asText && text.length <= TEXT_LIMIT ? text : Buffer.from(text, 'utf8');
 }
