@@ -374,7 +374,10 @@ export class Node extends EventEmitter<NodeEvents> {
     return this.#server;
   }
 
-  /** The label given to `serve` (informational: the node is known to peers by {@link Node.name}). */
+  /**
+   * The label given to `serve` (informational: the node is known to peers by {@link Node.name}); `null` before, or
+   * when it could not listen.
+   */
   get serverName(): string | null {
     return this.#serverName;
   }
@@ -396,7 +399,11 @@ export class Node extends EventEmitter<NodeEvents> {
       this.socketMode,
       (address) => this.emitSafely('listening', address),
       (error) => {
-        if (!server.listening && this.#server === server) this.#server = null;
+        // A server that could not listen is forgotten: the node may serve again.
+        if (!server.listening && this.#server === server) {
+          this.#server = null;
+          this.#serverName = null;
+        }
         this.report(error);
       },
     );
