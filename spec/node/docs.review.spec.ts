@@ -7,9 +7,20 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { ErrorCode } from '../../src';
+import { killChildren, spawnNode } from '../helpers/child';
 import { closeAll, node, serveTcp } from '../helpers/net';
 
-afterEach(closeAll);
+afterEach(async () => {
+  await closeAll();
+  await killChildren();
+});
+
+/** Runs `script` (CommonJS, `require('./src')` is the library) in a child process; resolves with its exit and output. */
+async function runScript(script: string): Promise<{ code: number | null; output: string }> {
+  const child = spawnNode(['-r', 'ts-node/register/transpile-only', '-e', script]);
+  const { code } = await child.exited;
+  return { code, output: child.output() };
+}
 
 describe('serve', () => {
   it('(was broken) a serve whose listen failed (EADDRINUSE) leaves the node free to serve again', async () => {
@@ -25,5 +36,30 @@ describe('serve', () => {
     expect(address.port).toBeGreaterThan(0);
     expect(server.serverName).toBe('server');
     expect(() => server.serve('server', 0)).toThrow(expect.objectContaining({ code: ErrorCode.ALREADY_CONNECTED }));
+  });
+});
+
+describe("'message' listeners", () => {
+  it('(was broken) an async listener that rejects, with no error listener: the requester gets a RemoteError, the process lives (as for a sync throw)', async () => {
+    const { code, output } = await runScript(`
+      const { Node } = require('./src');
+      (async () => {
+        const server = new Node('server', { heartbeatInterval: 0 });
+        server.on('message', async () => { throw new Error('async handler failed'); });
+        server.serve('server', 0, '127.0.0.1');
+        await new Promise((resolve) => server.once('listening', resolve));
+        const client = new Node('client', { heartbeatInterval: 0 });
+        await client.connectTo('server', server.server.address().port, '127.0.0.1');
+        const error = await client.sendTo('server', 'x').catch((e) => e);
+        console.log('requester got', error.code, error.message);
+        await client.sendTo('server', 'one-way', { receptive: false });
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        await Promise.all([client.close(), server.close()]);
+        console.log('closed');
+      })();
+    `);
+    expect(output).toContain('requester got ERR_IPC_REMOTE async handler failed');
+    expect(output).toContain('closed');
+    expect(code).toBe(0);
   });
 });

@@ -1077,13 +1077,13 @@ export class Node extends EventEmitter<NodeEvents> {
 
   /**
    * @internal A listener returned a rejected promise (`captureRejections`): an async `'message'` handler's failure
-   * answers its requester at once (unless it answered before) and is reported, as a sync throw is; any other
-   * listener's is rethrown on its own, as an uncaught exception.
+   * answers its requester at once (unless it answered before) and is reported when someone listens, as a sync
+   * throw is; any other listener's is rethrown on its own, as an uncaught exception.
    */
   override [EventEmitter.captureRejectionSymbol]<K>(error: Error, event: keyof NodeEvents | K, ...args: unknown[]): void {
     if (event === 'message' && args[0] instanceof NodeMessage) {
       args[0].error(asError(error));
-      if (this.listenerCount('error') > 0) return this.report(asError(error));
+      return this.report(asError(error));
     }
     setImmediate(() => {
       throw error;
