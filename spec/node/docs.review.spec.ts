@@ -22,6 +22,30 @@ async function runScript(script: string): Promise<{ code: number | null; output:
   return { code, output: child.output() };
 }
 
+describe('a host where a port or path belongs', () => {
+  it.each(['localhost', '127.0.0.1', '::1', 'localhost:8001', '127.0.0.1:8001', '[::1]:8001', 'example.com:80'])(
+    '(was broken) connectTo(name, %j) rejects with a TypeError saying a port comes first (it retried a Unix socket of that name for ever)',
+    async (host) => {
+      const client = node('client', { maxRetries: Infinity });
+      const error = await client.connectTo('server', host).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TypeError);
+      expect((error as Error).message).toMatch(/is a host.*port/);
+      expect(client.get('server')).toBeUndefined();
+    },
+  );
+
+  it.each(['localhost', '127.0.0.1', 'localhost:8001'])('(was broken) serve(name, %j) throws a TypeError (it listened on a Unix socket file of that name)', (host) => {
+    const server = node('server');
+    expect(() => server.serve('server', host)).toThrow(/is a host.*port/);
+    expect(server.server).toBeNull();
+  });
+
+  it('a relative Unix socket path is still a path', async () => {
+    const client = node('client', { maxRetries: 0 });
+    await expect(client.connectTo('server', 'no-such-dir/ipc.sock')).rejects.toMatchObject({ code: ErrorCode.CONNECT });
+  });
+});
+
 describe('serve', () => {
   it('(was broken) a serve whose listen failed (EADDRINUSE) leaves the node free to serve again', async () => {
     const busy = node('busy');

@@ -362,13 +362,6 @@ export class Node extends EventEmitter<NodeEvents> {
     );
   }
 
-  /**
-   * Starts a server; peers then `connectTo` it. `listenArgs` go to `net.Server#listen` unchanged: a port
-   * (0 picks a free one), port and host, a Unix socket path, or an options object. Emits `'listening'`; listen
-   * errors (EADDRINUSE…) arrive as `'error'` events.
-   * @param name a label for the server, kept as {@link Node.serverName}; peers know this node by its own name.
-   * @throws IpcError `ERR_IPC_ALREADY_CONNECTED` when this node already serves, `ERR_IPC_CLOSED` after close.
-   */
   /** The server, once `serve` was called (`null` before, or when it could not listen). */
   get server(): net.Server | null {
     return this.#server;
@@ -382,6 +375,14 @@ export class Node extends EventEmitter<NodeEvents> {
     return this.#serverName;
   }
 
+  /**
+   * Starts a server; peers then `connectTo` it. `listenArgs` go to `net.Server#listen` unchanged: a port
+   * (0 picks a free one), port and host, a Unix socket path, or an options object. Emits `'listening'`; listen
+   * errors (EADDRINUSE…) arrive as `'error'` events (the node may then serve again).
+   * @param name a label for the server, kept as {@link Node.serverName}; peers know this node by its own name.
+   * @throws IpcError `ERR_IPC_ALREADY_CONNECTED` when this node already serves, `ERR_IPC_CLOSED` after close;
+   *   TypeError for a port outside 0–65535, an empty path, or a host where the port belongs (`serve(name, 'localhost')`).
+   */
   serve(name: string, ...listenArgs: unknown[]): this {
     if (typeof name !== 'string') throw new TypeError(`serve(name): name must be a string (a label), received ${received(name)}`);
     checkListenArgs(listenArgs, 'serve');
@@ -432,7 +433,8 @@ export class Node extends EventEmitter<NodeEvents> {
 
   /**
    * Connects to the node named `name`. `connectArgs` go to `net.Socket#connect` unchanged (port[, host], a
-   * path, or an options object). Resolves once the handshake is done.
+   * path, or an options object; a host alone, such as `'localhost'`, is a TypeError: the port comes first).
+   * Resolves once the handshake is done.
    *
    * `name` must be the peer's own name: a peer announcing another name is refused (`ERR_IPC_HANDSHAKE`).
    * Rejects with `ERR_IPC_CONNECT` after `maxRetries` failed attempts, `ERR_IPC_HANDSHAKE` when the peer
