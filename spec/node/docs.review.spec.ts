@@ -6,7 +6,7 @@
  */
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { ErrorCode } from '../../src';
+import { createLinkPair, ErrorCode } from '../../src';
 import { killChildren, spawnNode } from '../helpers/child';
 import { closeAll, node, serveTcp } from '../helpers/net';
 
@@ -85,5 +85,35 @@ describe("'message' listeners", () => {
     expect(output).toContain('requester got ERR_IPC_REMOTE async handler failed');
     expect(output).toContain('closed');
     expect(code).toBe(0);
+  });
+});
+
+describe('a node reused after close()', () => {
+  it('(was broken) broadcast and broadcastSettled reject with ERR_IPC_CLOSED, as sendTo does (they resolved with [])', async () => {
+    const server = node('server');
+    await serveTcp(server);
+    await server.close();
+    await expect(server.broadcast('x')).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+    await expect(server.broadcastSettled('x')).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+  });
+
+  it('(was broken) acceptVia throws ERR_IPC_CLOSED, as serve does (it returned and destroyed the socket silently)', async () => {
+    const server = node('server');
+    await server.close();
+    const [a] = createLinkPair();
+    expect(() => server.acceptVia(a)).toThrow(expect.objectContaining({ code: ErrorCode.CLOSED }));
+    expect(a.destroyed).toBe(false);
+    a.destroy();
+  });
+
+  it('every other method fails with ERR_IPC_CLOSED, close() again resolves', async () => {
+    const client = node('client');
+    await client.close();
+    expect(() => client.serve('client', 0)).toThrow(expect.objectContaining({ code: ErrorCode.CLOSED }));
+    await expect(client.connectTo('server', 1)).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+    await expect(client.sendTo('server', 1)).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+    await expect(client.pingTo('server')).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+    await expect(client.iterate('server', 1).next()).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+    await expect(client.close()).resolves.toBeUndefined();
   });
 });

@@ -513,9 +513,13 @@ export class Node extends EventEmitter<NodeEvents> {
     }
   }
 
-  /** Serves one peer over a socket you provide (the other end of a `createLinkPair()` link), without `serve`. */
+  /**
+   * Serves one peer over a socket you provide (the other end of a `createLinkPair()` link), without `serve`.
+   * @throws TypeError when `socket` is not a live Duplex; ClosedError (`ERR_IPC_CLOSED`) after `close()`.
+   */
   acceptVia(socket: ByteStream): this {
     checkDuplex(socket, 'acceptVia(socket): socket');
+    if (this.closing) throw new ClosedError(`Node "${this.name}" is closed`);
     this.accept(socket);
     return this;
   }
@@ -699,7 +703,8 @@ export class Node extends EventEmitter<NodeEvents> {
    * outcome per peer, in the order of the peers — `{ name, status: 'fulfilled', value }` with its reply, or
    * `{ name, status: 'rejected', reason }` (a timeout, a disconnection, a `RemoteError`…). One frozen peer among
    * fifty costs one `ERR_IPC_TIMEOUT` entry after `timeout`, not the other 49 replies. Rejects only for what
-   * concerns the whole call: bad options (`TypeError`), a value that cannot be encoded (`ERR_IPC_ENCODE`).
+   * concerns the whole call: bad options (`TypeError`), a value that cannot be encoded (`ERR_IPC_ENCODE`), a node
+   * that is closing or closed (`ERR_IPC_CLOSED`).
    *
    * @example
    * const outcomes = await node.broadcastSettled('status?', { timeout: 1000 });
@@ -718,6 +723,8 @@ export class Node extends EventEmitter<NodeEvents> {
   /** One send per peer of our server matching `filter`; a peer that cannot be sent to is a rejected reply. */
   private broadcastCalls<T>(data: unknown, options: BroadcastOptions, what: string): { name: string; reply: Promise<T> }[] {
     options = checkBroadcastOptions(options, what);
+    // As sendTo: a node that closes (or closed: it has no peers left) sends nothing.
+    if (this.closing) throw new ClosedError(`Node "${this.name}" is closing`);
     const encoded = encodeWire(this.codec, data);
     const timeout = this.timeoutOf(options);
     const { filter } = options;
