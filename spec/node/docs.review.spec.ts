@@ -117,3 +117,23 @@ describe('a node reused after close()', () => {
     await expect(client.close()).resolves.toBeUndefined();
   });
 });
+
+describe('ERR_IPC_NOT_CONNECTED says why', () => {
+  it("(was broken) sendTo the node's own name or serve's label says that it is no peer", async () => {
+    const hello = node('hello');
+    await serveTcp(hello, 'greeter');
+    await expect(hello.sendTo('hello', 'x')).rejects.toMatchObject({ code: ErrorCode.NOT_CONNECTED, message: expect.stringMatching(/this node's own name/) });
+    await expect(hello.sendTo('greeter', 'x')).rejects.toMatchObject({ code: ErrorCode.NOT_CONNECTED, message: expect.stringMatching(/label given to serve/) });
+  });
+
+  it('(was broken) sendTo before connectTo resolved (a forgotten await) says the connection is not up yet', async () => {
+    const server = node('server');
+    const port = await serveTcp(server);
+    const client = node('client');
+    const connected = client.connectTo('server', port, '127.0.0.1');
+    connected.catch(() => undefined); // awaited below
+    await expect(client.sendTo('server', 'x')).rejects.toMatchObject({ code: ErrorCode.NOT_CONNECTED, message: expect.stringMatching(/await connectTo/) });
+    await connected;
+    await expect(client.sendTo('server', 'x', { receptive: false })).resolves.toBeUndefined();
+  });
+});

@@ -1027,9 +1027,18 @@ export class Node extends EventEmitter<NodeEvents> {
     const connection = socket?.connection;
     if (!socket || !connection?.writable || !this.knows(socket)) {
       const what = typeof target === 'string' ? `"${target}"` : `"${socket?.name ?? String(target)}"`;
-      throw new NotConnectedError(`Node "${this.name}" is not connected to ${what}`);
+      throw new NotConnectedError(`Node "${this.name}" is not connected to ${what}${this.whyNot(target, socket)}`);
     }
     return connection;
+  }
+
+  /** What an ERR_IPC_NOT_CONNECTED adds for the usual mistakes (built only for the error). */
+  private whyNot(target: Target, socket: NodeSocket | undefined): string {
+    if (socket?.role === 'client' && this.knows(socket)) return ': its connection is not up (connecting or reconnecting: await connectTo before sending)';
+    if (socket || typeof target !== 'string') return '';
+    if (target === this.name) return ": that is this node's own name (send to the names of its peers)";
+    if (target === this.#serverName) return ': that is the label given to serve, not a peer (send to the names of the peers that connected)';
+    return '';
   }
 
   /** The socket of a peer of our server for the next request (the least busy, when several share the name). */
