@@ -8,7 +8,9 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { createLinkPair, ErrorCode } from '../../src';
 import { killChildren, spawnNode } from '../helpers/child';
-import { closeAll, node, serveTcp } from '../helpers/net';
+import { natsTransport } from '../../src/nats';
+import { describeNats, startNatsServer, type NatsServer } from '../helpers/natsServer';
+import { closeAll, node, serveTcp, until } from '../helpers/net';
 
 afterEach(async () => {
   await closeAll();
@@ -135,5 +137,29 @@ describe('ERR_IPC_NOT_CONNECTED says why', () => {
     await expect(client.sendTo('server', 'x')).rejects.toMatchObject({ code: ErrorCode.NOT_CONNECTED, message: expect.stringMatching(/await connectTo/) });
     await connected;
     await expect(client.sendTo('server', 'x', { receptive: false })).resolves.toBeUndefined();
+  });
+});
+
+describeNats('over NATS', () => {
+  let nats: NatsServer;
+  beforeAll(async () => (nats = await startNatsServer()));
+
+  it("(was broken) an instance that closes is a 'disconnect' of its clients, not an 'error' (it reported ERR_IPC_PEER_DISCONNECTED)", async () => {
+    const instances = [0, 1].map(() => node('worker', { transport: natsTransport({ servers: nats.url }) }));
+    for (const worker of instances) {
+      worker.on('message', (m) => m.reply(worker.instance));
+      worker.serve('worker');
+      await once(worker, 'listening');
+    }
+    const api = node('api', { transport: natsTransport({ servers: nats.url, discoveryInterval: 100 }) });
+    let links = 0;
+    api.on('connect', () => links++);
+    api.on('disconnect', () => links--);
+    await api.connectTo('worker');
+    await until(() => links === 2, 5000, 'a link to each instance');
+    await instances[0].close();
+    await until(() => links === 1, 5000, 'the closed instance dropped');
+    expect(api.errors).toEqual([]);
+    await expect(api.sendTo('worker', 'who')).resolves.toBe(instances[1].instance);
   });
 });

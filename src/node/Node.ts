@@ -918,12 +918,14 @@ export class Node extends EventEmitter<NodeEvents> {
       return;
     }
     // Settle first (the dialler gives up or schedules the next attempt), then tell, then report.
+    const fleet = this.dialled.get(socket.name) instanceof Fleet;
     const unreported = this.diallerOf(connection)?.ended(connection, this.closing !== null) ?? null;
     if (name !== null) {
       this.disconnections.next(socket);
       this.emitSafely('disconnect', name, socket);
     }
-    if (unreported) this.report(unreported);
+    // A fleet's member that ends is dropped, the fleet goes on: that its instance went away is no error.
+    if (unreported && (!fleet || shouldReport(unreported))) this.report(unreported);
   }
 
   /** The dialler whose connection this is — a fleet's member, maybe (none once it gave up). */
