@@ -5,9 +5,11 @@
  * `(was broken)` in its title.
  */
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createLinkPair, ErrorCode } from '../../src';
-import { killChildren, spawnNode } from '../helpers/child';
+import { killChildren, ROOT, spawnNode } from '../helpers/child';
 import { natsTransport } from '../../src/nats';
 import { describeNats, startNatsServer, type NatsServer } from '../helpers/natsServer';
 import { closeAll, node, serveTcp, until } from '../helpers/net';
@@ -23,6 +25,16 @@ async function runScript(script: string): Promise<{ code: number | null; output:
   const { code } = await child.exited;
   return { code, output: child.output() };
 }
+
+describe('README', () => {
+  it.each(['hello.ts', 'world.ts'])('(was broken) quotes examples/%s as it is (its copies lacked PORT, and the .catch of hello.ts)', (file) => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const at = readme.indexOf(`\`examples/${file}\``);
+    expect(at).toBeGreaterThan(0);
+    const [, block] = /```ts\n([\s\S]*?)```/.exec(readme.slice(at))!;
+    expect(block).toBe(readFileSync(join(ROOT, 'examples', file), 'utf8'));
+  });
+});
 
 describe('a host where a port or path belongs', () => {
   it.each(['localhost', '127.0.0.1', '::1', 'localhost:8001', '127.0.0.1:8001', '[::1]:8001', 'example.com:80'])(
