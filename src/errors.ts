@@ -17,7 +17,10 @@ export const ErrorCode = {
    * larger than `maxDecodedSize` (that one message fails, the connection stays up).
    */
   FRAME_TOO_LARGE: 'ERR_IPC_FRAME_TOO_LARGE',
-  /** The bytes received are not this protocol (bad magic, version, type or a truncated frame). */
+  /**
+   * The bytes received are not this protocol (bad magic, version or type, a malformed control frame), or a throw
+   * while a frame was handled. A stream that ends inside a frame is `PEER_DISCONNECTED`.
+   */
   PROTOCOL: 'ERR_IPC_PROTOCOL',
   /** The handshake failed or was refused (wrong name, timeout, refused by the peer). */
   HANDSHAKE: 'ERR_IPC_HANDSHAKE',
