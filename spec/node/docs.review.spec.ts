@@ -14,6 +14,8 @@ import { natsTransport } from '../../src/nats';
 import { describeNats, startNatsServer, type NatsServer } from '../helpers/natsServer';
 import { closeAll, node, serveTcp, until } from '../helpers/net';
 
+const pem = (file: string) => readFileSync(join(ROOT, 'spec', 'fixtures', 'tls', file));
+
 afterEach(async () => {
   await closeAll();
   await killChildren();
@@ -173,5 +175,31 @@ describeNats('over NATS', () => {
     await until(() => links === 1, 5000, 'the closed instance dropped');
     expect(api.errors).toEqual([]);
     await expect(api.sendTo('worker', 'who')).resolves.toBe(instances[1].instance);
+  });
+});
+
+describe('TLS set up wrong', () => {
+  it('(was broken) a TLS client facing a plain server is refused with ERR_IPC_TLS, final (it retried for ever: EPROTO)', async () => {
+    const plain = node('plain');
+    const port = await serveTcp(plain);
+    const client = node('client', { tls: { ca: pem('ca.pem') }, maxRetries: Infinity });
+    const error = await client.connectTo('plain', port, '127.0.0.1').catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: ErrorCode.TLS, cause: expect.objectContaining({ code: 'EPROTO' }) });
+  });
+
+  it('(was broken) serve with tls options that hold no certificate throws a TypeError (every client was refused)', () => {
+    const server = node('server', { tls: { ca: pem('ca.pem') } });
+    expect(() => server.serve('server', 0, '127.0.0.1')).toThrow(/options\.tls.*key and cert/);
+    expect(server.server).toBeNull();
+  });
+
+  it('a client-only node may have tls options without a certificate', async () => {
+    const server = node('server', { tls: { key: pem('server-key.pem'), cert: pem('server-cert.pem') } });
+    server.on('message', (m) => m.reply('ok'));
+    server.serve('server', 0, '127.0.0.1');
+    const [address] = (await once(server, 'listening')) as [AddressInfo];
+    const client = node('client', { tls: { ca: pem('ca.pem'), servername: 'localhost' } });
+    await client.connectTo('server', address.port, '127.0.0.1');
+    await expect(client.sendTo('server', 'x')).resolves.toBe('ok');
   });
 });

@@ -389,6 +389,11 @@ export class Node extends EventEmitter<NodeEvents> {
     if (this.closing) throw new ClosedError(`Node "${this.name}" is closed`);
     if (this.#server || this.#serverName !== null) throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Node "${this.name}" already serves`);
     if (this.session) return this.serveThrough(this.session, name, listenArgs);
+    const tls = this.tls;
+    if (tls && !(tls.key ?? tls.cert ?? tls.pfx ?? tls.SNICallback ?? tls.pskCallback)) {
+      // tls.createServer takes it, and then refuses every client ("no suitable signature algorithm").
+      throw new TypeError('serve: options.tls needs the key and cert (or pfx) of this server: a TLS server without a certificate refuses every client');
+    }
     const server = createServer(this.tls, (socket) => this.accept(socket));
     // A client failing the TLS handshake (no or untrusted certificate) is reported; the server goes on.
     server.on('tlsClientError', (error: Error) => this.report(tlsErrorOf(error, 'a client') ?? new TlsError(`A client failed the TLS handshake: ${error.message}`, { cause: error })));
