@@ -48,7 +48,8 @@ export const ErrorCode = {
   STREAM_OVERFLOW: 'ERR_IPC_STREAM_OVERFLOW',
   /**
    * TLS refused the connection: the peer's certificate failed verification (untrusted, self-signed, wrong host,
-   * expired…), or a client presented none or an untrusted one. Final, never retried; `cause` is Node's error.
+   * expired…), the peer does not speak TLS (`EPROTO`), or a client presented none or an untrusted one. Final, never
+   * retried; `cause` is Node's error.
    */
   TLS: 'ERR_IPC_TLS',
   /**
