@@ -17,7 +17,10 @@ export const ErrorCode = {
    * larger than `maxDecodedSize` (that one message fails, the connection stays up).
    */
   FRAME_TOO_LARGE: 'ERR_IPC_FRAME_TOO_LARGE',
-  /** The bytes received are not this protocol (bad magic, version, type or a truncated frame). */
+  /**
+   * The bytes received are not this protocol (bad magic, version or type, a malformed control frame), or a throw
+   * while a frame was handled. A stream that ends inside a frame is `PEER_DISCONNECTED`.
+   */
   PROTOCOL: 'ERR_IPC_PROTOCOL',
   /** The handshake failed or was refused (wrong name, timeout, refused by the peer). */
   HANDSHAKE: 'ERR_IPC_HANDSHAKE',
@@ -45,7 +48,8 @@ export const ErrorCode = {
   STREAM_OVERFLOW: 'ERR_IPC_STREAM_OVERFLOW',
   /**
    * TLS refused the connection: the peer's certificate failed verification (untrusted, self-signed, wrong host,
-   * expired…), or a client presented none or an untrusted one. Final, never retried; `cause` is Node's error.
+   * expired…), the peer does not speak TLS (`EPROTO`), or a client presented none or an untrusted one. Final, never
+   * retried; `cause` is Node's error.
    */
   TLS: 'ERR_IPC_TLS',
   /**

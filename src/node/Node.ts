@@ -362,29 +362,38 @@ export class Node extends EventEmitter<NodeEvents> {
     );
   }
 
-  /**
-   * Starts a server; peers then `connectTo` it. `listenArgs` go to `net.Server#listen` unchanged: a port
-   * (0 picks a free one), port and host, a Unix socket path, or an options object. Emits `'listening'`; listen
-   * errors (EADDRINUSE…) arrive as `'error'` events.
-   * @param name a label for the server, kept as {@link Node.serverName}; peers know this node by its own name.
-   * @throws IpcError `ERR_IPC_ALREADY_CONNECTED` when this node already serves, `ERR_IPC_CLOSED` after close.
-   */
   /** The server, once `serve` was called (`null` before, or when it could not listen). */
   get server(): net.Server | null {
     return this.#server;
   }
 
-  /** The label given to `serve` (informational: the node is known to peers by {@link Node.name}). */
+  /**
+   * The label given to `serve` (informational: the node is known to peers by {@link Node.name}); `null` before, or
+   * when it could not listen.
+   */
   get serverName(): string | null {
     return this.#serverName;
   }
 
+  /**
+   * Starts a server; peers then `connectTo` it. `listenArgs` go to `net.Server#listen` unchanged: a port
+   * (0 picks a free one), port and host, a Unix socket path, or an options object. Emits `'listening'`; listen
+   * errors (EADDRINUSE…) arrive as `'error'` events (the node may then serve again).
+   * @param name a label for the server, kept as {@link Node.serverName}; peers know this node by its own name.
+   * @throws IpcError `ERR_IPC_ALREADY_CONNECTED` when this node already serves, `ERR_IPC_CLOSED` after close;
+   *   TypeError for a port outside 0–65535, an empty path, or a host where the port belongs (`serve(name, 'localhost')`).
+   */
   serve(name: string, ...listenArgs: unknown[]): this {
     if (typeof name !== 'string') throw new TypeError(`serve(name): name must be a string (a label), received ${received(name)}`);
     checkListenArgs(listenArgs, 'serve');
     if (this.closing) throw new ClosedError(`Node "${this.name}" is closed`);
     if (this.#server || this.#serverName !== null) throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Node "${this.name}" already serves`);
     if (this.session) return this.serveThrough(this.session, name, listenArgs);
+    const tls = this.tls;
+    if (tls && !(tls.key ?? tls.cert ?? tls.pfx ?? tls.SNICallback ?? tls.pskCallback)) {
+      // tls.createServer takes it, and then refuses every client ("no suitable signature algorithm").
+      throw new TypeError('serve: options.tls needs the key and cert (or pfx) of this server: a TLS server without a certificate refuses every client');
+    }
     const server = createServer(this.tls, (socket) => this.accept(socket));
     // A client failing the TLS handshake (no or untrusted certificate) is reported; the server goes on.
     server.on('tlsClientError', (error: Error) => this.report(tlsErrorOf(error, 'a client') ?? new TlsError(`A client failed the TLS handshake: ${error.message}`, { cause: error })));
@@ -396,7 +405,11 @@ export class Node extends EventEmitter<NodeEvents> {
       this.socketMode,
       (address) => this.emitSafely('listening', address),
       (error) => {
-        if (!server.listening && this.#server === server) this.#server = null;
+        // A server that could not listen is forgotten: the node may serve again.
+        if (!server.listening && this.#server === server) {
+          this.#server = null;
+          this.#serverName = null;
+        }
         this.report(error);
       },
     );
@@ -425,7 +438,8 @@ export class Node extends EventEmitter<NodeEvents> {
 
   /**
    * Connects to the node named `name`. `connectArgs` go to `net.Socket#connect` unchanged (port[, host], a
-   * path, or an options object). Resolves once the handshake is done.
+   * path, or an options object; a host alone, such as `'localhost'`, is a TypeError: the port comes first).
+   * Resolves once the handshake is done.
    *
    * `name` must be the peer's own name: a peer announcing another name is refused (`ERR_IPC_HANDSHAKE`).
    * Rejects with `ERR_IPC_CONNECT` after `maxRetries` failed attempts, `ERR_IPC_HANDSHAKE` when the peer
@@ -504,9 +518,13 @@ export class Node extends EventEmitter<NodeEvents> {
     }
   }
 
-  /** Serves one peer over a socket you provide (the other end of a `createLinkPair()` link), without `serve`. */
+  /**
+   * Serves one peer over a socket you provide (the other end of a `createLinkPair()` link), without `serve`.
+   * @throws TypeError when `socket` is not a live Duplex; ClosedError (`ERR_IPC_CLOSED`) after `close()`.
+   */
   acceptVia(socket: ByteStream): this {
     checkDuplex(socket, 'acceptVia(socket): socket');
+    if (this.closing) throw new ClosedError(`Node "${this.name}" is closed`);
     this.accept(socket);
     return this;
   }
@@ -517,7 +535,8 @@ export class Node extends EventEmitter<NodeEvents> {
    *
    * With `receptive: false` nothing is awaited from the peer: the promise resolves as soon as the socket has
    * room (at once, unless its buffer is above the high-water mark: then when it drains), so a producer that
-   * awaits each send never piles up memory. It rejects if the connection is lost first; it does not time out.
+   * awaits each send never piles up memory. It rejects if the connection is lost first, and with `ERR_IPC_TIMEOUT`
+   * when the socket has not taken the message within `timeout` (it may still be delivered later).
    *
    * Reusing a sent Buffer or Uint8Array: one of up to 8 KiB is copied, so it may be changed as soon as `sendTo`
    * returns. A larger one is sent without a copy: change it only once the promise resolved — a one-way send then
@@ -690,7 +709,8 @@ export class Node extends EventEmitter<NodeEvents> {
    * outcome per peer, in the order of the peers — `{ name, status: 'fulfilled', value }` with its reply, or
    * `{ name, status: 'rejected', reason }` (a timeout, a disconnection, a `RemoteError`…). One frozen peer among
    * fifty costs one `ERR_IPC_TIMEOUT` entry after `timeout`, not the other 49 replies. Rejects only for what
-   * concerns the whole call: bad options (`TypeError`), a value that cannot be encoded (`ERR_IPC_ENCODE`).
+   * concerns the whole call: bad options (`TypeError`), a value that cannot be encoded (`ERR_IPC_ENCODE`), a node
+   * that is closing or closed (`ERR_IPC_CLOSED`).
    *
    * @example
    * const outcomes = await node.broadcastSettled('status?', { timeout: 1000 });
@@ -709,6 +729,8 @@ export class Node extends EventEmitter<NodeEvents> {
   /** One send per peer of our server matching `filter`; a peer that cannot be sent to is a rejected reply. */
   private broadcastCalls<T>(data: unknown, options: BroadcastOptions, what: string): { name: string; reply: Promise<T> }[] {
     options = checkBroadcastOptions(options, what);
+    // As sendTo: a node that closes (or closed: it has no peers left) sends nothing.
+    if (this.closing) throw new ClosedError(`Node "${this.name}" is closing`);
     const encoded = encodeWire(this.codec, data);
     const timeout = this.timeoutOf(options);
     const { filter } = options;
@@ -902,12 +924,14 @@ export class Node extends EventEmitter<NodeEvents> {
       return;
     }
     // Settle first (the dialler gives up or schedules the next attempt), then tell, then report.
+    const fleet = this.dialled.get(socket.name) instanceof Fleet;
     const unreported = this.diallerOf(connection)?.ended(connection, this.closing !== null) ?? null;
     if (name !== null) {
       this.disconnections.next(socket);
       this.emitSafely('disconnect', name, socket);
     }
-    if (unreported) this.report(unreported);
+    // A fleet's member that ends is dropped, the fleet goes on: that its instance went away is no error.
+    if (unreported && (!fleet || shouldReport(unreported))) this.report(unreported);
   }
 
   /** The dialler whose connection this is — a fleet's member, maybe (none once it gave up). */
@@ -1011,9 +1035,18 @@ export class Node extends EventEmitter<NodeEvents> {
     const connection = socket?.connection;
     if (!socket || !connection?.writable || !this.knows(socket)) {
       const what = typeof target === 'string' ? `"${target}"` : `"${socket?.name ?? String(target)}"`;
-      throw new NotConnectedError(`Node "${this.name}" is not connected to ${what}`);
+      throw new NotConnectedError(`Node "${this.name}" is not connected to ${what}${this.whyNot(target, socket)}`);
     }
     return connection;
+  }
+
+  /** What an ERR_IPC_NOT_CONNECTED adds for the usual mistakes (built only for the error). */
+  private whyNot(target: Target, socket: NodeSocket | undefined): string {
+    if (socket?.role === 'client' && this.knows(socket)) return ': its connection is not up (connecting or reconnecting: await connectTo before sending)';
+    if (socket || typeof target !== 'string') return '';
+    if (target === this.name) return ": that is this node's own name (send to the names of its peers)";
+    if (target === this.#serverName) return ': that is the label given to serve, not a peer (send to the names of the peers that connected)';
+    return '';
   }
 
   /** The socket of a peer of our server for the next request (the least busy, when several share the name). */
@@ -1070,13 +1103,13 @@ export class Node extends EventEmitter<NodeEvents> {
 
   /**
    * @internal A listener returned a rejected promise (`captureRejections`): an async `'message'` handler's failure
-   * answers its requester at once (unless it answered before) and is reported, as a sync throw is; any other
-   * listener's is rethrown on its own, as an uncaught exception.
+   * answers its requester at once (unless it answered before) and is reported when someone listens, as a sync
+   * throw is; any other listener's is rethrown on its own, as an uncaught exception.
    */
   override [EventEmitter.captureRejectionSymbol]<K>(error: Error, event: keyof NodeEvents | K, ...args: unknown[]): void {
     if (event === 'message' && args[0] instanceof NodeMessage) {
       args[0].error(asError(error));
-      if (this.listenerCount('error') > 0) return this.report(asError(error));
+      return this.report(asError(error));
     }
     setImmediate(() => {
       throw error;

@@ -1,9 +1,13 @@
 import { TlsError } from '../errors';
 
-/** True for the errors of a TLS refusal: certificate verification, handshake alerts, TLS protocol errors. */
+/**
+ * True for the errors of a TLS refusal: certificate verification, handshake alerts, TLS protocol errors — also
+ * OpenSSL's `EPROTO` (a peer that does not speak TLS, or answers with an alert: "wrong version number", "alert
+ * handshake failure"…).
+ */
 export function isTlsFailure(error: Error): boolean {
   const code = (error as NodeJS.ErrnoException).code ?? '';
-  return /CERT|SSL|TLS|UNABLE_TO_|SELF_SIGNED|ERR_TLS/.test(code);
+  return /CERT|SSL|TLS|UNABLE_TO_|SELF_SIGNED|ERR_TLS/.test(code) || (code === 'EPROTO' && /SSL routines/.test(error.message));
 }
 
 /**

@@ -3,6 +3,7 @@
  * what is allowed and what was received, so a wrong call fails where it was made instead of as a hang, a timer
  * that fires at once or an internal error deep in `node:net`.
  */
+import { isIP } from 'node:net';
 import { Duplex } from 'node:stream';
 import { MAX_PAYLOAD_LENGTH, MIN_FRAME_SIZE } from '../protocol/constants';
 
@@ -105,6 +106,18 @@ export function checkDuplex(value: unknown, what: string): Duplex {
   return value as Duplex;
 }
 
+/**
+ * A string that `net` would take for a Unix socket path though it names a host: `'localhost'`, an IP address, or
+ * `host:port`. Given alone (a host without its port), it would dial or create a socket file of that name.
+ */
+function checkNotHost(value: string, what: string): void {
+  if (value === 'localhost' || isIP(value) !== 0 || /^(?:[\w-]+(?:\.[\w-]+)*|\[[\d.:a-fA-F]+\]):\d+$/.test(value)) {
+    throw new TypeError(
+      `${what}: ${JSON.stringify(value)} is a host, not a Unix socket path: give the port first, and the host after it (${what}(name, port, host))`,
+    );
+  }
+}
+
 function isPort(value: unknown, min: number): boolean {
   const port = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
   return typeof port === 'number' && Number.isInteger(port) && port >= min && port <= MAX_PORT;
@@ -112,7 +125,8 @@ function isPort(value: unknown, min: number): boolean {
 
 /**
  * The arguments of `connectTo` after the name, as `net.connect` takes them: `(port[, host])` with a port from
- * 1 to 65535, `(path)` with a non-empty Unix socket path, or `(options)` with a valid `port` or `path`.
+ * 1 to 65535, `(path)` with a non-empty Unix socket path (not a host: see checkNotHost), or `(options)` with a
+ * valid `port` or `path`.
  */
 export function checkConnectArgs(args: unknown[], what: string): void {
   const [first, second] = args;
@@ -125,6 +139,7 @@ export function checkConnectArgs(args: unknown[], what: string): void {
   }
   if (typeof first === 'string') {
     if (first.length === 0) fail(`${what}: path`, 'a non-empty Unix socket path', first);
+    checkNotHost(first, what);
     return;
   }
   if (first === null || typeof first !== 'object' || Array.isArray(first)) throw new TypeError(`${usage}, received ${received(first)}`);
@@ -139,7 +154,7 @@ export function checkConnectArgs(args: unknown[], what: string): void {
 
 /**
  * The arguments of `serve` after the name, as `net.Server#listen` takes them; checked only where Node would
- * throw later or misread them: a port must be 0 (any free port) to 65535, a path non-empty.
+ * throw later or misread them: a port must be 0 (any free port) to 65535, a path non-empty and not a host.
  */
 export function checkListenArgs(args: unknown[], what: string): void {
   const [first] = args;
@@ -150,6 +165,7 @@ export function checkListenArgs(args: unknown[], what: string): void {
   }
   if (typeof first === 'string') {
     if (first.length === 0) fail(`${what}: path`, 'a non-empty Unix socket path', first);
+    checkNotHost(first, what);
     return;
   }
   if (first === null || typeof first !== 'object' || Array.isArray(first)) {

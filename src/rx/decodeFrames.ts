@@ -7,7 +7,8 @@ import type { Frame } from '../protocol/Frame';
  * RxJS operator: turns a stream of byte chunks (of any size) into a stream of {@link Frame}s.
  *
  * Errors with a `ProtocolError` (`ERR_IPC_PROTOCOL`, `ERR_IPC_FRAME_TOO_LARGE`) when the bytes are not valid
- * frames, or when the source completes in the middle of a frame. Unsubscribing drops any partial frame.
+ * frames, and with a `PeerDisconnectedError` (`ERR_IPC_PEER_DISCONNECTED`) when the source completes in the middle
+ * of a frame. Unsubscribing drops any partial frame.
  * Each subscription has its own decoder, so the operator can be reused.
  *
  * @example
