@@ -1,0 +1,283 @@
+// Review of the pull API (node.iterate, pullEach, request$) used carelessly or hostilely: every probe here once
+// failed, or pins a behaviour the fixes must keep. Over the in-memory link and a real TCP connection.
+import { concat, of, throwError } from 'rxjs';
+import { ErrorCode, RemoteError, type Node, type NodeMessage } from '../../src';
+import { closeAll, delay, link, node, until, type Transport } from '../helpers/net';
+
+afterEach(closeAll);
+
+async function pair(kind: Transport, handle: (m: NodeMessage) => void): Promise<{ server: Node; client: Node }> {
+  const server = node('hub', { heartbeatInterval: 0 });
+  const client = node('client', { heartbeatInterval: 0 });
+  server.on('message', handle);
+  await link(server, client, kind);
+  return { server, client };
+}
+
+/** A responder streaming `count` numbers from a generator, counting what it produced and whether it finished. */
+function counting(count = Infinity) {
+  const state = { produced: 0, finished: false };
+  const handle = (m: NodeMessage) =>
+    m.stream(
+      (async function* () {
+        try {
+          for (let i = 0; i < count; i++) {
+            state.produced++;
+            yield i;
+          }
+        } finally {
+          state.finished = true;
+        }
+      })(),
+    );
+  return { state, handle };
+}
+
+/** Both sides hold nothing for the request any more. */
+async function drained(server: Node, client: Node): Promise<void> {
+  await until(() => client.stats().pendingRequests === 0 && server.stats().openStreams === 0, 3000, 'no pending request nor open stream');
+}
+
+describe.each<Transport>(['link', 'tcp'])('iterator protocol abused (%s)', (kind) => {
+  it('next() called many times without awaiting: each settles in order, nothing lost or duplicated, window respected', async () => {
+    const { state, handle } = counting(50);
+    const { server, client } = await pair(kind, handle);
+    const iterator = client.iterate<number>('hub', 'go', { window: 4 });
+    let settled = 0;
+    let mostAhead = 0;
+    const order: number[] = [];
+    const results = await Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        iterator.next().then((result) => {
+          order.push(i);
+          settled++;
+          mostAhead = Math.max(mostAhead, state.produced - settled);
+          return result;
+        }),
+      ),
+    );
+    expect(order).toEqual(Array.from({ length: 60 }, (_, i) => i));
+    expect(mostAhead).toBeLessThanOrEqual(4);
+    expect(results.slice(0, 50)).toEqual(Array.from({ length: 50 }, (_, i) => ({ value: i, done: false })));
+    expect(results.slice(50)).toEqual(Array.from({ length: 10 }, () => ({ value: undefined, done: true })));
+    await drained(server, client);
+  });
+});
+
+describe.each<Transport>(['link', 'tcp'])('iterator edges (%s)', (kind) => {
+  it('return() before the first next(): nothing is ever sent, a later next() is done', async () => {
+    let asked = 0;
+    const { client } = await pair(kind, (m) => {
+      asked++;
+      m.stream([1, 2, 3]);
+    });
+    const iterator = client.iterate('hub', 'go');
+    await expect(iterator.return!()).resolves.toEqual({ value: undefined, done: true });
+    await expect(iterator.next()).resolves.toEqual({ value: undefined, done: true });
+    await delay(20);
+    expect(asked).toBe(0);
+    expect(client.stats().pendingRequests).toBe(0);
+  });
+
+  it('throw() before the first next(): rejects with that error, nothing is ever sent, a later next() is done', async () => {
+    let asked = 0;
+    const { client } = await pair(kind, (m) => {
+      asked++;
+      m.stream([1, 2, 3]);
+    });
+    const iterator = client.iterate('hub', 'go');
+    const boom = new Error('boom');
+    await expect(iterator.throw!(boom)).rejects.toBe(boom);
+    await expect(iterator.next()).resolves.toEqual({ value: undefined, done: true });
+    await delay(20);
+    expect(asked).toBe(0);
+  });
+
+  it('throw() while a next() waits: the waiting next() settles, the responder is cancelled, no timer is left', async () => {
+    let finished = false;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const { server, client } = await pair(kind, (m) =>
+      m.stream(
+        (async function* () {
+          try {
+            await gate;
+            yield 1;
+          } finally {
+            finished = true;
+          }
+        })(),
+      ),
+    );
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    const iterator = client.iterate('hub', 'go', { timeout: 60_000, idleTimeout: 60_000 });
+    const waiting = iterator.next();
+    await until(() => server.stats().openStreams === 1);
+    expect(timers()).toBe(before + 1); // the first-value timeout
+    const boom = new Error('boom');
+    await expect(iterator.throw!(boom)).rejects.toBe(boom);
+    await expect(waiting).resolves.toEqual({ value: undefined, done: true });
+    expect(timers()).toBe(before);
+    await expect(iterator.next()).resolves.toEqual({ value: undefined, done: true });
+    await until(() => server.stats().openStreams === 0 && client.stats().pendingRequests === 0);
+    release();
+    await until(() => finished, 3000, "the generator's finally");
+  });
+
+  it('return() twice, and concurrently with a pending next(): all settle done, the responder is torn down', async () => {
+    const { state, handle } = counting();
+    const { server, client } = await pair(kind, handle);
+    const iterator = client.iterate<number>('hub', 'go', { window: 2 });
+    await expect(iterator.next()).resolves.toEqual({ value: 0, done: false });
+    const pending = [iterator.next(), iterator.next(), iterator.next(), iterator.next()];
+    const returns = [iterator.return!(), iterator.return!()];
+    const settled = await Promise.all([...pending, ...returns]);
+    for (const result of settled) expect(result === undefined || typeof result === 'object').toBe(true);
+    // Values that arrived before return() may be delivered; after the first done, only done.
+    const firstDone = settled.findIndex((r) => r.done);
+    expect(settled.slice(firstDone).every((r) => r.done)).toBe(true);
+    expect(settled.slice(0, firstDone).map((r) => r.value)).toEqual(Array.from({ length: firstDone }, (_, i) => i + 1));
+    await expect(iterator.next()).resolves.toEqual({ value: undefined, done: true });
+    await until(() => state.finished, 3000, "the generator's finally");
+    await drained(server, client);
+  });
+
+  it('[Symbol.asyncIterator]() is the iterator itself; for await with a throw in the body cancels', async () => {
+    const { state, handle } = counting();
+    const { server, client } = await pair(kind, handle);
+    const iterator = client.iterate<number>('hub', 'go', { window: 4 });
+    expect(iterator[Symbol.asyncIterator]()).toBe(iterator);
+    expect(iterator[Symbol.asyncIterator]()[Symbol.asyncIterator]()).toBe(iterator);
+    const seen: number[] = [];
+    await expect(
+      (async () => {
+        for await (const value of iterator) {
+          seen.push(value);
+          if (value === 2) throw new RangeError('body');
+        }
+      })(),
+    ).rejects.toThrow('body');
+    expect(seen).toEqual([0, 1, 2]);
+    await until(() => state.finished, 3000, "the generator's finally");
+    await drained(server, client);
+  });
+
+  it('a RemoteError, then done; an empty stream; undefined and null values', async () => {
+    const { client } = await pair(kind, (m) => {
+      if (m.data === 'empty') m.stream([]);
+      else if (m.data === 'holes') m.stream([undefined, null, undefined]);
+      else m.stream(concat(of(1), throwError(() => Object.assign(new RangeError('nope'), { code: 'E_NOPE' }))));
+    });
+    const empty: unknown[] = [];
+    for await (const value of client.iterate('hub', 'empty')) empty.push(value);
+    expect(empty).toEqual([]);
+    const holes: unknown[] = [];
+    for await (const value of client.iterate('hub', 'holes')) holes.push(value);
+    expect(holes).toEqual([undefined, null, undefined]);
+    const failing = client.iterate('hub', 'fail');
+    await expect(failing.next()).resolves.toEqual({ value: 1, done: false });
+    const error = await failing.next().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RemoteError);
+    expect(error).toMatchObject({ code: ErrorCode.REMOTE, remoteName: 'RangeError', message: 'nope' });
+    expect(client.stats().pendingRequests).toBe(0);
+  });
+
+  it('idleTimeout: a responder that stops sending fails the waiting next() with ERR_IPC_TIMEOUT and is torn down', async () => {
+    let finished = false;
+    const { server, client } = await pair(kind, (m) =>
+      m.stream(
+        (async function* () {
+          try {
+            yield 1;
+            await new Promise(() => undefined);
+          } finally {
+            finished = true;
+          }
+        })(),
+      ),
+    );
+    const iterator = client.iterate('hub', 'go', { idleTimeout: 50 });
+    await expect(iterator.next()).resolves.toEqual({ value: 1, done: false });
+    await expect(iterator.next()).rejects.toMatchObject({ code: ErrorCode.TIMEOUT });
+    await until(() => server.stats().openStreams === 0 && client.stats().pendingRequests === 0);
+    void finished; // the generator is stuck in an await that never ends: its finally cannot run
+  });
+
+  it('the node closes mid-stream: a waiting next() rejects with ERR_IPC_CLOSED, the responder is torn down', async () => {
+    const { state, handle } = counting();
+    const { server, client } = await pair(kind, handle);
+    const iterator = client.iterate<number>('hub', 'go', { window: 2 });
+    await iterator.next();
+    await client.close();
+    // The values already received may still be handed out; then the failure.
+    let error: unknown;
+    for (let i = 0; i < 5 && error === undefined; i++) error = await iterator.next().then(() => undefined, (e: unknown) => e);
+    expect(error).toMatchObject({ code: ErrorCode.CLOSED });
+    await until(() => state.finished, 3000, "the generator's finally");
+    await until(() => server.stats().openStreams === 0);
+    await expect(client.iterate('hub', 'go').next()).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+  });
+
+  it('the responder vanishes mid-stream: ERR_IPC_PEER_DISCONNECTED, not a hang', async () => {
+    const { state, handle } = counting();
+    const { server, client } = await pair(kind, handle);
+    const iterator = client.iterate<number>('hub', 'go', { window: 2 });
+    await iterator.next();
+    const socket = [...(server as unknown as { accepted: Map<string, Array<{ connection: { socket: { destroy(): void } } }>> }).accepted.values()][0][0];
+    socket.connection.socket.destroy();
+    let error: unknown;
+    for (let i = 0; i < 5 && error === undefined; i++) error = await iterator.next().then(() => undefined, (e: unknown) => e);
+    expect(error).toMatchObject({ code: ErrorCode.PEER_DISCONNECTED });
+    await until(() => state.finished, 3000, "the generator's finally");
+    expect(client.stats().pendingRequests).toBe(0);
+  });
+});
+
+describe('iterate: arguments', () => {
+  it.each([0, -1, NaN, 1.5, 2 ** 32, Infinity, '16', null])('window %p is a TypeError on the first next()', async (window) => {
+    const { client } = await pair('link', (m) => m.stream([1]));
+    await expect(client.iterate('hub', 'x', { window: window as number }).next()).rejects.toBeInstanceOf(TypeError);
+    expect(client.stats().pendingRequests).toBe(0);
+  });
+
+  it.each([NaN, -1, '5', null])('timeout / idleTimeout %p is a TypeError', async (ms) => {
+    const { client } = await pair('link', (m) => m.stream([1]));
+    await expect(client.iterate('hub', 'x', { timeout: ms as number }).next()).rejects.toBeInstanceOf(TypeError);
+    await expect(client.iterate('hub', 'x', { idleTimeout: ms as number }).next()).rejects.toBeInstanceOf(TypeError);
+  });
+
+  it.each([2 ** 31, 2 ** 31 + 5, Infinity])('timeout and idleTimeout %p do not fire early', async (ms) => {
+    const { client } = await pair('link', (m) =>
+      m.stream(
+        (async function* () {
+          await delay(30);
+          yield 1;
+          await delay(30);
+          yield 2;
+        })(),
+      ),
+    );
+    const values: unknown[] = [];
+    for await (const value of client.iterate('hub', 'x', { timeout: ms, idleTimeout: ms })) values.push(value);
+    expect(values).toEqual([1, 2]);
+  });
+
+  it('window 2**31 works (and so does a window of 1)', async () => {
+    const { client } = await pair('link', (m) => m.stream([1, 2, 3]));
+    for (const window of [1, 2 ** 31, 2 ** 32 - 1]) {
+      const values: unknown[] = [];
+      for await (const value of client.iterate('hub', 'x', { window })) values.push(value);
+      expect(values).toEqual([1, 2, 3]);
+    }
+  });
+
+  it('before connect, an unknown target, a bad target, after close', async () => {
+    const lonely = node('lonely');
+    await expect(lonely.iterate('hub', 'x').next()).rejects.toMatchObject({ code: ErrorCode.NOT_CONNECTED });
+    await expect(lonely.iterate('' as string, 'x').next()).rejects.toBeInstanceOf(TypeError);
+    await expect(lonely.iterate(42 as unknown as string, 'x').next()).rejects.toBeInstanceOf(TypeError);
+    await lonely.close();
+    await expect(lonely.iterate('hub', 'x').next()).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+  });
+});
