@@ -1,7 +1,7 @@
 // Review of the pull API (node.iterate, pullEach, request$) used carelessly or hostilely: every probe here once
 // failed, or pins a behaviour the fixes must keep. Over the in-memory link and a real TCP connection.
-import { concat, of, throwError } from 'rxjs';
-import { ErrorCode, RemoteError, type Node, type NodeMessage } from '../../src';
+import { concat, finalize, lastValueFrom, map, NEVER, of, take, throwError, timer, toArray, type ObservableInput } from 'rxjs';
+import { ErrorCode, pullEach, RemoteError, type Node, type NodeMessage } from '../../src';
 import { closeAll, delay, link, node, until, type Transport } from '../helpers/net';
 
 afterEach(closeAll);
@@ -279,5 +279,128 @@ describe('iterate: arguments', () => {
     await expect(lonely.iterate(42 as unknown as string, 'x').next()).rejects.toBeInstanceOf(TypeError);
     await lonely.close();
     await expect(lonely.iterate('hub', 'x').next()).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+  });
+});
+
+describe.each<Transport>(['link', 'tcp'])('pullEach over node.iterate (%s)', (kind) => {
+  /** Runs `pullEach(iterate, work)` to its end: the values, or the error. */
+  function run<R>(client: Node, work: (value: number, index: number) => ObservableInput<R>, window = 4) {
+    return lastValueFrom(pullEach(client.iterate<number>('hub', 'go', { window }), work).pipe(toArray()));
+  }
+
+  it.each<[string, (value: number) => ObservableInput<unknown>]>([
+    ['throws synchronously', (v) => (v === 2 ? (() => { throw new RangeError('sync'); })() : of(v))],
+    ['returns a rejecting promise', (v) => (v === 2 ? Promise.reject(new RangeError('async')) : Promise.resolve(v))],
+    ['returns an Observable that errors', (v) => (v === 2 ? throwError(() => new RangeError('rx')) : of(v))],
+    ['returns a non-ObservableInput', (v) => (v === 2 ? (42 as unknown as ObservableInput<unknown>) : of(v))],
+  ])('work that %s: the error, and the responder torn down', async (_, work) => {
+    const { state, handle } = counting();
+    const { server, client } = await pair(kind, handle);
+    await expect(run(client, work)).rejects.toBeInstanceOf(Error);
+    await until(() => state.finished, 3000, "the generator's finally");
+    await drained(server, client);
+  });
+
+  it('one work at a time, in order, and the responder never more than the window ahead', async () => {
+    const { state, handle } = counting(30);
+    const { client } = await pair(kind, handle);
+    let active = 0;
+    let mostActive = 0;
+    let started = 0;
+    let mostAhead = 0;
+    const out = await run(client, (value, index) => {
+      expect(index).toBe(value);
+      started++;
+      mostAhead = Math.max(mostAhead, state.produced - started);
+      mostActive = Math.max(mostActive, ++active);
+      return timer(1).pipe(
+        map(() => value),
+        finalize(() => active--),
+      );
+    });
+    expect(out).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    expect(mostActive).toBe(1);
+    expect(mostAhead).toBeLessThanOrEqual(4);
+  });
+
+  it('unsubscribing mid-work tears the work and the responder down', async () => {
+    const { state, handle } = counting();
+    const { server, client } = await pair(kind, handle);
+    let workFinalized = 0;
+    const subscription = pullEach(client.iterate<number>('hub', 'go', { window: 4 }), (value) =>
+      (value === 3 ? NEVER : of(value)).pipe(finalize(() => workFinalized++)),
+    ).subscribe();
+    await until(() => workFinalized === 3);
+    subscription.unsubscribe();
+    expect(workFinalized).toBe(4);
+    await until(() => state.finished, 3000, "the generator's finally");
+    await drained(server, client);
+  });
+
+  it('take(1) downstream of work that emits synchronously, then goes on: the work is torn down too', async () => {
+    const { state, handle } = counting();
+    const { server, client } = await pair(kind, handle);
+    let workFinalized = false;
+    const first = await lastValueFrom(
+      pullEach(client.iterate<number>('hub', 'go', { window: 4 }), (value) =>
+        concat(of(value), NEVER).pipe(finalize(() => (workFinalized = true))),
+      ).pipe(take(1)),
+    );
+    expect(first).toBe(0);
+    expect(workFinalized).toBe(true);
+    await until(() => state.finished, 3000, "the generator's finally");
+    await drained(server, client);
+  });
+
+  it('the source failing (a RemoteError) after some work: the results before it, then the error', async () => {
+    const { client } = await pair(kind, (m) => m.stream(concat(of(1, 2), throwError(() => new RangeError('late')))));
+    const seen: number[] = [];
+    const error = await lastValueFrom(
+      pullEach(client.iterate<number>('hub', 'go'), (value) => timer(2).pipe(map(() => seen.push(value)))),
+    ).catch((e: unknown) => e);
+    expect(seen).toEqual([1, 2]);
+    expect(error).toBeInstanceOf(RemoteError);
+  });
+});
+
+describe('pullEach over a hostile AsyncIterable', () => {
+  it('an iterator whose next() throws synchronously (later): the Observable errors, nothing escapes', async () => {
+    let calls = 0;
+    let returned = false;
+    const source: AsyncIterable<number> = {
+      [Symbol.asyncIterator]: () => ({
+        next: () => {
+          if (++calls === 3) throw new RangeError('sync next');
+          return Promise.resolve({ value: calls, done: false });
+        },
+        return: () => {
+          returned = true;
+          return Promise.resolve({ value: undefined, done: true });
+        },
+      }),
+    };
+    const error = await lastValueFrom(pullEach(source, (value) => of(value)).pipe(toArray())).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RangeError);
+    expect(returned).toBe(true);
+  });
+
+  it('an iterator whose next() returns a plain result works, as with for await; a result that is no object is a TypeError', async () => {
+    let n = 0;
+    const plain = { [Symbol.asyncIterator]: () => ({ next: () => (++n <= 3 ? { value: n, done: false } : { value: undefined, done: true }) }) };
+    await expect(lastValueFrom(pullEach(plain as unknown as AsyncIterable<number>, (value) => of(value)).pipe(toArray()))).resolves.toEqual([1, 2, 3]);
+    const broken = { [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve(undefined) }) };
+    await expect(lastValueFrom(pullEach(broken as unknown as AsyncIterable<number>, (value) => of(value)))).rejects.toBeInstanceOf(TypeError);
+  });
+
+  it('a return() that throws synchronously on unsubscribe: nothing escapes', async () => {
+    const source: AsyncIterable<number> = {
+      [Symbol.asyncIterator]: () => ({
+        next: () => Promise.resolve({ value: 1, done: false }),
+        return: () => {
+          throw new Error('bad return');
+        },
+      }),
+    };
+    await expect(lastValueFrom(pullEach(source, (value) => of(value)).pipe(take(1)))).resolves.toBe(1);
   });
 });
