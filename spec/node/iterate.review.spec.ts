@@ -1,7 +1,7 @@
 // Review of the pull API (node.iterate, pullEach, request$) used carelessly or hostilely: every probe here once
 // failed, or pins a behaviour the fixes must keep. Over the in-memory link and a real TCP connection.
-import { concat, finalize, lastValueFrom, map, NEVER, of, take, throwError, timer, toArray, type ObservableInput } from 'rxjs';
-import { ErrorCode, pullEach, RemoteError, type Node, type NodeMessage } from '../../src';
+import { asyncScheduler, concat, finalize, interval, lastValueFrom, map, NEVER, of, take, throwError, timer, toArray, type ObservableInput, type Subscription } from 'rxjs';
+import { ErrorCode, IpcTimeoutError, pullEach, RemoteError, type Node, type NodeMessage } from '../../src';
 import { closeAll, delay, link, node, until, type Transport } from '../helpers/net';
 
 afterEach(closeAll);
@@ -402,5 +402,207 @@ describe('pullEach over a hostile AsyncIterable', () => {
       }),
     };
     await expect(lastValueFrom(pullEach(source, (value) => of(value)).pipe(take(1)))).resolves.toBe(1);
+  });
+});
+
+describe.each<[Transport, string]>([
+  ['link', 'fast'],
+  ['tcp', 'fast'],
+  ['link', 'scheduler'],
+  ['tcp', 'scheduler'],
+])('request$ (%s, %s path)', (kind, path) => {
+  async function rxPair(handle: (m: NodeMessage) => void): Promise<{ server: Node; client: Node }> {
+    const server = node('hub', { heartbeatInterval: 0 });
+    const client = node('client', { heartbeatInterval: 0, ...(path === 'scheduler' ? { scheduler: asyncScheduler } : {}) });
+    server.on('message', handle);
+    await link(server, client, kind);
+    return { server, client };
+  }
+
+  it('is cold: two subscriptions are two requests, each with every value', async () => {
+    let asked = 0;
+    const { client } = await rxPair((m) => {
+      asked++;
+      m.stream([1, 2, 3]);
+    });
+    const request = client.request$<number>('hub', 'go', { window: 2 });
+    expect(asked).toBe(0);
+    const [a, b] = await Promise.all([lastValueFrom(request.pipe(toArray())), lastValueFrom(request.pipe(toArray()))]);
+    expect([a, b, asked]).toEqual([[1, 2, 3], [1, 2, 3], 2]);
+    expect(client.stats().pendingRequests).toBe(0);
+  });
+
+  it('unsubscribing synchronously inside next, and take(1): CANCEL, the responder torn down, nothing pending', async () => {
+    const { state, handle } = counting();
+    const { server, client } = await rxPair(handle);
+    const seen: number[] = [];
+    const subscription: Subscription = client.request$<number>('hub', 'go', { window: 4 }).subscribe((value) => {
+      seen.push(value);
+      if (value === 1) subscription.unsubscribe();
+    });
+    await until(() => state.finished, 3000, "the generator's finally");
+    expect(seen).toEqual([0, 1]);
+    await drained(server, client);
+    state.finished = false;
+    await expect(lastValueFrom(client.request$<number>('hub', 'go', { window: 4 }).pipe(take(1)))).resolves.toBe(0);
+    await until(() => state.finished, 3000, "the generator's finally");
+    await drained(server, client);
+  });
+
+  it('receptive: false with a stream responder: one undefined, nothing left on either side', async () => {
+    let streamed: boolean | undefined;
+    let finalized = false;
+    const { server, client } = await rxPair((m) => {
+      streamed = m.stream(interval(5).pipe(finalize(() => (finalized = true))));
+    });
+    await expect(lastValueFrom(client.request$('hub', 'go', { receptive: false }).pipe(toArray()))).resolves.toEqual([undefined]);
+    await until(() => streamed !== undefined);
+    expect(streamed).toBe(false);
+    expect(finalized).toBe(false); // never subscribed
+    await drained(server, client);
+  });
+
+  it('timeout and idleTimeout fail with a typed ERR_IPC_TIMEOUT, and cancel the responder', async () => {
+    let finalized = 0;
+    const { server, client } = await rxPair((m) => {
+      if (m.data === 'silent') m.stream(NEVER.pipe(finalize(() => finalized++)));
+      else m.stream(concat(of(1), NEVER).pipe(finalize(() => finalized++)));
+    });
+    const first = await lastValueFrom(client.request$('hub', 'silent', { timeout: 40 })).catch((e: unknown) => e);
+    expect(first).toBeInstanceOf(IpcTimeoutError);
+    expect(first).toMatchObject({ code: ErrorCode.TIMEOUT });
+    const idle = await lastValueFrom(client.request$('hub', 'one', { idleTimeout: 40 })).catch((e: unknown) => e);
+    expect(idle).toBeInstanceOf(IpcTimeoutError);
+    expect(idle).toMatchObject({ code: ErrorCode.TIMEOUT });
+    await until(() => finalized === 2);
+    await drained(server, client);
+  });
+
+  it.each([0, -1, NaN, 1.5, 2 ** 32, Infinity, '16'])('window %p errors the subscription with a TypeError, nothing sent', async (window) => {
+    let asked = 0;
+    const { client } = await rxPair(() => asked++);
+    const error = await lastValueFrom(client.request$('hub', 'go', { window: window as number })).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TypeError);
+    expect(asked).toBe(0);
+  });
+
+  it.each([2 ** 31, 2 ** 31 + 5, Infinity])('timeout and idleTimeout %p do not fire early', async (ms) => {
+    const { client } = await rxPair((m) =>
+      m.stream(
+        (async function* () {
+          await delay(30);
+          yield 1;
+          await delay(30);
+          yield 2;
+        })(),
+      ),
+    );
+    await expect(lastValueFrom(client.request$('hub', 'x', { timeout: ms, idleTimeout: ms }).pipe(toArray()))).resolves.toEqual([1, 2]);
+  });
+});
+
+describe.each<Transport>(['link', 'tcp'])('nothing left behind after close() (%s)', (kind) => {
+  it('waiting and idle iterators, a pending request$ and a pullEach mid-work: all settle, no timer survives', async () => {
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    const { state, handle } = counting();
+    const { server, client } = await pair(kind, (m) => (m.data === 'silent' ? m.stream(NEVER) : handle(m)));
+    const options = { timeout: 60_000, idleTimeout: 60_000, window: 4 };
+    const waiting = client.iterate('hub', 'silent', options).next();
+    const idle = client.iterate<number>('hub', 'go', options);
+    await idle.next();
+    const request = lastValueFrom(client.request$('hub', 'silent', options));
+    // A pull operator learns of the source's failure at its next pull, once the work in progress is done.
+    let working = false;
+    const pulled = lastValueFrom(pullEach(client.iterate<number>('hub', 'go', options), () => ((working = true), timer(100))));
+    await until(() => server.stats().openStreams === 4 && working);
+    await Promise.all([client.close(), server.close()]);
+    await expect(waiting).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+    await expect(request).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+    await expect(pulled).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+    let error: unknown;
+    for (let i = 0; i < 10 && error === undefined; i++) error = await idle.next().then(() => undefined, (e: unknown) => e);
+    expect(error).toMatchObject({ code: ErrorCode.CLOSED });
+    await until(() => state.finished, 3000, "the generators' finally");
+    await until(() => timers() <= before, 3000, 'the timers to be cleared');
+  });
+});
+
+describe.each<Transport>(['link', 'tcp'])('values through iterate and request$ streams come out as they went in (%s)', (kind) => {
+  const widths = ['a', 'é', '€', '😀'];
+  const texts = [
+    '',
+    ...widths,
+    widths.join(''),
+    // Around the text fast path's limit (2730 UTF-16 units) and the writer's packing limit (8 KiB), every width.
+    ...widths.flatMap((c) => [2729, 2730, 2731, 4096, 8192].map((n) => c.repeat(Math.ceil(n / c.length)).slice(0, n - (n % c.length)))),
+    '\uD83D', // a lone surrogate
+    'x\uDE00y',
+    '\u0000nul',
+  ];
+  const values: unknown[] = [
+    ...texts,
+    0,
+    -0,
+    NaN,
+    Infinity,
+    -Infinity,
+    2 ** 53 + 2,
+    -(2 ** 63),
+    Number.MIN_VALUE,
+    123n,
+    -(2n ** 200n),
+    true,
+    false,
+    null,
+    undefined,
+    Buffer.from([0, 1, 2, 255]),
+    Buffer.alloc(0),
+    Buffer.alloc(10_000, 7),
+    new Uint8Array([9, 8, 7]),
+    new Uint8Array(20_000).fill(3),
+    Buffer.from('abcdef').subarray(2, 4),
+    new Float64Array([-0, 1.5]),
+    new Date(0),
+    new Date(8.64e15),
+    new Map<unknown, unknown>([[1, 'one'], ['-0', -0], [{ k: 1 }, [new Set([1])]]]),
+    new Set(['a', 1, null]),
+    /re+g/giu,
+    { a: { b: { c: [1, 'é', null, { d: -0 }] } } },
+    { nested: [undefined, 1] },
+    [1, , 3], // eslint-disable-line no-sparse-arrays
+    { big: 10n, when: new Date(5), bytes: Buffer.from([1]) },
+    { '': '', ['__proto__']: 1 },
+    Array.from({ length: 40 }).reduce<unknown>((inner) => ({ inner }), 'deep'),
+  ];
+
+  function expectSame(got: unknown[], sent: unknown[]): void {
+    expect(got).toHaveLength(sent.length);
+    sent.forEach((value, i) => {
+      expect(got[i]).toStrictEqual(value);
+      if (typeof value === 'number') expect(Object.is(got[i], value)).toBe(true);
+      // By name: structured clone builds its objects in Node's realm, not in jest's.
+      if (value !== null && typeof value === 'object') expect((got[i] as object)?.constructor.name).toBe(value.constructor.name);
+    });
+  }
+
+  it('streamed back by the responder, through iterate and request$', async () => {
+    const { client } = await pair(kind, (m) => m.stream(values));
+    const iterated: unknown[] = [];
+    for await (const value of client.iterate('hub', 'all', { window: 3 })) iterated.push(value);
+    expectSame(iterated, values);
+    expectSame(await lastValueFrom(client.request$('hub', 'all', { window: 3 }).pipe(toArray())), values);
+  });
+
+  it('sent as the request data of iterate and request$, echoed back', async () => {
+    const { client } = await pair(kind, (m) => m.stream([m.data]));
+    const iterated: unknown[] = [];
+    const pushed: unknown[] = [];
+    for (const value of values) {
+      for await (const echoed of client.iterate('hub', value, { window: 7 })) iterated.push(echoed);
+      pushed.push(await lastValueFrom(client.request$('hub', value, { window: 7 })));
+    }
+    expectSame(iterated, values);
+    expectSame(pushed, values);
   });
 });
