@@ -594,6 +594,27 @@ describe.each<Transport>(['link', 'tcp'])('values through iterate and request$ s
     expectSame(await lastValueFrom(client.request$('hub', 'all', { window: 3 }).pipe(toArray())), values);
   });
 
+  it('a pulled source that refills one large buffer for each value: every value arrives as it was yielded', async () => {
+    const { client } = await pair(kind, (m) =>
+      m.stream(
+        (function* () {
+          const chunk = m.data === 'u8' ? new Uint8Array(64 * 1024) : Buffer.alloc(64 * 1024);
+          for (let i = 0; i < 40; i++) yield chunk.fill(i);
+        })(),
+      ),
+    );
+    const wrong = (chunks: Uint8Array[]) => chunks.flatMap((chunk, i) => (chunk.length === 64 * 1024 && chunk.every((b) => b === i) ? [] : [i]));
+    for (const data of ['buffer', 'u8']) {
+      const iterated: Uint8Array[] = [];
+      for await (const chunk of client.iterate<Uint8Array>('hub', data, { window: 64 })) iterated.push(Uint8Array.from(chunk));
+      expect(wrong(iterated)).toEqual([]);
+      expect(iterated).toHaveLength(40);
+      const pushed = await lastValueFrom(client.request$<Uint8Array>('hub', data, { window: 64 }).pipe(map((c) => Uint8Array.from(c)), toArray()));
+      expect(wrong(pushed)).toEqual([]);
+      expect(pushed).toHaveLength(40);
+    }
+  });
+
   it('sent as the request data of iterate and request$, echoed back', async () => {
     const { client } = await pair(kind, (m) => m.stream([m.data]));
     const iterated: unknown[] = [];
