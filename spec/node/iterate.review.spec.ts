@@ -2,7 +2,8 @@
 // failed, or pins a behaviour the fixes must keep. Over the in-memory link and a real TCP connection.
 import { asyncScheduler, concat, finalize, interval, lastValueFrom, map, NEVER, of, take, throwError, timer, toArray, type ObservableInput, type Subscription } from 'rxjs';
 import { ErrorCode, IpcTimeoutError, pullEach, RemoteError, type Node, type NodeMessage } from '../../src';
-import { closeAll, delay, link, node, until, type Transport } from '../helpers/net';
+import { killChildren, spawnNode } from '../helpers/child';
+import { closeAll, delay, link, node, serveTcp, socketPath, until, type Transport } from '../helpers/net';
 
 afterEach(closeAll);
 
@@ -606,13 +607,25 @@ describe.each<Transport>(['link', 'tcp'])('values through iterate and request$ s
     const wrong = (chunks: Uint8Array[]) => chunks.flatMap((chunk, i) => (chunk.length === 64 * 1024 && chunk.every((b) => b === i) ? [] : [i]));
     for (const data of ['buffer', 'u8']) {
       const iterated: Uint8Array[] = [];
-      for await (const chunk of client.iterate<Uint8Array>('hub', data, { window: 64 })) iterated.push(Uint8Array.from(chunk));
+      for await (const chunk of client.iterate<Uint8Array>('hub', data, { window: 64 })) iterated.push(chunk);
       expect(wrong(iterated)).toEqual([]);
       expect(iterated).toHaveLength(40);
-      const pushed = await lastValueFrom(client.request$<Uint8Array>('hub', data, { window: 64 }).pipe(map((c) => Uint8Array.from(c)), toArray()));
+      const pushed = await lastValueFrom(client.request$<Uint8Array>('hub', data, { window: 64 }).pipe(toArray()));
       expect(wrong(pushed)).toEqual([]);
       expect(pushed).toHaveLength(40);
     }
+  });
+
+  it('what cannot be encoded fails with ERR_IPC_ENCODE, as request data or as a streamed value', async () => {
+    const { client } = await pair(kind, (m) => m.stream([1, () => 2, 3]));
+    for (const bad of [() => 1, Symbol('s'), { f: () => 1 }]) {
+      await expect(client.iterate('hub', bad).next()).rejects.toMatchObject({ code: ErrorCode.ENCODE });
+      await expect(lastValueFrom(client.request$('hub', bad))).rejects.toMatchObject({ code: ErrorCode.ENCODE });
+    }
+    const iterator = client.iterate('hub', 'go');
+    await expect(iterator.next()).resolves.toEqual({ value: 1, done: false });
+    await expect(iterator.next()).rejects.toMatchObject({ code: ErrorCode.REMOTE, remoteCode: ErrorCode.ENCODE });
+    expect(client.stats().pendingRequests).toBe(0);
   });
 
   it('sent as the request data of iterate and request$, echoed back', async () => {
@@ -625,5 +638,44 @@ describe.each<Transport>(['link', 'tcp'])('values through iterate and request$ s
     }
     expectSame(iterated, values);
     expectSame(pushed, values);
+  });
+});
+
+describe.each(['tcp', 'unix'])('the responder process killed mid-stream (%s)', (kind) => {
+  afterEach(killChildren);
+
+  it('iterate, request$ and pullEach reject with ERR_IPC_PEER_DISCONNECTED, nothing pending', async () => {
+    const hub = node('hub', { heartbeatInterval: 0 });
+    let where: unknown[];
+    if (kind === 'unix') {
+      const path = socketPath();
+      hub.serve('hub', path);
+      await new Promise((resolve) => hub.once('listening', resolve));
+      where = [path];
+    } else where = [await serveTcp(hub), '127.0.0.1'];
+    // The built package, as a user runs it; an endless stream for every request.
+    const child = spawnNode([
+      '-e',
+      `const { Node } = require('./dist');
+       const node = new Node('worker', { maxRetries: 0, heartbeatInterval: 0 });
+       node.on('message', (m) => m.stream((function* () { for (let i = 0; ; i++) yield i; })()));
+       node.connectTo('hub', ...${JSON.stringify(where)}).then(() => console.log('ready'));`,
+    ]);
+    await child.waitFor('ready');
+    const iterator = hub.iterate<number>('worker', 'go', { window: 4 });
+    await expect(iterator.next()).resolves.toEqual({ value: 0, done: false });
+    const pushed = new Promise<unknown>((resolve) => {
+      const values: unknown[] = [];
+      hub.request$('worker', 'go', { window: 4 }).subscribe({ next: (v) => values.push(v), error: resolve, complete: () => resolve('completed') });
+    });
+    const pulled = lastValueFrom(pullEach(hub.iterate<number>('worker', 'go', { window: 4 }), (value) => timer(5).pipe(map(() => value)))).catch((e: unknown) => e);
+    await delay(30);
+    child.process.kill('SIGKILL');
+    let error: unknown;
+    for (let i = 0; i < 10 && error === undefined; i++) error = await iterator.next().then(() => undefined, (e: unknown) => e);
+    expect(error).toMatchObject({ code: ErrorCode.PEER_DISCONNECTED });
+    await expect(pushed).resolves.toMatchObject({ code: ErrorCode.PEER_DISCONNECTED });
+    await expect(pulled).resolves.toMatchObject({ code: ErrorCode.PEER_DISCONNECTED });
+    expect(hub.stats().pendingRequests).toBe(0);
   });
 });

@@ -11,7 +11,8 @@ import { from, takeUntil } from './lazy';
  * Unsubscribing returns the iterator (for `node.iterate`: CANCEL to the responder) and unsubscribes the work in
  * progress — also from inside a value that work emits synchronously (`take(1)` downstream). An error of `work`
  * (thrown, rejected, or not an `ObservableInput`) or of the iterator (a rejecting or throwing `next()`, a result
- * that is not an object) errors the Observable, and the iterator is returned.
+ * that is not an object) errors the Observable, and the iterator is returned. Being pulled, the source reports
+ * its own failure (a `RemoteError`, a lost connection) at the next pull: once the work in progress completed.
  *
  * @example
  * pullEach(node.iterate('db', 'rows', { window: 16 }), (row) => from(store(row))).pipe(count()).subscribe(…);
