@@ -616,6 +616,19 @@ describe.each<Transport>(['link', 'tcp'])('values through iterate and request$ s
     }
   });
 
+  it('large values: a 1 MiB string of every width, a 3 MiB Buffer, a large structured-clone object', async () => {
+    const large = [
+      widths.join('').repeat(2 ** 18 / 2),
+      Buffer.alloc(3 * 2 ** 20, 0xab),
+      { rows: Array.from({ length: 20_000 }, (_, i) => ({ i, when: new Date(i), tag: `é${i}` })) },
+    ];
+    const { client } = await pair(kind, (m) => m.stream(m.data === 'all' ? large : [m.data]));
+    const iterated: unknown[] = [];
+    for await (const value of client.iterate('hub', 'all', { window: 1 })) iterated.push(value);
+    expectSame(iterated, large);
+    expectSame(await lastValueFrom(client.request$('hub', large[0]).pipe(toArray())), [large[0]]);
+  });
+
   it('what cannot be encoded fails with ERR_IPC_ENCODE, as request data or as a streamed value', async () => {
     const { client } = await pair(kind, (m) => m.stream([1, () => 2, 3]));
     for (const bad of [() => 1, Symbol('s'), { f: () => 1 }]) {
