@@ -6,6 +6,7 @@ import { killChildren, spawnNode } from '../helpers/child';
 import { closeAll, delay, link, node, serveTcp, socketPath, until, type Transport } from '../helpers/net';
 
 afterEach(closeAll);
+afterEach(() => jest.restoreAllMocks());
 
 async function pair(kind: Transport, handle: (m: NodeMessage) => void): Promise<{ server: Node; client: Node }> {
   const server = node('hub', { heartbeatInterval: 0 });
@@ -110,16 +111,18 @@ describe.each<Transport>(['link', 'tcp'])('iterator edges (%s)', (kind) => {
         })(),
       ),
     );
-    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
-    const before = timers();
+    // The first-value timeout is the one 60 s timer armed here: it must be cleared by throw().
+    const armed = jest.spyOn(global, 'setTimeout');
+    const cleared = jest.spyOn(global, 'clearTimeout');
     const iterator = client.iterate('hub', 'go', { timeout: 60_000, idleTimeout: 60_000 });
     const waiting = iterator.next();
     await until(() => server.stats().openStreams === 1);
-    expect(timers()).toBe(before + 1); // the first-value timeout
+    const timer = armed.mock.results[armed.mock.calls.findIndex(([, ms]) => ms === 60_000)]?.value;
+    expect(timer).toBeDefined();
     const boom = new Error('boom');
     await expect(iterator.throw!(boom)).rejects.toBe(boom);
     await expect(waiting).resolves.toEqual({ value: undefined, done: true });
-    expect(timers()).toBe(before);
+    expect(cleared).toHaveBeenCalledWith(timer);
     await expect(iterator.next()).resolves.toEqual({ value: undefined, done: true });
     await until(() => server.stats().openStreams === 0 && client.stats().pendingRequests === 0);
     release();
