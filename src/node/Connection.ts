@@ -352,10 +352,10 @@ export class Connection implements StreamSink {
     return this.host.codec;
   }
 
-  /** StreamSink: writes a stream frame; false when the connection is gone. */
-  trySendFrame(type: number, id: number, encoding: number, payload: Uint8Array | string): boolean {
+  /** StreamSink: writes a stream frame (`written`: see FrameWriter#write); false when the connection is gone. */
+  trySendFrame(type: number, id: number, encoding: number, payload: Uint8Array | string, written?: (error?: Error | null) => void): boolean {
     if (!this.writable) return false;
-    this.writer.write(type, 0, id, encoding, payload);
+    this.writer.write(type, 0, id, encoding, payload, -1, written);
     return true;
   }
 

@@ -645,6 +645,11 @@ export class Node extends EventEmitter<NodeEvents> {
    * is torn down. `timeout` bounds the wait for the first value, `idleTimeout` each later wait. Errors (a
    * `RemoteError`, `ERR_IPC_PEER_DISCONNECTED`, bad arguments, `ERR_IPC_NOT_CONNECTED`) reject a `next()`.
    *
+   * It behaves as an async generator: `next()` may be called again before the previous call settled (the calls
+   * settle in order, one value each, and the responder still runs at most `window` ahead of the values handed
+   * out); an error rejects one `next()` and later ones resolve `done`; after `return()` or `throw(error)` —
+   * even before the first `next()`, when nothing is ever sent — pending and later `next()` calls resolve `done`.
+   *
    * Use `request$` for push pipelines (values flow as fast as they come; credits follow delivery), `iterate` for
    * pull (`for await` over work that takes time); to keep RxJS operators *and* this backpressure, see `pullEach`.
    *
@@ -653,7 +658,6 @@ export class Node extends EventEmitter<NodeEvents> {
    */
   iterate<T = unknown>(target: Target, data: unknown, options: RequestStreamOptions = {}): AsyncIterableIterator<T> {
     let inner: AsyncIterableIterator<T> | null = null;
-    let failure: unknown = null;
     const open = (): AsyncIterableIterator<T> => {
       checkTarget(target, 'iterate(target): target', isSocket);
       options = checkRequestOptions(options, 'iterate(target, data, options): options');
@@ -674,20 +678,30 @@ export class Node extends EventEmitter<NodeEvents> {
         },
       });
     };
+    // Before the first next() there is no request yet: return() or throw() then end it without ever sending one,
+    // and arguments that fail reject that one next() (later ones are done), as an async generator would.
+    let ended = false;
     const done = (): Promise<IteratorResult<T>> => Promise.resolve({ value: undefined, done: true });
     return {
       next: () => {
-        if (inner === null && failure === null) {
+        if (inner === null && !ended) {
           try {
             inner = open();
           } catch (error) {
-            failure = error;
+            ended = true;
+            return Promise.reject(error);
           }
         }
-        return inner ? inner.next() : Promise.reject(failure);
+        return inner ? inner.next() : done();
       },
-      return: () => (inner ? inner.return!() : done()),
-      throw: (error?: unknown) => (inner ? inner.throw!(error) : Promise.reject(error)),
+      return: () => {
+        ended = true;
+        return inner ? inner.return!() : done();
+      },
+      throw: (error?: unknown) => {
+        ended = true;
+        return inner ? inner.throw!(error) : Promise.reject(error);
+      },
       [Symbol.asyncIterator]() {
         return this;
       },

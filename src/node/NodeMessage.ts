@@ -53,7 +53,9 @@ export class NodeMessage<T = unknown> {
    * generator, Set…) is pulled only as fast as the requester consumes (credits); an `Observable` pushes, and may
    * run at most `streamBuffer` values ahead before the stream fails with `ERR_IPC_STREAM_OVERFLOW`. When the
    * requester unsubscribes or the connection is lost, `source` is unsubscribed (its `finalize` runs) or the
-   * iterator returned. Returns false, and does nothing, when nothing awaits an answer (as
+   * iterator returned. A pulled source may reuse a Buffer it yielded once asked for the next value (a large one
+   * is sent without a copy, and the next value is pulled once the socket has taken it); a pushed one must not
+   * change a value it emitted. Returns false, and does nothing, when nothing awaits an answer (as
    * {@link NodeMessage.reply}).
    * @throws TypeError when `source` is none of those; the requester then gets that error.
    */

@@ -6,6 +6,7 @@ import { FrameType } from '../protocol/constants';
 import { EMPTY_PAYLOAD } from '../protocol/Frame';
 import { encodeWire, type Codec } from '../protocol/Serializer';
 import { asError } from './asError';
+import { PACK_LIMIT } from './FrameWriter';
 import { from, takeUntil } from '../rx/lazy';
 
 /** What a stream needs from its connection. */
@@ -13,8 +14,12 @@ export interface StreamSink {
   readonly codec: Codec;
   /** @throws IpcError (`ERR_IPC_FRAME_TOO_LARGE`) when `payload` (bytes, or text as UTF-8) exceeds the peer's limit. */
   checkSize(payload: Uint8Array | string): void;
-  /** Writes one frame; false when the connection is gone. */
-  trySendFrame(type: number, id: number, encoding: number, payload: Uint8Array | string): boolean;
+  /**
+   * Writes one frame; false when the connection is gone. `written` (see `FrameWriter#write`) is called once the
+   * socket has taken a payload larger than {@link PACK_LIMIT}, which is written without a copy; never for a smaller
+   * one (copied at once).
+   */
+  trySendFrame(type: number, id: number, encoding: number, payload: Uint8Array | string, written?: (error?: Error | null) => void): boolean;
   /** True while so much waits to be sent to the peer that a stream should wait for {@link StreamSink.drained}. */
   readonly backlogged: boolean;
   /** Resolves when the socket drained; rejects when the connection is gone. */
@@ -64,6 +69,12 @@ export class StreamResponder {
   private stop: Subject<void> | null = null;
   /** A wait for the socket to drain is armed (pushed sources). */
   private waitingForDrain = false;
+  /**
+   * Pulled sources: the last value's payload was written without a copy (over {@link PACK_LIMIT} bytes, a Buffer
+   * or Uint8Array sent as it is); settles once the socket has taken it. The next value is pulled only then: a
+   * source may reuse its buffer once asked for the next value (a reader that fills one chunk again and again).
+   */
+  private taken: Promise<void> | null = null;
 
   constructor(
     private readonly sink: StreamSink,
@@ -132,6 +143,10 @@ export class StreamResponder {
         while (this.credits === 0 && !this.ended) await new Promise<void>((resolve) => (this.wake = resolve));
         while (this.sink.backlogged && !this.ended) await this.sink.drained();
         if (sent % YIELD_EVERY === YIELD_EVERY - 1) await new Promise((resolve) => setImmediate(resolve));
+        if (this.taken) {
+          await this.taken;
+          this.taken = null;
+        }
         if (this.ended) return;
         const { value, done } = await iterator.next();
         if (this.ended) return;
@@ -197,7 +212,13 @@ export class StreamResponder {
       this.fail(asError(error));
       return false;
     }
-    if (this.sink.trySendFrame(FrameType.STREAM_NEXT, this.id, encoded.encoding, encoded.payload)) return true;
+    const { payload } = encoded;
+    let written: ((error?: Error | null) => void) | undefined;
+    if (this.iterator !== null && typeof payload !== 'string' && payload.length > PACK_LIMIT) {
+      // Settles on a failed write too: the connection then ends the stream.
+      this.taken = new Promise<void>((resolve) => (written = () => resolve()));
+    }
+    if (this.sink.trySendFrame(FrameType.STREAM_NEXT, this.id, encoded.encoding, payload, written)) return true;
     this.end();
     return false;
   }

@@ -20,44 +20,71 @@ export interface RequestIteratorOptions {
   schedule(callback: () => void, ms: number): () => void;
 }
 
+/** A `next()` call waiting for its result. */
+interface Waiter<T> {
+  resolve(result: IteratorResult<T>): void;
+  reject(error: unknown): void;
+}
+
 /**
  * The answer(s) to one request as an `AsyncIterableIterator`, with credits granted as the consumer *pulls*
  * (not as values arrive): the responder never runs more than `window` values ahead of the consumer, and at most
  * `window` values wait here. Nothing is sent before the first `next()`. `return()` (a `break` out of `for await`)
  * removes the request and sends CANCEL: the responder's source is torn down. The same pending table (`registry`)
  * and dispatch as `request$`.
+ *
+ * It behaves as an async generator would: `next()` may be called again before the previous call settled (the
+ * calls settle in order, one value each); an error (remote, timeout, lost connection) rejects one `next()`, and
+ * every later one resolves `done`; `return()` and `throw(error)` end it — pending `next()` calls resolve `done`,
+ * `throw` rejects with `error` — and a later `next()` resolves `done`.
  */
 export function requestIterator<T>(registry: RequestRegistry, send: (id: number) => void, options: RequestIteratorOptions): AsyncIterableIterator<T> {
   const half = Math.max(1, Math.floor(options.window / 2));
   const queue: T[] = [];
+  const waiters: Waiter<T>[] = [];
   let id = 0;
   let started = false;
+  /** No value will arrive any more (answered, failed, cancelled). */
   let finished = false;
+  /** Why it failed, until a `next()` reported it. */
   let failure: unknown = null;
   let consumed = 0;
   let seen = 0;
-  let waiter: { resolve(result: IteratorResult<T>): void; reject(error: unknown): void } | null = null;
   let disarm: (() => void) | null = null;
 
-  const settle = () => {
-    if (!waiter) return;
-    const { resolve, reject } = waiter;
-    if (queue.length > 0) resolve({ value: take(), done: false });
-    else if (failure !== null) reject(failure);
-    else if (finished) resolve({ value: undefined, done: true });
-    else return;
-    waiter = null;
+  const stopTimer = () => {
     disarm?.();
     disarm = null;
   };
-  /** One value handed to the consumer: credits follow the pulls. */
-  const take = (): T => {
-    const value = queue.shift() as T;
+  /** Within settle(): a value it hands out may grant credits, and over an in-memory link the next values come back at once. */
+  let settling = false;
+  /** Hands what is here to the waiting `next()` calls, in order; arms the timeout while some still wait. */
+  const settle = () => {
+    if (settling) return; // the loop below picks up what arrived meanwhile
+    settling = true;
+    let delivered = false;
+    while (waiters.length > 0) {
+      if (queue.length > 0) {
+        waiters.shift()!.resolve({ value: queue.shift() as T, done: false });
+        delivered = true;
+        pulled();
+      } else if (failure !== null) {
+        const error = failure;
+        failure = null;
+        waiters.shift()!.reject(error);
+      } else if (finished) waiters.shift()!.resolve({ value: undefined, done: true });
+      else break;
+    }
+    settling = false;
+    if (delivered || waiters.length === 0 || finished) stopTimer();
+    if (waiters.length > 0 && !finished && disarm === null) arm();
+  };
+  /** One value was handed to the consumer: credits follow the pulls. */
+  const pulled = () => {
     if (!finished && ++consumed >= half) {
       options.grant(id, consumed);
       consumed = 0;
     }
-    return value;
   };
   const observer: Observer<unknown> = {
     next(value) {
@@ -75,10 +102,17 @@ export function requestIterator<T>(registry: RequestRegistry, send: (id: number)
       settle();
     },
   };
+  /** Leaves early: the request is forgotten here and cancelled at the responder. */
   const stop = () => {
-    if (!finished && registry.take(id) !== undefined) options.cancel(id);
+    if (started && !finished && registry.take(id) !== undefined) options.cancel(id);
     finished = true;
     queue.length = 0;
+  };
+  /** Ends it for the consumer (`return`, `throw`): what waits resolves done, nothing is reported any more. */
+  const end = () => {
+    stop();
+    failure = null;
+    settle();
   };
   const start = () => {
     started = true;
@@ -105,25 +139,18 @@ export function requestIterator<T>(registry: RequestRegistry, send: (id: number)
 
   return {
     next(): Promise<IteratorResult<T>> {
-      if (!started) start();
-      if (waiter) return Promise.reject(new TypeError('next() called again before the previous one settled'));
+      if (!started && !finished) start();
       return new Promise((resolve, reject) => {
-        waiter = { resolve, reject };
+        waiters.push({ resolve, reject });
         settle();
-        if (waiter) arm();
       });
     },
     return(): Promise<IteratorResult<T>> {
-      if (started) stop();
-      else finished = true;
-      waiter?.resolve({ value: undefined, done: true });
-      waiter = null;
-      disarm?.();
+      end();
       return Promise.resolve({ value: undefined, done: true });
     },
     throw(error?: unknown): Promise<IteratorResult<T>> {
-      if (started) stop();
-      finished = true;
+      end();
       return Promise.reject(error);
     },
     [Symbol.asyncIterator]() {
