@@ -17,7 +17,7 @@ export type NatsTransportOptions = (
   /**
    * First token(s) of every subject the nodes use: `<prefix>.discover.<service>`, `<prefix>.announce.<service>`,
    * `<prefix>.open.<instance>`, `<prefix>.link.<id>`, `<prefix>.found.<id>`. Default `'ipc'`. Give each fleet its
-   * own prefix to keep fleets that share a NATS cluster apart.
+   * own prefix to keep fleets that share a NATS cluster apart. At most 256 bytes (UTF-8).
    */
   prefix?: string;
   /** Most instances of one service a client links to (the first found). Default `Infinity`. */
@@ -34,6 +34,12 @@ const CLIENT_PACKAGE = '@nats-io/transport-node';
 
 /** A subject token: no `.`, `*`, `>`, whitespace or control characters. */
 const TOKEN = /^[^.*>\s\u0000-\u001f\u007f]+$/;
+/**
+ * Most UTF-8 bytes of a prefix. A subject is at most two prefixes, a 256-character name (768 bytes) and a few
+ * tokens, well within the server's 4 KiB protocol line (`max_control_line`): a longer SUB makes the server drop the
+ * connection, and nats.js subscribes again on every reconnect.
+ */
+const MAX_PREFIX_BYTES = 256;
 
 /**
  * A transport that carries a node's links over NATS (`new Node(name, { transport: natsTransport(…) })`): names are
@@ -48,8 +54,10 @@ export function natsTransport(options: NatsTransportOptions): NodeTransport {
     throw new TypeError(`natsTransport(options): options must be an object (nats.js connection options, or { connection }), received ${describe(options)}`);
   }
   const prefix = options.prefix === undefined ? 'ipc' : options.prefix;
-  if (typeof prefix !== 'string' || !prefix.split('.').every((token) => TOKEN.test(token))) {
-    throw new TypeError(`natsTransport(options): options.prefix must be subject tokens separated by dots (no '*', '>' or whitespace), received ${describe(prefix)}`);
+  if (typeof prefix !== 'string' || !prefix.split('.').every((token) => TOKEN.test(token)) || Buffer.byteLength(prefix) > MAX_PREFIX_BYTES) {
+    throw new TypeError(
+      `natsTransport(options): options.prefix must be subject tokens separated by dots (no '*', '>' or whitespace), at most ${MAX_PREFIX_BYTES} bytes, received ${describe(prefix).slice(0, 100)}`,
+    );
   }
   if ('connection' in options) {
     const nc = options.connection as Partial<NatsConnection> | null;
