@@ -330,22 +330,24 @@ class NatsSession implements TransportSession {
     if (this.closed) return '';
     const { instance } = this.node;
     const discover = this.subject('discover', service);
-    const mine = [
-      this.subscribe(nc, discover, (msg) => {
-        if (msg.reply) msg.respond(asJson({ instance }));
-      }),
-      this.subscribe(nc, this.subject('open', instance), (msg) => this.linkRequested(nc, msg, onLink)),
-    ];
+    const open = this.subject('open', instance);
+    // nats.js throws when the connection is closing or draining (a connection the user gave): say it our way.
     try {
+      const mine = [
+        this.subscribe(nc, discover, (msg) => {
+          if (msg.reply) msg.respond(asJson({ instance }));
+        }),
+        this.subscribe(nc, open, (msg) => this.linkRequested(nc, msg, onLink)),
+      ];
       await nc.flush();
+      // The server refuses a subscription (permissions) before it answers the flush.
+      if (mine.some((subscription) => subscription.isClosed())) {
+        throw new IpcError(ErrorCode.TRANSPORT, `NATS refused the subscriptions of "${service}" (${discover}, ${open}): check the user's permissions`);
+      }
+      nc.publish(this.subject('announce', service), asJson({ instance }));
     } catch (error) {
-      throw transportError('subscribing', error);
+      throw transportError(`serving "${service}"`, error);
     }
-    // The server refuses a subscription (permissions) before it answers the flush.
-    if (mine.some((subscription) => subscription.isClosed())) {
-      throw new IpcError(ErrorCode.TRANSPORT, `NATS refused the subscriptions of "${service}" (${discover}, ${this.subject('open', instance)}): check the user's permissions`);
-    }
-    nc.publish(this.subject('announce', service), asJson({ instance }));
     return `nats:${discover}`;
   }
 
@@ -377,11 +379,18 @@ class NatsSession implements TransportSession {
       this.shared.get().then(
         async (nc) => {
           if (stopped || this.closed) return undefined;
-          if (mine.size === 0) {
-            mine.add(this.subscribe(nc, inbox, onAnswer));
-            mine.add(this.subscribe(nc, this.subject('announce', service), onAnswer));
+          try {
+            if (mine.size === 0) {
+              mine.add(this.subscribe(nc, inbox, onAnswer));
+              mine.add(this.subscribe(nc, this.subject('announce', service), onAnswer));
+            }
+            nc.publish(this.subject('discover', service), undefined, { reply: inbox });
+          } catch (error) {
+            // A connection closing or draining (one the user gave): a failed round, never a rejection.
+            const failure = transportError(`asking who serves "${service}"`, error);
+            if (!stopped) this.report(failure);
+            return failure;
           }
-          nc.publish(this.subject('discover', service), undefined, { reply: inbox });
           await nc.flush().catch(() => undefined);
           return undefined;
         },
@@ -411,15 +420,16 @@ class NatsSession implements TransportSession {
 
   async open(service: string, instance: string): Promise<Duplex> {
     const nc = await this.shared.get();
-    const link = this.link(nc);
+    let link: NatsLink | undefined;
     try {
+      link = this.link(nc);
       const answer = await nc.request(this.subject('open', instance), asJson({ subject: link.from, name: this.node.name }), { timeout: this.settings.openTimeout });
       const to = readBody(answer)?.subject;
       if (typeof to !== 'string' || !to.startsWith(`${this.settings.prefix}.link.`)) throw new Error('malformed answer');
       link.to = to;
       return link;
     } catch (error) {
-      link.destroy();
+      link?.destroy();
       throw new IpcError(ErrorCode.CONNECT, `Could not open a link to an instance of "${service}" (${instance}): ${(error as Error).message}`, { cause: error });
     }
   }
