@@ -340,12 +340,15 @@ class NatsSession implements TransportSession {
         this.subscribe(nc, open, (msg) => this.linkRequested(nc, msg, onLink)),
       ];
       await nc.flush();
+      // Closed meanwhile: close() unsubscribed them, that is no refusal.
+      if (this.closed) return '';
       // The server refuses a subscription (permissions) before it answers the flush.
       if (mine.some((subscription) => subscription.isClosed())) {
         throw new IpcError(ErrorCode.TRANSPORT, `NATS refused the subscriptions of "${service}" (${discover}, ${open}): check the user's permissions`);
       }
       nc.publish(this.subject('announce', service), asJson({ instance }));
     } catch (error) {
+      if (this.closed) return '';
       throw transportError(`serving "${service}"`, error);
     }
     return `nats:${discover}`;
