@@ -321,8 +321,13 @@ class NatsSession implements TransportSession {
 
   serve(service: string, onLink: (link: Duplex) => void): Promise<string> {
     checkToken(service, 'serve(name): name');
-    this.serving = { service, onLink };
-    return this.reachable(service, onLink);
+    const serving = { service, onLink };
+    this.serving = serving;
+    return this.reachable(service, onLink).catch((error: unknown) => {
+      // A serve that failed is forgotten: a new NATS connection must not make the node reachable behind its back.
+      if (this.serving === serving) this.serving = null;
+      throw error;
+    });
   }
 
   private async reachable(service: string, onLink: (link: Duplex) => void): Promise<string> {
@@ -331,14 +336,15 @@ class NatsSession implements TransportSession {
     const { instance } = this.node;
     const discover = this.subject('discover', service);
     const open = this.subject('open', instance);
+    const mine: Subscription[] = [];
     // nats.js throws when the connection is closing or draining (a connection the user gave): say it our way.
     try {
-      const mine = [
+      mine.push(
         this.subscribe(nc, discover, (msg) => {
           if (msg.reply) msg.respond(asJson({ instance }));
         }),
-        this.subscribe(nc, open, (msg) => this.linkRequested(nc, msg, onLink)),
-      ];
+      );
+      mine.push(this.subscribe(nc, open, (msg) => this.linkRequested(nc, msg, onLink)));
       await nc.flush();
       // Closed meanwhile: close() unsubscribed them, that is no refusal.
       if (this.closed) return '';
@@ -349,6 +355,8 @@ class NatsSession implements TransportSession {
       nc.publish(this.subject('announce', service), asJson({ instance }));
     } catch (error) {
       if (this.closed) return '';
+      // Not reachable: no subscription of this attempt may stay (one left would answer discovery for a phantom).
+      for (const subscription of mine) this.unsubscribe(subscription);
       throw transportError(`serving "${service}"`, error);
     }
     return `nats:${discover}`;
