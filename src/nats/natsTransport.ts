@@ -157,6 +157,12 @@ class SharedConnection {
     return !('connection' in this.options);
   }
 
+  /** Set once the connection the user gave is closed: it never comes back, the transport can never work again. */
+  get failure(): IpcError | null {
+    if (!('connection' in this.options) || !this.options.connection.isClosed()) return null;
+    return new IpcError(ErrorCode.TRANSPORT, 'The NATS connection given to natsTransport is closed');
+  }
+
   join(session: NatsSession): void {
     this.sessions.add(session);
   }
@@ -288,6 +294,10 @@ class NatsSession implements TransportSession {
   ) {
     this.maxInstances = settings.maxInstances;
     shared.join(this);
+  }
+
+  get failure(): Error | null {
+    return this.shared.failure;
   }
 
   private subject(...tokens: string[]): string {

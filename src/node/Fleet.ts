@@ -80,6 +80,7 @@ export class Fleet {
     return new Promise((resolve, reject) => {
       this.pending = { resolve, reject };
       try {
+        if (this.session.failure) throw this.session.failure;
         this.discovery = this.session.discover(this.name, (instance) => this.found(instance));
       } catch (error) {
         this.giveUp(error as Error);
@@ -205,6 +206,9 @@ export class Fleet {
     void this.discovery.refresh().then((failure) => {
       if (this.stopped) return;
       if (failure) this.lastError = failure;
+      // The transport can never work again: give up now (it reported why; a pending connectTo rejects with it).
+      const final = this.session.failure;
+      if (final) return void this.giveUp(final);
       this.timer = setLongTimeout(() => {
         this.timer = null;
         this.searching = false;
