@@ -108,7 +108,7 @@ describeNats('the NATS transport under careless and hostile use (second review)'
     await guarded.stop();
   });
 
-  it.skip('a flood of forged link requests: at most 1,024 links wait for their handshake (it held one per request), a real client still links', async () => {
+  it('a flood of forged link requests: at most 1,024 links wait for their handshake (it held one per request), a real client still links', async () => {
     const worker = await serving('worker', server.url, { handshakeTimeout: 1000 });
     worker.on('message', (m) => m.reply('ok'));
     const nc = await connect({ servers: server.url });
