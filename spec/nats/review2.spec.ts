@@ -177,6 +177,22 @@ describeNats('the NATS transport under careless and hostile use (second review)'
     expect(worker.errors).toEqual([]);
   });
 
+  it('noEcho (ours or the given connection\'s) is a TypeError: the nodes sharing a connection never found each other ("No instance")', async () => {
+    expect(() => natsTransport({ servers: server.url, noEcho: true })).toThrow(/noEcho/);
+    const quiet = await connect({ servers: server.url, noEcho: true });
+    expect(() => natsTransport({ connection: quiet })).toThrow(/noEcho/);
+    await quiet.close();
+    // Without it, two nodes of one transport (one connection) find each other.
+    const transport = natsTransport({ servers: server.url, noEcho: false });
+    const worker = node('worker', { transport });
+    worker.on('message', (m) => m.reply('ok'));
+    worker.serve('worker');
+    await once(worker, 'listening');
+    const api = node('api', { transport, maxRetries: 3 });
+    await api.connectTo('worker');
+    expect(await api.sendTo('worker', 'hi')).toBe('ok');
+  });
+
   it('values arrive unchanged across a 1,000-byte max_payload: every UTF-8 width, -0, Dates, Maps, Sets, BigInt, Buffers split in many messages', async () => {
     const small = await startNatsServer({ maxPayload: 1000 });
     const echo = await serving('echo', small.url);

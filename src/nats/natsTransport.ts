@@ -65,6 +65,11 @@ export function natsTransport(options: NatsTransportOptions): NodeTransport {
       throw new TypeError(`natsTransport(options): options.connection must be a NATS connection (connect() of ${CLIENT_PACKAGE}), received ${describe(nc)}`);
     }
   }
+  // Nodes sharing a connection (of one transport, or the user's) reach each other through the server's echo.
+  const connectOptions = 'connection' in options ? (options.connection as { options?: ConnectionOptions }).options : options;
+  if (connectOptions?.noEcho === true) {
+    throw new TypeError(`natsTransport(options): noEcho would hide the nodes that share a NATS connection from each other: leave it unset`);
+  }
   const maxInstances = whole(options.maxInstances, 'maxInstances', Infinity, true);
   const discoveryInterval = whole(options.discoveryInterval, 'discoveryInterval', 2000, false);
   const openTimeout = whole(options.openTimeout, 'openTimeout', 5000, false);
