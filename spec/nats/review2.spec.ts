@@ -177,6 +177,13 @@ describeNats('the NATS transport under careless and hostile use (second review)'
     expect(worker.errors).toEqual([]);
   });
 
+  it('servers of a wrong type is a TypeError (it failed every search round, for ever: "\'servers\' cannot be empty", "toLowerCase is not a function")', () => {
+    for (const servers of [5, null, { a: 1 }, [server.url, 7], [null]]) {
+      expect(() => natsTransport({ servers } as never)).toThrow(/options\.servers/);
+    }
+    for (const servers of [server.url, [server.url, server.url], undefined]) expect(() => natsTransport({ servers })).not.toThrow();
+  });
+
   it('noEcho (ours or the given connection\'s) is a TypeError: the nodes sharing a connection never found each other ("No instance")', async () => {
     expect(() => natsTransport({ servers: server.url, noEcho: true })).toThrow(/noEcho/);
     const quiet = await connect({ servers: server.url, noEcho: true });

@@ -65,6 +65,10 @@ export function natsTransport(options: NatsTransportOptions): NodeTransport {
       throw new TypeError(`natsTransport(options): options.connection must be a NATS connection (connect() of ${CLIENT_PACKAGE}), received ${describe(nc)}`);
     }
   }
+  const servers: unknown = 'connection' in options ? undefined : options.servers;
+  if (servers !== undefined && typeof servers !== 'string' && !(Array.isArray(servers) && servers.every((url) => typeof url === 'string'))) {
+    throw new TypeError(`natsTransport(options): options.servers must be a URL or an array of URLs (strings), received ${describe(servers)}`);
+  }
   // Nodes sharing a connection (of one transport, or the user's) reach each other through the server's echo.
   const connectOptions = 'connection' in options ? (options.connection as { options?: ConnectionOptions }).options : options;
   if (connectOptions?.noEcho === true) {
