@@ -3,6 +3,7 @@ import { connect, type Msg } from '@nats-io/transport-node';
 import { lastValueFrom, toArray } from 'rxjs';
 import { ErrorCode, IpcError, type NodeOptions } from '../../src';
 import { natsTransport, type NatsTransportOptions } from '../../src/nats';
+import { exitWithin, killChildren, spawnNode } from '../helpers/child';
 import { closeAll, delay, node, until } from '../helpers/net';
 import { describeNats, startNatsServer, type NatsServer } from '../helpers/natsServer';
 
@@ -35,7 +36,10 @@ async function ours(server: NatsServer, prefix = 'ipc.'): Promise<string[]> {
 describeNats('the NATS transport under careless and hostile use (second review)', () => {
   let server: NatsServer;
   beforeAll(async () => (server = await startNatsServer()));
-  afterEach(closeAll);
+  afterEach(async () => {
+    await killChildren();
+    await closeAll();
+  });
 
   it('a prefix too long for a NATS protocol line is a TypeError (the server dropped the connection on every SUB, for ever); 256 bytes work', async () => {
     expect(() => natsTransport({ servers: server.url, prefix: 'x'.repeat(5000) })).toThrow(/prefix.*256 bytes/);
@@ -199,6 +203,41 @@ describeNats('the NATS transport under careless and hostile use (second review)'
     await api.connectTo('worker');
     expect(await api.sendTo('worker', 'hi')).toBe('ok');
   });
+
+  it('a process that went through all of this exits by itself after close(), leaving no subscription of ours', async () => {
+    const script = `
+      const { connect } = require('@nats-io/transport-node');
+      const { Node } = require('./src');
+      const { natsTransport } = require('./src/nats');
+      const servers = ${JSON.stringify(server.url)};
+      (async () => {
+        const raw = await connect({ servers });
+        const worker = new Node('worker', { transport: natsTransport({ servers }), handshakeTimeout: 60000 });
+        worker.on('error', () => undefined);
+        worker.on('message', (m) => m.reply('ok'));
+        worker.serve('worker');
+        await new Promise((r) => worker.once('listening', r));
+        for (let i = 0; i < 2000; i++) raw.publish('ipc.open.' + worker.instance, Buffer.from(JSON.stringify({ subject: 'ipc.link.forged' + i })));
+        await raw.flush();
+        const mine = await connect({ servers });
+        const api = new Node('api', { transport: natsTransport({ connection: mine, discoveryInterval: 50 }), maxRetries: Infinity, retryTime: 20 });
+        api.on('error', () => undefined);
+        await api.connectTo('worker');
+        const stream = api.request$('worker', 'one').subscribe({ error: () => undefined });
+        const pending = api.connectTo('nobody').catch((e) => e.code);
+        void mine.drain();
+        console.log('pending connectTo: ' + (await pending));
+        await Promise.all([api.close(), worker.close()]);
+        stream.unsubscribe();
+        await raw.close();
+        console.log('closed');
+      })();`;
+    const run = spawnNode(['-r', 'ts-node/register/transpile-only', '-e', script]);
+    expect(await exitWithin(run, 20_000)).toEqual({ code: 0, signal: null });
+    expect(run.output()).toContain('pending connectTo: ERR_IPC_TRANSPORT');
+    expect(run.output()).toContain('closed');
+    expect(await ours(server)).toEqual([]);
+  }, 30_000);
 
   it('values arrive unchanged across a 1,000-byte max_payload: every UTF-8 width, -0, Dates, Maps, Sets, BigInt, Buffers split in many messages', async () => {
     const small = await startNatsServer({ maxPayload: 1000 });
