@@ -17,7 +17,7 @@ export type NatsTransportOptions = (
   /**
    * First token(s) of every subject the nodes use: `<prefix>.discover.<service>`, `<prefix>.announce.<service>`,
    * `<prefix>.open.<instance>`, `<prefix>.link.<id>`, `<prefix>.found.<id>`. Default `'ipc'`. Give each fleet its
-   * own prefix to keep fleets that share a NATS cluster apart.
+   * own prefix to keep fleets that share a NATS cluster apart. At most 256 bytes (UTF-8).
    */
   prefix?: string;
   /** Most instances of one service a client links to (the first found). Default `Infinity`. */
@@ -34,6 +34,12 @@ const CLIENT_PACKAGE = '@nats-io/transport-node';
 
 /** A subject token: no `.`, `*`, `>`, whitespace or control characters. */
 const TOKEN = /^[^.*>\s\u0000-\u001f\u007f]+$/;
+/**
+ * Most UTF-8 bytes of a prefix. A subject is at most two prefixes, a 256-character name (768 bytes) and a few
+ * tokens, well within the server's 4 KiB protocol line (`max_control_line`): a longer SUB makes the server drop the
+ * connection, and nats.js subscribes again on every reconnect.
+ */
+const MAX_PREFIX_BYTES = 256;
 
 /**
  * A transport that carries a node's links over NATS (`new Node(name, { transport: natsTransport(…) })`): names are
@@ -48,14 +54,25 @@ export function natsTransport(options: NatsTransportOptions): NodeTransport {
     throw new TypeError(`natsTransport(options): options must be an object (nats.js connection options, or { connection }), received ${describe(options)}`);
   }
   const prefix = options.prefix === undefined ? 'ipc' : options.prefix;
-  if (typeof prefix !== 'string' || !prefix.split('.').every((token) => TOKEN.test(token))) {
-    throw new TypeError(`natsTransport(options): options.prefix must be subject tokens separated by dots (no '*', '>' or whitespace), received ${describe(prefix)}`);
+  if (typeof prefix !== 'string' || !prefix.split('.').every((token) => TOKEN.test(token)) || Buffer.byteLength(prefix) > MAX_PREFIX_BYTES) {
+    throw new TypeError(
+      `natsTransport(options): options.prefix must be subject tokens separated by dots (no '*', '>' or whitespace), at most ${MAX_PREFIX_BYTES} bytes, received ${describe(prefix).slice(0, 100)}`,
+    );
   }
   if ('connection' in options) {
     const nc = options.connection as Partial<NatsConnection> | null;
     if (nc === null || typeof nc !== 'object' || typeof nc.subscribe !== 'function' || typeof nc.publish !== 'function' || typeof nc.status !== 'function') {
       throw new TypeError(`natsTransport(options): options.connection must be a NATS connection (connect() of ${CLIENT_PACKAGE}), received ${describe(nc)}`);
     }
+  }
+  const servers: unknown = 'connection' in options ? undefined : options.servers;
+  if (servers !== undefined && typeof servers !== 'string' && !(Array.isArray(servers) && servers.every((url) => typeof url === 'string'))) {
+    throw new TypeError(`natsTransport(options): options.servers must be a URL or an array of URLs (strings), received ${describe(servers)}`);
+  }
+  // Nodes sharing a connection (of one transport, or the user's) reach each other through the server's echo.
+  const connectOptions = 'connection' in options ? (options.connection as { options?: ConnectionOptions }).options : options;
+  if (connectOptions?.noEcho === true) {
+    throw new TypeError(`natsTransport(options): noEcho would hide the nodes that share a NATS connection from each other: leave it unset`);
   }
   const maxInstances = whole(options.maxInstances, 'maxInstances', Infinity, true);
   const discoveryInterval = whole(options.discoveryInterval, 'discoveryInterval', 2000, false);
@@ -147,6 +164,12 @@ class SharedConnection {
 
   get owned(): boolean {
     return !('connection' in this.options);
+  }
+
+  /** Set once the connection the user gave is closed: it never comes back, the transport can never work again. */
+  get failure(): IpcError | null {
+    if (!('connection' in this.options) || !this.options.connection.isClosed()) return null;
+    return new IpcError(ErrorCode.TRANSPORT, 'The NATS connection given to natsTransport is closed');
   }
 
   join(session: NatsSession): void {
@@ -282,6 +305,10 @@ class NatsSession implements TransportSession {
     shared.join(this);
   }
 
+  get failure(): Error | null {
+    return this.shared.failure;
+  }
+
   private subject(...tokens: string[]): string {
     return [this.settings.prefix, ...tokens].join('.');
   }
@@ -313,8 +340,13 @@ class NatsSession implements TransportSession {
 
   serve(service: string, onLink: (link: Duplex) => void): Promise<string> {
     checkToken(service, 'serve(name): name');
-    this.serving = { service, onLink };
-    return this.reachable(service, onLink);
+    const serving = { service, onLink };
+    this.serving = serving;
+    return this.reachable(service, onLink).catch((error: unknown) => {
+      // A serve that failed is forgotten: a new NATS connection must not make the node reachable behind its back.
+      if (this.serving === serving) this.serving = null;
+      throw error;
+    });
   }
 
   private async reachable(service: string, onLink: (link: Duplex) => void): Promise<string> {
@@ -322,22 +354,30 @@ class NatsSession implements TransportSession {
     if (this.closed) return '';
     const { instance } = this.node;
     const discover = this.subject('discover', service);
-    const mine = [
-      this.subscribe(nc, discover, (msg) => {
-        if (msg.reply) msg.respond(asJson({ instance }));
-      }),
-      this.subscribe(nc, this.subject('open', instance), (msg) => this.linkRequested(nc, msg, onLink)),
-    ];
+    const open = this.subject('open', instance);
+    const mine: Subscription[] = [];
+    // nats.js throws when the connection is closing or draining (a connection the user gave): say it our way.
     try {
+      mine.push(
+        this.subscribe(nc, discover, (msg) => {
+          if (msg.reply) msg.respond(asJson({ instance }));
+        }),
+      );
+      mine.push(this.subscribe(nc, open, (msg) => this.linkRequested(nc, msg, onLink)));
       await nc.flush();
+      // Closed meanwhile: close() unsubscribed them, that is no refusal.
+      if (this.closed) return '';
+      // The server refuses a subscription (permissions) before it answers the flush.
+      if (mine.some((subscription) => subscription.isClosed())) {
+        throw new IpcError(ErrorCode.TRANSPORT, `NATS refused the subscriptions of "${service}" (${discover}, ${open}): check the user's permissions`);
+      }
+      nc.publish(this.subject('announce', service), asJson({ instance }));
     } catch (error) {
-      throw transportError('subscribing', error);
+      if (this.closed) return '';
+      // Not reachable: no subscription of this attempt may stay (one left would answer discovery for a phantom).
+      for (const subscription of mine) this.unsubscribe(subscription);
+      throw transportError(`serving "${service}"`, error);
     }
-    // The server refuses a subscription (permissions) before it answers the flush.
-    if (mine.some((subscription) => subscription.isClosed())) {
-      throw new IpcError(ErrorCode.TRANSPORT, `NATS refused the subscriptions of "${service}" (${discover}, ${this.subject('open', instance)}): check the user's permissions`);
-    }
-    nc.publish(this.subject('announce', service), asJson({ instance }));
     return `nats:${discover}`;
   }
 
@@ -369,11 +409,18 @@ class NatsSession implements TransportSession {
       this.shared.get().then(
         async (nc) => {
           if (stopped || this.closed) return undefined;
-          if (mine.size === 0) {
-            mine.add(this.subscribe(nc, inbox, onAnswer));
-            mine.add(this.subscribe(nc, this.subject('announce', service), onAnswer));
+          try {
+            if (mine.size === 0) {
+              mine.add(this.subscribe(nc, inbox, onAnswer));
+              mine.add(this.subscribe(nc, this.subject('announce', service), onAnswer));
+            }
+            nc.publish(this.subject('discover', service), undefined, { reply: inbox });
+          } catch (error) {
+            // A connection closing or draining (one the user gave): a failed round, never a rejection.
+            const failure = transportError(`asking who serves "${service}"`, error);
+            if (!stopped) this.report(failure);
+            return failure;
           }
-          nc.publish(this.subject('discover', service), undefined, { reply: inbox });
           await nc.flush().catch(() => undefined);
           return undefined;
         },
@@ -403,15 +450,16 @@ class NatsSession implements TransportSession {
 
   async open(service: string, instance: string): Promise<Duplex> {
     const nc = await this.shared.get();
-    const link = this.link(nc);
+    let link: NatsLink | undefined;
     try {
+      link = this.link(nc);
       const answer = await nc.request(this.subject('open', instance), asJson({ subject: link.from, name: this.node.name }), { timeout: this.settings.openTimeout });
       const to = readBody(answer)?.subject;
       if (typeof to !== 'string' || !to.startsWith(`${this.settings.prefix}.link.`)) throw new Error('malformed answer');
       link.to = to;
       return link;
     } catch (error) {
-      link.destroy();
+      link?.destroy();
       throw new IpcError(ErrorCode.CONNECT, `Could not open a link to an instance of "${service}" (${instance}): ${(error as Error).message}`, { cause: error });
     }
   }

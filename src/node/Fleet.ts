@@ -9,7 +9,7 @@ import type { Discovery, TransportSession } from './NodeTransport';
 
 /** Shortest wait for answers in one search round with no instance found, in ms. */
 const SEARCH_ROUND_MS = 250;
-/** Most links a fleet opens at once (a flood of fake announcements opens no more). */
+/** Most links a fleet sets up at once, opening or handshaking (a flood of fake announcements sets up no more). */
 const MAX_OPENING = 16;
 
 /** What a {@link Fleet} needs from its node. */
@@ -80,6 +80,7 @@ export class Fleet {
     return new Promise((resolve, reject) => {
       this.pending = { resolve, reject };
       try {
+        if (this.session.failure) throw this.session.failure;
         this.discovery = this.session.discover(this.name, (instance) => this.found(instance));
       } catch (error) {
         this.giveUp(error as Error);
@@ -131,7 +132,8 @@ export class Fleet {
   private found(instance: string): void {
     if (this.stopped || this.members.has(instance) || this.opening.has(instance)) return;
     if ((this.refused.get(instance) ?? 0) > performance.now()) return;
-    if (this.members.size + this.opening.size >= this.session.maxInstances || this.opening.size >= MAX_OPENING) return;
+    const handshaking = this.members.size - this.ready.size;
+    if (this.members.size + this.opening.size >= this.session.maxInstances || this.opening.size + handshaking >= MAX_OPENING) return;
     this.refused.delete(instance);
     this.opening.add(instance);
     this.session.open(this.name, instance).then(
@@ -205,6 +207,9 @@ export class Fleet {
     void this.discovery.refresh().then((failure) => {
       if (this.stopped) return;
       if (failure) this.lastError = failure;
+      // The transport can never work again: give up now (it reported why; a pending connectTo rejects with it).
+      const final = this.session.failure;
+      if (final) return void this.giveUp(final);
       this.timer = setLongTimeout(() => {
         this.timer = null;
         this.searching = false;

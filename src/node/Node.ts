@@ -52,6 +52,12 @@ import {
   received,
 } from './validate';
 
+/**
+ * Most links of a transport (`options.transport`) waiting for their handshake at once: whoever may publish on the
+ * transport can ask for links, and each one held until `handshakeTimeout` costs a subscription and a connection.
+ */
+const MAX_HANDSHAKING_LINKS = 1024;
+
 /** Options of `new Node(name, options)`. Every one is optional; the defaults are documented in the README. */
 export interface NodeOptions {
   /** Reconnection attempts after a connection fails or drops, before giving up. Default `Infinity`. */
@@ -981,6 +987,12 @@ export class Node extends EventEmitter<NodeEvents> {
   private accept(raw: ByteStream): void {
     if (this.closing) {
       raw.destroy();
+      return;
+    }
+    if (this.session && this.unidentified.size >= MAX_HANDSHAKING_LINKS) {
+      raw.destroy();
+      const why = `${MAX_HANDSHAKING_LINKS} links to "${this.name}" already wait for their handshake (a flood of link requests?)`;
+      this.report(new HandshakeError(ErrorCode.HANDSHAKE, `A link was refused: ${why}`, { retryable: true }));
       return;
     }
     const link: { connection: Connection | null } = { connection: null };

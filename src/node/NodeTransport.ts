@@ -41,6 +41,11 @@ export interface TransportSession {
   open(service: string, instance: string): Promise<Duplex>;
   /** The most instances of one service a client links to. */
   readonly maxInstances: number;
+  /**
+   * Why the transport can never work again, once that is so (say, the connection given to it was closed); null or
+   * absent while it may. Searches then stop: a pending `connectTo` rejects with it, whatever `maxRetries`.
+   */
+  readonly failure?: Error | null;
   /** Ends the session: its searches stop, its links are destroyed, what it holds on the transport is released. */
   close(): Promise<void>;
 }
