@@ -2,6 +2,7 @@
 // wrong moment, peers that vanish at every step. Each test marked "(was broken)" failed before its fix; the others
 // pin down what held under the same attack.
 import { once } from 'node:events';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -48,6 +49,25 @@ function fixture(mode: string, ...args: string[]): Child {
 }
 
 describe('serve and close racing', () => {
+  it('(was broken) serve over a stale Unix socket file, then close() at once: nothing listens afterwards', async () => {
+    const path = socketPath();
+    const crashed = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+    await once(crashed, 'exit');
+    const n = new Node('hub');
+    const events: string[] = [];
+    n.on('listening', () => events.push('listening'));
+    n.on('close', () => events.push('close'));
+    n.on('error', (error) => events.push(`error ${codeOf(error)}`));
+    n.serve('hub', path);
+    await n.close();
+    // serve checks the stale file (a probe connection) and used to listen again once it found it stale: after close.
+    await Promise.race([once(n.server!, 'listening'), delay(1000)]);
+    const listening = n.server!.listening;
+    n.server!.close();
+    expect(listening).toBe(false);
+    expect(events).toEqual(['close']);
+  });
+
   it('serve over TCP, then close() at once: nothing listens afterwards', async () => {
     const n = new Node('hub');
     const events: string[] = [];
@@ -58,6 +78,27 @@ describe('serve and close racing', () => {
     await delay(100);
     expect(n.server!.listening).toBe(false);
     expect(events).toEqual(['close']);
+  });
+
+  it.each([
+    ['close() first', true],
+    ['serve first', false],
+  ])('(was broken when serve came first) a new node serves the Unix socket path of one that closes at the same moment (%s)', async (_, closeFirst) => {
+    const path = socketPath();
+    const old = node('hub');
+    old.serve('hub', path);
+    await once(old, 'listening');
+    const fresh = node('hub');
+    fresh.on('message', (m) => m.reply('fresh'));
+    if (closeFirst) void old.close();
+    fresh.serve('hub', path);
+    if (!closeFirst) void old.close();
+    // The old server's file was gone by the time the new one checked it: the path is free (it failed, EADDRINUSE).
+    await until(() => fresh.server?.listening === true || fresh.errors.length > 0);
+    expect(fresh.errors).toEqual([]);
+    const client = node('client');
+    await client.connectTo('hub', path);
+    await expect(client.sendTo('hub', 'x')).resolves.toBe('fresh');
   });
 
   it.each([
