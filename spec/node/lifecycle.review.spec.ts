@@ -129,6 +129,26 @@ describe('close({ drain })', () => {
     }
   });
 
+  it.each([
+    ['close()', {}],
+    ['close({ drain: 50 })', { drain: 50 }],
+  ])('(was broken) %s during a long drain ends the drain now, not at its deadline', async (_, second) => {
+    const server = node('hub');
+    server.on('message', () => undefined); // never answers: the drain waits for its deadline
+    const port = await serveTcp(server);
+    const client = node('client');
+    await client.connectTo('hub', port, '127.0.0.1');
+    const pending = settle(client.sendTo('hub', 'x', { timeout: 60_000 }));
+    await until(() => inFlight(server).theirs === 1);
+    const started = performance.now();
+    const draining = client.close({ drain: 20_000 });
+    const closing = client.close(second);
+    expect(closing).toBe(draining);
+    await closing;
+    expect(performance.now() - started).toBeLessThan(5000);
+    await expect(pending).resolves.toBe(ErrorCode.CLOSED);
+  });
+
 });
 
 describe('connectTo and disconnectFrom, twice, concurrently, for unknown names', () => {
