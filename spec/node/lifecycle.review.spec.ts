@@ -3,11 +3,12 @@
 // pin down what held under the same attack.
 import { once } from 'node:events';
 import { spawn } from 'node:child_process';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { interval, lastValueFrom, NEVER, throwError, toArray } from 'rxjs';
-import { createLinkPair, ErrorCode, Node, type IpcError, type NodeSocket } from '../../src';
+import { createLinkPair, ErrorCode, Node, type IpcError, type NodeMessage, type NodeSocket } from '../../src';
 import type { Connection } from '../../src/node/Connection';
 import { cleanUp, exitWithin, ROOT, spawnNode, spawnPeer, type Child } from '../helpers/child';
 import { delay, freePort, node, serveTcp, socketPath, until } from '../helpers/net';
@@ -46,6 +47,19 @@ const count = (values: unknown[]) => values.reduce<Record<string, number>>((m, v
 
 function fixture(mode: string, ...args: string[]): Child {
   return spawnNode([join(ROOT, 'spec', 'fixtures', 'lifecycle-review.js'), mode, ...args]);
+}
+
+/** A plain TCP server that accepts and never says a word: a handshake that never ends. */
+async function silentServer(): Promise<{ port: number; accepted(): number; close(): void }> {
+  const sockets: Socket[] = [];
+  const server = createServer((socket) => sockets.push(socket.on('error', () => undefined)));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as AddressInfo).port,
+    accepted: () => sockets.length,
+    close: () => (sockets.forEach((s) => s.destroy()), server.close()),
+  };
 }
 
 describe('serve and close racing', () => {
@@ -147,6 +161,59 @@ describe('close({ drain })', () => {
     await closing;
     expect(performance.now() - started).toBeLessThan(5000);
     await expect(pending).resolves.toBe(ErrorCode.CLOSED);
+  });
+
+  /** A peer that holds every request until told to answer: it keeps a drain going. */
+  async function holder(): Promise<{ port: number; answer(): void }> {
+    const other = node('other');
+    const held: NodeMessage[] = [];
+    other.on('message', (m) => held.push(m));
+    return { port: await serveTcp(other), answer: () => held.splice(0).forEach((m) => m.reply('late')) };
+  }
+
+  it('(was broken) a connectTo still waiting for its peer (reconnect backoff) rejects with ERR_IPC_CLOSED: nothing is dialled while draining', async () => {
+    const other = await holder();
+    const port = await freePort();
+    const client = node('client', { maxRetries: Infinity, retryTime: 200, maxRetryTime: 200 });
+    await client.connectTo('other', other.port, '127.0.0.1');
+    const held = settle(client.sendTo('other', 'x', { timeout: 60_000 })); // keeps the drain going
+    const connects: string[] = [];
+    client.on('connect', (name) => connects.push(name));
+    const connecting = settle(client.connectTo('hub', port, '127.0.0.1'));
+    await delay(20); // refused once: now waiting out the backoff
+    const hub = node('hub');
+    const arrivals: string[] = [];
+    hub.on('connection', (name) => arrivals.push(name));
+    hub.serve('hub', port, '127.0.0.1');
+    await once(hub, 'listening');
+    const closing = client.close({ drain: 30_000 });
+    // It used to dial the hub during the drain, and resolve.
+    await expect(connecting).resolves.toBe(ErrorCode.CLOSED);
+    other.answer();
+    await closing;
+    await expect(held).resolves.toBe('resolved');
+    expect(connects).toEqual([]);
+    expect(arrivals).toEqual([]);
+  });
+
+  it('(was broken) a connectTo in the middle of its handshake rejects with ERR_IPC_CLOSED at once, not once the drain is over', async () => {
+    const other = await holder();
+    const silent = await silentServer();
+    try {
+      const client = node('client');
+      await client.connectTo('other', other.port, '127.0.0.1');
+      const held = settle(client.sendTo('other', 'x', { timeout: 60_000 }));
+      const connecting = settle(client.connectTo('silent', silent.port, '127.0.0.1'));
+      await until(() => silent.accepted() === 1);
+      const closing = client.close({ drain: 30_000 });
+      // It used to wait for the drain, then for the silent peer to close (2 s).
+      await expect(Promise.race([connecting, delay(1500).then(() => 'still pending')])).resolves.toBe(ErrorCode.CLOSED);
+      other.answer();
+      await closing;
+      await expect(held).resolves.toBe('resolved');
+    } finally {
+      silent.close();
+    }
   });
 
 });

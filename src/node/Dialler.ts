@@ -80,10 +80,16 @@ export class Dialler {
     return this.retry(error);
   }
 
-  /** Never dial again; closes the live connection (telling the peer not to reconnect), if any. */
+  /**
+   * Never dial again; closes the live connection (telling the peer not to reconnect), if any. A pending `connectTo`
+   * rejects at once, not once the socket closed (a silent peer in the middle of the handshake takes seconds to).
+   */
   stop(message: string): Promise<void> {
     this.stopped = true;
     this.clearTimer();
+    const pending = this.pending;
+    this.pending = null;
+    pending?.reject(new ClosedError(message));
     if (this.connection) return this.connection.close({ code: ErrorCode.CLOSED, message, reconnect: false });
     this.giveUp(new ClosedError(message));
     return Promise.resolve();

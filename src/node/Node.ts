@@ -172,10 +172,11 @@ export interface CloseOptions {
   /** Tell the peers connected to our server that they may reconnect later (default true). */
   reconnect?: boolean;
   /**
-   * Drain first, for up to this many ms: stop accepting connections and refuse new `sendTo`s
-   * (`ERR_IPC_CLOSED`), but let the requests already in flight finish — ours get their replies, the peers'
-   * get ours — then close. What is still pending at the deadline is rejected as by a plain close. A later
-   * `close()` with a shorter drain (or none) brings the deadline forward. Default 0.
+   * Drain first, for up to this many ms: stop accepting connections, stop dialling (a `connectTo` still waiting
+   * for its peer rejects with `ERR_IPC_CLOSED` at once) and refuse new `sendTo`s (`ERR_IPC_CLOSED`), but let the
+   * requests already in flight finish — ours get their replies, the peers' get ours — then close. What is still
+   * pending at the deadline is rejected as by a plain close. A later `close()` with a shorter drain (or none)
+   * brings the deadline forward. Default 0.
    */
   drain?: number;
 }
@@ -856,6 +857,8 @@ export class Node extends EventEmitter<NodeEvents> {
     const done: Promise<unknown>[] = [];
     const server = this.server;
     if (server) done.push(new Promise((resolve) => server.close(resolve)));
+    // Nothing new is dialled while closing: a connectTo still waiting for its peer (backoff, handshake) ends now.
+    for (const dialler of this.dialled.values()) if (dialler instanceof Dialler && !dialler.socket.connected) done.push(dialler.stop(reason.message));
     if (drain > 0) await this.drained();
     for (const dialler of this.dialled.values()) done.push(dialler.stop(reason.message));
     for (const socket of [...this.accepted.values()].flat()) if (socket.connection) done.push(socket.connection.close(reason));
