@@ -216,6 +216,23 @@ describe('close({ drain })', () => {
     }
   });
 
+  it('(was broken) one-way sends still queued when the node closes reject with ERR_IPC_CLOSED (we closed), not ERR_IPC_PEER_DISCONNECTED', async () => {
+    const server = node('hub');
+    const port = await serveTcp(server);
+    const client = node('client', { maxWriteBuffer: Infinity });
+    await client.connectTo('hub', port, '127.0.0.1');
+    await until(() => server.get('client') !== undefined);
+    const reader = server.get('client')!.connection!.socket;
+    reader.pause(); // reads nothing more: our sends stay queued
+    const small = Array.from({ length: 3000 }, () => settle(client.sendTo('hub', Buffer.alloc(4000), { receptive: false })));
+    const large = Array.from({ length: 50 }, () => settle(client.sendTo('hub', Buffer.alloc(100_000), { receptive: false })));
+    await delay(50);
+    await client.close();
+    reader.resume();
+    const outcomes = count([...(await Promise.all(small)), ...(await Promise.all(large))]);
+    expect(Object.keys(outcomes).filter((outcome) => outcome !== 'resolved')).toEqual([ErrorCode.CLOSED]);
+    expect(outcomes[ErrorCode.CLOSED]).toBeGreaterThan(1000);
+  });
 });
 
 describe('connectTo and disconnectFrom, twice, concurrently, for unknown names', () => {
