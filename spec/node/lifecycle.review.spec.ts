@@ -285,6 +285,37 @@ describe('connectTo and disconnectFrom, twice, concurrently, for unknown names',
 });
 
 describe('peers that vanish', () => {
+  it.each([
+    ['handshake', 'tcp'],
+    ['frame', 'tcp'],
+    ['handshake', 'unix'],
+    ['frame', 'unix'],
+  ] as const)('(was broken) the server process killed mid-%s (%s): a disconnect, not an error event; the client comes back', async (stage, kind) => {
+    const where = kind === 'tcp' ? String(await freePort()) : socketPath();
+    const address = kind === 'tcp' ? [Number(where), '127.0.0.1'] : [where];
+    const partial = fixture('partial-server', where, stage);
+    await partial.waitFor('listening');
+    const client = node('client', { maxRetries: Infinity, retryTime: 20, maxRetryTime: 100 });
+    const connecting = client.connectTo('hub', ...address);
+    await partial.waitFor('wrote');
+    let pending: Promise<unknown> | null = null;
+    if (stage === 'frame') {
+      await connecting;
+      pending = settle(client.sendTo('hub', 'x', { timeout: 60_000 }));
+      await delay(20);
+    }
+    partial.process.kill('SIGKILL');
+    await partial.exited;
+    if (pending) await expect(pending).resolves.toBe(ErrorCode.PEER_DISCONNECTED);
+    const server = spawnPeer('server', where);
+    await server.waitFor('listening');
+    await connecting;
+    await until(() => client.get('hub')?.connected === true);
+    await expect(client.sendTo('hub', 'y')).resolves.toBe('echo:y');
+    expect(client.errors).toEqual([]);
+    expect(client.stats().pendingRequests).toBe(0);
+  });
+
   it.each(['tcp', 'unix'] as const)('1,000 requests pending when the server process is killed (%s): all reject at once, the slots are free, the client comes back', async (kind) => {
     const where = kind === 'tcp' ? String(await freePort()) : socketPath();
     const address = kind === 'tcp' ? [Number(where), '127.0.0.1'] : [where];

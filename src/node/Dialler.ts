@@ -119,8 +119,9 @@ export class Dialler {
       this.timer = null;
       this.dial();
     }, delay);
-    // A refusal by the peer (its name taken by another client…) is worth knowing about while we retry.
-    return error instanceof IpcError ? error : null;
+    // A refusal by the peer (its name taken by another client…) is worth knowing about while we retry; a peer that
+    // went away (even mid-frame, or silent for the heartbeat) is only a 'disconnect', as for a peer of our server.
+    return error instanceof IpcError && !(error instanceof PeerDisconnectedError) ? error : null;
   }
 
   /**
