@@ -3,7 +3,7 @@
 // pin down what held under the same attack.
 import { once } from 'node:events';
 import { spawn } from 'node:child_process';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -356,6 +356,30 @@ describe('peers that vanish', () => {
     expect(server.stats()).toMatchObject({ peers: {}, handshaking: 0 });
   });
 
+  it("(was broken) a peer that comes back while its old connection still looks open: the old one's 'socketClose' comes before the new one's 'connection'", async () => {
+    const server = node('server', { heartbeatInterval: 60_000 });
+    const port = await serveTcp(server);
+    const proxy = await freezableProxy(port);
+    const events: string[] = [];
+    const present = new Set<string>();
+    server.on('connection', (name) => (events.push(`connection ${name}`), present.add(name)));
+    server.on('socketClose', (name) => (events.push(`socketClose ${name}`), present.delete(name)));
+    server.disconnections$.subscribe((s) => events.push(`disconnections$ ${s.name}`));
+    const client = node('client', { heartbeatInterval: 100, maxRetries: Infinity, retryTime: 20, maxRetryTime: 50 });
+    await client.connectTo('server', proxy.port, '127.0.0.1');
+    const stale = server.get('client')!;
+    proxy.freeze();
+    // The client's heartbeat gives the frozen path up and reconnects; the server takes the new connection over.
+    await until(() => events.length >= 4, 5000, 'the takeover');
+    await delay(50);
+    expect(events).toEqual(['connection client', 'disconnections$ client', 'socketClose client', 'connection client']);
+    expect(present.has('client')).toBe(true);
+    expect(server.get('client')).not.toBe(stale);
+    expect(server.get('client')!.connected).toBe(true);
+    expect(tables(server).accepted.get('client')).toHaveLength(1);
+    await proxy.close();
+  });
+
   it.each(['tcp', 'unix'] as const)('a storm of 200 clients connecting and leaving, 5 times (%s): the tables are back to empty, memory does not grow', async (kind) => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
@@ -501,3 +525,35 @@ describe('bookkeeping: every slot is released on every exit', () => {
   });
 });
 
+/**
+ * A TCP proxy whose current connections can be frozen: from then on nothing crosses them, not even a close — as
+ * a network that silently dropped the path. New connections are forwarded as usual.
+ */
+async function freezableProxy(port: number): Promise<{ port: number; freeze(): void; close(): Promise<void> }> {
+  const pairs: Array<{ client: Socket; upstream: Socket; frozen: boolean }> = [];
+  const server: Server = createServer((client) => {
+    const pair = { client, upstream: createConnection(port, '127.0.0.1'), frozen: false };
+    pairs.push(pair);
+    const forward = (from: Socket, to: Socket) => {
+      from.on('data', (chunk) => {
+        if (!pair.frozen) to.write(chunk);
+      });
+      from.on('close', () => {
+        if (!pair.frozen) to.destroy();
+      });
+      from.on('error', () => undefined);
+    };
+    forward(client, pair.upstream);
+    forward(pair.upstream, client);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as AddressInfo).port,
+    freeze: () => pairs.forEach((pair) => (pair.frozen = true)),
+    close: async () => {
+      pairs.forEach(({ client, upstream }) => (client.destroy(), upstream.destroy()));
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}

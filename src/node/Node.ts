@@ -278,6 +278,8 @@ export class Node extends EventEmitter<NodeEvents> {
   private turn = 0;
   /** Accepted connections whose handshake is not done. */
   private readonly unidentified = new Set<Connection>();
+  /** Stale connections taken over by their node's new one (see admit), whose end was told already. */
+  private readonly replaced = new WeakSet<Connection>();
   private closing: Promise<void> | null = null;
   /** When the drain of `close({ drain })` gives up (`performance.now()` time): the earliest of the close() calls'. */
   private drainUntil = Infinity;
@@ -938,7 +940,8 @@ export class Node extends EventEmitter<NodeEvents> {
       this.unidentified.delete(connection);
       if (name !== null) this.release(name, socket);
       if (error && shouldReport(error)) this.report(error);
-      if (name === null) return;
+      // A stale connection taken over (see admit) was told gone already.
+      if (name === null || this.replaced.delete(connection)) return;
       this.disconnections.next(socket);
       this.emitSafely('socketClose', name);
       return;
@@ -964,13 +967,19 @@ export class Node extends EventEmitter<NodeEvents> {
   /**
    * A peer's connection to our server is ready: it joins the peers of its name. One that comes back with the
    * instance id of a peer still here takes its place: that older connection is stale (its node lost it and
-   * reconnected before we noticed) and is dropped at once, its pending requests rejected.
+   * reconnected before we noticed) and is dropped at once, its pending requests rejected — and its end is told
+   * now ('socketClose', `disconnections$`), before the new connection's 'connection', not once its socket closed.
    */
   private admit(name: string, socket: NodeSocket, instance: string | undefined): void {
     const peers = this.accepted.get(name) ?? [];
     for (const stale of instance === undefined ? [] : peers.filter((peer) => peer.instance === instance)) {
       this.release(name, stale);
-      void stale.connection?.drop(new PeerDisconnectedError(`"${name}" reconnected: its previous connection was stale`));
+      const connection = stale.connection;
+      if (!connection) continue;
+      this.replaced.add(connection);
+      void connection.drop(new PeerDisconnectedError(`"${name}" reconnected: its previous connection was stale`));
+      this.disconnections.next(stale);
+      this.emitSafely('socketClose', name);
     }
     this.accepted.set(name, [...(this.accepted.get(name) ?? []), socket]);
   }
