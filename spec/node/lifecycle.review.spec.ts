@@ -509,6 +509,14 @@ describe('bookkeeping: every slot is released on every exit', () => {
     expect(server.stats()).toMatchObject({ pendingRequests: 0, openStreams: 0, handshaking: 0 });
   });
 
+  it('(was broken, child process) two nodes on an in-memory link whose last request was answered do not keep the process up', async () => {
+    // The timeout queue kept its timer ref'd until the request's timeout (30 s) even though nothing waited any more.
+    const child = fixture('link-answered');
+    await expect(exitWithin(child, 5000)).resolves.toEqual({ code: 0, signal: null });
+    expect(child.output()).toContain('"reply":"answer"');
+    expect(child.output()).toContain('"event":"done"');
+  });
+
   it("(child process) 'connection', 'socketClose' and 'listening' listeners that throw: the node's tables stay consistent and it keeps serving", async () => {
     const child = fixture('throwing-listeners');
     await expect(exitWithin(child, 10_000)).resolves.toEqual({ code: 0, signal: null });
