@@ -126,6 +126,8 @@ export class Connection implements StreamSink {
   private handshakeTimer: NodeJS.Timeout | null = null;
   private readonly heartbeat: Heartbeat;
   private graceTimer: NodeJS.Timeout | null = null;
+  /** What ended the connection on purpose (our close, the peer's CLOSE): what the sends it leaves behind reject with. */
+  private closeReason: Error | null = null;
   /** Reading is paused until our answers to the peer drained (see pauseReading). */
   private readingPaused = false;
   /** The FrameReader `socket` reads through, when it was created with one. */
@@ -270,7 +272,7 @@ export class Connection implements StreamSink {
     const taken = new Promise<void>((resolve, reject) => {
       settle = (error) => {
         if (!error && !this.socket.destroyed) return resolve();
-        reject(new PeerDisconnectedError(`The connection to "${this.peerName}" was lost while sending`, { cause: error ?? this.error ?? undefined }));
+        reject(this.closeReason ?? new PeerDisconnectedError(`The connection to "${this.peerName}" was lost while sending`, { cause: error ?? this.error ?? undefined }));
       };
     });
     this.send(FrameType.MESSAGE, 0, 0, encoding, payload, -1, settle);
@@ -412,6 +414,7 @@ export class Connection implements StreamSink {
     this.state = 'closing';
     if (how.error) this.error ??= how.error;
     if (how.final) this.final = true;
+    this.closeReason = how.pending ?? null;
     this.stopTimers();
     this.inbound.cancelAll();
     this.registry.rejectAll(how.pending ?? this.lostError());
@@ -632,7 +635,7 @@ export class Connection implements StreamSink {
     this.state = 'closed';
     if (this.graceTimer) clearTimeout(this.graceTimer);
     this.subscription?.unsubscribe();
-    this.drain?.reject(this.lostError());
+    this.drain?.reject(this.closeReason ?? this.lostError());
     this.drain = null;
     this.host.onClosed(this);
     this.resolveClosed();

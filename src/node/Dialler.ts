@@ -80,10 +80,16 @@ export class Dialler {
     return this.retry(error);
   }
 
-  /** Never dial again; closes the live connection (telling the peer not to reconnect), if any. */
+  /**
+   * Never dial again; closes the live connection (telling the peer not to reconnect), if any. A pending `connectTo`
+   * rejects at once, not once the socket closed (a silent peer in the middle of the handshake takes seconds to).
+   */
   stop(message: string): Promise<void> {
     this.stopped = true;
     this.clearTimer();
+    const pending = this.pending;
+    this.pending = null;
+    pending?.reject(new ClosedError(message));
     if (this.connection) return this.connection.close({ code: ErrorCode.CLOSED, message, reconnect: false });
     this.giveUp(new ClosedError(message));
     return Promise.resolve();
@@ -113,8 +119,9 @@ export class Dialler {
       this.timer = null;
       this.dial();
     }, delay);
-    // A refusal by the peer (its name taken by another client…) is worth knowing about while we retry.
-    return error instanceof IpcError ? error : null;
+    // A refusal by the peer (its name taken by another client…) is worth knowing about while we retry; a peer that
+    // went away (even mid-frame, or silent for the heartbeat) is only a 'disconnect', as for a peer of our server.
+    return error instanceof IpcError && !(error instanceof PeerDisconnectedError) ? error : null;
   }
 
   /**

@@ -178,9 +178,11 @@ export interface CloseOptions {
   /** Tell the peers connected to our server that they may reconnect later (default true). */
   reconnect?: boolean;
   /**
-   * Drain first, for up to this many ms: stop accepting connections and refuse new `sendTo`s
-   * (`ERR_IPC_CLOSED`), but let the requests already in flight finish — ours get their replies, the peers'
-   * get ours — then close. What is still pending at the deadline is rejected as by a plain close. Default 0.
+   * Drain first, for up to this many ms: stop accepting connections, stop dialling (a `connectTo` still waiting
+   * for its peer rejects with `ERR_IPC_CLOSED` at once) and refuse new `sendTo`s (`ERR_IPC_CLOSED`), but let the
+   * requests already in flight finish — ours get their replies, the peers' get ours — then close. What is still
+   * pending at the deadline is rejected as by a plain close. A later `close()` with a shorter drain (or none)
+   * brings the deadline forward. Default 0.
    */
   drain?: number;
 }
@@ -282,7 +284,11 @@ export class Node extends EventEmitter<NodeEvents> {
   private turn = 0;
   /** Accepted connections whose handshake is not done. */
   private readonly unidentified = new Set<Connection>();
+  /** Stale connections taken over by their node's new one (see admit), whose end was told already. */
+  private readonly replaced = new WeakSet<Connection>();
   private closing: Promise<void> | null = null;
+  /** When the drain of `close({ drain })` gives up (`performance.now()` time): the earliest of the close() calls'. */
+  private drainUntil = Infinity;
   /** Timeouts of the requests awaited through Promises. */
   private readonly timeouts = new TimeoutQueue();
 
@@ -835,21 +841,22 @@ export class Node extends EventEmitter<NodeEvents> {
   /**
    * Closes the node: rejects every pending request and connectTo (`ERR_IPC_CLOSED`), tells every peer,
    * flushes what was written, closes the server and every socket, clears every timer and completes the
-   * streams. Idempotent: later calls return the same Promise. Afterwards nothing keeps the process alive.
+   * streams. Idempotent: later calls return the same Promise; one with a shorter `drain` (a plain `close()`
+   * included) cuts a drain in progress short.
    */
   close(options: CloseOptions = {}): Promise<void> {
-    if (!this.closing) {
-      try {
-        options = checkOptions(options, 'close(options): options');
-        options = {
-          reconnect: checkBoolean(options.reconnect, 'close(options): options.reconnect', true),
-          drain: checkDuration(options.drain, 'close(options): options.drain', 0),
-        };
-      } catch (error) {
-        return Promise.reject(error);
-      }
+    let reconnect: boolean;
+    let drain: number;
+    try {
+      options = checkOptions(options, 'close(options): options');
+      reconnect = checkBoolean(options.reconnect, 'close(options): options.reconnect', true);
+      drain = checkDuration(options.drain, 'close(options): options.drain', 0);
+    } catch (error) {
+      return this.closing ?? Promise.reject(error);
     }
-    this.closing ??= this.shutdown(options.reconnect ?? true, options.drain ?? 0);
+    // The earliest deadline wins: a second close() (say, a second Ctrl-C) does not wait for the first one's drain.
+    this.drainUntil = Math.min(this.drainUntil, performance.now() + drain);
+    this.closing ??= this.shutdown(reconnect, drain);
     return this.closing;
   }
 
@@ -858,7 +865,9 @@ export class Node extends EventEmitter<NodeEvents> {
     const done: Promise<unknown>[] = [];
     const server = this.server;
     if (server) done.push(new Promise((resolve) => server.close(resolve)));
-    if (drain > 0) await this.drained(drain);
+    // Nothing new is dialled while closing: a connectTo still waiting for its peer (backoff, handshake) ends now.
+    for (const dialler of this.dialled.values()) if (dialler instanceof Dialler && !dialler.socket.connected) done.push(dialler.stop(reason.message));
+    if (drain > 0) await this.drained();
     for (const dialler of this.dialled.values()) done.push(dialler.stop(reason.message));
     for (const socket of [...this.accepted.values()].flat()) if (socket.connection) done.push(socket.connection.close(reason));
     for (const connection of this.unidentified) done.push(connection.close(reason));
@@ -871,14 +880,13 @@ export class Node extends EventEmitter<NodeEvents> {
     this.emitSafely('close');
   }
 
-  /** Resolves once no request is in flight on any connection, or after `ms`. */
-  private drained(ms: number): Promise<void> {
+  /** Resolves once no request is in flight on any connection, or at `drainUntil` (which a later close() may bring forward). */
+  private drained(): Promise<void> {
     const connections = () => this.sockets().flatMap((s) => (s.connection ? [s.connection] : []));
     const idle = () => connections().every((c) => c.registry.size === 0 && c.inbound.size === 0);
     return new Promise((resolve) => {
-      const deadline = performance.now() + ms;
       const check = () => {
-        if (idle() || performance.now() >= deadline) return resolve();
+        if (idle() || performance.now() >= this.drainUntil) return resolve();
         setTimeout(check, 5);
       };
       check();
@@ -938,7 +946,8 @@ export class Node extends EventEmitter<NodeEvents> {
       this.unidentified.delete(connection);
       if (name !== null) this.release(name, socket);
       if (error && shouldReport(error)) this.report(error);
-      if (name === null) return;
+      // A stale connection taken over (see admit) was told gone already.
+      if (name === null || this.replaced.delete(connection)) return;
       this.disconnections.next(socket);
       this.emitSafely('socketClose', name);
       return;
@@ -964,13 +973,19 @@ export class Node extends EventEmitter<NodeEvents> {
   /**
    * A peer's connection to our server is ready: it joins the peers of its name. One that comes back with the
    * instance id of a peer still here takes its place: that older connection is stale (its node lost it and
-   * reconnected before we noticed) and is dropped at once, its pending requests rejected.
+   * reconnected before we noticed) and is dropped at once, its pending requests rejected — and its end is told
+   * now ('socketClose', `disconnections$`), before the new connection's 'connection', not once its socket closed.
    */
   private admit(name: string, socket: NodeSocket, instance: string | undefined): void {
     const peers = this.accepted.get(name) ?? [];
     for (const stale of instance === undefined ? [] : peers.filter((peer) => peer.instance === instance)) {
       this.release(name, stale);
-      void stale.connection?.drop(new PeerDisconnectedError(`"${name}" reconnected: its previous connection was stale`));
+      const connection = stale.connection;
+      if (!connection) continue;
+      this.replaced.add(connection);
+      void connection.drop(new PeerDisconnectedError(`"${name}" reconnected: its previous connection was stale`));
+      this.disconnections.next(stale);
+      this.emitSafely('socketClose', name);
     }
     this.accepted.set(name, [...(this.accepted.get(name) ?? []), socket]);
   }

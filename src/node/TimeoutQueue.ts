@@ -72,7 +72,12 @@ export class TimeoutQueue {
     entry.prevExpiring = entry.nextExpiring = null;
     entry.lane = null;
     // The lane's timer stays armed: it fires, expires what is due and re-arms for the new head (or retires the
-    // lane when it is empty). Requests that come and go never touch a timer.
+    // lane when it is empty). Requests that come and go never touch a timer — but an empty lane no longer keeps
+    // the process up (it would, until the last request's timeout, after its answer came).
+    if (lane.head === null && lane.keepAlive) {
+      lane.keepAlive = false;
+      lane.timer?.unref();
+    }
   }
 
   /** Disarms every entry without expiring it, and clears every timer. */

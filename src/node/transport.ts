@@ -26,9 +26,10 @@ export function dial(tlsSettings: TlsSettings | undefined, connectArgs: unknown[
 
 /**
  * `server.listen(...listenArgs)`, replacing a stale Unix socket file once: on EADDRINUSE for a path, if the path
- * is a socket and nobody answers on it (a crashed server left it), it is removed and listening retried. A live
- * socket or a file that is not a socket is left alone: `onError` gets the original EADDRINUSE. `socketMode`, when
- * given, is applied to the socket file before `onListening`.
+ * is a socket and nobody answers on it (a crashed server left it), it is removed and listening retried; if the
+ * file is gone meanwhile (its server just closed), listening is retried as it is. A live socket or a file that is
+ * not a socket is left alone: `onError` gets the original EADDRINUSE. A server closed during that check does not
+ * listen after all. `socketMode`, when given, is applied to the socket file before `onListening`.
  */
 export function listen(
   server: net.Server,
@@ -40,6 +41,9 @@ export function listen(
   const path = socketPathOf(listenArgs);
   const start = () => server.listen(...(listenArgs as Parameters<net.Server['listen']>));
   let staleChecked = false;
+  // close() before the check is done (serve, then close at once): the retry must not listen after all.
+  let closed = false;
+  server.once('close', () => (closed = true));
   server.on('listening', () => {
     const address = server.address();
     if (typeof address === 'string' && socketMode !== undefined) {
@@ -60,6 +64,9 @@ export function listen(
       onError(error);
     });
     probe.once('error', (probeError: NodeJS.ErrnoException) => {
+      if (closed) return;
+      // The file went away meanwhile (the server that held it closed): the path is free.
+      if (probeError.code === 'ENOENT') return start();
       if (probeError.code !== 'ECONNREFUSED' || !isSocketFile(path)) return onError(error);
       try {
         unlinkSync(path);
