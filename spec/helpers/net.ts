@@ -1,9 +1,9 @@
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLinkPair, Node, type NodeOptions } from '../../src';
+import { createLinkPair, Node, type NodeMessage, type NodeOptions } from '../../src';
 
 /** Nodes created by a test, closed by {@link closeAll}. */
 const created: Node[] = [];
@@ -64,4 +64,56 @@ export async function link(server: Node, client: Node, transport: Transport): Pr
   } else {
     await client.connectTo(server.name, await serveTcp(server), '127.0.0.1');
   }
+}
+
+/**
+ * A TCP proxy whose current connections can be frozen: from then on nothing crosses them, not even a close — as
+ * a network that silently dropped the path. New connections are forwarded as usual.
+ */
+export async function freezableProxy(port: number): Promise<{ port: number; freeze(): void; close(): Promise<void> }> {
+  const pairs: Array<{ client: Socket; upstream: Socket; frozen: boolean }> = [];
+  const server: Server = createServer((client) => {
+    const pair = { client, upstream: createConnection(port, '127.0.0.1'), frozen: false };
+    pairs.push(pair);
+    const forward = (from: Socket, to: Socket) => {
+      from.on('data', (chunk) => {
+        if (!pair.frozen) to.write(chunk);
+      });
+      from.on('close', () => {
+        if (!pair.frozen) to.destroy();
+      });
+      from.on('error', () => undefined);
+    };
+    forward(client, pair.upstream);
+    forward(pair.upstream, client);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as AddressInfo).port,
+    freeze: () => pairs.forEach((pair) => (pair.frozen = true)),
+    close: async () => {
+      pairs.forEach(({ client, upstream }) => (client.destroy(), upstream.destroy()));
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** A responder streaming `count` numbers from a generator, counting what it produced and whether it finished. */
+export function counting(count = Infinity) {
+  const state = { produced: 0, finished: false };
+  const handle = (m: NodeMessage) =>
+    m.stream(
+      (async function* () {
+        try {
+          for (let i = 0; i < count; i++) {
+            state.produced++;
+            yield i;
+          }
+        } finally {
+          state.finished = true;
+        }
+      })(),
+    );
+  return { state, handle };
 }

@@ -3,7 +3,7 @@
 import { asyncScheduler, concat, finalize, interval, lastValueFrom, map, NEVER, of, take, throwError, timer, toArray, type ObservableInput, type Subscription } from 'rxjs';
 import { ErrorCode, IpcTimeoutError, pullEach, RemoteError, type Node, type NodeMessage } from '../../src';
 import { killChildren, spawnNode } from '../helpers/child';
-import { closeAll, delay, link, node, serveTcp, socketPath, until, type Transport } from '../helpers/net';
+import { closeAll, counting, delay, link, node, serveTcp, socketPath, until, type Transport } from '../helpers/net';
 
 afterEach(closeAll);
 afterEach(() => jest.restoreAllMocks());
@@ -14,25 +14,6 @@ async function pair(kind: Transport, handle: (m: NodeMessage) => void): Promise<
   server.on('message', handle);
   await link(server, client, kind);
   return { server, client };
-}
-
-/** A responder streaming `count` numbers from a generator, counting what it produced and whether it finished. */
-function counting(count = Infinity) {
-  const state = { produced: 0, finished: false };
-  const handle = (m: NodeMessage) =>
-    m.stream(
-      (async function* () {
-        try {
-          for (let i = 0; i < count; i++) {
-            state.produced++;
-            yield i;
-          }
-        } finally {
-          state.finished = true;
-        }
-      })(),
-    );
-  return { state, handle };
 }
 
 /** Both sides hold nothing for the request any more. */

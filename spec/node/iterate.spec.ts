@@ -1,7 +1,7 @@
 // node.iterate(): answers pulled at the consumer's pace, over TCP, a Unix socket and the in-memory link.
 import { from, lastValueFrom, map, timer, toArray } from 'rxjs';
 import { ErrorCode, pullEach, RemoteError, type Node, type NodeMessage } from '../../src';
-import { closeAll, delay, link, node, socketPath, until } from '../helpers/net';
+import { closeAll, counting, delay, link, node, socketPath, until } from '../helpers/net';
 
 afterEach(closeAll);
 
@@ -20,25 +20,6 @@ async function pair(kind: Kind, handle: (m: NodeMessage) => void): Promise<{ ser
     await link(server, client, kind);
   }
   return { server, client };
-}
-
-/** A responder streaming `count` numbers from a generator, counting what it produced and whether it finished. */
-function counting(count = Infinity) {
-  const state = { produced: 0, finished: false };
-  const handle = (m: NodeMessage) =>
-    m.stream(
-      (async function* () {
-        try {
-          for (let i = 0; i < count; i++) {
-            state.produced++;
-            yield i;
-          }
-        } finally {
-          state.finished = true;
-        }
-      })(),
-    );
-  return { state, handle };
 }
 
 describe.each<Kind>(['tcp', 'unix', 'link'])('node.iterate (%s)', (kind) => {

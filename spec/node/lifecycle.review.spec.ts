@@ -3,7 +3,7 @@
 // pin down what held under the same attack.
 import { once } from 'node:events';
 import { spawn } from 'node:child_process';
-import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -11,7 +11,7 @@ import { interval, lastValueFrom, NEVER, throwError, toArray } from 'rxjs';
 import { createLinkPair, ErrorCode, Node, type IpcError, type NodeMessage, type NodeSocket } from '../../src';
 import type { Connection } from '../../src/node/Connection';
 import { cleanUp, exitWithin, ROOT, spawnNode, spawnPeer, type Child } from '../helpers/child';
-import { delay, freePort, node, serveTcp, socketPath, until } from '../helpers/net';
+import { delay, freePort, freezableProxy, node, serveTcp, socketPath, until } from '../helpers/net';
 
 afterEach(cleanUp);
 
@@ -533,35 +533,3 @@ describe('bookkeeping: every slot is released on every exit', () => {
   });
 });
 
-/**
- * A TCP proxy whose current connections can be frozen: from then on nothing crosses them, not even a close — as
- * a network that silently dropped the path. New connections are forwarded as usual.
- */
-async function freezableProxy(port: number): Promise<{ port: number; freeze(): void; close(): Promise<void> }> {
-  const pairs: Array<{ client: Socket; upstream: Socket; frozen: boolean }> = [];
-  const server: Server = createServer((client) => {
-    const pair = { client, upstream: createConnection(port, '127.0.0.1'), frozen: false };
-    pairs.push(pair);
-    const forward = (from: Socket, to: Socket) => {
-      from.on('data', (chunk) => {
-        if (!pair.frozen) to.write(chunk);
-      });
-      from.on('close', () => {
-        if (!pair.frozen) to.destroy();
-      });
-      from.on('error', () => undefined);
-    };
-    forward(client, pair.upstream);
-    forward(pair.upstream, client);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as AddressInfo).port,
-    freeze: () => pairs.forEach((pair) => (pair.frozen = true)),
-    close: async () => {
-      pairs.forEach(({ client, upstream }) => (client.destroy(), upstream.destroy()));
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}

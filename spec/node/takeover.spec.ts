@@ -1,40 +1,5 @@
-import { once } from 'node:events';
-import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { ErrorCode } from '../../src';
-import { closeAll, node, serveTcp, until } from '../helpers/net';
-
-/**
- * A TCP proxy whose current connections can be frozen: from then on nothing crosses them, not even a close — as
- * a network that silently dropped the path. New connections are forwarded as usual.
- */
-async function freezableProxy(port: number): Promise<{ port: number; freeze(): void; close(): Promise<void> }> {
-  const pairs: Array<{ client: Socket; upstream: Socket; frozen: boolean }> = [];
-  const server: Server = createServer((client) => {
-    const pair = { client, upstream: createConnection(port, '127.0.0.1'), frozen: false };
-    pairs.push(pair);
-    const forward = (from: Socket, to: Socket) => {
-      from.on('data', (chunk) => {
-        if (!pair.frozen) to.write(chunk);
-      });
-      from.on('close', () => {
-        if (!pair.frozen) to.destroy();
-      });
-      from.on('error', () => undefined);
-    };
-    forward(client, pair.upstream);
-    forward(pair.upstream, client);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as AddressInfo).port,
-    freeze: () => pairs.forEach((pair) => (pair.frozen = true)),
-    close: async () => {
-      pairs.forEach(({ client, upstream }) => (client.destroy(), upstream.destroy()));
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
+import { closeAll, freezableProxy, node, serveTcp, until } from '../helpers/net';
 
 describe('a node that comes back takes its stale connection over', () => {
   afterEach(closeAll);
