@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { interval, lastValueFrom, NEVER, throwError, toArray } from 'rxjs';
-import { createLinkPair, ErrorCode, Node, type IpcError, type NodeMessage, type NodeSocket } from '../../src';
+import { ErrorCode, Node, type IpcError, type NodeMessage, type NodeSocket } from '../../src';
 import type { Connection } from '../../src/node/Connection';
 import { cleanUp, exitWithin, ROOT, spawnNode, spawnPeer, type Child } from '../helpers/child';
-import { delay, freePort, freezableProxy, node, serveTcp, socketPath, until } from '../helpers/net';
+import { delay, freePort, freezableProxy, link, node, serveTcp, socketPath, until } from '../helpers/net';
 
 afterEach(cleanUp);
 
@@ -442,13 +442,7 @@ describe('bookkeeping: every slot is released on every exit', () => {
       };
       return answers[m.data as string]();
     });
-    if (transport === 'link') {
-      const [a, b] = createLinkPair();
-      server.acceptVia(a);
-      await client.connectVia('hub', b);
-    } else {
-      await client.connectTo('hub', await serveTcp(server), '127.0.0.1');
-    }
+    await link(server, client, transport);
     const free = () => inFlight(server).theirs === 0 && inFlight(client).ours === 0;
     const exits: Array<[string, () => Promise<unknown>]> = [
       ...['encode', 'tooLarge', 'throw', 'reject', 'error', 'streamError', 'notStreamable'].map(
@@ -483,13 +477,7 @@ describe('bookkeeping: every slot is released on every exit', () => {
     server.on('message', (m) => (m.data === 'stream' ? m.stream(interval(10)) : m.data === 'hold' ? undefined : m.reply('ok')));
     const client = node('client');
     client.on('message', () => undefined);
-    if (transport === 'link') {
-      const [a, b] = createLinkPair();
-      server.acceptVia(a);
-      await client.connectVia('hub', b);
-    } else {
-      await client.connectTo('hub', await serveTcp(server), '127.0.0.1');
-    }
+    await link(server, client, transport);
     const requests = Array.from({ length: 100 }, () => settle(client.sendTo('hub', 'hold', { timeout: 60_000 })));
     const streams = Array.from({ length: 10 }, () => settle(lastValueFrom(client.request$('hub', 'stream').pipe(toArray()))));
     const iterator = client.iterate('hub', 'stream');
