@@ -8,11 +8,16 @@ const FIN = 1;
 /** kind (u8) + sequence number (u32, big-endian), before the bytes. */
 export const LINK_HEADER = 5;
 /**
- * Bytes published and not yet confirmed by the server (a flush's round trip) from which writes wait for that
- * confirmation: a producer that respects `write()`'s `false` / `'drain'` slows down to what the server takes,
+ * Bytes published and not yet confirmed by the server (a flush's round trip) from which writes wait for
+ * confirmations: a producer that respects `write()`'s `false` / `'drain'` slows down to what the server takes,
  * long before the server would cut a slow subscriber off.
  */
-const UNCONFIRMED_LIMIT = 4 * 1024 * 1024;
+const UNCONFIRMED_LIMIT = 8 * 1024 * 1024;
+/**
+ * A confirmation is asked for every time this many bytes have been published since the last one: several are on
+ * their way at once, so the pipe to the server never runs empty while one travels.
+ */
+const CONFIRM_EVERY = 1024 * 1024;
 
 /**
  * One link between two nodes over NATS, as a byte stream (a Duplex): what one side writes, the other reads, in
@@ -28,7 +33,12 @@ export class NatsLink extends Duplex {
   to = '';
   private sent = 0;
   private received = 0;
-  private unconfirmed = 0;
+  /** Bytes published, bytes the server has confirmed, and where the last confirmation asked for ends. */
+  private published = 0;
+  private confirmed = 0;
+  private asked = 0;
+  /** The callback of a write that waits for confirmations (the stream passes one write at a time). */
+  private waiting: ((error?: Error | null) => void) | null = null;
   private finished = false;
   private readonly subscription: Subscription;
   /** @internal test hook: numbers of messages to leave out (to prove the gap check). */
@@ -73,11 +83,25 @@ export class NatsLink extends Duplex {
     } catch (error) {
       return callback(error as Error);
     }
-    if (this.unconfirmed < UNCONFIRMED_LIMIT) return callback();
-    this.unconfirmed = 0;
+    if (this.published - this.asked >= CONFIRM_EVERY) this.askConfirmation();
+    if (this.published - this.confirmed < UNCONFIRMED_LIMIT) return callback();
+    if (this.asked < this.published) this.askConfirmation();
+    this.waiting = callback;
+  }
+
+  /** Asks the server to confirm every byte published so far; a write waiting for room goes on once there is. */
+  private askConfirmation(): void {
+    const upTo = (this.asked = this.published);
     this.nc.flush().then(
-      () => callback(),
-      (error: Error) => callback(new PeerDisconnectedError(`The NATS connection failed: ${error.message}`, { cause: error })),
+      () => {
+        this.confirmed = Math.max(this.confirmed, upTo);
+        const waiting = this.waiting;
+        if (waiting !== null && this.published - this.confirmed < UNCONFIRMED_LIMIT) {
+          this.waiting = null;
+          waiting();
+        }
+      },
+      (error: Error) => this.destroy(new PeerDisconnectedError(`The NATS connection failed: ${error.message}`, { cause: error })),
     );
   }
 
@@ -148,6 +172,6 @@ export class NatsLink extends Duplex {
     message[0] = kind;
     message.writeUInt32BE(this.sent, 1);
     this.nc.publish(this.to, message);
-    this.unconfirmed += message.length;
+    this.published += message.length;
   }
 }
