@@ -459,10 +459,11 @@ export class Connection implements StreamSink {
   /**
    * The answers to this peer pile up (it does not read them): stop reading its requests until they drained, so a
    * peer that never reads cannot grow our memory beyond `maxWriteBuffer` plus one answer. If it stays silent
-   * meanwhile, the heartbeat ends the connection.
+   * meanwhile, the heartbeat ends the connection. Only once a `'drain'` is due: below the socket's high-water mark
+   * (a `maxWriteBuffer` under 16 KiB) none ever comes, and reading would stay paused for good.
    */
   private pauseReading(): void {
-    if (this.readingPaused) return;
+    if (this.readingPaused || !this.writer.drainDue) return;
     this.readingPaused = true;
     this.socket.pause();
     this.drained().then(
