@@ -1,7 +1,9 @@
 // A code reader's review of the node's state: every counter, table, timer and subscription has one owner that
 // keeps it right on every path. Each test here failed before its fix.
+import { ErrorCode, type IpcError } from '../../src';
 import { cleanUp } from '../helpers/child';
-import { delay, link, node } from '../helpers/net';
+import { delay, link, node, serveTcp, until } from '../helpers/net';
+import { handshakeBytes, rawClient } from '../helpers/raw';
 
 afterEach(cleanUp);
 
@@ -17,5 +19,34 @@ describe('reading paused for a peer is resumed', () => {
       await expect(client.sendTo('hub', i, { timeout: 2000 })).resolves.toBe(`${i}${answer}`);
       await delay(10);
     }
+  });
+});
+
+describe('a one-way send that waits for the socket', () => {
+  it('gets its whole timeout, also after an earlier send with the same timeout timed out', async () => {
+    const server = node('hub', { heartbeatInterval: 0 });
+    const port = await serveTcp(server);
+    const raw = rawClient(port);
+    raw.write(handshakeBytes('raw'));
+    await until(() => server.get('raw') !== undefined);
+    raw.pause(); // reads nothing from now on
+    const chunk = Buffer.alloc(8000);
+    // Fill the kernel's buffers and the socket's: from some point on, sends wait for a 'drain' that never comes.
+    const sends: Promise<void>[] = [];
+    for (let i = 0; i < 4000; i++) sends.push(server.sendTo('raw', chunk, { receptive: false, timeout: Infinity }) as Promise<void>);
+    sends.forEach((send) => send.catch(() => undefined));
+    const timedOut = async () => {
+      const started = performance.now();
+      const error = await server.sendTo('raw', chunk, { receptive: false, timeout: 200 }).catch((e: IpcError) => e);
+      return { code: (error as IpcError)?.code, waited: performance.now() - started };
+    };
+    const first = await timedOut();
+    expect(first.code).toBe(ErrorCode.TIMEOUT);
+    expect(first.waited).toBeGreaterThanOrEqual(190);
+    // It rejected at once: the first one's expired wait was shared with it.
+    const second = await timedOut();
+    expect(second.code).toBe(ErrorCode.TIMEOUT);
+    expect(second.waited).toBeGreaterThanOrEqual(190);
+    raw.destroy();
   });
 });

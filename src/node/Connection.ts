@@ -249,11 +249,18 @@ export class Connection implements StreamSink {
     // (Text is never over PACK_LIMIT bytes: see TEXT_LIMIT.)
     if (typeof payload !== 'string' && payload.length > PACK_LIMIT) return within(this.sendTaken(encoding, payload), timeout, () => this.notTaken(timeout));
     if (this.send(FrameType.MESSAGE, 0, 0, encoding, payload)) return SENT;
-    // Every send waiting for this drain with this timeout shares one timer.
+    // Every send waiting for this drain with this timeout shares one timer — while it runs: once it expired, a
+    // later send gets a timer of its own (sharing the expired wait rejected it at once, until the socket drained).
     const drain = this.drained();
     const waits = (this.drain!.within ??= new Map());
     let wait = waits.get(timeout);
-    if (wait === undefined) waits.set(timeout, (wait = within(drain, timeout, () => this.notTaken(timeout))));
+    if (wait === undefined) {
+      const shared: Promise<void> = within(drain, timeout, () => {
+        if (waits.get(timeout) === shared) waits.delete(timeout);
+        return this.notTaken(timeout);
+      });
+      waits.set(timeout, (wait = shared));
+    }
     return wait;
   }
 
