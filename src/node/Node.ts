@@ -29,6 +29,7 @@ import { LinkSocket } from './Link';
 import { Dialler, type DialTarget, type DiallerHost, type RetryPolicy } from './Dialler';
 import { Fleet, leastPending } from './Fleet';
 import type { NodeTransport, TransportSession } from './NodeTransport';
+import type { InboundRequest } from './InboundRequests';
 import { NodeMessage } from './NodeMessage';
 import { NO_TRAFFIC, NodeSocket } from './NodeSocket';
 import { PendingRequest } from './PendingRequest';
@@ -351,7 +352,7 @@ export class Node extends EventEmitter<NodeEvents> {
       maxPendingRequests: this.maxPendingRequests,
       maxWriteBuffer: this.maxWriteBuffer,
       onReady: (connection) => this.connectionReady(connection),
-      onMessage: (connection, id, receptive, data) => this.messageReceived(connection, id, receptive, data),
+      onMessage: (connection, id, request, data) => this.messageReceived(connection, id, request, data),
       onRaw: (connection, chunk) => this.rawReceived(connection, chunk),
       onClosed: (connection) => this.connectionClosed(connection),
       report: (error) => this.report(error),
@@ -921,8 +922,8 @@ export class Node extends EventEmitter<NodeEvents> {
     this.emitSafely('connect', name, socket);
   }
 
-  private messageReceived(connection: Connection, id: number, receptive: boolean, data: unknown): void {
-    const message = new NodeMessage(connection, connection.owner, id, receptive, data);
+  private messageReceived(connection: Connection, id: number, request: InboundRequest | null, data: unknown): void {
+    const message = new NodeMessage(connection, request, connection.owner, id, request !== null, data);
     // A Subject drops what nobody observes: skipping it then saves its per-value garbage (~100 bytes).
     if (this.messages.observed) this.messages.next(message);
     try {
