@@ -1,7 +1,10 @@
 // A code reader's review of the node's state: every counter, table, timer and subscription has one owner that
 // keeps it right on every path. Each test here failed before its fix.
 import { Encoding, ErrorCode, FrameDecoder, FrameFlags, FrameType, type Frame, type IpcError, type NodeMessage } from '../../src';
+import { natsTransport } from '../../src/nats';
 import { cleanUp } from '../helpers/child';
+import { describeNats, startNatsServer, type NatsServer } from '../helpers/natsServer';
+import { createLinkPair } from '../../src';
 import { delay, link, node, serveTcp, until } from '../helpers/net';
 import { bytes, handshakeBytes, rawClient } from '../helpers/raw';
 
@@ -79,5 +82,66 @@ describe('an answer goes to the request it was asked for', () => {
     const replies = received.filter((f) => f.type === FrameType.REPLY).map((f) => f.payload.toString());
     expect(replies).toEqual(['answer to second']);
     raw.destroy();
+  });
+});
+
+describeNats('close({ drain }) over a transport', () => {
+  let nats: NatsServer;
+  beforeAll(async () => (nats = await startNatsServer()));
+
+  it('dials nothing more: a connectTo still searching rejects at once, an instance that appears meanwhile is not linked', async () => {
+    const api = node('api', { transport: natsTransport({ servers: nats.url, discoveryInterval: 50 }), maxRetries: Infinity, heartbeatInterval: 0 });
+    // A request in flight on another connection keeps the drain going.
+    const hub = node('hub', { heartbeatInterval: 0 });
+    let answer: (() => void) | null = null;
+    hub.on('message', (m) => (answer = () => m.reply('done')));
+    const [a, b] = createLinkPair();
+    hub.acceptVia(a);
+    await api.connectVia('hub', b);
+    const held = api.sendTo('hub', 'hold');
+    held.catch(() => undefined);
+    await until(() => answer !== null);
+    const events: string[] = [];
+    api.on('connect', (name) => events.push(`connect ${name}`));
+    const connecting = api.connectTo('worker').then(
+      () => 'connected',
+      (error: IpcError) => error.code,
+    );
+    await delay(100);
+    const closing = api.close({ drain: 5000 });
+    const worker = node('worker', { transport: natsTransport({ servers: nats.url }), heartbeatInterval: 0 });
+    worker.serve('worker');
+    const started = performance.now();
+    // It kept searching through the drain, and linked to the instance that came up.
+    expect(await connecting).toBe(ErrorCode.CLOSED);
+    expect(performance.now() - started).toBeLessThan(1000);
+    await delay(500);
+    expect(events).toEqual([]);
+    answer!();
+    await expect(held).resolves.toBe('done');
+    await closing;
+  });
+
+  it('a fleet with a member ready links no other instance while its requests finish', async () => {
+    const transport = () => natsTransport({ servers: nats.url, discoveryInterval: 50 });
+    const first = node('worker', { transport: transport(), heartbeatInterval: 0 });
+    let answer: (() => void) | null = null;
+    first.on('message', (m) => (answer = () => m.reply('done')));
+    first.serve('worker');
+    const api = node('api', { transport: transport(), maxRetries: Infinity, heartbeatInterval: 0 });
+    await api.connectTo('worker');
+    const held = api.sendTo('worker', 'hold');
+    held.catch(() => undefined);
+    await until(() => answer !== null);
+    const events: string[] = [];
+    api.on('connect', (name, socket) => events.push(`connect ${name} ${socket.instance}`));
+    const closing = api.close({ drain: 5000 });
+    const second = node('worker', { transport: transport(), heartbeatInterval: 0 });
+    second.serve('worker');
+    await delay(600);
+    expect(events).toEqual([]);
+    answer!();
+    await expect(held).resolves.toBe('done');
+    await closing;
   });
 });

@@ -866,8 +866,12 @@ export class Node extends EventEmitter<NodeEvents> {
     const done: Promise<unknown>[] = [];
     const server = this.server;
     if (server) done.push(new Promise((resolve) => server.close(resolve)));
-    // Nothing new is dialled while closing: a connectTo still waiting for its peer (backoff, handshake) ends now.
-    for (const dialler of this.dialled.values()) if (dialler instanceof Dialler && !dialler.socket.connected) done.push(dialler.stop(reason.message));
+    // Nothing new is dialled while closing: a connectTo still waiting for its peer (backoff, handshake) ends now, and
+    // a fleet searches and links no more (its ready members finish their requests).
+    for (const dialler of this.dialled.values()) {
+      if (dialler instanceof Fleet) done.push(dialler.quiesce(reason.message));
+      else if (!dialler.socket.connected) done.push(dialler.stop(reason.message));
+    }
     if (drain > 0) await this.drained();
     for (const dialler of this.dialled.values()) done.push(dialler.stop(reason.message));
     for (const socket of [...this.accepted.values()].flat()) if (socket.connection) done.push(socket.connection.close(reason));
