@@ -15,7 +15,7 @@ import { FrameWriter, PACK_LIMIT } from './FrameWriter';
 import { Heartbeat } from './Heartbeat';
 import type { NodeSocket } from './NodeSocket';
 import { asError } from './asError';
-import { InboundRequests } from './InboundRequests';
+import { InboundRequests, type InboundRequest } from './InboundRequests';
 import { RequestRegistry } from '../rx/RequestRegistry';
 import { StreamResponder, type StreamSink } from './StreamResponder';
 import { tlsErrorOf } from './tlsError';
@@ -58,8 +58,11 @@ export interface ConnectionHost {
   readonly maxPendingRequests: number;
   readonly maxWriteBuffer: number;
   onReady(connection: Connection): void;
-  /** A message arrived (a receptive one is admitted: it holds a slot until answered, cancelled or the end). */
-  onMessage(connection: Connection, id: number, receptive: boolean, data: unknown): void;
+  /**
+   * A message arrived: `request` is its admission when it is receptive (it holds a slot until answered, cancelled
+   * or the end), null when it awaits no answer.
+   */
+  onMessage(connection: Connection, id: number, request: InboundRequest | null, data: unknown): void;
   onRaw(connection: Connection, chunk: Buffer): void;
   onClosed(connection: Connection): void;
   /** Something went wrong that only an `'error'` event can tell (a payload that does not decode…). */
@@ -249,11 +252,18 @@ export class Connection implements StreamSink {
     // (Text is never over PACK_LIMIT bytes: see TEXT_LIMIT.)
     if (typeof payload !== 'string' && payload.length > PACK_LIMIT) return within(this.sendTaken(encoding, payload), timeout, () => this.notTaken(timeout));
     if (this.send(FrameType.MESSAGE, 0, 0, encoding, payload)) return SENT;
-    // Every send waiting for this drain with this timeout shares one timer.
+    // Every send waiting for this drain with this timeout shares one timer — while it runs: once it expired, a
+    // later send gets a timer of its own (sharing the expired wait rejected it at once, until the socket drained).
     const drain = this.drained();
     const waits = (this.drain!.within ??= new Map());
     let wait = waits.get(timeout);
-    if (wait === undefined) waits.set(timeout, (wait = within(drain, timeout, () => this.notTaken(timeout))));
+    if (wait === undefined) {
+      const shared: Promise<void> = within(drain, timeout, () => {
+        if (waits.get(timeout) === shared) waits.delete(timeout);
+        return this.notTaken(timeout);
+      });
+      waits.set(timeout, (wait = shared));
+    }
     return wait;
   }
 
@@ -313,40 +323,39 @@ export class Connection implements StreamSink {
   // ─── the responder's side: answers to the peer's requests (NodeMessage calls these) ────────────────
 
   /**
-   * Answers request `id` with `value`. False when nothing awaits it (answered, cancelled, connection gone).
+   * Answers `request` with `value`. False when nothing awaits it (answered, cancelled, connection gone).
    * @throws CodecError (`ERR_IPC_ENCODE`) or IpcError (`ERR_IPC_FRAME_TOO_LARGE`); the requester gets that error.
    */
-  reply(id: number, value: unknown): boolean {
-    if (!this.inbound.unanswered(id)) return false;
+  reply(request: InboundRequest, value: unknown): boolean {
+    if (!this.inbound.unanswered(request)) return false;
     let encoded;
     try {
       encoded = encodeWire(this.host.codec, value);
       this.checkSize(encoded.payload);
     } catch (error) {
-      this.replyError(id, error as Error);
+      this.replyError(request, error as Error);
       throw error;
     }
-    this.inbound.take(id);
-    this.writer.write(FrameType.REPLY, 0, id, encoded.encoding, encoded.payload);
+    this.inbound.take(request);
+    this.writer.write(FrameType.REPLY, 0, request.id, encoded.encoding, encoded.payload);
     return true;
   }
 
-  /** Fails request `id` with `error`. False when nothing awaits it. */
-  replyError(id: number, error: Error): boolean {
-    if (!this.inbound.take(id)) return false;
-    this.sendErrorIfOpen(FrameType.ERROR, id, error);
+  /** Fails `request` with `error`. False when nothing awaits it. */
+  replyError(request: InboundRequest, error: Error): boolean {
+    if (!this.inbound.take(request)) return false;
+    this.sendErrorIfOpen(FrameType.ERROR, request.id, error);
     return true;
   }
 
   /**
-   * Answers request `id` with the values of `source` (see StreamResponder). False when nothing awaits it.
+   * Answers `request` with the values of `source` (see StreamResponder). False when nothing awaits it.
    * @throws TypeError when `source` cannot be streamed (the requester gets that error).
    */
-  stream(id: number, source: ObservableInput<unknown> | AsyncIterable<unknown> | Iterable<unknown>): boolean {
-    const entry = this.inbound.unanswered(id);
-    if (!entry) return false;
-    entry.responder = new StreamResponder(this, id, entry.credits, this.host.streamBuffer);
-    entry.responder.start(source);
+  stream(request: InboundRequest, source: ObservableInput<unknown> | AsyncIterable<unknown> | Iterable<unknown>): boolean {
+    if (!this.inbound.unanswered(request)) return false;
+    request.responder = new StreamResponder(this, request.id, request.credits, this.host.streamBuffer);
+    request.responder.start(source);
     return true;
   }
 
@@ -459,10 +468,11 @@ export class Connection implements StreamSink {
   /**
    * The answers to this peer pile up (it does not read them): stop reading its requests until they drained, so a
    * peer that never reads cannot grow our memory beyond `maxWriteBuffer` plus one answer. If it stays silent
-   * meanwhile, the heartbeat ends the connection.
+   * meanwhile, the heartbeat ends the connection. Only once a `'drain'` is due: below the socket's high-water mark
+   * (a `maxWriteBuffer` under 16 KiB) none ever comes, and reading would stay paused for good.
    */
   private pauseReading(): void {
-    if (this.readingPaused) return;
+    if (this.readingPaused || !this.writer.drainDue) return;
     this.readingPaused = true;
     this.socket.pause();
     this.drained().then(
@@ -558,24 +568,26 @@ export class Connection implements StreamSink {
     let { payload } = frame;
     let credits = 1;
     if (frame.flags & FrameFlags.WINDOW) ({ credits, value: payload } = readWindow(frame));
+    let request: InboundRequest | null = null;
     if (receptive) {
-      const refused = this.inbound.admit(frame.id, credits);
-      if (refused === 'duplicate') throw new ProtocolError(ErrorCode.PROTOCOL, `Request id ${frame.id} already awaits an answer`);
-      if (refused === 'full') {
+      const admitted = this.inbound.admit(frame.id, credits);
+      if (admitted === 'duplicate') throw new ProtocolError(ErrorCode.PROTOCOL, `Request id ${frame.id} already awaits an answer`);
+      if (admitted === 'full') {
         const limit = this.host.maxPendingRequests;
         this.sendErrorIfOpen(FrameType.ERROR, frame.id, new IpcError(ErrorCode.TOO_MANY_REQUESTS, `"${this.host.name}" already has ${limit} requests from "${this.peerName}" to answer`));
         return;
       }
+      request = admitted;
     }
     let data: unknown;
     try {
       data = decodeValue(this.host.codec, payload, frame.encoding, this.host.maxDecodedSize);
     } catch (error) {
-      if (receptive) this.replyError(frame.id, error as Error);
+      if (request) this.replyError(request, error as Error);
       this.host.report(error as Error);
       return;
     }
-    this.host.onMessage(this, frame.id, receptive, data);
+    this.host.onMessage(this, frame.id, request, data);
   }
 
   private dispatchHandshake(frame: Frame): void {

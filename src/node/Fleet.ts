@@ -128,6 +128,20 @@ export class Fleet {
     await Promise.all([...this.members.values()].map((member) => member.stop(message)));
   }
 
+  /**
+   * The node closes with a drain: dial nothing more — no search, no new link, members still handshaking closed, a
+   * pending connectTo rejected (all of it, as {@link Fleet.stop}, when no member is ready) — while the ready members
+   * finish the requests in flight; `stop` ends them afterwards.
+   */
+  quiesce(message: string): Promise<void> {
+    if (this.ready.size === 0) return this.stop(message);
+    this.stopped = true;
+    this.clearTimer();
+    this.discovery?.stop();
+    const handshaking = [...this.members.values()].filter((member) => !this.ready.has(member));
+    return Promise.all(handshaking.map((member) => member.stop(message))).then(() => undefined);
+  }
+
   /** Discovery found an instance: link to it unless we have it, have enough, or it refused us lately. */
   private found(instance: string): void {
     if (this.stopped || this.members.has(instance) || this.opening.has(instance)) return;

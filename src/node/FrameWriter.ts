@@ -205,6 +205,14 @@ export class FrameWriter {
     return this.socket.writableLength + this.packedTo - this.packedFrom;
   }
 
+  /**
+   * A `'drain'` is coming: the socket's buffer reached its high-water mark, or will once the packed frames are
+   * handed to it (flushPacked then corks, so that its write says so). Below that mark no `'drain'` is ever emitted.
+   */
+  get drainDue(): boolean {
+    return this.socket.writableNeedDrain || this.queuedBytes >= this.socket.writableHighWaterMark;
+  }
+
   /** Ends the socket after everything written so far (packed frames included). */
   end(): void {
     this.flushPacked();

@@ -3,6 +3,8 @@ import type { StreamResponder } from './StreamResponder';
 
 /** A request a peer sent us, from its admission until it is answered, cancelled or its connection ends. */
 export interface InboundRequest {
+  /** The peer's id of it (which the peer may use again once this one is gone: its ids wrap at 2³²). */
+  readonly id: number;
   /** Credits granted for a streamed answer that has not started yet (the responder holds them once it has). */
   credits: number;
   /** The streamed answer, once `message.stream(…)` started it. */
@@ -37,25 +39,31 @@ export class InboundRequests {
     return n;
   }
 
-  /** Admits request `id` with `credits` for a streamed answer; says why not when the table is full or has it. */
-  admit(id: number, credits: number): Refusal | undefined {
+  /**
+   * Admits request `id` with `credits` for a streamed answer: its entry, the handle its answer is given by; or why
+   * not, when the table is full or has that id.
+   */
+  admit(id: number, credits: number): InboundRequest | Refusal {
     if (this.table.has(id)) return 'duplicate';
     if (this.table.size >= this.limit) return 'full';
-    this.table.add(id, { credits, responder: null });
-    return undefined;
-  }
-
-  /** The request `id` if it still awaits an answer that has not started. */
-  unanswered(id: number): InboundRequest | undefined {
-    const entry = this.table.get(id);
-    return entry?.responder === null ? entry : undefined;
-  }
-
-  /** Takes request `id` out to answer it with one frame; undefined when it is gone or a stream answers it. */
-  take(id: number): InboundRequest | undefined {
-    const entry = this.unanswered(id);
-    if (entry) this.table.delete(id);
+    const entry: InboundRequest = { id, credits, responder: null };
+    this.table.add(id, entry);
     return entry;
+  }
+
+  /**
+   * True while `request` awaits an answer that has not started. By identity, not by id: once it was cancelled,
+   * a later request of the peer under the same id is another one.
+   */
+  unanswered(request: InboundRequest): boolean {
+    return request.responder === null && this.table.get(request.id) === request;
+  }
+
+  /** Takes `request` out to answer it with one frame; false when it is gone or a stream answers it. */
+  take(request: InboundRequest): boolean {
+    if (!this.unanswered(request)) return false;
+    this.table.delete(request.id);
+    return true;
   }
 
   /** The requester granted `n` more values (REQUEST_N); dropped for an id not admitted. */

@@ -29,6 +29,7 @@ import { LinkSocket } from './Link';
 import { Dialler, type DialTarget, type DiallerHost, type RetryPolicy } from './Dialler';
 import { Fleet, leastPending } from './Fleet';
 import type { NodeTransport, TransportSession } from './NodeTransport';
+import type { InboundRequest } from './InboundRequests';
 import { NodeMessage } from './NodeMessage';
 import { NO_TRAFFIC, NodeSocket } from './NodeSocket';
 import { PendingRequest } from './PendingRequest';
@@ -351,7 +352,7 @@ export class Node extends EventEmitter<NodeEvents> {
       maxPendingRequests: this.maxPendingRequests,
       maxWriteBuffer: this.maxWriteBuffer,
       onReady: (connection) => this.connectionReady(connection),
-      onMessage: (connection, id, receptive, data) => this.messageReceived(connection, id, receptive, data),
+      onMessage: (connection, id, request, data) => this.messageReceived(connection, id, request, data),
       onRaw: (connection, chunk) => this.rawReceived(connection, chunk),
       onClosed: (connection) => this.connectionClosed(connection),
       report: (error) => this.report(error),
@@ -865,8 +866,12 @@ export class Node extends EventEmitter<NodeEvents> {
     const done: Promise<unknown>[] = [];
     const server = this.server;
     if (server) done.push(new Promise((resolve) => server.close(resolve)));
-    // Nothing new is dialled while closing: a connectTo still waiting for its peer (backoff, handshake) ends now.
-    for (const dialler of this.dialled.values()) if (dialler instanceof Dialler && !dialler.socket.connected) done.push(dialler.stop(reason.message));
+    // Nothing new is dialled while closing: a connectTo still waiting for its peer (backoff, handshake) ends now, and
+    // a fleet searches and links no more (its ready members finish their requests).
+    for (const dialler of this.dialled.values()) {
+      if (dialler instanceof Fleet) done.push(dialler.quiesce(reason.message));
+      else if (!dialler.socket.connected) done.push(dialler.stop(reason.message));
+    }
     if (drain > 0) await this.drained();
     for (const dialler of this.dialled.values()) done.push(dialler.stop(reason.message));
     for (const socket of [...this.accepted.values()].flat()) if (socket.connection) done.push(socket.connection.close(reason));
@@ -921,8 +926,8 @@ export class Node extends EventEmitter<NodeEvents> {
     this.emitSafely('connect', name, socket);
   }
 
-  private messageReceived(connection: Connection, id: number, receptive: boolean, data: unknown): void {
-    const message = new NodeMessage(connection, connection.owner, id, receptive, data);
+  private messageReceived(connection: Connection, id: number, request: InboundRequest | null, data: unknown): void {
+    const message = new NodeMessage(connection, request, connection.owner, id, request !== null, data);
     // A Subject drops what nobody observes: skipping it then saves its per-value garbage (~100 bytes).
     if (this.messages.observed) this.messages.next(message);
     try {

@@ -1,16 +1,20 @@
 import { inspect } from 'node:util';
 import type { ObservableInput } from 'rxjs';
 import type { Connection } from './Connection';
+import type { InboundRequest } from './InboundRequests';
 import type { NodeSocket } from './NodeSocket';
 
 /** A message received from a peer. */
 export class NodeMessage<T = unknown> {
   #connection: Connection;
+  /** Its admission among the requests awaiting our answer (null when it awaits none): what an answer is given to. */
+  #request: InboundRequest | null;
   #answered = false;
 
   /** @internal */
   constructor(
     connection: Connection,
+    request: InboundRequest | null,
     /** The socket it came from. */
     readonly socket: NodeSocket,
     /** Request id (per connection; 0 for a message that awaits no reply). */
@@ -21,6 +25,7 @@ export class NodeMessage<T = unknown> {
     readonly data: T,
   ) {
     this.#connection = connection;
+    this.#request = request;
   }
 
   /** The name of the peer that sent it. */
@@ -36,7 +41,7 @@ export class NodeMessage<T = unknown> {
    *   when it exceeds the requester's `maxFrameSize`; the requester then gets that error instead.
    */
   reply(value: unknown): boolean {
-    return this.claim() && this.#connection.reply(this.id, value);
+    return this.claim() && this.#connection.reply(this.#request!, value);
   }
 
   /**
@@ -44,7 +49,7 @@ export class NodeMessage<T = unknown> {
    * `message` and `code`. Returns false when nothing awaits an answer (as {@link NodeMessage.reply}).
    */
   error(error: Error): boolean {
-    return this.claim() && this.#connection.replyError(this.id, error);
+    return this.claim() && this.#connection.replyError(this.#request!, error);
   }
 
   /**
@@ -60,7 +65,7 @@ export class NodeMessage<T = unknown> {
    * @throws TypeError when `source` is none of those; the requester then gets that error.
    */
   stream(source: ObservableInput<unknown> | AsyncIterable<unknown> | Iterable<unknown>): boolean {
-    return this.claim() && this.#connection.stream(this.id, source);
+    return this.claim() && this.#connection.stream(this.#request!, source);
   }
 
   /** True the first time an answer is attempted for a receptive message. */
