@@ -68,4 +68,21 @@ describe('TimeoutQueue', () => {
     queue.clear();
     armed.mockRestore();
   });
+
+  it('an entry whose expire() adds and removes another of its duration leaves no stray timer that could drop a later lane', () => {
+    const queue = new TimeoutQueue();
+    const log: string[] = [];
+    const passing = entry('passing', log);
+    queue.add({ ...entry('first', log), expire: () => (log.push('first'), queue.add(passing, 100), queue.remove(passing)) }, 100);
+    jest.advanceTimersByTime(101);
+    expect(log).toEqual(['first']);
+    expect(jest.getTimerCount()).toBe(0);
+    // A later entry of that duration gets a lane that clear() still knows of.
+    queue.add(entry('later', log), 100);
+    jest.advanceTimersByTime(50);
+    queue.clear();
+    expect(jest.getTimerCount()).toBe(0);
+    jest.advanceTimersByTime(1000);
+    expect(log).toEqual(['first']);
+  });
 });

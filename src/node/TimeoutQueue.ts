@@ -106,7 +106,14 @@ export class TimeoutQueue {
       this.remove(entry);
       entry.expire();
     }
-    if (lane.head === null) this.lanes.delete(lane.duration);
-    else if (lane.timer === null) this.schedule(lane);
+    if (lane.head !== null) {
+      if (lane.timer === null) this.schedule(lane);
+      return;
+    }
+    // Retired. An expire() that added and removed an entry of this duration armed a timer again: clear it, or it
+    // would fire later and retire whichever lane of this duration the table holds by then.
+    if (lane.timer !== null) clearTimeout(lane.timer);
+    lane.timer = null;
+    if (this.lanes.get(lane.duration) === lane) this.lanes.delete(lane.duration);
   }
 }
