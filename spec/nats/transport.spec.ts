@@ -177,6 +177,35 @@ describeNats('the NATS transport', () => {
       expect(() => natsTransport(null as never)).toThrow(TypeError);
     });
 
+    it('an instance that drains (close({ drain })) gets no new requests: the client sends them all to the others, none fails', async () => {
+      const instances = await Promise.all([serving('worker', server.url), serving('worker', server.url)]);
+      let release: (() => void) | null = null;
+      instances[0].on('message', (m) => (m.data === 'slow' ? void new Promise<void>((r) => (release = r)).then(() => m.reply('slow done')) : m.reply(0)));
+      instances[1].on('message', (m) => m.reply(1));
+      const api = natsNode('api', server.url);
+      let linked = 0;
+      api.on('connect', () => linked++);
+      await api.connectTo('worker');
+      await until(() => linked === 2, 5000, 'links to both instances');
+      // A request in flight on instance 0 (while the other has none, the least pending gets the next: send until it lands).
+      let held: Promise<unknown> | null = null;
+      for (let i = 0; i < 10 && release === null; i++) {
+        const reply = api.sendTo('worker', 'slow');
+        await delay(20);
+        if (release !== null) held = reply;
+        else await reply;
+      }
+      expect(held).not.toBeNull();
+      const closing = instances[0].close({ drain: 10_000 });
+      const links = () => (api as unknown as { sockets(): NodeSocket[] }).sockets();
+      await until(() => links().some((s) => s.connection?.goingAway), 5000, 'the GOAWAY');
+      const replies = await Promise.all(Array.from({ length: 50 }, (_, i) => api.sendTo('worker', i)));
+      expect(replies).toEqual(Array(50).fill(1));
+      release!();
+      await expect(held).resolves.toBe('slow done');
+      await closing;
+    });
+
     it('rejects connectTo with ERR_IPC_CONNECT when no instance answers within maxRetries searches', async () => {
       const api = natsNode('api', server.url, { maxRetries: 2, retryTime: 20 });
       await expect(api.connectTo('nobody')).rejects.toMatchObject({ code: ErrorCode.CONNECT });

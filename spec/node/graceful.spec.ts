@@ -39,6 +39,34 @@ describe('graceful close and backpressure', () => {
     await closing;
   });
 
+  it('close({ drain }) tells the peers (GOAWAY): their new requests fail at once, the one that crossed it is refused unseen, the drain ends with the work in flight', async () => {
+    const server = node('hub');
+    const seen: unknown[] = [];
+    server.on('message', async (m) => {
+      seen.push(m.data);
+      await delay(200);
+      m.reply(`done ${m.data}`);
+    });
+    const port = await serveTcp(server);
+    const client = node('client');
+    await client.connectTo('hub', port, '127.0.0.1');
+    const inFlight = client.sendTo('hub', 'in flight');
+    await until(() => seen.length === 1);
+    const started = Date.now();
+    const closing = server.close({ drain: 10_000 });
+    // Sent before the GOAWAY arrived: refused without reaching the handler (safe to send again elsewhere).
+    const crossed = client.sendTo('hub', 'crossed').catch((e: Error) => e);
+    expect(await crossed).toMatchObject({ code: ErrorCode.REMOTE, remoteCode: ErrorCode.CLOSED });
+    // Once it arrived: refused here, at once, with nothing sent; a ping and one-way messages still go.
+    await expect(client.sendTo('hub', 'new')).rejects.toMatchObject({ code: ErrorCode.NOT_CONNECTED, message: expect.stringMatching(/closing/) });
+    await expect(client.pingTo('hub')).resolves.toEqual(expect.any(Number));
+    await client.sendTo('hub', 'note', { receptive: false });
+    await expect(inFlight).resolves.toBe('done in flight');
+    await closing;
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(seen).toEqual(['in flight', 'note']);
+  });
+
   it('close({ drain }) gives up at the deadline', async () => {
     const server = node('hub');
     let arrived = 0;

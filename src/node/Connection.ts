@@ -57,6 +57,8 @@ export interface ConnectionHost {
   readonly exposeErrorStack: boolean;
   readonly maxPendingRequests: number;
   readonly maxWriteBuffer: number;
+  /** The host drains before closing (`close({ drain })`): the peer's new requests are refused with `ERR_IPC_CLOSED`. */
+  readonly draining: boolean;
   onReady(connection: Connection): void;
   /**
    * A message arrived: `request` is its admission when it is receptive (it holds a slot until answered, cancelled
@@ -133,6 +135,10 @@ export class Connection implements StreamSink {
   private closeReason: Error | null = null;
   /** Reading is paused until our answers to the peer drained (see pauseReading). */
   private readingPaused = false;
+  /** The peer sent GOAWAY (see {@link Connection.goingAway}). */
+  private peerGoingAway = false;
+  /** We sent GOAWAY. */
+  private wentAway = false;
   /** The FrameReader `socket` reads through, when it was created with one. */
   private readonly reader: FrameReader | undefined;
 
@@ -196,6 +202,14 @@ export class Connection implements StreamSink {
   /** True when frames may be written. */
   get writable(): boolean {
     return this.state === 'open';
+  }
+
+  /**
+   * The peer drains before closing (it sent GOAWAY): it answers what it has and refuses new requests, so the node
+   * sends them elsewhere, or fails them with `ERR_IPC_NOT_CONNECTED` when there is nowhere else.
+   */
+  get goingAway(): boolean {
+    return this.peerGoingAway;
   }
 
   // ─── the requester's side: our requests and messages ───────────────────────────────────────────────
@@ -307,6 +321,13 @@ export class Connection implements StreamSink {
       });
     }
     return this.drain.promise;
+  }
+
+  /** Tells the peer that we drain (GOAWAY, once): it sends its new requests elsewhere. */
+  goAway(): void {
+    if (!this.writable || this.wentAway) return;
+    this.wentAway = true;
+    this.writer.write(FrameType.GOAWAY, 0, 0, Encoding.BUFFER, EMPTY_PAYLOAD);
   }
 
   /** Tells the responder to stop answering request `id` (and free its slot). */
@@ -535,6 +556,9 @@ export class Connection implements StreamSink {
       case FrameType.REQUEST_N:
         this.inbound.grant(frame.id, readRequestN(frame));
         return;
+      case FrameType.GOAWAY:
+        this.peerGoingAway = true;
+        return;
       case FrameType.CLOSE: {
         const body = readClose(frame);
         void this.end({ final: !body.reconnect, pending: new PeerDisconnectedError(`"${this.peerName}" closed the connection: ${body.message}`) });
@@ -570,6 +594,11 @@ export class Connection implements StreamSink {
     if (frame.flags & FrameFlags.WINDOW) ({ credits, value: payload } = readWindow(frame));
     let request: InboundRequest | null = null;
     if (receptive) {
+      if (this.host.draining) {
+        // Sent before our GOAWAY reached the peer: refused unseen, so it is safe to send again elsewhere.
+        this.sendErrorIfOpen(FrameType.ERROR, frame.id, new IpcError(ErrorCode.CLOSED, `"${this.host.name}" is closing: it takes no new requests (send them elsewhere)`));
+        return;
+      }
       const admitted = this.inbound.admit(frame.id, credits);
       if (admitted === 'duplicate') throw new ProtocolError(ErrorCode.PROTOCOL, `Request id ${frame.id} already awaits an answer`);
       if (admitted === 'full') {

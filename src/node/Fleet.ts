@@ -259,18 +259,24 @@ export class Fleet {
 
 /**
  * The socket for one request among peers of one name: of the connected ones, the one with the fewest requests
- * awaiting an answer, ties broken in turn from index `turn` (so sequential requests spread evenly); the first
- * socket when none is connected (sending then fails with `ERR_IPC_NOT_CONNECTED`).
+ * awaiting an answer, ties broken in turn from index `turn` (so sequential requests spread evenly), a peer that
+ * drains (GOAWAY) only when all do; the first socket when none is connected (sending then fails with
+ * `ERR_IPC_NOT_CONNECTED`).
  */
+/** Added to the load of a peer that drains: more than any number of pending requests. */
+const DRAINING = 2 ** 32;
+
 export function leastPending(sockets: readonly NodeSocket[], turn: number): NodeSocket | undefined {
   let best: NodeSocket | undefined;
   let fewest = Infinity;
   for (let i = 0; i < sockets.length; i++) {
     const socket = sockets[(turn + i) % sockets.length];
     const connection = socket.connection;
-    if (connection?.writable && connection.registry.size < fewest) {
+    if (!connection?.writable) continue;
+    const load = connection.goingAway ? DRAINING + connection.registry.size : connection.registry.size;
+    if (load < fewest) {
       best = socket;
-      fewest = connection.registry.size;
+      fewest = load;
     }
   }
   return best ?? sockets[0];

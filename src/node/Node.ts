@@ -180,8 +180,10 @@ export interface CloseOptions {
   reconnect?: boolean;
   /**
    * Drain first, for up to this many ms: stop accepting connections, stop dialling (a `connectTo` still waiting
-   * for its peer rejects with `ERR_IPC_CLOSED` at once) and refuse new `sendTo`s (`ERR_IPC_CLOSED`), but let the
-   * requests already in flight finish — ours get their replies, the peers' get ours — then close. What is still
+   * for its peer rejects with `ERR_IPC_CLOSED` at once) and refuse new `sendTo`s (`ERR_IPC_CLOSED`), and tell
+   * the peers (GOAWAY): they send their new requests to other peers of our name, or fail them at once with
+   * `ERR_IPC_NOT_CONNECTED`; one that crossed the GOAWAY is refused unhandled (`ERR_IPC_CLOSED`, safe to send
+   * again). The requests already in flight finish — ours get their replies, the peers' get ours — then close. What is still
    * pending at the deadline is rejected as by a plain close. A later `close()` with a shorter drain (or none)
    * brings the deadline forward. Default 0.
    */
@@ -250,7 +252,7 @@ export class Node extends EventEmitter<NodeEvents> {
   /** This node's session on `options.transport`, if any. */
   private readonly session: TransportSession | null = null;
   /** What the connections see of this node: its settings and the callbacks they report to (not public API). */
-  private readonly host: ConnectionHost;
+  private readonly host: ConnectionHost & { draining: boolean };
   /** What the diallers see of this node. */
   private readonly diallerHost: DiallerHost;
   #server: net.Server | null = null;
@@ -351,6 +353,7 @@ export class Node extends EventEmitter<NodeEvents> {
       exposeErrorStack,
       maxPendingRequests: this.maxPendingRequests,
       maxWriteBuffer: this.maxWriteBuffer,
+      draining: false,
       onReady: (connection) => this.connectionReady(connection),
       onMessage: (connection, id, request, data) => this.messageReceived(connection, id, request, data),
       onRaw: (connection, chunk) => this.rawReceived(connection, chunk),
@@ -781,7 +784,7 @@ export class Node extends EventEmitter<NodeEvents> {
   async pingTo(target: Target, options: { timeout?: number } = {}): Promise<number> {
     checkTarget(target, 'pingTo(target): target', isSocket);
     options = checkSendOptions(options, 'pingTo(target, options): options');
-    const connection = this.sendable(target, true);
+    const connection = this.sendable(target, true, true);
     const started = performance.now();
     await this.ask(connection, FrameType.PING, 0, { encoding: Encoding.BUFFER, payload: EMPTY_PAYLOAD }, this.timeoutOf(options));
     connection.lastRtt = performance.now() - started;
@@ -872,7 +875,12 @@ export class Node extends EventEmitter<NodeEvents> {
       if (dialler instanceof Fleet) done.push(dialler.quiesce(reason.message));
       else if (!dialler.socket.connected) done.push(dialler.stop(reason.message));
     }
-    if (drain > 0) await this.drained();
+    if (drain > 0) {
+      // Peers send their new requests elsewhere (GOAWAY); one that crosses it is refused, unseen (ERR_IPC_CLOSED).
+      this.host.draining = true;
+      for (const socket of this.sockets()) socket.connection?.goAway();
+      await this.drained();
+    }
     for (const dialler of this.dialled.values()) done.push(dialler.stop(reason.message));
     for (const socket of [...this.accepted.values()].flat()) if (socket.connection) done.push(socket.connection.close(reason));
     for (const connection of this.unidentified) done.push(connection.close(reason));
@@ -909,6 +917,7 @@ export class Node extends EventEmitter<NodeEvents> {
   private connectionReady(connection: Connection): void {
     const socket = connection.owner;
     const name = connection.peerName!;
+    if (this.host.draining) connection.goAway();
     if (connection.role === 'server') {
       this.unidentified.delete(connection);
       socket.setName(name);
@@ -1054,8 +1063,12 @@ export class Node extends EventEmitter<NodeEvents> {
     return connection;
   }
 
-  /** The live connection of `target`, checked for room to send more. @throws IpcError */
-  private sendable(target: Target, request: boolean): Connection {
+  /**
+   * The live connection of `target`, checked for room to send more. `request`: an answer is awaited (a slot of
+   * `maxPendingRequests`; a peer that drains takes none for its handler, but still answers a PING: `ping`).
+   * @throws IpcError
+   */
+  private sendable(target: Target, request: boolean, ping = false): Connection {
     if (this.closing) throw new ClosedError(`Node "${this.name}" is closing`);
     const connection = this.connectionOf(target);
     if (connection.queuedBytes > this.maxWriteBuffer) {
@@ -1063,6 +1076,10 @@ export class Node extends EventEmitter<NodeEvents> {
         ErrorCode.WRITE_BUFFER_FULL,
         `${connection.queuedBytes} bytes already wait to be sent to "${connection.peerName}" (maxWriteBuffer ${this.maxWriteBuffer}): it does not read fast enough; await your sends`,
       );
+    }
+    // A peer that drains still takes requests from a peer it awaits answers from (they may need ours).
+    if (request && !ping && connection.goingAway && connection.inbound.size === 0) {
+      throw new NotConnectedError(`"${connection.peerName}" is closing: it takes no new requests (it answers those it has)`);
     }
     if (request && connection.registry.size >= this.maxPendingRequests) {
       throw new IpcError(ErrorCode.TOO_MANY_REQUESTS, `${this.maxPendingRequests} requests to "${connection.peerName}" already await an answer`);

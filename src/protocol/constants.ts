@@ -37,6 +37,11 @@ export const FrameType = {
   CANCEL: 0x0b,
   /** The requester grants more credits (payload: u32). */
   REQUEST_N: 0x0c,
+  /**
+   * The sender drains before closing: it answers the requests it has and refuses new ones (`ERR_IPC_CLOSED`);
+   * send them elsewhere. Empty payload, id 0.
+   */
+  GOAWAY: 0x0d,
 } as const;
 
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
