@@ -2,11 +2,12 @@
 // carelessly and with hostile peers. Each test marked "(was broken)" failed before its fix; the others pin down
 // what held under the same attack.
 import { once } from 'node:events';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
-import { Node, type IpcError } from '../../src';
+import { ErrorCode, Node, TlsError, type IpcError } from '../../src';
 import { cleanUp } from '../helpers/child';
-import { node, socketPath } from '../helpers/net';
+import { node, socketPath, until } from '../helpers/net';
 
 afterEach(cleanUp);
 
@@ -67,5 +68,60 @@ describe('Unix socket paths', () => {
         expect(errors).toEqual([]);
       }
     });
+  });
+});
+
+describe('mutual TLS: a client certificate the server refuses', () => {
+  const pem = (file: string) => readFileSync(join(__dirname, '..', 'fixtures', 'tls', file));
+  const ca = pem('ca.pem');
+  const mtls = { key: pem('server-key.pem'), cert: pem('server-cert.pem'), ca, requestCert: true };
+
+  async function hub(): Promise<{ hub: Node & { errors: Error[] }; port: number; connections: string[] }> {
+    const n = node('hub', { tls: mtls });
+    const connections: string[] = [];
+    n.on('connection', (name) => connections.push(name));
+    n.serve('hub', 0, '127.0.0.1');
+    await once(n, 'listening');
+    return { hub: n, port: (n.server!.address() as AddressInfo).port, connections };
+  }
+
+  it.each([
+    ['(was broken) signed by another CA', { ca, key: pem('rogue-key.pem'), cert: pem('rogue-cert.pem') }, /its certificate failed verification \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)/],
+    // (This one held: OpenSSL itself sent an alert, which the client reported.)
+    ['no certificate at all', { ca }, /certificate/],
+  ])('%s: connectTo rejects with ERR_IPC_TLS, final, at once (it retried for ever, silently)', async (_, tls, why) => {
+    const { hub: server, port, connections } = await hub();
+    // TLS 1.3: the client is done with TLS before the server checks its certificate, and Node's server then
+    // destroyed the socket without a word: the client saw a peer that hung up, and dialled again, for ever.
+    const leaf = node('leaf', { tls, maxRetries: 50, retryTime: 10, maxRetryTime: 20 });
+    const started = performance.now();
+    const error = (await leaf.connectTo('hub', port, '127.0.0.1').catch((e: Error) => e)) as TlsError;
+    expect(error).toBeInstanceOf(TlsError);
+    expect(error.code).toBe(ErrorCode.TLS);
+    expect(error.message).toMatch(why);
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(leaf.get('hub')).toBeUndefined();
+    // The server says so too (once: the client does not come back), and admits nobody.
+    await until(() => server.errors.length > 0);
+    expect(server.errors[0]).toBeInstanceOf(TlsError);
+    expect(server.errors[0].message).toMatch(why);
+    expect(connections).toEqual([]);
+    // A client with a good certificate still gets in.
+    const good = node('good', { tls: { ca, key: pem('client-key.pem'), cert: pem('client-cert.pem') } });
+    await good.connectTo('hub', port, '127.0.0.1');
+    await until(() => connections.length > 0);
+    expect(connections).toEqual(['good']);
+    expect(server.errors).toHaveLength(1);
+    expect(server.stats().handshaking).toBe(0);
+  });
+
+  it('rejectUnauthorized: false on the server admits any client certificate, as node:tls does', async () => {
+    const n = node('hub', { tls: { ...mtls, rejectUnauthorized: false } });
+    n.serve('hub', 0, '127.0.0.1');
+    await once(n, 'listening');
+    const port = (n.server!.address() as AddressInfo).port;
+    const leaf = node('leaf', { tls: { ca, key: pem('rogue-key.pem'), cert: pem('rogue-cert.pem') } });
+    await expect(leaf.connectTo('hub', port, '127.0.0.1')).resolves.toBeDefined();
+    expect(n.errors).toEqual([]);
   });
 });

@@ -35,7 +35,7 @@ import { PendingRequest } from './PendingRequest';
 import { StreamRequest } from './StreamRequest';
 import { TimeoutQueue } from './TimeoutQueue';
 import { createServer, dial, listen, type TlsSettings } from './transport';
-import { tlsErrorOf } from './tlsError';
+import { tlsErrorOf, unverifiedClient } from './tlsError';
 import {
   checkBoolean,
   checkConnectArgs,
@@ -406,7 +406,7 @@ export class Node extends EventEmitter<NodeEvents> {
       // tls.createServer takes it, and then refuses every client ("no suitable signature algorithm").
       throw new TypeError('serve: options.tls needs the key and cert (or pfx) of this server: a TLS server without a certificate refuses every client');
     }
-    const server = createServer(this.tls, (socket) => this.accept(socket));
+    const server = createServer(this.tls, (socket) => this.accept(socket, unverifiedClient(tls, socket)));
     // A client failing the TLS handshake (no or untrusted certificate) is reported; the server goes on.
     server.on('tlsClientError', (error: Error) => this.report(tlsErrorOf(error, 'a client') ?? new TlsError(`A client failed the TLS handshake: ${error.message}`, { cause: error })));
     this.#server = server;
@@ -999,7 +999,8 @@ export class Node extends EventEmitter<NodeEvents> {
 
   // ─── opening connections ────────────────────────────────────────────────────────────────────────────
 
-  private accept(raw: ByteStream): void {
+  /** @param refusal why the peer is refused at once (a client certificate that failed verification), told with a CLOSE. */
+  private accept(raw: ByteStream, refusal: IpcError | null = null): void {
     if (this.closing) {
       raw.destroy();
       return;
@@ -1021,6 +1022,8 @@ export class Node extends EventEmitter<NodeEvents> {
     try {
       link.connection = this.startConnection(raw, 'server', socket, { secret: this.secret, accept });
       this.unidentified.add(link.connection);
+      // Refused before anything of it is read; reported ('error') once its socket closed, as any failed handshake.
+      if (refusal) link.connection.fail(refusal);
     } catch (error) {
       // A byte stream that cannot even start (say, a Duplex that throws): forget it, and say why.
       this.report(error as Error);

@@ -2,6 +2,7 @@ import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
 import type * as tls from 'node:tls';
 import type { FrameReader } from '../rx/FrameReader';
+import { serverTlsSettings } from './tlsError';
 
 /** `node:tls`, loaded when a node is given TLS settings (~6 ms to load, for nodes that never use it). */
 let tlsModule: typeof tls | undefined;
@@ -10,9 +11,12 @@ const loadTls = (): typeof tls => (tlsModule ??= require('node:tls') as typeof t
 /** TLS settings of a node: one object for both roles (see `NodeOptions.tls`). */
 export type TlsSettings = tls.TlsOptions & tls.ConnectionOptions;
 
-/** A server for `serve`: plain TCP/Unix, or TLS when `tlsSettings` is given. */
+/**
+ * A server for `serve`: plain TCP/Unix, or TLS when `tlsSettings` is given. A TLS server that verifies client
+ * certificates leaves the verdict to the node (see serverTlsSettings): check `unverifiedClient` for each socket.
+ */
 export function createServer(tlsSettings: TlsSettings | undefined, onSocket: (socket: net.Socket) => void): net.Server {
-  return tlsSettings ? loadTls().createServer(tlsSettings, onSocket) : net.createServer(onSocket);
+  return tlsSettings ? loadTls().createServer(serverTlsSettings(tlsSettings), onSocket) : net.createServer(onSocket);
 }
 
 /**
