@@ -2,16 +2,28 @@
 // carelessly and with hostile peers. Each test marked "(was broken)" failed before its fix; the others pin down
 // what held under the same attack.
 import { once } from 'node:events';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { ErrorCode, Node, TlsError, type IpcError } from '../../src';
-import { cleanUp } from '../helpers/child';
+import { cleanUp, exitWithin, ROOT, spawnNode, type Child } from '../helpers/child';
 import { node, socketPath, until } from '../helpers/net';
 
 afterEach(cleanUp);
 
 const codeOf = (error: unknown) => (error as IpcError).code;
+
+/** spec/fixtures/fleet-review.js in a child process (`uid`: as that user, when we are root). */
+function fixture(args: string[], options: { uid?: number } = {}): Child {
+  return spawnNode([join(ROOT, 'spec', 'fixtures', 'fleet-review.js'), ...args], {}, options);
+}
+/** The JSON lines a fixture printed. */
+const events = (child: Child) =>
+  child
+    .output()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as { event: string; code?: string; message?: string; cause?: string });
 
 describe('Unix socket paths', () => {
   /** The longest path the kernel takes whole (`sun_path`): 108 bytes on Linux, 104 on macOS and the BSDs. */
@@ -67,6 +79,29 @@ describe('Unix socket paths', () => {
         await Promise.all([leaf.close(), hub.close()]);
         expect(errors).toEqual([]);
       }
+    });
+  });
+
+  unix('permissions', () => {
+    it('(was broken, child process) a client that may not connect to the socket file (EACCES) gives up at once with ERR_IPC_CONNECT, cause EACCES (it retried for ever, silently)', async () => {
+      const root = process.getuid?.() === 0;
+      const hub = node('daemon', { socketMode: 0o600 });
+      const path = socketPath();
+      hub.serve('daemon', path);
+      await once(hub, 'listening');
+      // As root (who may connect anywhere), the CLI runs as "nobody"; else the socket file is closed to its owner too.
+      if (!root) chmodSync(path, 0);
+      const cli = fixture(['cli', path], root ? { uid: 65534 } : {});
+      expect(await exitWithin(cli, 5000)).toEqual({ code: 0, signal: null });
+      expect(events(cli)).toEqual([
+        {
+          event: 'rejected',
+          code: ErrorCode.CONNECT,
+          message: expect.stringMatching(/^Could not connect to "daemon": connect EACCES .*: this process may not connect there \(not retried\)$/),
+          cause: 'EACCES',
+        },
+      ]);
+      expect(hub.errors).toEqual([]);
     });
   });
 });

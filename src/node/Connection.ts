@@ -1,6 +1,6 @@
 import type { ByteStream } from './ByteStream';
 import type { ObservableInput, Observer, Subscription } from 'rxjs';
-import { ClosedError, ErrorCode, HandshakeError, IpcError, IpcTimeoutError, NotConnectedError, PeerDisconnectedError, ProtocolError, RemoteError } from '../errors';
+import { ClosedError, ConnectError, ErrorCode, HandshakeError, IpcError, IpcTimeoutError, NotConnectedError, PeerDisconnectedError, ProtocolError, RemoteError } from '../errors';
 import { Encoding, FrameFlags, FrameType, HANDSHAKE_MAX_FRAME_SIZE, HEADER_SIZE } from '../protocol/constants';
 import type { OutgoingFrame } from '../protocol/FrameEncoder';
 import { closeFrame, encodeError, encodeRequestN, readClose, readError, readRequestN, readWindow, WINDOW_SIZE, type CloseBody, type ErrorBody } from '../protocol/control';
@@ -604,12 +604,17 @@ export class Connection implements StreamSink {
     void this.end({ destroy: true });
   }
 
-  /** Keeps the first socket error; a TLS refusal becomes an `ERR_IPC_TLS` error and is final. */
+  /**
+   * Keeps the first socket error; a TLS refusal becomes an `ERR_IPC_TLS` error, a connect we may not make
+   * (`EACCES`/`EPERM`) an `ERR_IPC_CONNECT` one, and both are final.
+   */
   private noteSocketError(error: Error): void {
     const tls = tlsErrorOf(error, this.role === 'client' ? `the connection to "${this.owner?.name}"` : 'a client');
-    // A certificate that fails verification will fail again: do not retry.
-    if (tls) this.final = true;
-    this.error ??= tls ?? error;
+    const denied = tls ? null : this.role === 'client' ? permissionDenied(error, this.owner?.name) : null;
+    // A certificate that fails verification will fail again, and so will a socket file we may not write: do not
+    // retry (a CLI run as the wrong user would wait for ever, without a word).
+    if (tls || denied) this.final = true;
+    this.error ??= tls ?? denied ?? error;
   }
 
   /** Writes a control frame, ignoring the state (handshake, CLOSE). */
@@ -648,6 +653,16 @@ const UNDECODED: unique symbol = Symbol('undecoded');
 const PONG_BACKLOG = 1024 * 1024;
 /** A stream waits for the socket to drain while at least this much waits to be sent to its peer. */
 const STREAM_BACKLOG = 1024 * 1024;
+
+/**
+ * A connect refused for want of permission — `EACCES`/`EPERM`: a Unix socket file (or a folder on its path) this
+ * process may not write, a firewall rule — as an `ERR_IPC_CONNECT` error (cause: the `node:net` error); else null.
+ */
+function permissionDenied(error: Error, name: string | undefined): ConnectError | null {
+  const { code, syscall } = error as NodeJS.ErrnoException;
+  if (syscall !== 'connect' || (code !== 'EACCES' && code !== 'EPERM')) return null;
+  return new ConnectError(`Could not connect to "${name}": ${error.message}: this process may not connect there (not retried)`, { cause: error });
+}
 
 /** What an ERROR or STREAM_ERROR frame reports: a RemoteError, or the ProtocolError of a body over `maxDecodedSize`. */
 function remoteError(frame: Frame, maxDecodedSize: number): IpcError {
