@@ -5,9 +5,9 @@ import { once } from 'node:events';
 import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
-import { ErrorCode, Node, TlsError, type IpcError } from '../../src';
+import { ErrorCode, Node, RemoteError, TlsError, type IpcError, type NodeMessage } from '../../src';
 import { cleanUp, exitWithin, ROOT, spawnNode, type Child } from '../helpers/child';
-import { node, socketPath, until } from '../helpers/net';
+import { node, serveTcp, socketPath, until } from '../helpers/net';
 
 afterEach(cleanUp);
 
@@ -158,5 +158,90 @@ describe('mutual TLS: a client certificate the server refuses', () => {
     const leaf = node('leaf', { tls: { ca, key: pem('rogue-key.pem'), cert: pem('rogue-cert.pem') } });
     await expect(leaf.connectTo('hub', port, '127.0.0.1')).resolves.toBeDefined();
     expect(n.errors).toEqual([]);
+  });
+});
+
+describe('a service restarting gracefully: close({ drain }) under load', () => {
+  it('(was broken) requests that arrive during the drain are refused (RemoteError ERR_IPC_CLOSED, never handled), so the drain ends with the requests in flight', async () => {
+    const hub = node('hub');
+    const seen: unknown[] = [];
+    const held: NodeMessage[] = [];
+    hub.on('message', (m) => {
+      seen.push(m.data);
+      if (m.receptive) held.push(m);
+    });
+    const leaf = node('leaf');
+    await leaf.connectTo('hub', await serveTcp(hub), '127.0.0.1');
+    const first = leaf.sendTo('hub', 'first');
+    await until(() => held.length === 1);
+    const started = performance.now();
+    const closed = hub.close({ drain: 10_000 });
+    // A service under load always had a request in flight: each new one was served too, the drain never found a
+    // quiet moment, and at its deadline every request then in flight was cut (ERR_IPC_PEER_DISCONNECTED: done or
+    // not, the client could not know).
+    const second = (await leaf.sendTo('hub', 'second', { timeout: 2000 }).catch((e: Error) => e)) as RemoteError;
+    expect(second).toBeInstanceOf(RemoteError);
+    expect(second.remoteCode).toBe(ErrorCode.CLOSED);
+    expect(second.message).toMatch(/"hub" is closing: the request was not handled/);
+    // One-way messages are still handled (nobody could be told otherwise); the request in flight is answered.
+    await leaf.sendTo('hub', 'one-way', { receptive: false });
+    await until(() => seen.length === 2);
+    held[0].reply('done');
+    await expect(first).resolves.toBe('done');
+    await closed;
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(seen).toEqual(['first', 'one-way']);
+  });
+
+  it('a peer answering one of our requests may still ask us while we drain (its answer may need ours)', async () => {
+    const hub = node('hub');
+    hub.on('message', (m) => m.reply(`config for ${m.from}`));
+    const leaf = node('leaf');
+    let asked!: () => void;
+    const mayAsk = new Promise<void>((resolve) => (asked = resolve));
+    leaf.on('message', async (m) => {
+      await mayAsk;
+      m.reply(`did ${m.data} with ${await leaf.sendTo('hub', 'config?')}`);
+    });
+    const port = await serveTcp(hub);
+    await leaf.connectTo('hub', port, '127.0.0.1');
+    const job = hub.sendTo('leaf', 'job');
+    await until(() => hub.stats().pendingRequests === 1);
+    const closed = hub.close({ drain: 10_000 });
+    // A new peer is not even accepted meanwhile.
+    const other = node('other');
+    await expect(other.connectTo('hub', port, '127.0.0.1')).rejects.toBeDefined();
+    asked();
+    await expect(job).resolves.toBe('did job with config for leaf');
+    await closed;
+  });
+
+  it('(was broken) a client loop of 32 requests at a time through a drain: every request is answered or refused as not handled, none is cut mid-way', async () => {
+    const hub = node('hub');
+    hub.on('message', (m) => setTimeout(() => m.reply('ok'), 5 + (Number(m.data) % 40)));
+    const leaf = node('leaf');
+    await leaf.connectTo('hub', await serveTcp(hub), '127.0.0.1');
+    const outcomes: Record<string, number> = {};
+    let stop = false;
+    let n = 0;
+    const loops = Array.from({ length: 32 }, async () => {
+      while (!stop) {
+        const outcome = await leaf.sendTo('hub', n++).then(
+          () => 'ok',
+          (e: IpcError) => (e instanceof RemoteError ? `remote ${e.remoteCode}` : codeOf(e)),
+        );
+        outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+        if (outcome !== 'ok') return;
+      }
+    });
+    await until(() => (outcomes.ok ?? 0) > 100);
+    const started = performance.now();
+    await hub.close({ drain: 10_000 });
+    expect(performance.now() - started).toBeLessThan(2000);
+    stop = true;
+    await Promise.all(loops);
+    // Sent after the node closed: never sent at all.
+    delete outcomes[ErrorCode.NOT_CONNECTED];
+    expect(Object.keys(outcomes).sort()).toEqual(['ok', 'remote ERR_IPC_CLOSED']);
   });
 });

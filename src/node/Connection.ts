@@ -60,6 +60,11 @@ export interface ConnectionHost {
   onReady(connection: Connection): void;
   /** A message arrived (a receptive one is admitted: it holds a slot until answered, cancelled or the end). */
   onMessage(connection: Connection, id: number, receptive: boolean, data: unknown): void;
+  /**
+   * The node drains (`close({ drain })`): a request of this peer that arrives now is refused with this error
+   * (not handled), unless the node awaits an answer of that peer; null while it does not drain.
+   */
+  refusal(connection: Connection): Error | null;
   onRaw(connection: Connection, chunk: Buffer): void;
   onClosed(connection: Connection): void;
   /** Something went wrong that only an `'error'` event can tell (a payload that does not decode…). */
@@ -564,6 +569,11 @@ export class Connection implements StreamSink {
       if (refused === 'full') {
         const limit = this.host.maxPendingRequests;
         this.sendErrorIfOpen(FrameType.ERROR, frame.id, new IpcError(ErrorCode.TOO_MANY_REQUESTS, `"${this.host.name}" already has ${limit} requests from "${this.peerName}" to answer`));
+        return;
+      }
+      const closing = this.host.refusal(this);
+      if (closing) {
+        this.replyError(frame.id, closing);
         return;
       }
     }

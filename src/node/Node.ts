@@ -180,7 +180,9 @@ export interface CloseOptions {
   /**
    * Drain first, for up to this many ms: stop accepting connections, stop dialling (a `connectTo` still waiting
    * for its peer rejects with `ERR_IPC_CLOSED` at once) and refuse new `sendTo`s (`ERR_IPC_CLOSED`), but let the
-   * requests already in flight finish — ours get their replies, the peers' get ours — then close. What is still
+   * requests already in flight finish — ours get their replies, the peers' get ours — then close. A peer's request
+   * that arrives meanwhile is refused unhandled (the peer gets a `RemoteError` with `remoteCode` `ERR_IPC_CLOSED`),
+   * unless we await an answer from that peer. What is still
    * pending at the deadline is rejected as by a plain close. A later `close()` with a shorter drain (or none)
    * brings the deadline forward. Default 0.
    */
@@ -289,6 +291,8 @@ export class Node extends EventEmitter<NodeEvents> {
   private closing: Promise<void> | null = null;
   /** When the drain of `close({ drain })` gives up (`performance.now()` time): the earliest of the close() calls'. */
   private drainUntil = Infinity;
+  /** `close({ drain })` is draining: the peers' new requests are refused (see drainRefusal). */
+  private draining = false;
   /** Timeouts of the requests awaited through Promises. */
   private readonly timeouts = new TimeoutQueue();
 
@@ -352,6 +356,7 @@ export class Node extends EventEmitter<NodeEvents> {
       maxWriteBuffer: this.maxWriteBuffer,
       onReady: (connection) => this.connectionReady(connection),
       onMessage: (connection, id, receptive, data) => this.messageReceived(connection, id, receptive, data),
+      refusal: (connection) => (this.draining ? this.drainRefusal(connection) : null),
       onRaw: (connection, chunk) => this.rawReceived(connection, chunk),
       onClosed: (connection) => this.connectionClosed(connection),
       report: (error) => this.report(error),
@@ -867,7 +872,11 @@ export class Node extends EventEmitter<NodeEvents> {
     if (server) done.push(new Promise((resolve) => server.close(resolve)));
     // Nothing new is dialled while closing: a connectTo still waiting for its peer (backoff, handshake) ends now.
     for (const dialler of this.dialled.values()) if (dialler instanceof Dialler && !dialler.socket.connected) done.push(dialler.stop(reason.message));
-    if (drain > 0) await this.drained();
+    if (drain > 0) {
+      this.draining = true;
+      await this.drained();
+      this.draining = false;
+    }
     for (const dialler of this.dialled.values()) done.push(dialler.stop(reason.message));
     for (const socket of [...this.accepted.values()].flat()) if (socket.connection) done.push(socket.connection.close(reason));
     for (const connection of this.unidentified) done.push(connection.close(reason));
@@ -878,6 +887,18 @@ export class Node extends EventEmitter<NodeEvents> {
     this.connections.complete();
     this.disconnections.complete();
     this.emitSafely('close');
+  }
+
+  /**
+   * While draining, a peer's new request is refused at once — it was not handled, so its sender may safely send it
+   * again elsewhere or later — instead of served: under steady load some request is always in flight, and the
+   * drain would never end before its deadline, then cut whatever was in flight. A peer we await an answer from may
+   * still ask (its answer may depend on ours).
+   */
+  private drainRefusal(connection: Connection): Error | null {
+    const peer = connection.peerName;
+    if (this.sockets().some((socket) => socket.name === peer && (socket.connection?.registry.size ?? 0) > 0)) return null;
+    return new ClosedError(`"${this.name}" is closing: the request was not handled (send it again once "${this.name}" is back, or to another node)`);
   }
 
   /** Resolves once no request is in flight on any connection, or at `drainUntil` (which a later close() may bring forward). */
