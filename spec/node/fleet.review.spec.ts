@@ -3,6 +3,7 @@
 // what held under the same attack.
 import { once } from 'node:events';
 import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { ErrorCode, Node, RemoteError, TlsError, type IpcError, type NodeMessage } from '../../src';
@@ -83,6 +84,20 @@ describe('Unix socket paths', () => {
   });
 
   unix('permissions', () => {
+    const asRoot = process.getuid?.() === 0 ? it : it.skip;
+    asRoot("(was broken, child process) a stale socket file this user may not remove is reported as that (EPERM), not as EADDRINUSE (someone listening)", async () => {
+      // A shared folder (sticky, as /tmp): a service that ran as root crashed there, and now runs as "nobody".
+      const path = socketPath();
+      chmodSync(dirname(path), 0o1777);
+      const crashed = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => { require('fs').chmodSync(${JSON.stringify(path)}, 0o777); process.kill(process.pid, 'SIGKILL'); })`]);
+      await once(crashed, 'exit');
+      expect(existsSync(path)).toBe(true);
+      const daemon = fixture(['serve', path], { uid: 65534 });
+      expect(await exitWithin(daemon, 5000)).toEqual({ code: 0, signal: null });
+      // Nobody listens there, and the file cannot go: EADDRINUSE sent people looking for a server that did not exist.
+      expect(events(daemon)).toEqual([{ event: 'error', code: 'EPERM', message: expect.stringMatching(/^A stale Unix socket file .* could not be removed \(nobody listens on it\): EPERM: operation not permitted, unlink/) }]);
+    });
+
     it('(was broken, child process) a client that may not connect to the socket file (EACCES) gives up at once with ERR_IPC_CONNECT, cause EACCES (it retried for ever, silently)', async () => {
       const root = process.getuid?.() === 0;
       const hub = node('daemon', { socketMode: 0o600 });
@@ -121,10 +136,10 @@ describe('mutual TLS: a client certificate the server refuses', () => {
   }
 
   it.each([
-    ['(was broken) signed by another CA', { ca, key: pem('rogue-key.pem'), cert: pem('rogue-cert.pem') }, /its certificate failed verification \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)/],
+    ['(was broken: it retried for ever, silently) signed by another CA', { ca, key: pem('rogue-key.pem'), cert: pem('rogue-cert.pem') }, /its certificate failed verification \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\)/],
     // (This one held: OpenSSL itself sent an alert, which the client reported.)
     ['no certificate at all', { ca }, /certificate/],
-  ])('%s: connectTo rejects with ERR_IPC_TLS, final, at once (it retried for ever, silently)', async (_, tls, why) => {
+  ])('%s: connectTo rejects with ERR_IPC_TLS, final, at once', async (_, tls, why) => {
     const { hub: server, port, connections } = await hub();
     // TLS 1.3: the client is done with TLS before the server checks its certificate, and Node's server then
     // destroyed the socket without a word: the client saw a peer that hung up, and dialled again, for ever.
