@@ -28,7 +28,7 @@ export const ErrorCode = {
   AUTH: 'ERR_IPC_AUTH',
   /** The peer refused us because another peer already uses our name. */
   NAME_IN_USE: 'ERR_IPC_NAME_IN_USE',
-  /** The peer could not be reached within the configured retries. */
+  /** The peer could not be reached within the configured retries, or this process may not connect there (EACCES/EPERM, final). */
   CONNECT: 'ERR_IPC_CONNECT',
   /** The node (or that connection) was closed on purpose. */
   CLOSED: 'ERR_IPC_CLOSED',
@@ -125,7 +125,10 @@ export class HandshakeError extends IpcError {
   }
 }
 
-/** The peer could not be reached (`ERR_IPC_CONNECT`); `cause` holds the last socket error. */
+/**
+ * The peer could not be reached (`ERR_IPC_CONNECT`): retries ran out, or this process may not connect there at all
+ * (`EACCES`/`EPERM`, final); `cause` holds the last socket error.
+ */
 export class ConnectError extends IpcError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(ErrorCode.CONNECT, message, options);

@@ -14,8 +14,10 @@ export interface Child {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export function spawnNode(args: string[], env: NodeJS.ProcessEnv = {}): Child {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+/** @param as run as this user id (and group id: the same number), which only root may ask for. */
+export function spawnNode(args: string[], env: NodeJS.ProcessEnv = {}, as: { uid?: number } = {}): Child {
+  const user = as.uid === undefined ? {} : { uid: as.uid, gid: as.uid };
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'], ...user });
   children.add(child);
   let out = '';
   const listeners = new Set<() => void>();

@@ -1,6 +1,6 @@
 import type { ByteStream } from './ByteStream';
 import type { ObservableInput, Observer, Subscription } from 'rxjs';
-import { ClosedError, ErrorCode, HandshakeError, IpcError, IpcTimeoutError, NotConnectedError, PeerDisconnectedError, ProtocolError, RemoteError } from '../errors';
+import { ClosedError, ConnectError, ErrorCode, HandshakeError, IpcError, IpcTimeoutError, NotConnectedError, PeerDisconnectedError, ProtocolError, RemoteError } from '../errors';
 import { Encoding, FrameFlags, FrameType, HANDSHAKE_MAX_FRAME_SIZE, HEADER_SIZE } from '../protocol/constants';
 import type { OutgoingFrame } from '../protocol/FrameEncoder';
 import { closeFrame, encodeError, encodeRequestN, readClose, readError, readRequestN, readWindow, WINDOW_SIZE, type CloseBody, type ErrorBody } from '../protocol/control';
@@ -57,14 +57,17 @@ export interface ConnectionHost {
   readonly exposeErrorStack: boolean;
   readonly maxPendingRequests: number;
   readonly maxWriteBuffer: number;
-  /** The host drains before closing (`close({ drain })`): the peer's new requests are refused with `ERR_IPC_CLOSED`. */
-  readonly draining: boolean;
   onReady(connection: Connection): void;
   /**
    * A message arrived: `request` is its admission when it is receptive (it holds a slot until answered, cancelled
    * or the end), null when it awaits no answer.
    */
   onMessage(connection: Connection, id: number, request: InboundRequest | null, data: unknown): void;
+  /**
+   * The node drains (`close({ drain })`): a request of this peer that arrives now is refused with this error
+   * (not handled), unless the node awaits an answer of that peer; null while it does not drain.
+   */
+  refusal(connection: Connection): Error | null;
   onRaw(connection: Connection, chunk: Buffer): void;
   onClosed(connection: Connection): void;
   /** Something went wrong that only an `'error'` event can tell (a payload that does not decode…). */
@@ -594,16 +597,17 @@ export class Connection implements StreamSink {
     if (frame.flags & FrameFlags.WINDOW) ({ credits, value: payload } = readWindow(frame));
     let request: InboundRequest | null = null;
     if (receptive) {
-      if (this.host.draining) {
-        // Sent before our GOAWAY reached the peer: refused unseen, so it is safe to send again elsewhere.
-        this.sendErrorIfOpen(FrameType.ERROR, frame.id, new IpcError(ErrorCode.CLOSED, `"${this.host.name}" is closing: it takes no new requests (send them elsewhere)`));
-        return;
-      }
       const admitted = this.inbound.admit(frame.id, credits);
       if (admitted === 'duplicate') throw new ProtocolError(ErrorCode.PROTOCOL, `Request id ${frame.id} already awaits an answer`);
       if (admitted === 'full') {
         const limit = this.host.maxPendingRequests;
         this.sendErrorIfOpen(FrameType.ERROR, frame.id, new IpcError(ErrorCode.TOO_MANY_REQUESTS, `"${this.host.name}" already has ${limit} requests from "${this.peerName}" to answer`));
+        return;
+      }
+      const closing = this.host.refusal(this);
+      if (closing) {
+        // It crossed our GOAWAY: refused unhandled, so it is safe to send again elsewhere.
+        this.replyError(admitted, closing);
         return;
       }
       request = admitted;
@@ -645,12 +649,17 @@ export class Connection implements StreamSink {
     void this.end({ destroy: true });
   }
 
-  /** Keeps the first socket error; a TLS refusal becomes an `ERR_IPC_TLS` error and is final. */
+  /**
+   * Keeps the first socket error; a TLS refusal becomes an `ERR_IPC_TLS` error, a connect we may not make
+   * (`EACCES`/`EPERM`) an `ERR_IPC_CONNECT` one, and both are final.
+   */
   private noteSocketError(error: Error): void {
     const tls = tlsErrorOf(error, this.role === 'client' ? `the connection to "${this.owner?.name}"` : 'a client');
-    // A certificate that fails verification will fail again: do not retry.
-    if (tls) this.final = true;
-    this.error ??= tls ?? error;
+    const denied = tls ? null : this.role === 'client' ? permissionDenied(error, this.owner?.name) : null;
+    // A certificate that fails verification will fail again, and so will a socket file we may not write: do not
+    // retry (a CLI run as the wrong user would wait for ever, without a word).
+    if (tls || denied) this.final = true;
+    this.error ??= tls ?? denied ?? error;
   }
 
   /** Writes a control frame, ignoring the state (handshake, CLOSE). */
@@ -689,6 +698,16 @@ const UNDECODED: unique symbol = Symbol('undecoded');
 const PONG_BACKLOG = 1024 * 1024;
 /** A stream waits for the socket to drain while at least this much waits to be sent to its peer. */
 const STREAM_BACKLOG = 1024 * 1024;
+
+/**
+ * A connect refused for want of permission — `EACCES`/`EPERM`: a Unix socket file (or a folder on its path) this
+ * process may not write, a firewall rule — as an `ERR_IPC_CONNECT` error (cause: the `node:net` error); else null.
+ */
+function permissionDenied(error: Error, name: string | undefined): ConnectError | null {
+  const { code, syscall } = error as NodeJS.ErrnoException;
+  if (syscall !== 'connect' || (code !== 'EACCES' && code !== 'EPERM')) return null;
+  return new ConnectError(`Could not connect to "${name}": ${error.message}: this process may not connect there (not retried)`, { cause: error });
+}
 
 /** What an ERROR or STREAM_ERROR frame reports: a RemoteError, or the ProtocolError of a body over `maxDecodedSize`. */
 function remoteError(frame: Frame, maxDecodedSize: number): IpcError {

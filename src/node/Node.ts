@@ -36,7 +36,7 @@ import { PendingRequest } from './PendingRequest';
 import { StreamRequest } from './StreamRequest';
 import { TimeoutQueue } from './TimeoutQueue';
 import { createServer, dial, listen, type TlsSettings } from './transport';
-import { tlsErrorOf } from './tlsError';
+import { tlsErrorOf, unverifiedClient } from './tlsError';
 import {
   checkBoolean,
   checkConnectArgs,
@@ -183,7 +183,7 @@ export interface CloseOptions {
    * for its peer rejects with `ERR_IPC_CLOSED` at once) and refuse new `sendTo`s (`ERR_IPC_CLOSED`), and tell
    * the peers (GOAWAY): they send their new requests to other peers of our name, or fail them at once with
    * `ERR_IPC_NOT_CONNECTED`; one that crossed the GOAWAY is refused unhandled (`ERR_IPC_CLOSED`, safe to send
-   * again). The requests already in flight finish — ours get their replies, the peers' get ours — then close. What is still
+   * again), unless we await an answer from that peer (its answer may need ours). The requests already in flight finish — ours get their replies, the peers' get ours — then close. What is still
    * pending at the deadline is rejected as by a plain close. A later `close()` with a shorter drain (or none)
    * brings the deadline forward. Default 0.
    */
@@ -252,7 +252,7 @@ export class Node extends EventEmitter<NodeEvents> {
   /** This node's session on `options.transport`, if any. */
   private readonly session: TransportSession | null = null;
   /** What the connections see of this node: its settings and the callbacks they report to (not public API). */
-  private readonly host: ConnectionHost & { draining: boolean };
+  private readonly host: ConnectionHost;
   /** What the diallers see of this node. */
   private readonly diallerHost: DiallerHost;
   #server: net.Server | null = null;
@@ -292,6 +292,8 @@ export class Node extends EventEmitter<NodeEvents> {
   private closing: Promise<void> | null = null;
   /** When the drain of `close({ drain })` gives up (`performance.now()` time): the earliest of the close() calls'. */
   private drainUntil = Infinity;
+  /** `close({ drain })` is draining: the peers' new requests are refused (see drainRefusal). */
+  private draining = false;
   /** Timeouts of the requests awaited through Promises. */
   private readonly timeouts = new TimeoutQueue();
 
@@ -353,9 +355,9 @@ export class Node extends EventEmitter<NodeEvents> {
       exposeErrorStack,
       maxPendingRequests: this.maxPendingRequests,
       maxWriteBuffer: this.maxWriteBuffer,
-      draining: false,
       onReady: (connection) => this.connectionReady(connection),
       onMessage: (connection, id, request, data) => this.messageReceived(connection, id, request, data),
+      refusal: (connection) => (this.draining ? this.drainRefusal(connection) : null),
       onRaw: (connection, chunk) => this.rawReceived(connection, chunk),
       onClosed: (connection) => this.connectionClosed(connection),
       report: (error) => this.report(error),
@@ -410,7 +412,7 @@ export class Node extends EventEmitter<NodeEvents> {
       // tls.createServer takes it, and then refuses every client ("no suitable signature algorithm").
       throw new TypeError('serve: options.tls needs the key and cert (or pfx) of this server: a TLS server without a certificate refuses every client');
     }
-    const server = createServer(this.tls, (socket) => this.accept(socket));
+    const server = createServer(this.tls, (socket) => this.accept(socket, unverifiedClient(tls, socket)));
     // A client failing the TLS handshake (no or untrusted certificate) is reported; the server goes on.
     server.on('tlsClientError', (error: Error) => this.report(tlsErrorOf(error, 'a client') ?? new TlsError(`A client failed the TLS handshake: ${error.message}`, { cause: error })));
     this.#server = server;
@@ -877,9 +879,10 @@ export class Node extends EventEmitter<NodeEvents> {
     }
     if (drain > 0) {
       // Peers send their new requests elsewhere (GOAWAY); one that crosses it is refused, unseen (ERR_IPC_CLOSED).
-      this.host.draining = true;
+      this.draining = true;
       for (const socket of this.sockets()) socket.connection?.goAway();
       await this.drained();
+      this.draining = false;
     }
     for (const dialler of this.dialled.values()) done.push(dialler.stop(reason.message));
     for (const socket of [...this.accepted.values()].flat()) if (socket.connection) done.push(socket.connection.close(reason));
@@ -891,6 +894,18 @@ export class Node extends EventEmitter<NodeEvents> {
     this.connections.complete();
     this.disconnections.complete();
     this.emitSafely('close');
+  }
+
+  /**
+   * While draining, a peer's new request is refused at once — it was not handled, so its sender may safely send it
+   * again elsewhere or later — instead of served: under steady load some request is always in flight, and the
+   * drain would never end before its deadline, then cut whatever was in flight. A peer we await an answer from may
+   * still ask (its answer may depend on ours).
+   */
+  private drainRefusal(connection: Connection): Error | null {
+    const peer = connection.peerName;
+    if (this.sockets().some((socket) => socket.name === peer && (socket.connection?.registry.size ?? 0) > 0)) return null;
+    return new ClosedError(`"${this.name}" is closing: the request was not handled (send it again once "${this.name}" is back, or to another node)`);
   }
 
   /** Resolves once no request is in flight on any connection, or at `drainUntil` (which a later close() may bring forward). */
@@ -917,7 +932,7 @@ export class Node extends EventEmitter<NodeEvents> {
   private connectionReady(connection: Connection): void {
     const socket = connection.owner;
     const name = connection.peerName!;
-    if (this.host.draining) connection.goAway();
+    if (this.draining) connection.goAway();
     if (connection.role === 'server') {
       this.unidentified.delete(connection);
       socket.setName(name);
@@ -1013,7 +1028,8 @@ export class Node extends EventEmitter<NodeEvents> {
 
   // ─── opening connections ────────────────────────────────────────────────────────────────────────────
 
-  private accept(raw: ByteStream): void {
+  /** @param refusal why the peer is refused at once (a client certificate that failed verification), told with a CLOSE. */
+  private accept(raw: ByteStream, refusal: IpcError | null = null): void {
     if (this.closing) {
       raw.destroy();
       return;
@@ -1035,6 +1051,8 @@ export class Node extends EventEmitter<NodeEvents> {
     try {
       link.connection = this.startConnection(raw, 'server', socket, { secret: this.secret, accept });
       this.unidentified.add(link.connection);
+      // Refused before anything of it is read; reported ('error') once its socket closed, as any failed handshake.
+      if (refusal) link.connection.fail(refusal);
     } catch (error) {
       // A byte stream that cannot even start (say, a Duplex that throws): forget it, and say why.
       this.report(error as Error);

@@ -1,4 +1,6 @@
+import type { TLSSocket } from 'node:tls';
 import { TlsError } from '../errors';
+import type { TlsSettings } from './transport';
 
 /**
  * True for the errors of a TLS refusal: certificate verification, handshake alerts, TLS protocol errors — also
@@ -19,4 +21,33 @@ export function tlsErrorOf(error: Error, where: string): TlsError | null {
   if (!isTlsFailure(error)) return null;
   const code = (error as NodeJS.ErrnoException).code;
   return new TlsError(`TLS refused ${where}: ${error.message}${code ? ` (${code})` : ''}`, { cause: error });
+}
+
+/**
+ * The settings `tls.createServer` gets from a node's TLS settings. A server that demands a verified client
+ * certificate (`requestCert`, `rejectUnauthorized` not false) checks it itself ({@link unverifiedClient}): with
+ * TLS 1.3 the client is done with TLS before the server verifies its certificate, and node:tls then destroys the
+ * socket without a word — the client saw a peer that hung up, and dialled again for ever. Checked by the node, the
+ * refusal reaches the client as a CLOSE frame (`ERR_IPC_TLS`, final) before anything of it is read.
+ */
+export function serverTlsSettings(settings: TlsSettings): TlsSettings {
+  return verifiesClients(settings) ? { ...settings, rejectUnauthorized: false } : settings;
+}
+
+function verifiesClients(settings: TlsSettings | undefined): boolean {
+  return settings?.requestCert === true && settings.rejectUnauthorized !== false;
+}
+
+/**
+ * Why a client of a server created with {@link serverTlsSettings} must be refused: no certificate, or one that
+ * failed verification; null when it may go on (or the server does not verify clients).
+ */
+export function unverifiedClient(settings: TlsSettings | undefined, socket: unknown): TlsError | null {
+  const tlsSocket = socket as Partial<TLSSocket>;
+  if (!verifiesClients(settings) || typeof tlsSocket.getPeerCertificate !== 'function' || tlsSocket.authorized === true) return null;
+  const certificate = tlsSocket.getPeerCertificate();
+  const code = String(tlsSocket.authorizationError ?? 'UNAUTHORIZED');
+  const none = !certificate || Object.keys(certificate).length === 0;
+  const why = none ? 'it sent no certificate' : `its certificate failed verification (${code})`;
+  return new TlsError(`TLS refused a client: ${why}`, { cause: Object.assign(new Error(why), { code: none ? 'NO_CERTIFICATE' : code }) });
 }

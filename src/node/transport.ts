@@ -2,6 +2,7 @@ import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
 import type * as tls from 'node:tls';
 import type { FrameReader } from '../rx/FrameReader';
+import { serverTlsSettings } from './tlsError';
 
 /** `node:tls`, loaded when a node is given TLS settings (~6 ms to load, for nodes that never use it). */
 let tlsModule: typeof tls | undefined;
@@ -10,9 +11,12 @@ const loadTls = (): typeof tls => (tlsModule ??= require('node:tls') as typeof t
 /** TLS settings of a node: one object for both roles (see `NodeOptions.tls`). */
 export type TlsSettings = tls.TlsOptions & tls.ConnectionOptions;
 
-/** A server for `serve`: plain TCP/Unix, or TLS when `tlsSettings` is given. */
+/**
+ * A server for `serve`: plain TCP/Unix, or TLS when `tlsSettings` is given. A TLS server that verifies client
+ * certificates leaves the verdict to the node (see serverTlsSettings): check `unverifiedClient` for each socket.
+ */
 export function createServer(tlsSettings: TlsSettings | undefined, onSocket: (socket: net.Socket) => void): net.Server {
-  return tlsSettings ? loadTls().createServer(tlsSettings, onSocket) : net.createServer(onSocket);
+  return tlsSettings ? loadTls().createServer(serverTlsSettings(tlsSettings), onSocket) : net.createServer(onSocket);
 }
 
 /**
@@ -26,8 +30,9 @@ export function dial(tlsSettings: TlsSettings | undefined, connectArgs: unknown[
 
 /**
  * `server.listen(...listenArgs)`, replacing a stale Unix socket file once: on EADDRINUSE for a path, if the path
- * is a socket and nobody answers on it (a crashed server left it), it is removed and listening retried; if the
- * file is gone meanwhile (its server just closed), listening is retried as it is. A live socket or a file that is
+ * is a socket and nobody answers on it (a crashed server left it), it is removed and listening retried (a file
+ * that cannot be removed is reported with the unlink's code, e.g. EPERM); if the file is gone meanwhile (its server
+ * just closed), listening is retried as it is. A live socket or a file that is
  * not a socket is left alone: `onError` gets the original EADDRINUSE. A server closed during that check does not
  * listen after all. `socketMode`, when given, is applied to the socket file before `onListening`.
  */
@@ -70,8 +75,13 @@ export function listen(
       if (probeError.code !== 'ECONNREFUSED' || !isSocketFile(path)) return onError(error);
       try {
         unlinkSync(path);
-      } catch {
-        // gone meanwhile: listen again all the same
+      } catch (unlinkError) {
+        // Gone meanwhile: listen again all the same. A file we may not remove (another user's, in a sticky folder)
+        // is reported as that: EADDRINUSE would send people looking for a server that does not exist.
+        const { code, message } = unlinkError as NodeJS.ErrnoException;
+        if (code !== 'ENOENT') {
+          return onError(Object.assign(new Error(`A stale Unix socket file at ${path} could not be removed (nobody listens on it): ${message}`, { cause: unlinkError }), { code }));
+        }
       }
       start();
     });

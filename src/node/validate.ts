@@ -118,6 +118,26 @@ function checkNotHost(value: string, what: string): void {
   }
 }
 
+/**
+ * Longest Unix socket path, in bytes: the size of `sockaddr_un.sun_path` (108 on Linux, 104 on macOS and the BSDs).
+ * Node does not refuse a longer one: it silently binds or dials its first bytes, another file's name — which
+ * `close()` then leaves behind (it unlinks the path it was given), so the service serving again finds its own
+ * leftover (`EADDRINUSE`, never replaced as stale), and a client dials whatever the cut name reaches. Windows pipe
+ * names have no such limit.
+ */
+export const MAX_SOCKET_PATH = process.platform === 'win32' ? Infinity : process.platform === 'linux' ? 108 : 104;
+
+/** A Unix socket path: a non-empty string of at most {@link MAX_SOCKET_PATH} bytes. */
+function checkSocketPath(path: unknown, what: string): void {
+  if (typeof path !== 'string' || path.length === 0) fail(what, 'a non-empty Unix socket path', path);
+  const bytes = Buffer.byteLength(path, 'utf8');
+  if (bytes > MAX_SOCKET_PATH) {
+    throw new TypeError(
+      `${what} is ${bytes} bytes long: a Unix socket path can be at most ${MAX_SOCKET_PATH} bytes on this platform (a longer one would be cut short, silently, to another file's name): choose a shorter path`,
+    );
+  }
+}
+
 function isPort(value: unknown, min: number): boolean {
   const port = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
   return typeof port === 'number' && Number.isInteger(port) && port >= min && port <= MAX_PORT;
@@ -140,12 +160,13 @@ export function checkConnectArgs(args: unknown[], what: string): void {
   if (typeof first === 'string') {
     if (first.length === 0) fail(`${what}: path`, 'a non-empty Unix socket path', first);
     checkNotHost(first, what);
+    checkSocketPath(first, `${what}: path`);
     return;
   }
   if (first === null || typeof first !== 'object' || Array.isArray(first)) throw new TypeError(`${usage}, received ${received(first)}`);
   const { port, path, host } = first as { port?: unknown; path?: unknown; host?: unknown };
   if (path !== undefined) {
-    if (typeof path !== 'string' || path.length === 0) fail(`${what}: options.path`, 'a non-empty Unix socket path', path);
+    checkSocketPath(path, `${what}: options.path`);
     return;
   }
   if (!isPort(port, 1)) fail(`${what}: options.port`, 'an integer from 1 to 65535 (or give options.path)', port);
@@ -166,6 +187,7 @@ export function checkListenArgs(args: unknown[], what: string): void {
   if (typeof first === 'string') {
     if (first.length === 0) fail(`${what}: path`, 'a non-empty Unix socket path', first);
     checkNotHost(first, what);
+    checkSocketPath(first, `${what}: path`);
     return;
   }
   if (first === null || typeof first !== 'object' || Array.isArray(first)) {
@@ -173,7 +195,7 @@ export function checkListenArgs(args: unknown[], what: string): void {
   }
   const { port, path } = first as { port?: unknown; path?: unknown };
   if (port !== undefined && !isPort(port, 0)) fail(`${what}: options.port`, 'an integer from 0 (any free port) to 65535', port);
-  if (path !== undefined && (typeof path !== 'string' || path.length === 0)) fail(`${what}: options.path`, 'a non-empty Unix socket path', path);
+  if (path !== undefined) checkSocketPath(path, `${what}: options.path`);
 }
 
 /** A `sendTo`/`request$`/`broadcast`/`pingTo` target: a peer name or a NodeSocket (`isSocket` tells). */

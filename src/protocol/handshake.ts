@@ -1,4 +1,4 @@
-import { ErrorCode, HandshakeError, IpcError, ProtocolError } from '../errors';
+import { ErrorCode, HandshakeError, IpcError, ProtocolError, TlsError } from '../errors';
 import { DEFAULT_MAX_FRAME_SIZE, FrameType, PROTOCOL_VERSION } from './constants';
 import { closeFrame, handshakeFrame, PROTOCOL_NAME, readAck, readClose, readHello, type AckBody, type HelloBody } from './control';
 import type { Frame } from './Frame';
@@ -108,6 +108,8 @@ export class Handshake {
     try {
       if (frame.type === FrameType.CLOSE) {
         const body = readClose(frame);
+        // The server's TLS refused our certificate (see unverifiedClient): final, as a refusal by our own TLS.
+        if (body.code === ErrorCode.TLS) return { error: new TlsError(`Refused by the peer: ${body.message}`) };
         const code = body.code === ErrorCode.NAME_IN_USE || body.code === ErrorCode.AUTH ? body.code : ErrorCode.HANDSHAKE;
         return { error: new HandshakeError(code, `Refused by the peer: ${body.message}`, { retryable: body.reconnect }) };
       }
