@@ -212,6 +212,8 @@ describeNats('the NATS transport', () => {
     });
 
     it('leaves no subscription on the server and nothing running after close()', async () => {
+      // The server may still be dropping the connections of the previous test (closed, not yet processed there).
+      for (let waited = 0; (await server.connz()).num_connections > 0 && waited < 5000; waited += 50) await delay(50);
       const before = (await server.subsz()).num_subscriptions;
       const worker = await serving('worker', server.url);
       worker.on('message', (m) => m.reply(m.data));
