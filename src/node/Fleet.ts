@@ -257,15 +257,15 @@ export class Fleet {
   }
 }
 
+/** Added to the load of a peer that drains: more than any number of pending requests. */
+const DRAINING = 2 ** 32;
+
 /**
  * The socket for one request among peers of one name: of the connected ones, the one with the fewest requests
  * awaiting an answer, ties broken in turn from index `turn` (so sequential requests spread evenly), a peer that
  * drains (GOAWAY) only when all do; the first socket when none is connected (sending then fails with
  * `ERR_IPC_NOT_CONNECTED`).
  */
-/** Added to the load of a peer that drains: more than any number of pending requests. */
-const DRAINING = 2 ** 32;
-
 export function leastPending(sockets: readonly NodeSocket[], turn: number): NodeSocket | undefined {
   let best: NodeSocket | undefined;
   let fewest = Infinity;
