@@ -1,0 +1,61 @@
+// A hostile peer on the network, and a careless operator: what a security review found. Each spec failed before its fix.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import fc from 'fast-check';
+import { createLinkPair, FrameDecoder, FrameType, type Frame } from '../../src';
+import { closeAll, delay, node, until } from '../helpers/net';
+import { bytes, handshakeBytes } from '../helpers/raw';
+
+afterEach(closeAll);
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+function heap(): number {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
+}
+
+describe('a peer that trickles a large frame in tiny chunks', () => {
+  it('holds about the bytes it sent, not a Buffer object per chunk (300,000 one-byte chunks: < 3 MB)', async () => {
+    const server = node('hub', { heartbeatInterval: 0 });
+    server.on('message', (m) => m.reply('pong'));
+    const [a, b] = createLinkPair();
+    server.acceptVia(a);
+    b.resume();
+    b.write(handshakeBytes('trickler'));
+    await until(() => server.get('trickler') !== undefined);
+    const header = bytes({ type: FrameType.MESSAGE, flags: 0, id: 0, encoding: 0, payload: Buffer.alloc(0) });
+    header.writeUInt32BE(8 * 1024 * 1024, 12);
+    b.write(header);
+    const before = heap();
+    const count = 300_000;
+    for (let i = 0; i < count; i++) b.write(Buffer.alloc(1)); // as a socket gives them: a buffer a read
+    await delay(10);
+    const grown = heap() - before;
+    // Before: each chunk was kept as it came (a Buffer object and its backing store, ~200 bytes a byte: 60 MB).
+    expect(grown).toBeLessThan(3 * 1024 * 1024);
+    expect(server.stats().bytesIn).toBeGreaterThan(0);
+    b.destroy();
+  });
+
+  it('hands out the same frames, whatever small pieces they arrive in (the gathered bytes stay valid)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ maxLength: 3000 }), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.integer({ min: 1, max: 1500 }), { minLength: 1, maxLength: 40 }),
+        (payloads, sizes) => {
+          const wire = Buffer.concat(payloads.map((p, id) => bytes({ type: FrameType.MESSAGE, flags: 0, id, encoding: 0, payload: p })));
+          const frames: Frame[] = [];
+          const decoder = new FrameDecoder((f) => frames.push(f));
+          for (let at = 0, i = 0; at < wire.length; i++) {
+            const n = sizes[i % sizes.length];
+            decoder.push(Buffer.from(wire.subarray(at, at + n)));
+            at += n;
+          }
+          expect(frames.map((f) => [f.id, Buffer.from(f.payload)])).toEqual(payloads.map((p, id) => [id, Buffer.from(p)]));
+        },
+      ),
+    );
+  });
+});
