@@ -1,10 +1,14 @@
 // A hostile peer on the network, and a careless operator: what a security review found. Each spec failed before its fix.
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { createLinkPair, FrameDecoder, FrameType, type Frame } from '../../src';
 import { closeAll, delay, node, until } from '../helpers/net';
-import { bytes, handshakeBytes } from '../helpers/raw';
+import { bytes, closed, handshakeBytes, rawClient } from '../helpers/raw';
 
 afterEach(closeAll);
 
@@ -57,5 +61,33 @@ describe('a peer that trickles a large frame in tiny chunks', () => {
         },
       ),
     );
+  });
+});
+
+describe('TLS', () => {
+  const pem = (file: string) => readFileSync(join(__dirname, '..', 'fixtures', 'tls', file));
+  const tls = { key: pem('server-key.pem'), cert: pem('server-cert.pem') };
+
+  it('a client that opens a TCP connection to a TLS server and says nothing is dropped after handshakeTimeout (not Node’s 120 s)', async () => {
+    const server = node('hub', { handshakeTimeout: 200, tls });
+    server.serve('hub', 0, '127.0.0.1');
+    await once(server, 'listening');
+    const raw = rawClient((server.server!.address() as AddressInfo).port);
+    const started = Date.now();
+    const gone = closed(raw);
+    const verdict = await Promise.race([gone.then(() => 'closed'), delay(5000).then(() => 'still open after 5 s')]);
+    raw.destroy();
+    expect(verdict).toBe('closed');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+  });
+
+  it('a tls.handshakeTimeout of the operator’s own is kept', async () => {
+    const server = node('hub', { handshakeTimeout: 60_000, tls: { ...tls, handshakeTimeout: 200 } });
+    server.serve('hub', 0, '127.0.0.1');
+    await once(server, 'listening');
+    const raw = rawClient((server.server!.address() as AddressInfo).port);
+    const verdict = await Promise.race([closed(raw).then(() => 'closed'), delay(5000).then(() => 'still open after 5 s')]);
+    raw.destroy();
+    expect(verdict).toBe('closed');
   });
 });

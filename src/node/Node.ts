@@ -36,6 +36,7 @@ import { PendingRequest } from './PendingRequest';
 import { StreamRequest } from './StreamRequest';
 import { TimeoutQueue } from './TimeoutQueue';
 import { createServer, dial, listen, type TlsSettings } from './transport';
+import { MAX_TIMER_DELAY } from '../limits';
 import { tlsErrorOf } from './tlsError';
 import {
   checkBoolean,
@@ -407,9 +408,15 @@ export class Node extends EventEmitter<NodeEvents> {
       // tls.createServer takes it, and then refuses every client ("no suitable signature algorithm").
       throw new TypeError('serve: options.tls needs the key and cert (or pfx) of this server: a TLS server without a certificate refuses every client');
     }
-    const server = createServer(this.tls, (socket) => this.accept(socket));
-    // A client failing the TLS handshake (no or untrusted certificate) is reported; the server goes on.
-    server.on('tlsClientError', (error: Error) => this.report(tlsErrorOf(error, 'a client') ?? new TlsError(`A client failed the TLS handshake: ${error.message}`, { cause: error })));
+    // A TLS client has handshakeTimeout for its TLS handshake too (Node's default is 120 s), unless tls says otherwise.
+    const settings = tls && { handshakeTimeout: Math.min(this.host.handshakeTimeout, MAX_TIMER_DELAY), ...tls };
+    const server = createServer(settings, (socket) => this.accept(socket));
+    // A client failing the TLS handshake (no or untrusted certificate, TLS handshake timeout) is reported and its
+    // socket destroyed: Node leaves it open on a timeout, so a client that never finished held it for good.
+    server.on('tlsClientError', (error: Error, socket: net.Socket) => {
+      socket.destroy();
+      this.report(tlsErrorOf(error, 'a client') ?? new TlsError(`A client failed the TLS handshake: ${error.message}`, { cause: error }));
+    });
     this.#server = server;
     this.#serverName = name;
     listen(
