@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
-import { createLinkPair, FrameDecoder, FrameType, type Frame } from '../../src';
-import { closeAll, delay, node, until } from '../helpers/net';
+import { createLinkPair, DEFAULT_MAX_FRAME_SIZE, ErrorCode, FrameDecoder, FrameType, PROTOCOL_NAME, PROTOCOL_VERSION, type Frame } from '../../src';
+import { jsonFrame } from '../../src/internal';
+import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
 import { bytes, closed, handshakeBytes, rawClient } from '../helpers/raw';
 
 afterEach(closeAll);
@@ -89,5 +90,49 @@ describe('TLS', () => {
     const verdict = await Promise.race([closed(raw).then(() => 'closed'), delay(5000).then(() => 'still open after 5 s')]);
     raw.destroy();
     expect(verdict).toBe('closed');
+  });
+});
+
+/** A raw TCP peer: the frames it receives, decoded. */
+function rawPeer(port: number) {
+  const socket = rawClient(port);
+  const frames: Frame[] = [];
+  const decoder = new FrameDecoder((f) => frames.push(f));
+  socket.on('data', (chunk: Buffer) => decoder.push(chunk));
+  return { socket, frames, json: (i: number) => JSON.parse(frames[i].payload.toString()) as Record<string, unknown> };
+}
+
+describe('a connected peer cannot be taken over by someone who only knows its instance id', () => {
+  it('an unauthenticated peer claiming the name and instance of a connected one is refused (ERR_IPC_NAME_IN_USE); the real one stays', async () => {
+    const hub = node('hub', { heartbeatInterval: 0 });
+    hub.on('message', (m) => m.reply('from hub'));
+    const hubPort = await serveTcp(hub);
+    // alice serves too, and connects to the hub: anybody who connects to her learns her instance id (her hello).
+    const alice = node('alice', { heartbeatInterval: 0, maxRetries: Infinity, retryTime: 10, maxRetryTime: 20 });
+    alice.on('message', (m) => m.reply('alice'));
+    const alicePort = await serveTcp(alice);
+    await alice.connectTo('hub', hubPort, '127.0.0.1');
+    const spy = rawPeer(alicePort);
+    spy.socket.write(handshakeBytes('spy'));
+    await until(() => spy.frames.length >= 1);
+    const instance = spy.json(0).instance;
+    expect(instance).toBe(alice.instance);
+    spy.socket.destroy();
+
+    const disconnects: string[] = [];
+    alice.on('disconnect', (name) => disconnects.push(name));
+    const real = hub.get('alice')!;
+    const evil = rawPeer(hubPort);
+    const hello = { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name: 'alice', instance, maxFrameSize: DEFAULT_MAX_FRAME_SIZE };
+    evil.socket.write(Buffer.concat([bytes(jsonFrame(FrameType.HANDSHAKE, 1, hello)), bytes(jsonFrame(FrameType.HANDSHAKE, 3, {}))]));
+    await closed(evil.socket);
+    // Before: the hub dropped alice's connection for the impostor's (which then got what the hub sent alice),
+    // alice came back and dropped the impostor: an impostor reconnecting in a loop kept her flapping.
+    expect(evil.frames.map((f) => f.type)).toEqual([FrameType.CLOSE]);
+    expect(evil.json(0).code).toBe(ErrorCode.NAME_IN_USE);
+    await delay(100);
+    expect(disconnects).toEqual([]);
+    expect(hub.get('alice')).toBe(real);
+    await expect(hub.sendTo('alice', 'hi')).resolves.toBe('alice');
   });
 });

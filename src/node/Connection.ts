@@ -114,6 +114,10 @@ export class Connection implements StreamSink {
   peerMaxFrameSize = 0;
   /** The peer's instance id (announced in its hello), once the handshake is done. */
   peerInstance: string | undefined;
+  /** This connection's resume token, once the handshake is done (see `AckBody.resume`): the server's, or the one the client was given. */
+  resumeToken: string | undefined;
+  /** Server: the resume token the client showed, to take its previous connection over. */
+  peerResume: string | undefined;
   /** Requests this side sent and awaits answers for. */
   readonly registry = new RequestRegistry();
   /** Requests the peer sent and awaits our answers for: the one owner of their credits and streams. */
@@ -604,6 +608,8 @@ export class Connection implements StreamSink {
       this.peerName = result.done;
       this.peerMaxFrameSize = this.handshake.peerMaxFrameSize;
       this.peerInstance = this.handshake.peerInstance;
+      this.resumeToken = this.handshake.resumeToken;
+      this.peerResume = this.handshake.peerResume;
       this.state = 'open';
       this.heartbeat.start();
       this.host.onReady(this);
