@@ -136,3 +136,35 @@ describe('a connected peer cannot be taken over by someone who only knows its in
     await expect(hub.sendTo('alice', 'hi')).resolves.toBe('alice');
   });
 });
+
+describe('a peer flooding cheap requests does not hog the event loop', () => {
+  it('another peer is answered after at most a few thousand of the flood’s frames, not after millions of bytes of them', async () => {
+    const hub = node('hub', { heartbeatInterval: 0 });
+    let handled = 0;
+    hub.on('message', (m) => {
+      if (m.from === 'flood') handled++;
+      m.reply('ok');
+    });
+    const port = await serveTcp(hub);
+    const good = node('good', { heartbeatInterval: 0 });
+    await good.connectTo('hub', port, '127.0.0.1');
+    const flood = rawClient(port);
+    flood.write(handshakeBytes('flood'));
+    await until(() => hub.get('flood') !== undefined);
+    // 17 bytes a request: 64 KiB of them is ~3,900 requests; 400,000 are 6.8 MB, written at once.
+    const one = (id: number) => bytes({ type: FrameType.MESSAGE, flags: 1, id, encoding: 2, payload: Buffer.from('x') });
+    const batch = Buffer.concat(Array.from({ length: 400_000 }, (_, i) => one(i + 1)));
+    flood.write(batch);
+    await until(() => handled > 0);
+    const waits: number[] = [];
+    while (handled < 300_000) {
+      const before = handled;
+      await good.sendTo('hub', 'hi');
+      waits.push(handled - before);
+    }
+    flood.destroy();
+    // Before: a socket was read (and its frames handled) up to 32 times 64 KiB in one turn of the event loop:
+    // a good request waited behind ~120,000 of the flood's (~200 ms on a 2-core machine).
+    expect(Math.max(...waits)).toBeLessThan(20_000);
+  });
+});
