@@ -119,6 +119,10 @@ export class Connection implements StreamSink {
   peerMaxFrameSize = 0;
   /** The peer's instance id (announced in its hello), once the handshake is done. */
   peerInstance: string | undefined;
+  /** This connection's resume token, once the handshake is done (see `AckBody.resume`): the server's, or the one the client was given. */
+  resumeToken: string | undefined;
+  /** Server: the resume token the client showed, to take its previous connection over. */
+  peerResume: string | undefined;
   /** Requests this side sent and awaits answers for. */
   readonly registry = new RequestRegistry();
   /** Requests the peer sent and awaits our answers for: the one owner of their credits and streams. */
@@ -142,6 +146,11 @@ export class Connection implements StreamSink {
   private peerGoingAway = false;
   /** We sent GOAWAY. */
   private wentAway = false;
+  /** Reading is paused until the next turn of the event loop (see yieldTurn); `framesIn` when it last was. */
+  private yielding = false;
+  private framesAtYield = 0;
+  /** The stream delivers writes synchronously (an in-memory link): never paused to yield. */
+  private readonly immediate: boolean;
   /** The FrameReader `socket` reads through, when it was created with one. */
   private readonly reader: FrameReader | undefined;
 
@@ -158,6 +167,7 @@ export class Connection implements StreamSink {
     } = {},
   ) {
     this.reader = transport.reader;
+    this.immediate = transport.immediate === true;
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.writer = new FrameWriter(socket, transport.immediate);
     this.handshake = new Handshake(role, host.name, { ...handshake, maxFrameSize: host.maxFrameSize, instance: host.instance });
@@ -187,6 +197,7 @@ export class Connection implements StreamSink {
     const onChunk = (chunk: Buffer) => {
       this.heartbeat.heard();
       host.onRaw(this, chunk);
+      if (this.framesIn - this.framesAtYield >= TURN_FRAMES) this.yieldTurn();
     };
     const frames = this.reader ? this.reader.frames(socket, decoding, onChunk) : fromSocket(socket).pipe(decodeFrames(decoding));
     if (!this.reader) socket.on('data', onChunk);
@@ -502,10 +513,26 @@ export class Connection implements StreamSink {
     this.drained().then(
       () => {
         this.readingPaused = false;
-        if (this.state === 'open') this.socket.resume();
+        if (this.state === 'open' && !this.yielding) this.socket.resume();
       },
       () => undefined,
     );
+  }
+
+  /**
+   * {@link TURN_FRAMES} frames were handled since the last time: stop reading until the next turn of the event
+   * loop, so that other peers (and timers) get their turn. Node reads a socket up to 32 times 64 KiB in one turn,
+   * so a peer sending small requests had ~120,000 of them handled (~200 ms) before anybody else was heard.
+   */
+  private yieldTurn(): void {
+    this.framesAtYield = this.framesIn;
+    if (this.yielding || this.immediate || this.state !== 'open') return;
+    this.yielding = true;
+    this.socket.pause();
+    setImmediate(() => {
+      this.yielding = false;
+      if (this.state === 'open' && !this.readingPaused) this.socket.resume();
+    });
   }
 
   private dispatch(frame: Frame): void {
@@ -637,6 +664,8 @@ export class Connection implements StreamSink {
       this.peerName = result.done;
       this.peerMaxFrameSize = this.handshake.peerMaxFrameSize;
       this.peerInstance = this.handshake.peerInstance;
+      this.resumeToken = this.handshake.resumeToken;
+      this.peerResume = this.handshake.peerResume;
       this.state = 'open';
       this.heartbeat.start();
       this.host.onReady(this);
@@ -696,6 +725,8 @@ export class Connection implements StreamSink {
 const UNDECODED: unique symbol = Symbol('undecoded');
 /** A PING is answered only while fewer bytes than this wait to be sent to its peer. */
 const PONG_BACKLOG = 1024 * 1024;
+/** Frames handled from one peer before its reading yields to the next turn of the event loop (see yieldTurn). */
+const TURN_FRAMES = 1024;
 /** A stream waits for the socket to drain while at least this much waits to be sent to its peer. */
 const STREAM_BACKLOG = 1024 * 1024;
 

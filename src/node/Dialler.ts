@@ -33,6 +33,8 @@ export interface DiallerHost {
 export class Dialler {
   /** The live (or handshaking) connection, if any. */
   connection: Connection | null = null;
+  /** The resume token the server gave our last connection: shown when we come back, to take that one over. */
+  resumeToken: string | undefined;
   /** Failed attempts since the last successful handshake. */
   private attempts = 0;
   private timer: NodeJS.Timeout | null = null;

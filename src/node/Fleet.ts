@@ -7,6 +7,8 @@ import { setLongTimeout } from './duration';
 import type { NodeSocket } from './NodeSocket';
 import type { Discovery, TransportSession } from './NodeTransport';
 
+/** Most resume tokens a fleet keeps (one per instance it was linked to). */
+const MAX_RESUME_TOKENS = 1024;
 /** Shortest wait for answers in one search round with no instance found, in ms. */
 const SEARCH_ROUND_MS = 250;
 /** Most links a fleet sets up at once, opening or handshaking (a flood of fake announcements sets up no more). */
@@ -45,6 +47,11 @@ export class Fleet {
   private readonly opening = new Set<string>();
   /** Instances that refused us for good, and until when they are left alone (ms, performance.now()). */
   private readonly refused = new Map<string, number>();
+  /**
+   * The resume token each instance gave our last link to it (see `AckBody.resume`), kept once that link ended so
+   * that the next one takes it over there; at most {@link MAX_RESUME_TOKENS}, the oldest forgotten first.
+   */
+  private readonly resumeTokens = new Map<string, string>();
   private discovery: Discovery | null = null;
   private pending: { resolve(socket: NodeSocket): void; reject(error: Error): void } | null = null;
   /** Failed attempts since a member was last ready. */
@@ -113,6 +120,12 @@ export class Fleet {
 
   /** A member finished its handshake. */
   memberReady(member: Dialler): void {
+    for (const [instance, candidate] of this.members) {
+      if (candidate !== member || member.resumeToken === undefined) continue;
+      this.resumeTokens.delete(instance);
+      this.resumeTokens.set(instance, member.resumeToken);
+      if (this.resumeTokens.size > MAX_RESUME_TOKENS) this.resumeTokens.delete(this.resumeTokens.keys().next().value!);
+    }
     member.ready();
     this.ready.add(member);
     this.attempts = 0;
@@ -158,6 +171,7 @@ export class Fleet {
           return;
         }
         const member = this.host.member(link, this.memberHost);
+        member.resumeToken = this.resumeTokens.get(instance);
         this.members.set(instance, member);
         this.membersChanged();
         // Rejects when the link ends before its handshake completed (the member is dropped: see `dropped`).

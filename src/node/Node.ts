@@ -36,6 +36,7 @@ import { PendingRequest } from './PendingRequest';
 import { StreamRequest } from './StreamRequest';
 import { TimeoutQueue } from './TimeoutQueue';
 import { createServer, dial, listen, type TlsSettings } from './transport';
+import { MAX_TIMER_DELAY } from '../limits';
 import { tlsErrorOf, unverifiedClient } from './tlsError';
 import {
   checkBoolean,
@@ -236,7 +237,8 @@ export class Node extends EventEmitter<NodeEvents> {
   /**
    * This node object's instance id (random, 16 hex digits), announced in every handshake: peers tell apart the
    * nodes of one name by it (`NodeSocket#instance`), and a node that reconnects after losing its connection takes
-   * its stale one over instead of being refused as a twin (`ERR_IPC_NAME_IN_USE`).
+   * its stale one over instead of being refused as a twin (`ERR_IPC_NAME_IN_USE`) — with the resume token the server
+   * gave that connection, not by the instance id alone.
    */
   readonly instance: string = randomHex() + randomHex();
   private readonly codec: Codec;
@@ -412,9 +414,15 @@ export class Node extends EventEmitter<NodeEvents> {
       // tls.createServer takes it, and then refuses every client ("no suitable signature algorithm").
       throw new TypeError('serve: options.tls needs the key and cert (or pfx) of this server: a TLS server without a certificate refuses every client');
     }
-    const server = createServer(this.tls, (socket) => this.accept(socket, unverifiedClient(tls, socket)));
-    // A client failing the TLS handshake (no or untrusted certificate) is reported; the server goes on.
-    server.on('tlsClientError', (error: Error) => this.report(tlsErrorOf(error, 'a client') ?? new TlsError(`A client failed the TLS handshake: ${error.message}`, { cause: error })));
+    // A TLS client has handshakeTimeout for its TLS handshake too (Node's default is 120 s), unless tls says otherwise.
+    const settings = tls && { handshakeTimeout: Math.min(this.host.handshakeTimeout, MAX_TIMER_DELAY), ...tls };
+    const server = createServer(settings, (socket) => this.accept(socket, unverifiedClient(tls, socket)));
+    // A client failing the TLS handshake (no or untrusted certificate, TLS handshake timeout) is reported and its
+    // socket destroyed: Node leaves it open on a timeout, so a client that never finished held it for good.
+    server.on('tlsClientError', (error: Error, socket: net.Socket) => {
+      socket.destroy();
+      this.report(tlsErrorOf(error, 'a client') ?? new TlsError(`A client failed the TLS handshake: ${error.message}`, { cause: error }));
+    });
     this.#server = server;
     this.#serverName = name;
     listen(
@@ -936,16 +944,18 @@ export class Node extends EventEmitter<NodeEvents> {
     if (connection.role === 'server') {
       this.unidentified.delete(connection);
       socket.setName(name);
-      this.admit(name, socket, connection.peerInstance);
+      this.admit(name, socket, connection.peerInstance, connection.peerResume);
       this.connections.next(socket);
       this.emitSafely('connection', name, socket);
       return;
     }
+    // What this connection's server wants to see to let our next connection take it over (see admit).
+    const dialler = this.diallerOf(connection);
+    if (dialler) dialler.resumeToken = connection.resumeToken;
     const entry = this.dialled.get(connection.owner.name);
     if (entry instanceof Fleet) {
-      const member = entry.memberOf(connection);
-      if (member) entry.memberReady(member);
-    } else this.diallerOf(connection)?.ready();
+      if (dialler) entry.memberReady(dialler);
+    } else dialler?.ready();
     this.connections.next(socket);
     this.emitSafely('connect', name, socket);
   }
@@ -1001,13 +1011,15 @@ export class Node extends EventEmitter<NodeEvents> {
 
   /**
    * A peer's connection to our server is ready: it joins the peers of its name. One that comes back with the
-   * instance id of a peer still here takes its place: that older connection is stale (its node lost it and
-   * reconnected before we noticed) and is dropped at once, its pending requests rejected — and its end is told
-   * now ('socketClose', `disconnections$`), before the new connection's 'connection', not once its socket closed.
+   * instance id of a peer still here, and the resume token we gave that peer's connection, takes its place: that
+   * older connection is stale (its node lost it and reconnected before we noticed) and is dropped at once, its
+   * pending requests rejected — and its end is told now ('socketClose', `disconnections$`), before the new
+   * connection's 'connection', not once its socket closed. The instance id alone is no proof: every node the peer
+   * connects to sees it.
    */
-  private admit(name: string, socket: NodeSocket, instance: string | undefined): void {
+  private admit(name: string, socket: NodeSocket, instance: string | undefined, resume: string | undefined): void {
     const peers = this.accepted.get(name) ?? [];
-    for (const stale of instance === undefined ? [] : peers.filter((peer) => peer.instance === instance)) {
+    for (const stale of peers.filter((peer) => resumes(peer, instance, resume))) {
       this.release(name, stale);
       const connection = stale.connection;
       if (!connection) continue;
@@ -1043,9 +1055,9 @@ export class Node extends EventEmitter<NodeEvents> {
     const link: { connection: Connection | null } = { connection: null };
     const socket = new NodeSocket(this, 'server', '', link);
     // Twins are refused, unless the transport serves many nodes of one name; the same node coming back is not a twin.
-    const accept = (name: string, instance: string | undefined) => {
+    const accept = (name: string, instance: string | undefined, resume: string | undefined) => {
       const peers = this.accepted.get(name);
-      if (!peers || this.session || (instance !== undefined && peers.some((peer) => peer.instance === instance))) return undefined;
+      if (!peers || this.session || peers.some((peer) => resumes(peer, instance, resume))) return undefined;
       return new HandshakeError(ErrorCode.NAME_IN_USE, `A peer named "${name}" is already connected to "${this.name}"`, { retryable: true });
     };
     try {
@@ -1062,7 +1074,7 @@ export class Node extends EventEmitter<NodeEvents> {
   /** DiallerHost#open: a socket to the dialler's target (read through a FrameReader when we create it). */
   private open(dialler: Dialler): Connection {
     const { socket, target } = dialler;
-    const handshake = { expectedPeer: socket.name, secret: this.secret };
+    const handshake = { expectedPeer: socket.name, secret: this.secret, resume: dialler.resumeToken };
     if ('via' in target) return this.startConnection(target.via, 'client', socket, handshake);
     const reader = new FrameReader();
     return this.startConnection(dial(this.tls, target.connectArgs, reader), 'client', socket, handshake, reader);
@@ -1217,6 +1229,12 @@ export class Node extends EventEmitter<NodeEvents> {
 /** 8 random hex digits. Not a secret (peers see it), only unique: Math.random spares loading node:crypto. */
 function randomHex(): string {
   return Math.floor(Math.random() * 2 ** 32).toString(16).padStart(8, '0');
+}
+
+/** A client coming back as `instance` with `resume` may take `peer`'s connection over: it shows that connection's token. */
+function resumes(peer: NodeSocket, instance: string | undefined, resume: string | undefined): boolean {
+  const connection = peer.connection;
+  return instance !== undefined && resume !== undefined && connection !== null && connection !== undefined && peer.instance === instance && connection.resumeToken === resume;
 }
 
 /** Errors that only say the peer went away are not worth an 'error' event: 'socketClose' says it. */

@@ -8,6 +8,14 @@ const SLAB_SIZE = 64 * 1024;
 const MIN_READ = 8 * 1024;
 /** Read-into mode: a body at least this large, not yet arrived and too big for the slab, gets its own buffer. */
 const DIRECT_BODY = 32 * 1024;
+/**
+ * Push mode: a chunk smaller than this that stays held (its frame is not complete) is copied into a small slab
+ * instead of being kept: a Buffer object costs ~200 bytes however few bytes it holds, so a peer trickling a large
+ * frame one byte a read made us hold ~200 times what it sent.
+ */
+const SMALL_CHUNK = 1024;
+/** Push mode: size of the slabs small held chunks are gathered in. */
+const TAIL_SLAB_SIZE = 16 * 1024;
 
 /** Options of {@link FrameDecoder} and `decodeFrames`. */
 export interface FrameDecoderOptions {
@@ -26,7 +34,7 @@ export interface FrameDecoderOptions {
  * Push mode ({@link FrameDecoder.push}): the chunks are kept in a list and never glued together: a frame lying
  * inside one chunk is handed out as a view of that chunk (no copy); a frame spread over several chunks is copied
  * once, when its last byte has arrived. Memory held is the bytes received and not yet handed out, never a length
- * a peer merely claims.
+ * a peer merely claims: a small chunk that stays held is gathered into a slab, not kept as one Buffer object per read.
  *
  * Read-into mode, for sockets that let the reader choose where bytes land (`net.connect`'s `onread`): instead of
  * {@link FrameDecoder.push}, ask {@link FrameDecoder.readTarget} where the next read should go and report it with
@@ -63,6 +71,9 @@ export class FrameDecoder {
   /** Read-into mode: the payload being read straight into its own buffer, and how much of it has arrived. */
   private body: Buffer | null = null;
   private bodyFilled = 0;
+  /** Push mode: the slab small held chunks are gathered in, and how much of it is used. */
+  private tail: Buffer | null = null;
+  private tailUsed = 0;
   private readonly limit: () => number;
 
   /**
@@ -97,6 +108,35 @@ export class FrameDecoder {
     this.chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
     this.buffered += chunk.length;
     this.decode();
+    if (chunk.length < SMALL_CHUNK && this.buffered > 0) this.gatherLast();
+  }
+
+  /**
+   * Push mode: the last chunk, small and still held, is copied to the end of the tail slab (growing the chunk
+   * before it when that one ends there), so that what a trickling peer makes us hold is its bytes, not a Buffer
+   * object per read. The slab is only appended to: frames handed out as views of it stay valid.
+   */
+  private gatherLast(): void {
+    const last = this.chunks.length - 1;
+    const start = last === 0 ? this.offset : 0;
+    const held = this.chunks[last];
+    const n = held.length - start;
+    if (this.tail === null || this.tail.length - this.tailUsed < n) {
+      this.tail = Buffer.allocUnsafeSlow(TAIL_SLAB_SIZE);
+      this.tailUsed = 0;
+    }
+    const tail = this.tail;
+    const at = this.tailUsed;
+    held.copy(tail, at, start, held.length);
+    this.tailUsed += n;
+    const previous = last > 0 ? this.chunks[last - 1] : null;
+    if (previous && previous.buffer === tail.buffer && previous.byteOffset + previous.length === tail.byteOffset + at) {
+      this.chunks.pop();
+      this.chunks[last - 1] = Buffer.from(tail.buffer, previous.byteOffset, previous.length + n);
+    } else {
+      this.chunks[last] = tail.subarray(at, at + n);
+      if (last === 0) this.offset = 0;
+    }
   }
 
   /**
@@ -269,6 +309,7 @@ export class FrameDecoder {
     this.bodyLength = -1;
     this.body = null;
     this.bodyFilled = 0;
+    this.tail = null;
     throw this.failure;
   }
 }

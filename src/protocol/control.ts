@@ -54,6 +54,11 @@ export interface HelloBody {
    * stale connection over instead of being refused as a twin. At most {@link MAX_INSTANCE_LENGTH} characters.
    */
   instance?: string;
+  /**
+   * Client: the token the server gave this node's previous connection to it (see {@link AckBody.resume}): with its
+   * instance id, it lets the server drop that connection as stale instead of refusing this one as a twin.
+   */
+  resume?: string;
   /** With authentication: this side's fresh random nonce (base64). */
   nonce?: string;
   /** With authentication, in the server's hello: HMAC proving it knows the secret (base64). */
@@ -63,7 +68,16 @@ export interface HelloBody {
 /** Body of the HANDSHAKE frames that acknowledge (steps 3 and 4): the client's proof, with authentication. */
 export interface AckBody {
   proof?: string;
+  /**
+   * Server (step 4): a fresh random token for this connection, known only to the two ends. A client coming back
+   * with the same instance id must show it to take this connection over: the instance id alone is no proof (every
+   * node it connects to sees it).
+   */
+  resume?: string;
 }
+
+/** Longest resume token a hello may carry (longer ones are ignored). */
+const MAX_RESUME_LENGTH = 64;
 
 /** A HANDSHAKE frame of `step` (carried in the id field) with `body`. */
 export function handshakeFrame(step: number, body: HelloBody | AckBody): OutgoingFrame {
@@ -104,21 +118,28 @@ export function readHello(frame: Frame): HelloBody {
     name: body.name,
     maxFrameSize: limit,
     instance,
+    resume: resumeOrNot(body.resume),
     nonce: stringOrNot(body.nonce),
     proof: stringOrNot(body.proof),
   };
 }
 
 /**
- * Reads an acknowledgement (steps 3 and 4): `proof` only when it is a string.
+ * Reads an acknowledgement (steps 3 and 4): `proof` only when it is a string, `resume` only when it is a string of
+ * 1 to 64 characters.
  * @throws ProtocolError when the body is not a JSON object of at most 16 KiB.
  */
 export function readAck(frame: Frame): AckBody {
-  return { proof: stringOrNot(readJson(frame).proof) };
+  const body = readJson(frame);
+  return { proof: stringOrNot(body.proof), resume: resumeOrNot(body.resume) };
 }
 
 function stringOrNot(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
+}
+
+function resumeOrNot(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_RESUME_LENGTH ? value : undefined;
 }
 
 // ─── CLOSE ─────────────────────────────────────────────────────────────────────────────────────────────

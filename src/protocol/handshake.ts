@@ -19,6 +19,8 @@ export interface HandshakeOptions {
   maxFrameSize?: number;
   /** This side's instance id, announced in its hello (see `HelloBody.instance`). */
   instance?: string;
+  /** Client: the resume token the server gave our previous connection to it (see `AckBody.resume`). */
+  resume?: string;
 }
 
 /** `node:crypto`, loaded on first use: only a handshake with a secret needs it (~5 ms to load). */
@@ -55,7 +57,7 @@ export interface HandshakeResult {
 }
 
 /** Decides whether a server accepts a peer (its name and instance id); returns the refusal, or undefined to accept. */
-export type AcceptPeer = (name: string, instance: string | undefined) => HandshakeError | undefined;
+export type AcceptPeer = (name: string, instance: string | undefined, resume: string | undefined) => HandshakeError | undefined;
 
 /**
  * The connection handshake as a pure state machine (no sockets or timers): feed it the peer's HANDSHAKE and
@@ -63,13 +65,13 @@ export type AcceptPeer = (name: string, instance: string | undefined) => Handsha
  *
  * ```
  * client                                                      server
- * 1 HANDSHAKE id=1 {protocol,version,name,maxFrameSize[,nonce]}  ──►
+ * 1 HANDSHAKE id=1 {protocol,version,name,maxFrameSize[,instance,resume,nonce]}  ──►
  *                                            checks protocol, version, name (accept); with a secret, a nonce
  * 2 ◄──  HANDSHAKE id=2 {protocol,version,name,maxFrameSize[,nonce,proof]}   or CLOSE {code,message,reconnect}
  *   checks the server's name is the expected one; with a secret, its proof
  * 3 HANDSHAKE id=3 {[proof]}  ──►  (or CLOSE)
  *                                            with a secret, checks the proof; checks the name is still free
- * 4 ◄──  HANDSHAKE id=4 {}   (or CLOSE)
+ * 4 ◄──  HANDSHAKE id=4 {[resume]}   (or CLOSE)
  * ready after receiving 4                                     ready after sending 4
  * ```
  * `nonce`: 32 fresh random bytes (base64) of each side; `proof`: {@link authProof} (HMAC-SHA256 over both nonces
@@ -82,6 +84,13 @@ export class Handshake {
   peerMaxFrameSize = 0;
   /** The peer's announced instance id, once its hello arrived (if it gave one). */
   peerInstance: string | undefined;
+  /** Server: the resume token the client showed in its hello (if any). */
+  peerResume: string | undefined;
+  /**
+   * The resume token of this connection, once the handshake is done: the server's fresh one (sent in step 4), or
+   * the one the client received (undefined from a server that sends none).
+   */
+  resumeToken: string | undefined;
   private clientNonce = '';
   private serverNonce = '';
 
@@ -96,7 +105,8 @@ export class Handshake {
     if (this.role === 'server') return undefined;
     this.step = HandshakeStep.CLIENT_HELLO;
     if (this.options.secret) this.clientNonce = this.freshNonce();
-    return this.hello(HandshakeStep.CLIENT_HELLO, this.options.secret ? { nonce: this.clientNonce } : {});
+    const resume = this.options.resume;
+    return this.hello(HandshakeStep.CLIENT_HELLO, { ...(resume ? { resume } : {}), ...(this.options.secret ? { nonce: this.clientNonce } : {}) });
   }
 
   private freshNonce(): string {
@@ -129,7 +139,8 @@ export class Handshake {
       const body = this.readHello(frame);
       const { name } = body;
       if (secret && body.nonce === undefined) throw authError(`"${name}" did not authenticate: this node requires a secret`);
-      const refused = this.options.accept?.(name, body.instance);
+      this.peerResume = body.resume;
+      const refused = this.options.accept?.(name, body.instance, body.resume);
       if (refused) return { error: refused, send: refusal(refused) };
       this.peer = name;
       this.step = HandshakeStep.SERVER_HELLO;
@@ -144,16 +155,19 @@ export class Handshake {
         const expected = authProof(secret, 'client', this.clientNonce, this.serverNonce, this.peer, this.ownName);
         if (!sameProof(expected, readAck(frame).proof)) throw authError(`"${this.peer}" failed authentication (wrong secret or replayed handshake)`);
       }
-      const refused = this.options.accept?.(this.peer, this.peerInstance);
+      const refused = this.options.accept?.(this.peer, this.peerInstance, this.peerResume);
       if (refused) return { error: refused, send: refusal(refused) };
       this.step = HandshakeStep.SERVER_ACCEPT;
-      return { send: handshakeFrame(HandshakeStep.SERVER_ACCEPT, {}), done: this.peer };
+      // Only a client with an instance id can come back to take this connection over.
+      this.resumeToken = this.peerInstance === undefined ? undefined : this.freshNonce();
+      return { send: handshakeFrame(HandshakeStep.SERVER_ACCEPT, this.resumeToken === undefined ? {} : { resume: this.resumeToken }), done: this.peer };
     }
     throw unexpectedStep(frame);
   }
 
   private receiveAsClient(frame: Frame): HandshakeResult {
     if (this.step === HandshakeStep.CLIENT_ACK && frame.id === HandshakeStep.SERVER_ACCEPT) {
+      this.resumeToken = readAck(frame).resume;
       this.step = HandshakeStep.SERVER_ACCEPT;
       return { done: this.peer! };
     }
@@ -181,7 +195,7 @@ export class Handshake {
     return { send: handshakeFrame(HandshakeStep.CLIENT_ACK, ack) };
   }
 
-  private hello(step: number, extra: Pick<HelloBody, 'nonce' | 'proof'>): OutgoingFrame {
+  private hello(step: number, extra: Pick<HelloBody, 'nonce' | 'proof' | 'resume'>): OutgoingFrame {
     const maxFrameSize = this.options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
     const { instance } = this.options;
     return handshakeFrame(step, { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name: this.ownName, maxFrameSize, ...(instance ? { instance } : {}), ...extra });
