@@ -199,6 +199,7 @@ describe('handshakeFrame / readHello / readAck', () => {
     ['another protocol', { ...hello, protocol: 'x' }, /The peer speaks x version 2/],
     ['another version', { ...hello, version: 1 }, /speaks ipc-link-core version 1; this node speaks ipc-link-core version 2/],
     ['no name', { ...hello, name: '' }, /announced no name/],
+    ['a name of 257 characters (ours may have 256)', { ...hello, name: 'n'.repeat(257) }, /a name of 257 characters \(at most 256\)/],
     ['no maxFrameSize', { ...hello, maxFrameSize: undefined }, /no valid maxFrameSize .*received undefined/],
     ['a maxFrameSize below 1024', { ...hello, maxFrameSize: MIN_FRAME_SIZE - 1 }, /no valid maxFrameSize/],
     ['a maxFrameSize over 2^32-1', { ...hello, maxFrameSize: 2 ** 32 }, /no valid maxFrameSize/],

@@ -5,14 +5,9 @@
  */
 import { isIP } from 'node:net';
 import { Duplex } from 'node:stream';
-import { MAX_PAYLOAD_LENGTH, MIN_FRAME_SIZE } from '../protocol/constants';
+import { MAX_NAME_LENGTH, MAX_PAYLOAD_LENGTH, MIN_FRAME_SIZE } from '../protocol/constants';
 
-/**
- * Longest node name, in UTF-16 code units (`name.length`). A name travels in the handshake, whose frames are
- * limited to 16 KiB (`HANDSHAKE_MAX_FRAME_SIZE`); 256 units are at most 1,536 bytes of JSON whatever the
- * characters, so a name that passes this check always fits.
- */
-export const MAX_NAME_LENGTH = 256;
+export { MAX_NAME_LENGTH };
 
 /** Largest TCP port. */
 const MAX_PORT = 65_535;

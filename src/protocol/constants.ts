@@ -79,6 +79,13 @@ export const Encoding = {
   ERROR: 0x06,
 } as const;
 
+/**
+ * Longest node name, in UTF-16 code units (`name.length`), ours and the peers' alike. A name travels in the
+ * handshake, whose frames are limited to 16 KiB (`HANDSHAKE_MAX_FRAME_SIZE`); 256 units are at most 1,536 bytes of
+ * JSON whatever the characters, so a name that passes this check always fits.
+ */
+export const MAX_NAME_LENGTH = 256;
+
 /** Payload limit used until the handshake completes. */
 export const HANDSHAKE_MAX_FRAME_SIZE = 16 * 1024;
 
