@@ -18,7 +18,7 @@ import { DEFAULT_MAX_DECODED_SIZE, DEFAULT_MAX_FRAME_SIZE, Encoding, FrameFlags,
 import type { HandshakeOptions } from '../protocol/handshake';
 import { defaultCodec, encodeWire, type Codec, type WirePayload } from '../protocol/Serializer';
 import { FrameReader } from '../rx/FrameReader';
-import { defer, fromEvent, map, takeUntil, timer } from '../rx/lazy';
+import { defer, map, takeUntil, timer } from '../rx/lazy';
 import { request$ } from '../rx/request';
 import { requestIterator } from '../rx/requestIterator';
 import { Connection, SENT, type ConnectionHost, type ConnectionStats } from './Connection';
@@ -274,6 +274,11 @@ export class Node extends EventEmitter<NodeEvents> {
   private readonly connections = new Subject<NodeSocket>();
   private readonly disconnections = new Subject<NodeSocket>();
   /**
+   * Emits once when `close()` finished: ends `stats$`. Not a `'close'` listener: one per subscriber would trip
+   * Node's MaxListenersExceededWarning at 11 of them, and a `removeAllListeners()` would leave them ticking.
+   */
+  private readonly closed = new Subject<void>();
+  /**
    * Peers we dialled (`connectTo`, `connectVia`), by the name we gave, which is also their announced name: one
    * Dialler, or through a transport a Fleet (a Dialler per instance of that name).
    */
@@ -375,7 +380,7 @@ export class Node extends EventEmitter<NodeEvents> {
         ? EMPTY
         : timer(0, 1000).pipe(
             map(() => this.stats()),
-            takeUntil(fromEvent(this, 'close')),
+            takeUntil(this.closed),
           ),
     );
   }
@@ -893,6 +898,8 @@ export class Node extends EventEmitter<NodeEvents> {
     this.messages.complete();
     this.connections.complete();
     this.disconnections.complete();
+    this.closed.next();
+    this.closed.complete();
     this.emitSafely('close');
   }
 
