@@ -1,7 +1,8 @@
 // Review of the RxJS surface (messages$, stats$, request$, pullEach, the scheduler option) used as RxJS users do:
 // every probe here once failed. Over the in-memory link and a real TCP connection.
-import { lastValueFrom, toArray } from 'rxjs';
-import type { NodeMessage } from '../../src';
+import { asyncScheduler, interval, lastValueFrom, map, take, toArray } from 'rxjs';
+import { ErrorCode, type NodeMessage } from '../../src';
+import { testScheduler } from '../helpers/marbles';
 import { closeAll, link, node, type Transport } from '../helpers/net';
 
 afterEach(closeAll);
@@ -26,5 +27,21 @@ describe('stats$', () => {
     // Every subscriber completed with close().
     expect((await Promise.all(all)).length).toBe(20);
     expect(warn).not.toHaveBeenCalled();
+  });
+});
+
+describe('the scheduler option (timeouts through RxJS, virtual time)', () => {
+  it('idleTimeout: 0 fails a stream whose next value is not there at once, as without a scheduler (RxJS timeout ignores each: 0)', async () => {
+    for (const scheduler of [undefined, asyncScheduler]) {
+      const { client } = await pair('tcp', (m) => m.stream(interval(5).pipe(take(3))), { scheduler });
+      await expect(lastValueFrom(client.request$('hub', 'x', { idleTimeout: 0 }))).rejects.toMatchObject({ code: ErrorCode.TIMEOUT });
+      await closeAll();
+    }
+    const { client } = await pair('link', (m) => m.stream(interval(10).pipe(map((i) => `v${i}`))), { scheduler: asyncScheduler });
+    testScheduler().run(({ expectObservable }) => {
+      const error = expect.objectContaining({ code: ErrorCode.TIMEOUT, message: 'The request to "hub" sent no value for 0 ms' });
+      expectObservable(client.request$('hub', 'x', { idleTimeout: 0 })).toBe('10ms (a#)', { a: 'v0' }, error);
+      expectObservable(client.request$('hub', 'x', { timeout: Infinity, idleTimeout: 0 })).toBe('10ms (a#)', { a: 'v0' }, error);
+    });
   });
 });
