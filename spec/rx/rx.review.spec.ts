@@ -1,9 +1,9 @@
 // Review of the RxJS surface (messages$, stats$, request$, pullEach, the scheduler option) used as RxJS users do:
 // every probe here once failed. Over the in-memory link and a real TCP connection.
-import { asyncScheduler, interval, lastValueFrom, map, take, toArray } from 'rxjs';
-import { ErrorCode, type NodeMessage } from '../../src';
+import { asyncScheduler, defer, interval, lastValueFrom, map, of, repeat, retry, take, toArray } from 'rxjs';
+import { ErrorCode, pullEach, type NodeMessage } from '../../src';
 import { testScheduler } from '../helpers/marbles';
-import { closeAll, link, node, type Transport } from '../helpers/net';
+import { closeAll, link, node, until, type Transport } from '../helpers/net';
 
 afterEach(closeAll);
 afterEach(() => jest.restoreAllMocks());
@@ -43,5 +43,43 @@ describe('the scheduler option (timeouts through RxJS, virtual time)', () => {
       expectObservable(client.request$('hub', 'x', { idleTimeout: 0 })).toBe('10ms (a#)', { a: 'v0' }, error);
       expectObservable(client.request$('hub', 'x', { timeout: Infinity, idleTimeout: 0 })).toBe('10ms (a#)', { a: 'v0' }, error);
     });
+  });
+});
+
+describe.each<Transport>(['link', 'tcp'])('pullEach subscribed again (%s)', (kind) => {
+  /** A responder streaming 1, 2, except that its streams number `failing` (from 1) fail after 1. */
+  async function flaky(...failing: number[]) {
+    let asked = 0;
+    const { server, client } = await pair(kind, (m) => {
+      const attempt = ++asked;
+      m.stream(
+        (async function* () {
+          yield 1;
+          if (failing.includes(attempt)) throw new Error('flaky');
+          yield 2;
+        })(),
+      );
+    });
+    return { server, client, asked: () => asked };
+  }
+
+  it('retry over pullEach(node.iterate(…)) fails loudly: it completed empty, the error and the missing values swallowed', async () => {
+    const { client, asked } = await flaky(1, 2);
+    const values: number[] = [];
+    const all = lastValueFrom(pullEach(client.iterate<number>('hub', 'x'), (v) => of(v)).pipe(retry(2), toArray()));
+    await expect(all.then((v) => values.push(...v))).rejects.toThrow(/single-use.*defer/);
+    expect(asked()).toBe(1);
+    // The way to retry: a new request per subscription.
+    await expect(lastValueFrom(defer(() => pullEach(client.iterate<number>('hub', 'x'), (v) => of(v))).pipe(retry(2), toArray()))).resolves.toEqual([1, 1, 2]);
+  });
+
+  it('repeat, or a second subscriber at once, fails too instead of splitting the values between them', async () => {
+    const { server, client } = await flaky();
+    await expect(lastValueFrom(pullEach(client.iterate<number>('hub', 'x'), (v) => of(v)).pipe(repeat(2), toArray()))).rejects.toThrow(/single-use/);
+    const twice = pullEach(client.iterate<number>('hub', 'x'), (v) => of(v));
+    const first = lastValueFrom(twice.pipe(toArray()));
+    await expect(lastValueFrom(twice)).rejects.toBeInstanceOf(TypeError);
+    await expect(first).resolves.toEqual([1, 2]);
+    await until(() => client.stats().pendingRequests === 0 && server.stats().openStreams === 0);
   });
 });
