@@ -1,9 +1,11 @@
 // Review of the RxJS surface (messages$, stats$, request$, pullEach, the scheduler option) used as RxJS users do:
 // every probe here once failed. Over the in-memory link and a real TCP connection.
-import { asyncScheduler, defer, interval, lastValueFrom, map, of, repeat, retry, take, toArray } from 'rxjs';
-import { ErrorCode, pullEach, type NodeMessage } from '../../src';
+import { Readable } from 'node:stream';
+import { asyncScheduler, defer, interval, lastValueFrom, map, of, repeat, retry, Subject, take, toArray } from 'rxjs';
+import { defaultCodec, ErrorCode, pullEach, type NodeMessage } from '../../src';
+import { StreamResponder } from '../../src/node/StreamResponder';
 import { testScheduler } from '../helpers/marbles';
-import { closeAll, link, node, until, type Transport } from '../helpers/net';
+import { closeAll, delay, link, node, until, type Transport } from '../helpers/net';
 
 afterEach(closeAll);
 afterEach(() => jest.restoreAllMocks());
@@ -81,5 +83,60 @@ describe.each<Transport>(['link', 'tcp'])('pullEach subscribed again (%s)', (kin
     await expect(lastValueFrom(twice)).rejects.toBeInstanceOf(TypeError);
     await expect(first).resolves.toEqual([1, 2]);
     await until(() => client.stats().pendingRequests === 0 && server.stats().openStreams === 0);
+  });
+});
+
+describe.each<Transport>(['link', 'tcp'])('message.stream(source) when nothing awaits the answer any more (%s)', (kind) => {
+  it('releases the source as a cancellation would: a Readable is destroyed, a generator returned, an Observable never subscribed', async () => {
+    const readable = new Readable({ read() {} });
+    let generatorDone = false;
+    const generator = (async function* () {
+      try {
+        yield 1;
+      } finally {
+        generatorDone = true;
+      }
+    })();
+    await generator.next(); // started: its finally runs only if it is returned
+    const hot = new Subject<number>();
+    const outcomes: boolean[] = [];
+    const { client } = await pair(kind, async (m) => {
+      if (m.data === 'answered') m.reply('done');
+      else await delay(30); // the requester gives up meanwhile
+      outcomes.push(m.stream(readable), m.stream(generator), m.stream(hot));
+    });
+    await expect(lastValueFrom(client.request$('hub', 'late', { timeout: 5 }))).rejects.toMatchObject({ code: ErrorCode.TIMEOUT });
+    await until(() => outcomes.length === 3);
+    expect(outcomes).toEqual([false, false, false]);
+    await until(() => readable.destroyed && generatorDone, 1000, 'the sources released');
+    expect(hot.observed).toBe(false);
+    // Already answered, or a one-way message: released too.
+    const again = new Readable({ read() {} });
+    client.removeAllListeners();
+    const { client: other } = await pair(kind, (m) => {
+      if (m.data === 'answered') m.reply('done');
+      m.stream(again);
+    });
+    await expect(other.sendTo('hub', 'answered')).resolves.toBe('done');
+    await until(() => again.destroyed, 1000, 'the Readable of an answered request destroyed');
+  });
+});
+
+describe('a stream cancelled before its first pull', () => {
+  it('destroys its Readable (returning the iterator of a Readable never pulled does nothing)', async () => {
+    const readable = new Readable({ read() {} });
+    const sink = {
+      codec: defaultCodec,
+      checkSize: () => undefined,
+      trySendFrame: () => true,
+      sendErrorIfOpen: () => undefined,
+      release: () => undefined,
+      backlogged: true, // the socket is full: the first value waits for a drain
+      drained: () => new Promise<void>(() => undefined),
+    };
+    const responder = new StreamResponder(sink, 1, 8, 8);
+    responder.start(readable);
+    responder.cancel();
+    await until(() => readable.destroyed, 1000, 'the Readable destroyed');
   });
 });
