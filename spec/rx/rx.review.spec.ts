@@ -19,6 +19,23 @@ async function pair(kind: Transport, handle?: (m: NodeMessage) => void, clientOp
 }
 
 describe('stats$', () => {
+  it('emits its first snapshot at once (synchronously, as the README says), then every second', async () => {
+    const { client } = await pair('link');
+    const seen: number[] = [];
+    const subscription = client.stats$.subscribe((s) => seen.push(s.pendingRequests));
+    expect(seen).toEqual([0]);
+    subscription.unsubscribe();
+    let latest: unknown = null;
+    client.stats$.pipe(take(1)).subscribe((s) => (latest = s));
+    const closed = client.close();
+    expect(latest).toMatchObject({ pendingRequests: 0 });
+    await closed;
+    testScheduler().run(({ expectObservable }) => {
+      const n = node('virtual', { heartbeatInterval: 0 });
+      expectObservable(n.stats$.pipe(map((s) => s.framesIn), take(3))).toBe('a 999ms b 999ms (c|)', { a: 0, b: 0, c: 0 });
+    });
+  });
+
   it('any number of subscribers adds no listener to the node: no MaxListenersExceededWarning, removeAllListeners() does not keep them ticking', async () => {
     const { client } = await pair('link');
     const warn = jest.spyOn(process, 'emitWarning');

@@ -2,7 +2,6 @@ import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import type { Observable, SchedulerLike, Subscriber } from 'rxjs';
 import { Observable as RxObservable } from 'rxjs/internal/Observable';
-import { EMPTY } from 'rxjs/internal/observable/empty';
 import { Subject } from 'rxjs/internal/Subject';
 import {
   ClosedError,
@@ -375,14 +374,18 @@ export class Node extends EventEmitter<NodeEvents> {
     this.messages$ = this.messages.asObservable();
     this.connections$ = this.connections.asObservable();
     this.disconnections$ = this.disconnections.asObservable();
-    this.stats$ = defer(() =>
-      this.closing
-        ? EMPTY
-        : timer(0, 1000).pipe(
-            map(() => this.stats()),
-            takeUntil(this.closed),
-          ),
-    );
+    // The first snapshot synchronously, as the README says ("at once"): timer(0, …) gave it a timer turn later.
+    this.stats$ = new RxObservable<NodeStats>((subscriber) => {
+      if (this.closing) return subscriber.complete();
+      subscriber.next(this.stats());
+      if (subscriber.closed) return;
+      return timer(1000, 1000)
+        .pipe(
+          map(() => this.stats()),
+          takeUntil(this.closed),
+        )
+        .subscribe(subscriber);
+    });
   }
 
   /** The server, once `serve` was called (`null` before, or when it could not listen). */
