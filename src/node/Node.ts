@@ -2,7 +2,6 @@ import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import type { Observable, SchedulerLike, Subscriber } from 'rxjs';
 import { Observable as RxObservable } from 'rxjs/internal/Observable';
-import { EMPTY } from 'rxjs/internal/observable/empty';
 import { Subject } from 'rxjs/internal/Subject';
 import {
   ClosedError,
@@ -18,7 +17,7 @@ import { DEFAULT_MAX_DECODED_SIZE, DEFAULT_MAX_FRAME_SIZE, Encoding, FrameFlags,
 import type { HandshakeOptions } from '../protocol/handshake';
 import { defaultCodec, encodeWire, type Codec, type WirePayload } from '../protocol/Serializer';
 import { FrameReader } from '../rx/FrameReader';
-import { defer, fromEvent, map, takeUntil, timer } from '../rx/lazy';
+import { defer, map, takeUntil, timer } from '../rx/lazy';
 import { request$ } from '../rx/request';
 import { requestIterator } from '../rx/requestIterator';
 import { Connection, SENT, type ConnectionHost, type ConnectionStats } from './Connection';
@@ -276,6 +275,11 @@ export class Node extends EventEmitter<NodeEvents> {
   private readonly connections = new Subject<NodeSocket>();
   private readonly disconnections = new Subject<NodeSocket>();
   /**
+   * Emits once when `close()` finished: ends `stats$`. Not a `'close'` listener: one per subscriber would trip
+   * Node's MaxListenersExceededWarning at 11 of them, and a `removeAllListeners()` would leave them ticking.
+   */
+  private readonly closed = new Subject<void>();
+  /**
    * Peers we dialled (`connectTo`, `connectVia`), by the name we gave, which is also their announced name: one
    * Dialler, or through a transport a Fleet (a Dialler per instance of that name).
    */
@@ -372,14 +376,18 @@ export class Node extends EventEmitter<NodeEvents> {
     this.messages$ = this.messages.asObservable();
     this.connections$ = this.connections.asObservable();
     this.disconnections$ = this.disconnections.asObservable();
-    this.stats$ = defer(() =>
-      this.closing
-        ? EMPTY
-        : timer(0, 1000).pipe(
-            map(() => this.stats()),
-            takeUntil(fromEvent(this, 'close')),
-          ),
-    );
+    // The first snapshot synchronously, as the README says ("at once"): timer(0, …) gave it a timer turn later.
+    this.stats$ = new RxObservable<NodeStats>((subscriber) => {
+      if (this.closing) return subscriber.complete();
+      subscriber.next(this.stats());
+      if (subscriber.closed) return;
+      return timer(1000, 1000)
+        .pipe(
+          map(() => this.stats()),
+          takeUntil(this.closed),
+        )
+        .subscribe(subscriber);
+    });
   }
 
   /** The server, once `serve` was called (`null` before, or when it could not listen). */
@@ -901,6 +909,8 @@ export class Node extends EventEmitter<NodeEvents> {
     this.messages.complete();
     this.connections.complete();
     this.disconnections.complete();
+    this.closed.next();
+    this.closed.complete();
     this.emitSafely('close');
   }
 

@@ -3,6 +3,7 @@ import type { ObservableInput } from 'rxjs';
 import type { Connection } from './Connection';
 import type { InboundRequest } from './InboundRequests';
 import type { NodeSocket } from './NodeSocket';
+import { releaseSource } from './StreamResponder';
 
 /** A message received from a peer. */
 export class NodeMessage<T = unknown> {
@@ -60,12 +61,15 @@ export class NodeMessage<T = unknown> {
    * requester unsubscribes or the connection is lost, `source` is unsubscribed (its `finalize` runs) or the
    * iterator returned. A pulled source may reuse a Buffer it yielded once asked for the next value (a large one
    * is sent without a copy, and the next value is pulled once the socket has taken it); a pushed one must not
-   * change a value it emitted. Returns false, and does nothing, when nothing awaits an answer (as
-   * {@link NodeMessage.reply}).
+   * change a value it emitted. Returns false when nothing awaits an answer (as {@link NodeMessage.reply}):
+   * `source` is then released as a cancelled stream's would be — an iterator returned (a Readable destroyed, a
+   * generator's `finally` run), an Observable never subscribed — so that one handed over too late leaks nothing.
    * @throws TypeError when `source` is none of those; the requester then gets that error.
    */
   stream(source: ObservableInput<unknown> | AsyncIterable<unknown> | Iterable<unknown>): boolean {
-    return this.claim() && this.#connection.stream(this.#request!, source);
+    if (this.claim() && this.#connection.stream(this.#request!, source)) return true;
+    releaseSource(source);
+    return false;
   }
 
   /** True the first time an answer is attempted for a receptive message. */

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { ObservableInput, Subscription } from 'rxjs';
 import { Subject } from 'rxjs/internal/Subject';
 import { isObservable } from 'rxjs/internal/util/isObservable';
@@ -46,6 +47,23 @@ function pullable(source: unknown): AsyncIterator<unknown> | Iterator<unknown> |
 }
 
 /**
+ * Releases a source that will not be streamed (any more): a Node `Readable` is destroyed (returning its iterator
+ * does it only once it was pulled), another AsyncIterable or iterable returned — a generator's `finally` runs —
+ * as a cancelled stream's would be. An Observable or a Promise holds nothing until subscribed: left alone.
+ */
+export function releaseSource(source: unknown, iterator?: AsyncIterator<unknown> | Iterator<unknown> | null): void {
+  try {
+    if (source instanceof Readable) {
+      source.destroy();
+      return;
+    }
+    void Promise.resolve((iterator ?? pullable(source))?.return?.()).catch(() => undefined);
+  } catch {
+    // asking for the iterator or returning it threw (a generator's finally): it is over all the same
+  }
+}
+
+/**
  * The responder's side of one streamed reply (`message.stream(source)`), driven by the requester's credits:
  * each value costs one credit, REQUEST_N frames add credits, CANCEL stops everything.
  *
@@ -75,6 +93,8 @@ export class StreamResponder {
    * source may reuse its buffer once asked for the next value (a reader that fills one chunk again and again).
    */
   private taken: Promise<void> | null = null;
+  /** The pulled source (released with its iterator at the end). */
+  private source: unknown = null;
 
   constructor(
     private readonly sink: StreamSink,
@@ -99,6 +119,7 @@ export class StreamResponder {
       throw error;
     }
     if (iterator) {
+      this.source = source;
       void this.pull(iterator);
       return;
     }
@@ -243,11 +264,8 @@ export class StreamResponder {
     const iterator = this.iterator;
     this.iterator = null;
     this.wake?.();
-    try {
-      void Promise.resolve(iterator?.return?.()).catch(() => undefined);
-    } catch {
-      // a generator's finally that throws: the stream is over all the same
-    }
+    if (iterator) releaseSource(this.source, iterator);
+    this.source = null;
     this.sink.release(this.id);
   }
 }

@@ -16,7 +16,6 @@ function lazy<F extends (...args: never[]) => unknown>(load: () => F): F {
 
 export const innerFrom = lazy(() => (require('rxjs/internal/observable/innerFrom') as typeof import('rxjs/internal/observable/innerFrom')).innerFrom);
 export const from = lazy(() => (require('rxjs/internal/observable/from') as typeof import('rxjs/internal/observable/from')).from);
-export const fromEvent = lazy(() => (require('rxjs/internal/observable/fromEvent') as typeof import('rxjs/internal/observable/fromEvent')).fromEvent);
 export const timer = lazy(() => (require('rxjs/internal/observable/timer') as typeof import('rxjs/internal/observable/timer')).timer);
 export const throwError = lazy(() => (require('rxjs/internal/observable/throwError') as typeof import('rxjs/internal/observable/throwError')).throwError);
 export const map = lazy(() => (require('rxjs/internal/operators/map') as typeof import('rxjs/internal/operators/map')).map);

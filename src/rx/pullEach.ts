@@ -14,12 +14,25 @@ import { from, takeUntil } from './lazy';
  * that is not an object) errors the Observable, and the iterator is returned. Being pulled, the source reports
  * its own failure (a `RemoteError`, a lost connection) at the next pull: once the work in progress completed.
  *
+ * An iterator is single-use — `node.iterate(…)`, an async generator: its `[Symbol.asyncIterator]()` is itself.
+ * Subscribing again to a `pullEach` over one (`retry`, `repeat`, a second subscriber) errors with a `TypeError`
+ * instead of completing empty (a `retry` swallowed the error and the values never sent) or splitting the values
+ * between two subscribers: make a new request per subscription, `defer(() => pullEach(node.iterate(…), work))`.
+ *
  * @example
  * pullEach(node.iterate('db', 'rows', { window: 16 }), (row) => from(store(row))).pipe(count()).subscribe(…);
  */
 export function pullEach<T, R>(source: AsyncIterable<T>, work: (value: T, index: number) => ObservableInput<R>): Observable<R> {
+  /** The iterator the latest subscription took: one that comes again is single-use, and taken already. */
+  let taken: AsyncIterator<T> | null = null;
   return new RxObservable<R>((subscriber) => {
     const iterator = source[Symbol.asyncIterator]();
+    if (iterator === taken) {
+      const what = 'pullEach(iterable, work): the iterable is single-use (an iterator, e.g. node.iterate(…) or an async generator) and an earlier subscription took it';
+      subscriber.error(new TypeError(`${what}; to subscribe again (retry, repeat, a second subscriber), make a new one each time: defer(() => pullEach(node.iterate(…), work))`));
+      return;
+    }
+    taken = iterator;
     /** Emits when the subscriber leaves: stops the work in progress even while it emits synchronously. */
     const left$ = new Subject<void>();
     let current: Subscription | null = null;

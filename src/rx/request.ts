@@ -63,7 +63,11 @@ export function request$<T>(registry: RequestRegistry, send: (id: number) => voi
   return withTimeout(source, options);
 }
 
-/** Applies the request timeouts (to the first value, and between values) with a typed `ERR_IPC_TIMEOUT`. */
+/**
+ * Applies the request timeouts (to the first value, and between values) with a typed `ERR_IPC_TIMEOUT`: RxJS
+ * `timeout` for the first value, {@link idleAfterFirst} between values — RxJS's `each` ignores 0 (no limit at
+ * all), where 0 is no time at all here, as in the node's own timeout queue.
+ */
 export function withTimeout<T>(source: Observable<T>, options: RequestOptions): Observable<T> {
   const first = options.timeout;
   const each = options.idleTimeout;
@@ -71,21 +75,15 @@ export function withTimeout<T>(source: Observable<T>, options: RequestOptions): 
   const hasEach = each !== undefined && Number.isFinite(each);
   if (!hasFirst && !hasEach) return source;
   const scheduler = options.scheduler ?? asyncScheduler();
-  // RxJS's timeout uses `each` for the first value too when `first` is not given: no limit on the first value
-  // (timeout Infinity) needs the idle limit armed only from the first value on.
-  if (!hasFirst) return source.pipe(idleAfterFirst(each!, each! > MAX_TIMER_DELAY ? longDelays(scheduler) : scheduler, options.label));
-  return source.pipe(
-    rxTimeout({
-      first: hasFirst ? first : undefined,
-      each: hasEach ? each : undefined,
-      scheduler: (hasFirst && first > MAX_TIMER_DELAY) || (hasEach && each > MAX_TIMER_DELAY) ? longDelays(scheduler) : scheduler,
-      with: ({ seen }) => {
-        const label = options.label ?? 'The request';
-        const message = seen > 0 || !hasFirst ? `${label} sent no value for ${each} ms` : `${label} got no answer within ${first} ms`;
-        return throwError(() => new IpcTimeoutError(message));
-      },
-    }),
-  );
+  const label = options.label ?? 'The request';
+  const on = (delay: number) => (delay > MAX_TIMER_DELAY ? longDelays(scheduler) : scheduler);
+  let timed = source;
+  if (hasFirst) {
+    timed = timed.pipe(
+      rxTimeout({ first, scheduler: on(first), with: () => throwError(() => new IpcTimeoutError(`${label} got no answer within ${first} ms`)) }),
+    );
+  }
+  return hasEach ? timed.pipe(idleAfterFirst(each, on(each), label)) : timed;
 }
 
 /**
