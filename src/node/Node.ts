@@ -135,6 +135,7 @@ export interface NodeOptions {
    * Run the timeouts of `request$` on this RxJS scheduler (through RxJS `timeout`), so that a `TestScheduler`
    * drives them in virtual time: `{ scheduler: asyncScheduler }` in nodes under `TestScheduler#run`. Default: none
    * — `request$` then times out through the node's own timeout queue, as `sendTo` does (about 2–3× faster).
+   * Only `request$`: `sendTo`, `iterate`, `pingTo` and the heartbeat keep real time.
    */
   scheduler?: SchedulerLike;
   /**
