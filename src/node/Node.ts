@@ -184,8 +184,9 @@ export interface CloseOptions {
    * for its peer rejects with `ERR_IPC_CLOSED` at once) and refuse new `sendTo`s (`ERR_IPC_CLOSED`), and tell
    * the peers (GOAWAY): they send their new requests to other peers of our name, or fail them at once with
    * `ERR_IPC_NOT_CONNECTED`; one that crossed the GOAWAY is refused unhandled (`ERR_IPC_CLOSED`, safe to send
-   * again), unless we await an answer from that peer (its answer may need ours). The requests already in flight finish — ours get their replies, the peers' get ours — then close. What is still
-   * pending at the deadline is rejected as by a plain close. A later `close()` with a shorter drain (or none)
+   * again), unless we await an answer from that peer (its answer may need ours). The requests already in flight
+   * finish — ours get their replies, the peers' get ours — then close. What is still pending at the deadline is
+   * rejected as by a plain close. A later `close()` with a shorter drain (or none)
    * brings the deadline forward. Default 0.
    */
   drain?: number;
