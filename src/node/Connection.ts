@@ -710,6 +710,12 @@ export class Connection implements StreamSink {
   /** The socket closed: whatever way it ended, finish the job and tell the node. */
   private finish(): void {
     if (this.state === 'closed') return;
+    if (this.state === 'handshaking' && this.role === 'client' && this.error === null) {
+      // Hung up on without a word: the only clue a client gets of the usual mistakes, so say them.
+      this.error = new PeerDisconnectedError(
+        `"${this.owner?.name}" closed the connection before answering the handshake (a TLS server? then give this node options.tls; a server at its connection limit; not an ipc-link-core node?)`,
+      );
+    }
     void this.end({ destroy: true });
     this.state = 'closed';
     if (this.graceTimer) clearTimeout(this.graceTimer);
