@@ -711,9 +711,12 @@ export class Connection implements StreamSink {
   private finish(): void {
     if (this.state === 'closed') return;
     if (this.state === 'handshaking' && this.role === 'client' && this.error === null) {
-      // Hung up on without a word: the only clue a client gets of the usual mistakes, so say them.
-      this.error = new PeerDisconnectedError(
+      // Hung up on without a word: the only clue a client gets of the usual mistakes, so say them (an 'error' event
+      // at each attempt, as other handshake failures: a client retrying for ever is not silent about it).
+      this.error = new HandshakeError(
+        ErrorCode.HANDSHAKE,
         `"${this.owner?.name}" closed the connection before answering the handshake (a TLS server? then give this node options.tls; a server at its connection limit; not an ipc-link-core node?)`,
+        { retryable: true },
       );
     }
     void this.end({ destroy: true });

@@ -112,7 +112,7 @@ export class Dialler {
     this.attempts++;
     if (this.attempts > this.policy.maxRetries) {
       // A refusal by the peer (name in use, handshake timeout…) says more than "could not connect".
-      if (error instanceof IpcError && !(error instanceof PeerDisconnectedError)) return this.giveUp(error);
+      if (error instanceof IpcError) return this.giveUp(error);
       const message = `Could not connect to "${name}" after ${this.attempts} attempt${this.attempts === 1 ? '' : 's'}`;
       return this.giveUp(new ConnectError(error ? `${message}: ${error.message}` : message, { cause: error ?? undefined }));
     }
