@@ -297,3 +297,38 @@ describe('values cross a connection exactly (end to end, through the writer)', (
     expect(bad).toEqual([]);
   });
 });
+
+/**
+ * (was broken, in the docs) A user codec that encodes into one reused buffer (msgpackr's REUSE_BUFFER_MODE, a
+ * hand-written scratch encoder): payloads over 8 KiB are sent without a copy, after `encode` was called again for
+ * the next message, so three one-way sends in one tick arrived as three copies of the last value. The Codec docs
+ * said "sent as they are, never copied" without saying for how long the bytes must stay. Now they say it.
+ */
+describe('a codec that encodes into one reused buffer', () => {
+  const { Encoding } = require('../../src') as typeof import('../../src');
+  const scratch = Buffer.alloc(10_000);
+  const reusing = {
+    encode: (value: unknown) => ({ encoding: Encoding.BUFFER, payload: scratch.fill(value as number) }),
+    decode: (payload: Buffer) => payload[0],
+  };
+  const copying = { ...reusing, encode: (value: unknown) => ({ encoding: Encoding.BUFFER, payload: Buffer.from(reusing.encode(value).payload) }) };
+
+  it('the Codec docs say how long a payload must stay unchanged (was broken)', () => {
+    const readme = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8');
+    const tsdoc = readFileSync(join(__dirname, '..', '..', 'src', 'protocol', 'Serializer.ts'), 'utf8');
+    expect(readme.slice(readme.indexOf('## Codecs'), readme.indexOf('## Framing layer'))).toMatch(/over 8 KiB[^]*fresh/);
+    expect(tsdoc).toMatch(/payload: Uint8Array/);
+    expect(tsdoc.slice(0, tsdoc.indexOf('payload: Uint8Array'))).toMatch(/over 8 KiB[^]*must not change/);
+  });
+
+  it('one that copies what it returns: three sends in one tick arrive as sent', async () => {
+    const server = node('server', { ...QUIET, codec: copying });
+    const client = node('client', { ...QUIET, codec: copying });
+    const got: unknown[] = [];
+    server.on('message', (m) => got.push(m.data));
+    await client.connectTo('server', await serveTcp(server), '127.0.0.1');
+    await Promise.all([1, 2, 3].map((n) => client.sendTo('server', n, { receptive: false })));
+    await until(() => got.length === 3);
+    expect(got).toEqual([1, 2, 3]);
+  });
+});
