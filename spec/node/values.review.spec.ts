@@ -332,3 +332,33 @@ describe('a codec that encodes into one reused buffer', () => {
     expect(got).toEqual([1, 2, 3]);
   });
 });
+
+describe('broadcast from one scratch Buffer', () => {
+  it('up to 8 KiB reused at once after broadcast returns, larger once it resolved: every peer gets every value', async () => {
+    const hub = node('hub', QUIET);
+    const port = await serveTcp(hub);
+    const got = new Map<string, string[]>();
+    for (const name of ['a', 'b', 'c']) {
+      const leaf = node(name, QUIET);
+      got.set(name, []);
+      leaf.on('message', (m) => got.get(name)!.push(hash(m.data as Buffer)));
+      await leaf.connectTo('hub', port, '127.0.0.1');
+    }
+    await until(() => ['a', 'b', 'c'].every((name) => hub.get(name)?.connected === true));
+    const rand = prng(5);
+    const scratch = Buffer.allocUnsafe(70_000);
+    const sent: string[] = [];
+    const pending: Promise<unknown>[] = [];
+    for (const size of sizes(rand, 60).filter((s) => s <= 70_000)) {
+      const view = scratch.subarray(0, size);
+      fill(rand, size).copy(view);
+      sent.push(hash(view));
+      const p = hub.broadcast(view, { receptive: false });
+      if (size > 8192) await p;
+      else pending.push(p);
+    }
+    await Promise.all(pending);
+    await until(() => [...got.values()].every((l) => l.length === sent.length));
+    for (const list of got.values()) expect(list).toEqual(sent);
+  });
+});
