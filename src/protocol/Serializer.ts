@@ -5,7 +5,11 @@ import { Encoding } from './constants';
 export interface EncodedPayload {
   /** Encoding tag written in the frame header (0–127 built-in, 128–255 free for user codecs). */
   encoding: number;
-  /** Payload bytes; sent as they are, never copied. */
+  /**
+   * Payload bytes, sent as they are: up to 8 KiB they are copied before `send` returns; over 8 KiB they are
+   * written without a copy and must not change until the socket has taken them — after later `encode` calls too.
+   * A codec that encodes into one reused buffer must return a fresh copy of a payload over 8 KiB.
+   */
   payload: Uint8Array;
 }
 
