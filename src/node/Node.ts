@@ -572,7 +572,9 @@ export class Node extends EventEmitter<NodeEvents> {
    * With `receptive: false` nothing is awaited from the peer: the promise resolves as soon as the socket has
    * room (at once, unless its buffer is above the high-water mark: then when it drains), so a producer that
    * awaits each send never piles up memory. It rejects if the connection is lost first, and with `ERR_IPC_TIMEOUT`
-   * when the socket has not taken the message within `timeout` (it may still be delivered later).
+   * when the socket has not taken the message within `timeout` (it may still be delivered later). Once it
+   * resolved, the message leaves even if the process then calls `process.exit()` (frames still waiting for the end
+   * of the tick are handed to the socket on `'exit'`).
    *
    * Reusing a sent Buffer or Uint8Array: one of up to 8 KiB is copied, so it may be changed as soon as `sendTo`
    * returns. A larger one is sent without a copy: change it only once the promise resolved — a one-way send then
