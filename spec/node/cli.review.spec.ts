@@ -1,9 +1,10 @@
 // A review of the node as a daemon and the short-lived CLIs that talk to it use it, carelessly: each CLI a real
 // child process. Each test marked "(was broken)" failed before its fix; the others pin down what held.
-import { join } from 'node:path';
+import { once } from 'node:events';
+import { dirname, join } from 'node:path';
 import { type NodeMessage } from '../../src';
 import { cleanUp, exitWithin, ROOT, spawnNode, type Child } from '../helpers/child';
-import { node, serveTcp, until } from '../helpers/net';
+import { node, serveTcp, socketPath, until } from '../helpers/net';
 
 afterEach(cleanUp);
 
@@ -29,5 +30,48 @@ describe('a CLI that exits at once', () => {
     await worker.waitFor('"connected"');
     await expect(daemon.sendTo('worker', 7, { timeout: 5000 })).resolves.toBe('done 7');
     expect(await exitWithin(worker, 10_000)).toEqual({ code: 0, signal: null });
+  });
+});
+
+describe('a daemon serving on a Unix socket path', () => {
+  const unix = process.platform === 'win32' ? describe.skip : describe;
+
+  unix('in a folder that does not exist', () => {
+    /** The first 'error' of a node serving on `path`. */
+    const serveError = async (path: string) => {
+      const daemon = node('daemon');
+      daemon.serve('daemon', path);
+      await until(() => daemon.errors.length > 0, 5000, "serve's error");
+      return daemon.errors[0] as NodeJS.ErrnoException;
+    };
+
+    it('(was broken) is an ENOENT error naming the folder (it was EACCES, "permission denied", even for root)', async () => {
+      const folder = join(dirname(socketPath()), 'missing');
+      const error = await serveError(join(folder, 'daemon.sock'));
+      expect(error.code).toBe('ENOENT');
+      expect(error.message).toContain(`the folder ${folder} does not exist`);
+      expect((error.cause as NodeJS.ErrnoException).code).toBe('EACCES');
+    });
+
+    it("(was broken) a path starting with '~' says that '~' is not expanded", async () => {
+      const error = await serveError('~/no-such-folder-for-ipc-link-core/daemon.sock');
+      expect(error.code).toBe('ENOENT');
+      expect(error.message).toMatch(/'~' is not expanded: use os\.homedir\(\)/);
+    });
+  });
+
+  it('a daemon started twice on one path: the second gets EADDRINUSE, the first keeps serving', async () => {
+    const path = socketPath();
+    const first = node('daemon');
+    first.on('message', (m: NodeMessage) => m.reply('first'));
+    first.serve('daemon', path);
+    await once(first, 'listening');
+    const second = fixture('serve', path);
+    await second.waitFor('"error"');
+    expect(second.output()).toContain('"code":"EADDRINUSE"');
+    expect(await exitWithin(second, 10_000)).toEqual({ code: 0, signal: null });
+    const cli = node('cli');
+    await cli.connectTo('daemon', path);
+    await expect(cli.sendTo('daemon', 'x')).resolves.toBe('first');
   });
 });
