@@ -2,7 +2,7 @@
 // child process. Each test marked "(was broken)" failed before its fix; the others pin down what held.
 import { once } from 'node:events';
 import { dirname, join } from 'node:path';
-import { type NodeMessage } from '../../src';
+import { ErrorCode, type IpcError, type NodeMessage } from '../../src';
 import { cleanUp, exitWithin, ROOT, spawnNode, type Child } from '../helpers/child';
 import { node, serveTcp, socketPath, until } from '../helpers/net';
 
@@ -73,5 +73,17 @@ describe('a daemon serving on a Unix socket path', () => {
     const cli = node('cli');
     await cli.connectTo('daemon', path);
     await expect(cli.sendTo('daemon', 'x')).resolves.toBe('first');
+  });
+});
+
+describe('CLIs that all call themselves "cli"', () => {
+  it('(was broken) the refusal says what to do: give each process a name of its own', async () => {
+    const daemon = node('daemon');
+    const port = await serveTcp(daemon);
+    await node('cli').connectTo('daemon', port, '127.0.0.1');
+    const error = await node('cli').connectTo('daemon', port, '127.0.0.1').catch((e: unknown) => e as IpcError);
+    expect(error.code).toBe(ErrorCode.NAME_IN_USE);
+    expect(error.message).toContain('A peer named "cli" is already connected to "daemon"');
+    expect(error.message).toMatch(/give each process a name of its own \(say, `cli-\$\{process\.pid\}`\)/);
   });
 });

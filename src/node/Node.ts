@@ -1072,7 +1072,10 @@ export class Node extends EventEmitter<NodeEvents> {
     const accept = (name: string, instance: string | undefined, resume: string | undefined) => {
       const peers = this.accepted.get(name);
       if (!peers || this.session || peers.some((peer) => resumes(peer, instance, resume))) return undefined;
-      return new HandshakeError(ErrorCode.NAME_IN_USE, `A peer named "${name}" is already connected to "${this.name}"`, { retryable: true });
+      const why = `A peer named "${name}" is already connected to "${this.name}"`;
+      // Copies of one client (CLIs started with one name): each needs its own name.
+      const help = `give each process a name of its own (say, \`${name.slice(0, 32)}-\${process.pid}\`) unless this is the same service restarting`;
+      return new HandshakeError(ErrorCode.NAME_IN_USE, `${why}: ${help}`, { retryable: true });
     };
     try {
       link.connection = this.startConnection(raw, 'server', socket, { secret: this.secret, accept });
