@@ -60,6 +60,19 @@ describe('a daemon serving on a Unix socket path', () => {
     });
   });
 
+  it("(was broken, child process) a daemon without an 'error' listener that cannot listen dies of the error (it exited 0 in silence)", async () => {
+    const path = socketPath();
+    const first = node('daemon');
+    first.serve('daemon', path);
+    await once(first, 'listening');
+    for (const where of [path, join(dirname(path), 'missing', 'daemon.sock')]) {
+      const second = fixture('serve-quiet', where);
+      expect(await exitWithin(second, 10_000)).toEqual({ code: 1, signal: null });
+      expect(second.output()).toMatch(where === path ? /EADDRINUSE/ : /the folder .* does not exist/);
+      expect(second.output()).not.toContain('"listening"');
+    }
+  });
+
   it('a daemon started twice on one path: the second gets EADDRINUSE, the first keeps serving', async () => {
     const path = socketPath();
     const first = node('daemon');

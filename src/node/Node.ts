@@ -408,7 +408,8 @@ export class Node extends EventEmitter<NodeEvents> {
   /**
    * Starts a server; peers then `connectTo` it. `listenArgs` go to `net.Server#listen` unchanged: a port
    * (0 picks a free one), port and host, a Unix socket path, or an options object. Emits `'listening'`; listen
-   * errors (EADDRINUSE…) arrive as `'error'` events (the node may then serve again).
+   * errors (EADDRINUSE…) arrive as `'error'` events (the node may then serve again); without an `'error'` listener,
+   * one that keeps the node from serving is thrown as an uncaught exception, as `net.Server` does.
    * @param name a label for the server, kept as {@link Node.serverName}; peers know this node by its own name.
    * @throws IpcError `ERR_IPC_ALREADY_CONNECTED` when this node already serves, `ERR_IPC_CLOSED` after close;
    *   TypeError for a port outside 0–65535, an empty path, or a host where the port belongs (`serve(name, 'localhost')`).
@@ -442,9 +443,18 @@ export class Node extends EventEmitter<NodeEvents> {
       (address) => this.emitSafely('listening', address),
       (error) => {
         // A server that could not listen is forgotten: the node may serve again.
-        if (!server.listening && this.#server === server) {
+        const failed = !server.listening;
+        if (failed && this.#server === server) {
           this.#server = null;
           this.#serverName = null;
+        }
+        // Nobody listens for it: a node that does not serve must not go unnoticed (a daemon started twice exited 0 in
+        // silence). Rethrown on its own, as an uncaught exception, as net.Server does.
+        if (failed && this.listenerCount('error') === 0) {
+          process.nextTick(() => {
+            throw error;
+          });
+          return;
         }
         this.report(error);
       },
