@@ -94,7 +94,7 @@ describe('CLIs that all call themselves "cli"', () => {
     const daemon = node('daemon');
     const port = await serveTcp(daemon);
     await node('cli').connectTo('daemon', port, '127.0.0.1');
-    const error = await node('cli').connectTo('daemon', port, '127.0.0.1').catch((e: unknown) => e as IpcError);
+    const error = (await node('cli').connectTo('daemon', port, '127.0.0.1').catch((e: unknown) => e)) as IpcError;
     expect(error.code).toBe(ErrorCode.NAME_IN_USE);
     expect(error.message).toContain('A peer named "cli" is already connected to "daemon"');
     expect(error.message).toMatch(/give each process a name of its own \(say, `cli-\$\{process\.pid\}`\)/);
