@@ -22,6 +22,21 @@ export const PACK_LIMIT = 8 * 1024;
 const EARLY_SEND = 16 * 1024;
 
 /**
+ * The writers whose flush is scheduled: flushed on the process's `'exit'`, so that a process that calls
+ * `process.exit()` right after an awaited one-way `sendTo` (resolved while its frame still waits for the end of
+ * the tick) or a `message.reply()` does not lose it — the socket writes them synchronously when it can. One set
+ * and one listener per process, shared by every copy of this module (jest's module registries, duplicated installs).
+ */
+const unflushed: Set<FrameWriter> = ((process as unknown as Record<symbol, Set<FrameWriter> | undefined>)[Symbol.for('ipc-link-core.unflushed')] ??=
+  (() => {
+    const writers = new Set<FrameWriter>();
+    process.once('exit', () => {
+      for (const writer of writers) writer.flushNow();
+    });
+    return writers;
+  })());
+
+/**
  * The one place frames are written, and the reason many small frames cost one system call:
  *
  * - Frames written in one tick leave together on the next tick: small ones packed into one buffer, handed to
@@ -55,6 +70,7 @@ export class FrameWriter {
   framesOut = 0;
   bytesOut = 0;
   private readonly flush = () => {
+    unflushed.delete(this);
     this.flushPacked();
     this.scheduled = false;
     this.corkedBytes = 0;
@@ -133,7 +149,15 @@ export class FrameWriter {
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
+    unflushed.add(this);
     process.nextTick(this.flush);
+  }
+
+  /** The process exits: hands what waits for the end of the tick to the socket now (see `unflushed`). */
+  flushNow(): void {
+    if (!this.scheduled) return;
+    if (this.socket.destroyed || this.socket.writableEnded) return void unflushed.delete(this);
+    this.flush();
   }
 
   /**

@@ -408,7 +408,8 @@ export class Node extends EventEmitter<NodeEvents> {
   /**
    * Starts a server; peers then `connectTo` it. `listenArgs` go to `net.Server#listen` unchanged: a port
    * (0 picks a free one), port and host, a Unix socket path, or an options object. Emits `'listening'`; listen
-   * errors (EADDRINUSE…) arrive as `'error'` events (the node may then serve again).
+   * errors (EADDRINUSE…) arrive as `'error'` events (the node may then serve again); without an `'error'` listener,
+   * one that keeps the node from serving is thrown as an uncaught exception, as `net.Server` does.
    * @param name a label for the server, kept as {@link Node.serverName}; peers know this node by its own name.
    * @throws IpcError `ERR_IPC_ALREADY_CONNECTED` when this node already serves, `ERR_IPC_CLOSED` after close;
    *   TypeError for a port outside 0–65535, an empty path, or a host where the port belongs (`serve(name, 'localhost')`).
@@ -442,9 +443,18 @@ export class Node extends EventEmitter<NodeEvents> {
       (address) => this.emitSafely('listening', address),
       (error) => {
         // A server that could not listen is forgotten: the node may serve again.
-        if (!server.listening && this.#server === server) {
+        const failed = !server.listening;
+        if (failed && this.#server === server) {
           this.#server = null;
           this.#serverName = null;
+        }
+        // Nobody listens for it: a node that does not serve must not go unnoticed (a daemon started twice exited 0 in
+        // silence). Rethrown on its own, as an uncaught exception, as net.Server does.
+        if (failed && this.listenerCount('error') === 0) {
+          process.nextTick(() => {
+            throw error;
+          });
+          return;
         }
         this.report(error);
       },
@@ -572,7 +582,9 @@ export class Node extends EventEmitter<NodeEvents> {
    * With `receptive: false` nothing is awaited from the peer: the promise resolves as soon as the socket has
    * room (at once, unless its buffer is above the high-water mark: then when it drains), so a producer that
    * awaits each send never piles up memory. It rejects if the connection is lost first, and with `ERR_IPC_TIMEOUT`
-   * when the socket has not taken the message within `timeout` (it may still be delivered later).
+   * when the socket has not taken the message within `timeout` (it may still be delivered later). Once it
+   * resolved, the message leaves even if the process then calls `process.exit()` (frames still waiting for the end
+   * of the tick are handed to the socket on `'exit'`).
    *
    * Reusing a sent Buffer or Uint8Array: one of up to 8 KiB is copied, so it may be changed as soon as `sendTo`
    * returns. A larger one is sent without a copy: change it only once the promise resolved — a one-way send then
@@ -1070,7 +1082,10 @@ export class Node extends EventEmitter<NodeEvents> {
     const accept = (name: string, instance: string | undefined, resume: string | undefined) => {
       const peers = this.accepted.get(name);
       if (!peers || this.session || peers.some((peer) => resumes(peer, instance, resume))) return undefined;
-      return new HandshakeError(ErrorCode.NAME_IN_USE, `A peer named "${name}" is already connected to "${this.name}"`, { retryable: true });
+      const why = `A peer named "${name}" is already connected to "${this.name}"`;
+      // Copies of one client (CLIs started with one name): each needs its own name.
+      const help = `give each process a name of its own (say, \`${name.slice(0, 32)}-\${process.pid}\`) unless this is the same service restarting`;
+      return new HandshakeError(ErrorCode.NAME_IN_USE, `${why}: ${help}`, { retryable: true });
     };
     try {
       link.connection = this.startConnection(raw, 'server', socket, { secret: this.secret, accept });

@@ -1,4 +1,5 @@
-import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import * as net from 'node:net';
 import type * as tls from 'node:tls';
 import type { FrameReader } from '../rx/FrameReader';
@@ -61,6 +62,7 @@ export function listen(
     onListening(address);
   });
   server.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EACCES' && path !== undefined) return onError(missingFolder(path, error) ?? error);
     if (error.code !== 'EADDRINUSE' || path === undefined || staleChecked) return onError(error);
     staleChecked = true;
     const probe = net.connect(path);
@@ -87,6 +89,23 @@ export function listen(
     });
   });
   start();
+}
+
+/**
+ * libuv reports a Unix socket path whose folder does not exist as EACCES ("permission denied"), which sends people
+ * chasing permissions: this is that error as ENOENT, naming the folder (and saying that `~` is not expanded), or
+ * undefined when the folder exists (a real EACCES) or the path is not a file's (abstract, Windows pipe).
+ */
+function missingFolder(path: string, error: NodeJS.ErrnoException): Error | undefined {
+  if (path.startsWith('\0') || path.startsWith('\\\\')) return undefined;
+  const folder = dirname(resolve(path));
+  if (existsSync(folder)) return undefined;
+  const tilde = path.startsWith('~') ? " ('~' is not expanded: use os.homedir())" : '';
+  return Object.assign(new Error(`Cannot serve on ${path}: the folder ${folder} does not exist${tilde}`, { cause: error }), {
+    code: 'ENOENT',
+    syscall: 'listen',
+    path,
+  });
 }
 
 function isSocketFile(path: string): boolean {
