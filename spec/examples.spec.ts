@@ -38,6 +38,21 @@ describe('examples', () => {
     expect(code).toBe(0);
   });
 
+  it('cli.ts asks the hello.ts daemon, prints the answer and exits 0; with the daemon down it exits 1 at once', async () => {
+    const port = String(await freePort());
+    const hello = spawnNode(ts('hello.ts'), { PORT: port });
+    await hello.waitFor('Listening');
+    const clis = [spawnNode([...ts('cli.ts'), 'status'], { PORT: port }), spawnNode([...ts('cli.ts'), 'again'], { PORT: port })];
+    const exits = await Promise.all(clis.map((cli) => cli.exited));
+    expect(exits.map((exit) => exit.code)).toEqual([0, 0]);
+    expect(clis[0].output()).toContain('hello received "status"');
+    expect(clis[1].output()).toContain('hello received "again"');
+    await hello.waitFor('Hello a CLI');
+    const down = spawnNode(ts('cli.ts'), { PORT: String(await freePort()) });
+    expect((await down.exited).code).toBe(1);
+    expect(down.output()).toMatch(/cli: Could not connect to "hello"/);
+  });
+
   it('interactive.ts sends typed lines to hello.ts and prints the replies', async () => {
     const port = String(await freePort());
     const hello = spawnNode(ts('hello.ts'), { PORT: port });

@@ -29,7 +29,7 @@ async function runScript(script: string): Promise<{ code: number | null; output:
 }
 
 describe('README', () => {
-  it.each(['hello.ts', 'world.ts'])('(was broken) quotes examples/%s as it is (its copies lacked PORT, and the .catch of hello.ts)', (file) => {
+  it.each(['hello.ts', 'world.ts', 'cli.ts'])('(was broken) quotes examples/%s as it is (its copies lacked PORT, and the .catch of hello.ts)', (file) => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const at = readme.indexOf(`\`examples/${file}\``);
     expect(at).toBeGreaterThan(0);
