@@ -940,6 +940,11 @@ export class Node extends EventEmitter<NodeEvents> {
     return new ClosedError(`"${this.name}" is closing: the request was not handled (send it again once "${this.name}" is back, or to another node)`);
   }
 
+  /** True when the peer named `peer` awaits an answer from us, on any connection to it. */
+  private owes(peer: string | null): boolean {
+    return this.sockets().some((socket) => socket.name === peer && (socket.connection?.inbound.size ?? 0) > 0);
+  }
+
   /** Resolves once no request is in flight on any connection, or at `drainUntil` (which a later close() may bring forward). */
   private drained(): Promise<void> {
     const connections = () => this.sockets().flatMap((s) => (s.connection ? [s.connection] : []));
@@ -1134,8 +1139,9 @@ export class Node extends EventEmitter<NodeEvents> {
         `${connection.queuedBytes} bytes already wait to be sent to "${connection.peerName}" (maxWriteBuffer ${this.maxWriteBuffer}): it does not read fast enough; await your sends`,
       );
     }
-    // A peer that drains still takes requests from a peer it awaits answers from (they may need ours).
-    if (request && !ping && connection.goingAway && connection.inbound.size === 0) {
+    // A peer that drains still takes requests from a peer it awaits answers from (they may need ours), over any of
+    // our connections to it (two nodes connected both ways call each other over different ones): see drainRefusal.
+    if (request && !ping && connection.goingAway && !this.owes(connection.peerName)) {
       throw new NotConnectedError(`"${connection.peerName}" is closing: it takes no new requests (it answers those it has)`);
     }
     if (request && connection.registry.size >= this.maxPendingRequests) {
