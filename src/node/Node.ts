@@ -14,7 +14,7 @@ import {
 } from '../errors';
 import { EMPTY_PAYLOAD } from '../protocol/Frame';
 import { DEFAULT_MAX_DECODED_SIZE, DEFAULT_MAX_FRAME_SIZE, Encoding, FrameFlags, FrameType } from '../protocol/constants';
-import type { HandshakeOptions } from '../protocol/handshake';
+import { sameProof, type HandshakeOptions } from '../protocol/handshake';
 import { defaultCodec, encodeWire, type Codec, type WirePayload } from '../protocol/Serializer';
 import { FrameReader } from '../rx/FrameReader';
 import { defer, map, takeUntil, timer } from '../rx/lazy';
@@ -1267,7 +1267,8 @@ function randomHex(): string {
 /** A client coming back as `instance` with `resume` may take `peer`'s connection over: it shows that connection's token. */
 function resumes(peer: NodeSocket, instance: string | undefined, resume: string | undefined): boolean {
   const connection = peer.connection;
-  return instance !== undefined && resume !== undefined && connection !== null && connection !== undefined && peer.instance === instance && connection.resumeToken === resume;
+  if (instance === undefined || resume === undefined || !connection || peer.instance !== instance || connection.resumeToken === undefined) return false;
+  return sameProof(connection.resumeToken, resume);
 }
 
 /** Errors that only say the peer went away are not worth an 'error' event: 'socketClose' says it. */

@@ -32,7 +32,8 @@ export function authProof(secret: Buffer, role: 'client' | 'server', clientNonce
   return crypto().createHmac('sha256', secret).update(`${PROTOCOL_NAME}/${role}\n${clientNonce}\n${serverNonce}\n${clientName}\n${serverName}`).digest('base64');
 }
 
-function sameProof(expected: string, received: unknown): boolean {
+/** Whether `received` holds the bytes of the base64 `expected` (a proof, a resume token), compared in constant time. */
+export function sameProof(expected: string, received: unknown): boolean {
   if (typeof received !== 'string') return false;
   const a = Buffer.from(expected, 'base64');
   const b = Buffer.from(received, 'base64');
