@@ -935,14 +935,16 @@ export class Node extends EventEmitter<NodeEvents> {
    * still ask (its answer may depend on ours).
    */
   private drainRefusal(connection: Connection): Error | null {
-    const peer = connection.peerName;
-    if (this.sockets().some((socket) => socket.name === peer && (socket.connection?.registry.size ?? 0) > 0)) return null;
+    if (this.waiting(connection.peerName, 'registry')) return null;
     return new ClosedError(`"${this.name}" is closing: the request was not handled (send it again once "${this.name}" is back, or to another node)`);
   }
 
-  /** True when the peer named `peer` awaits an answer from us, on any connection to it. */
-  private owes(peer: string | null): boolean {
-    return this.sockets().some((socket) => socket.name === peer && (socket.connection?.inbound.size ?? 0) > 0);
+  /**
+   * True when, on any connection to the peer named `peer`, requests wait: ours for its answers (`'registry'`), or
+   * its for ours (`'inbound'`). Only asked while one side drains (see drainRefusal and sendable).
+   */
+  private waiting(peer: string | null, side: 'registry' | 'inbound'): boolean {
+    return this.sockets().some((socket) => socket.name === peer && (socket.connection?.[side].size ?? 0) > 0);
   }
 
   /** Resolves once no request is in flight on any connection, or at `drainUntil` (which a later close() may bring forward). */
@@ -1141,7 +1143,7 @@ export class Node extends EventEmitter<NodeEvents> {
     }
     // A peer that drains still takes requests from a peer it awaits answers from (they may need ours), over any of
     // our connections to it (two nodes connected both ways call each other over different ones): see drainRefusal.
-    if (request && !ping && connection.goingAway && !this.owes(connection.peerName)) {
+    if (request && !ping && connection.goingAway && !this.waiting(connection.peerName, 'inbound')) {
       throw new NotConnectedError(`"${connection.peerName}" is closing: it takes no new requests (it answers those it has)`);
     }
     if (request && connection.registry.size >= this.maxPendingRequests) {
