@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
-import { ErrorCode } from '../../src';
+import { Encoding, ErrorCode, FrameType } from '../../src';
 import { Handshake } from '../../src/internal';
 import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
 
@@ -104,6 +104,55 @@ describe('authentication (auth: { secret })', () => {
     await until(() => server.errors.length > 0);
     expect(connections).toEqual([]);
     expect(server.errors.some((e) => (e as { code?: string }).code === ErrorCode.AUTH)).toBe(true);
+  });
+
+  it('the client proves first: a server hands no proof to a client that has not proven itself (no offline guessing)', async () => {
+    const secret = Buffer.from(SECRET);
+    const asFrame = (f: { type: number; flags: number; id: number; encoding: number; payload: Uint8Array }) => ({ ...f, payload: Buffer.from(f.payload) });
+    const body = (f: { payload: Uint8Array }) => JSON.parse(Buffer.from(f.payload).toString()) as Record<string, unknown>;
+    // Pure state machines: the server's hello has a nonce and no proof; its proof comes in step 4, after the client's.
+    const client = new Handshake('client', 'a', { expectedPeer: 'b', secret });
+    const server = new Handshake('server', 'b', { secret });
+    const hello = server.receive(asFrame(client.start()!));
+    expect(Object.keys(body(hello.send!)).sort()).toEqual(['maxFrameSize', 'name', 'nonce', 'protocol', 'version']);
+    const ack = client.receive(asFrame(hello.send!));
+    expect(typeof body(ack.send!).proof).toBe('string');
+    const accepted = server.receive(asFrame(ack.send!));
+    expect(typeof body(accepted.send!).proof).toBe('string');
+    expect(client.receive(asFrame(accepted.send!)).done).toBe('b');
+
+    // An intruder without the secret sends a bogus proof: it gets a CLOSE, never a proof of the server.
+    const vault = new Handshake('server', 'b', { secret });
+    const intruder = new Handshake('client', 'a', { expectedPeer: 'b', secret: Buffer.from('guess') });
+    const answer = vault.receive(asFrame(intruder.receive(asFrame(vault.receive(asFrame(intruder.start()!)).send!)).send!));
+    expect(answer.error).toMatchObject({ code: ErrorCode.AUTH });
+    expect(answer.send!.type).toBe(FrameType.CLOSE);
+    expect(JSON.stringify(body(answer.send!))).not.toContain('proof');
+
+    // Over a socket too: everything the server sends to an intruder carries no proof.
+    const real = node('vault', { auth: { secret: SECRET } });
+    const port = await serveTcp(real);
+    const proxy = await recordingProxy(port);
+    const guesser = node('guesser', { auth: { secret: 'hunter2' }, maxRetries: 0 });
+    await expect(guesser.connectTo('vault', proxy.port, '127.0.0.1')).rejects.toMatchObject({ code: ErrorCode.AUTH });
+    expect(Buffer.concat(proxy.serverToClient).includes('proof')).toBe(false);
+    await proxy.close();
+  });
+
+  it('a client refuses a server that sends a nonce but cannot prove the secret (step 4), and tells it why', () => {
+    const secret = Buffer.from(SECRET);
+    const asFrame = (f: { type: number; flags: number; id: number; encoding: number; payload: Uint8Array }) => ({ ...f, payload: Buffer.from(f.payload) });
+    const accept = (body: object) => ({ type: FrameType.HANDSHAKE, flags: 0, id: 4, encoding: Encoding.JSON, payload: Buffer.from(JSON.stringify(body)) });
+    for (const body of [{ proof: 'AAAA' }, {}, { proof: 7 }]) {
+      const client = new Handshake('client', 'a', { expectedPeer: 'b', secret });
+      // An impostor that knows no secret answers the hello with a nonce, skips the client's proof, and accepts.
+      const impostor = new Handshake('server', 'b', { secret: Buffer.from('not the secret') });
+      expect(client.receive(asFrame(impostor.receive(asFrame(client.start()!)).send!)).send).toBeDefined();
+      const result = client.receive(accept(body));
+      expect(result.error).toMatchObject({ code: ErrorCode.AUTH });
+      expect(result.done).toBeUndefined();
+      expect(result.send!.type).toBe(FrameType.CLOSE);
+    }
   });
 
   it('binds proofs to both nonces and both names (pure state machine)', () => {

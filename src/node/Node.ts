@@ -89,7 +89,9 @@ export interface NodeOptions {
   /**
    * Shared-secret authentication: the handshake becomes a mutual HMAC-SHA256 challenge–response over fresh
    * random nonces (the secret never crosses the wire, a recorded handshake cannot be replayed). A peer with a
-   * wrong or missing secret is refused with `ERR_IPC_AUTH`, which is final: never retried.
+   * wrong or missing secret is refused with `ERR_IPC_AUTH`, which is final: never retried. The client proves
+   * first, so a stranger reaching the port learns nothing to test guesses against; a fake server a client
+   * connects to could, so use a secret nobody can guess (e.g. `crypto.randomBytes(32).toString('base64')`).
    */
   auth?: { secret: string | Buffer };
   /**

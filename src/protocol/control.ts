@@ -61,12 +61,11 @@ export interface HelloBody {
   resume?: string;
   /** With authentication: this side's fresh random nonce (base64). */
   nonce?: string;
-  /** With authentication, in the server's hello: HMAC proving it knows the secret (base64). */
-  proof?: string;
 }
 
-/** Body of the HANDSHAKE frames that acknowledge (steps 3 and 4): the client's proof, with authentication. */
+/** Body of the HANDSHAKE frames that acknowledge (steps 3 and 4). */
 export interface AckBody {
+  /** With authentication: HMAC proving this side knows the secret (base64) — the client's in step 3, the server's in step 4. */
   proof?: string;
   /**
    * Server (step 4): a fresh random token for this connection, known only to the two ends. A client coming back
@@ -85,8 +84,8 @@ export function handshakeFrame(step: number, body: HelloBody | AckBody): Outgoin
 }
 
 /**
- * Reads a hello (steps 1 and 2): same protocol and version as ours, a name, a valid `maxFrameSize`; `nonce` and
- * `proof` only when they are strings.
+ * Reads a hello (steps 1 and 2): same protocol and version as ours, a name, a valid `maxFrameSize`; `nonce` only
+ * when it is a string (a proof in a hello is ignored: proofs travel in steps 3 and 4).
  * @throws ProtocolError when the body is not a JSON object of at most 16 KiB; HandshakeError
  *   (`ERR_IPC_HANDSHAKE`) when a field is wrong.
  */
@@ -124,7 +123,6 @@ export function readHello(frame: Frame): HelloBody {
     instance,
     resume: resumeOrNot(body.resume),
     nonce: stringOrNot(body.nonce),
-    proof: stringOrNot(body.proof),
   };
 }
 

@@ -68,15 +68,19 @@ export type AcceptPeer = (name: string, instance: string | undefined, resume: st
  * client                                                      server
  * 1 HANDSHAKE id=1 {protocol,version,name,maxFrameSize[,instance,resume,nonce]}  ──►
  *                                            checks protocol, version, name (accept); with a secret, a nonce
- * 2 ◄──  HANDSHAKE id=2 {protocol,version,name,maxFrameSize[,nonce,proof]}   or CLOSE {code,message,reconnect}
- *   checks the server's name is the expected one; with a secret, its proof
+ * 2 ◄──  HANDSHAKE id=2 {protocol,version,name,maxFrameSize[,nonce]}   or CLOSE {code,message,reconnect}
+ *   checks the server's name is the expected one; with a secret, that it sent a nonce
  * 3 HANDSHAKE id=3 {[proof]}  ──►  (or CLOSE)
  *                                            with a secret, checks the proof; checks the name is still free
- * 4 ◄──  HANDSHAKE id=4 {[resume]}   (or CLOSE)
+ * 4 ◄──  HANDSHAKE id=4 {[resume,proof]}   (or CLOSE)
+ * with a secret, checks the server's proof (else CLOSE)
  * ready after receiving 4                                     ready after sending 4
  * ```
  * `nonce`: 32 fresh random bytes (base64) of each side; `proof`: {@link authProof} (HMAC-SHA256 over both nonces
- * and both names, bound to the role). Bodies are laid out and read in `control.ts`.
+ * and both names, bound to the role). The client proves first: a server hands its proof only to a client that
+ * has proven it knows the secret, so whoever can reach a port gets nothing to test guesses of the secret against
+ * offline (only a fake server a client connects to sees a client's proof). Bodies are laid out and read in
+ * `control.ts`.
  */
 export class Handshake {
   private step = 0;
@@ -148,27 +152,36 @@ export class Handshake {
       if (!secret) return { send: this.hello(HandshakeStep.SERVER_HELLO, {}) };
       this.clientNonce = body.nonce!;
       this.serverNonce = this.freshNonce();
-      const proof = authProof(secret, 'server', this.clientNonce, this.serverNonce, name, this.ownName);
-      return { send: this.hello(HandshakeStep.SERVER_HELLO, { nonce: this.serverNonce, proof }) };
+      // No proof yet: it goes in step 4, to a client that proved itself first.
+      return { send: this.hello(HandshakeStep.SERVER_HELLO, { nonce: this.serverNonce }) };
     }
     if (this.step === HandshakeStep.SERVER_HELLO && frame.id === HandshakeStep.CLIENT_ACK && this.peer !== null) {
+      const accept: AckBody = {};
       if (secret) {
         const expected = authProof(secret, 'client', this.clientNonce, this.serverNonce, this.peer, this.ownName);
         if (!sameProof(expected, readAck(frame).proof)) throw authError(`"${this.peer}" failed authentication (wrong secret or replayed handshake)`);
+        accept.proof = authProof(secret, 'server', this.clientNonce, this.serverNonce, this.peer, this.ownName);
       }
       const refused = this.options.accept?.(this.peer, this.peerInstance, this.peerResume);
       if (refused) return { error: refused, send: refusal(refused) };
       this.step = HandshakeStep.SERVER_ACCEPT;
       // Only a client with an instance id can come back to take this connection over.
       this.resumeToken = this.peerInstance === undefined ? undefined : this.freshNonce();
-      return { send: handshakeFrame(HandshakeStep.SERVER_ACCEPT, this.resumeToken === undefined ? {} : { resume: this.resumeToken }), done: this.peer };
+      if (this.resumeToken !== undefined) accept.resume = this.resumeToken;
+      return { send: handshakeFrame(HandshakeStep.SERVER_ACCEPT, accept), done: this.peer };
     }
     throw unexpectedStep(frame);
   }
 
   private receiveAsClient(frame: Frame): HandshakeResult {
     if (this.step === HandshakeStep.CLIENT_ACK && frame.id === HandshakeStep.SERVER_ACCEPT) {
-      this.resumeToken = readAck(frame).resume;
+      const accept = readAck(frame);
+      const { secret } = this.options;
+      if (secret) {
+        const expected = authProof(secret, 'server', this.clientNonce, this.serverNonce, this.ownName, this.peer!);
+        if (!sameProof(expected, accept.proof)) throw authError(`"${this.peer}" failed authentication (wrong secret)`);
+      }
+      this.resumeToken = accept.resume;
       this.step = HandshakeStep.SERVER_ACCEPT;
       return { done: this.peer! };
     }
@@ -185,18 +198,17 @@ export class Handshake {
     const { secret } = this.options;
     let ack: AckBody = {};
     if (secret) {
-      const serverNonce = body.nonce;
-      if (serverNonce === undefined) throw authError(`"${name}" does not authenticate, but this node requires it`);
-      const expectedProof = authProof(secret, 'server', this.clientNonce, serverNonce, this.ownName, name);
-      if (!sameProof(expectedProof, body.proof)) throw authError(`"${name}" failed authentication (wrong secret)`);
-      ack = { proof: authProof(secret, 'client', this.clientNonce, serverNonce, this.ownName, name) };
+      if (body.nonce === undefined) throw authError(`"${name}" does not authenticate, but this node requires it`);
+      this.serverNonce = body.nonce;
+      // The client proves first; the server's proof comes in step 4.
+      ack = { proof: authProof(secret, 'client', this.clientNonce, this.serverNonce, this.ownName, name) };
     }
     this.peer = name;
     this.step = HandshakeStep.CLIENT_ACK;
     return { send: handshakeFrame(HandshakeStep.CLIENT_ACK, ack) };
   }
 
-  private hello(step: number, extra: Pick<HelloBody, 'nonce' | 'proof' | 'resume'>): OutgoingFrame {
+  private hello(step: number, extra: Pick<HelloBody, 'nonce' | 'resume'>): OutgoingFrame {
     const maxFrameSize = this.options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
     const { instance } = this.options;
     return handshakeFrame(step, { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name: this.ownName, maxFrameSize, ...(instance ? { instance } : {}), ...extra });
