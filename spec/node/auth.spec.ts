@@ -139,6 +139,18 @@ describe('authentication (auth: { secret })', () => {
     await proxy.close();
   });
 
+  it('tells which names are connected only to a client that proved itself: an intruder is refused ERR_IPC_AUTH, a twin ERR_IPC_NAME_IN_USE', async () => {
+    const server = node('vault', { auth: { secret: SECRET } });
+    const port = await serveTcp(server);
+    await node('teller', { auth: { secret: SECRET } }).connectTo('vault', port, '127.0.0.1');
+    const intruder = node('teller', { auth: { secret: 'guess' }, maxRetries: 0 });
+    await expect(intruder.connectTo('vault', port, '127.0.0.1')).rejects.toMatchObject({ code: ErrorCode.AUTH });
+    const stranger = node('teller', { maxRetries: 0 });
+    await expect(stranger.connectTo('vault', port, '127.0.0.1')).rejects.toMatchObject({ code: ErrorCode.AUTH });
+    const twin = node('teller', { auth: { secret: SECRET }, maxRetries: 0 });
+    await expect(twin.connectTo('vault', port, '127.0.0.1')).rejects.toMatchObject({ code: ErrorCode.NAME_IN_USE });
+  });
+
   it('a client refuses a server that sends a nonce but cannot prove the secret (step 4), and tells it why', () => {
     const secret = Buffer.from(SECRET);
     const asFrame = (f: { type: number; flags: number; id: number; encoding: number; payload: Uint8Array }) => ({ ...f, payload: Buffer.from(f.payload) });

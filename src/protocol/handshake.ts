@@ -67,7 +67,8 @@ export type AcceptPeer = (name: string, instance: string | undefined, resume: st
  * ```
  * client                                                      server
  * 1 HANDSHAKE id=1 {protocol,version,name,maxFrameSize[,instance,resume,nonce]}  ──►
- *                                            checks protocol, version, name (accept); with a secret, a nonce
+ *                                            checks protocol, version, name (accept; with a secret, a nonce,
+ *                                            and the name only in step 3)
  * 2 ◄──  HANDSHAKE id=2 {protocol,version,name,maxFrameSize[,nonce]}   or CLOSE {code,message,reconnect}
  *   checks the server's name is the expected one; with a secret, that it sent a nonce
  * 3 HANDSHAKE id=3 {[proof]}  ──►  (or CLOSE)
@@ -145,7 +146,8 @@ export class Handshake {
       const { name } = body;
       if (secret && body.nonce === undefined) throw authError(`"${name}" did not authenticate: this node requires a secret`);
       this.peerResume = body.resume;
-      const refused = this.options.accept?.(name, body.instance, body.resume);
+      // With a secret, which names are connected is told only to a client that proved itself (step 3 checks).
+      const refused = secret ? undefined : this.options.accept?.(name, body.instance, body.resume);
       if (refused) return { error: refused, send: refusal(refused) };
       this.peer = name;
       this.step = HandshakeStep.SERVER_HELLO;
