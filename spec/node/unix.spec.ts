@@ -24,6 +24,29 @@ describe('Unix socket files', () => {
     expect(server.errors).toEqual([]);
   });
 
+  it('two servers reclaiming one stale socket file at once: one serves, the other fails with EADDRINUSE (none is orphaned)', async () => {
+    const path = socketPath();
+    const code = `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`;
+    const crashed = spawn(process.execPath, ['-e', code]);
+    await once(crashed, 'exit');
+    // Both find the stale file in the same tick, probe it, and both probes are refused.
+    const servers = ['a', 'b'].map((tag) => {
+      const server = node('hub');
+      server.on('message', (m) => m.reply(tag));
+      server.serve('hub', path);
+      return server;
+    });
+    await until(() => servers.every((server) => server.server?.listening || server.errors.length > 0));
+    const listening = servers.filter((server) => server.server?.listening);
+    expect(listening.length).toBe(1);
+    const loser = servers.find((server) => !server.server?.listening)!;
+    expect(loser.errors).toEqual([expect.objectContaining({ code: 'EADDRINUSE' })]);
+    // The path reaches the one that says it listens.
+    const client = node('client', { maxRetries: 0 });
+    await client.connectTo('hub', path);
+    await expect(client.sendTo('hub', 'who')).resolves.toBe(listening[0] === servers[0] ? 'a' : 'b');
+  });
+
   it('fails with EADDRINUSE (an error event) when someone listens on the path', async () => {
     const path = socketPath();
     const other = createServer().listen(path);

@@ -33,7 +33,8 @@ export function dial(tlsSettings: TlsSettings | undefined, connectArgs: unknown[
  * `server.listen(...listenArgs)`, replacing a stale Unix socket file once: on EADDRINUSE for a path, if the path
  * is a socket and nobody answers on it (a crashed server left it), it is removed and listening retried (a file
  * that cannot be removed is reported with the unlink's code, e.g. EPERM); if the file is gone meanwhile (its server
- * just closed), listening is retried as it is. A live socket or a file that is
+ * just closed), listening is retried as it is; if it was replaced meanwhile (another server reclaimed it at the
+ * same moment), the check starts over (and finds that server live). A live socket or a file that is
  * not a socket is left alone: `onError` gets the original EADDRINUSE. A server closed during that check does not
  * listen after all. `socketMode`, when given, is applied to the socket file before `onListening`.
  */
@@ -46,7 +47,8 @@ export function listen(
 ): void {
   const path = socketPathOf(listenArgs);
   const start = () => server.listen(...(listenArgs as Parameters<net.Server['listen']>));
-  let staleChecked = false;
+  /** Stale-file checks done: one, or again when the file changed under the check (see below), at most 3. */
+  let checks = 0;
   // close() before the check is done (serve, then close at once): the retry must not listen after all.
   let closed = false;
   server.once('close', () => (closed = true));
@@ -63,8 +65,9 @@ export function listen(
   });
   server.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code === 'EACCES' && path !== undefined) return onError(missingFolder(path, error) ?? error);
-    if (error.code !== 'EADDRINUSE' || path === undefined || staleChecked) return onError(error);
-    staleChecked = true;
+    if (error.code !== 'EADDRINUSE' || path === undefined || checks++ === 3) return onError(error);
+    // The file the probe is about: only this one may be removed as stale.
+    const file = fileId(path);
     const probe = net.connect(path);
     probe.once('connect', () => {
       probe.destroy();
@@ -75,6 +78,9 @@ export function listen(
       // The file went away meanwhile (the server that held it closed): the path is free.
       if (probeError.code === 'ENOENT') return start();
       if (probeError.code !== 'ECONNREFUSED' || !isSocketFile(path)) return onError(error);
+      // Replaced since the probe began: another server reclaimed the path at the same moment (two processes
+      // starting on it after a crash). Removing its fresh file would orphan it: check again from the start.
+      if (fileId(path) !== file) return start();
       try {
         unlinkSync(path);
       } catch (unlinkError) {
@@ -106,6 +112,19 @@ function missingFolder(path: string, error: NodeJS.ErrnoException): Error | unde
     syscall: 'listen',
     path,
   });
+}
+
+/**
+ * The file at `path` as `device:inode:ctime` (undefined when there is none): tells a replaced file from the same
+ * one (with the change time in ns: a new file often gets the inode number its predecessor just freed).
+ */
+function fileId(path: string): string | undefined {
+  try {
+    const { dev, ino, ctimeNs } = lstatSync(path, { bigint: true });
+    return `${dev}:${ino}:${ctimeNs}`;
+  } catch {
+    return undefined;
+  }
 }
 
 function isSocketFile(path: string): boolean {
