@@ -26,6 +26,21 @@ describe('TimeoutQueue', () => {
     expect(jest.getTimerCount()).toBe(0);
   });
 
+  it('an expire() that throws does not strand the entries due after it: they expire on the next timer', () => {
+    const queue = new TimeoutQueue();
+    const log: string[] = [];
+    const throwing = { ...entry('boom', log), expire: () => { throw new Error('boom'); } };
+    queue.add(entry('a', log), 100);
+    queue.add(throwing, 100);
+    queue.add(entry('b', log), 100);
+    queue.add(entry('c', log), 100);
+    expect(() => jest.advanceTimersByTime(101)).toThrow('boom');
+    expect(log).toEqual(['a']);
+    jest.advanceTimersByTime(2);
+    expect(log).toEqual(['a', 'b', 'c']);
+    expect(jest.getTimerCount()).toBe(0);
+  });
+
   it('a removed entry never expires; many come and go without touching a timer', () => {
     const queue = new TimeoutQueue();
     const log: string[] = [];

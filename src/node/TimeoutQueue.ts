@@ -101,11 +101,21 @@ export class TimeoutQueue {
   private fire(lane: Lane): void {
     lane.timer = null;
     const now = performance.now();
-    while (lane.head && lane.head.expiresAt <= now) {
-      const entry = lane.head;
-      this.remove(entry);
-      entry.expire();
+    try {
+      while (lane.head && lane.head.expiresAt <= now) {
+        const entry = lane.head;
+        this.remove(entry);
+        entry.expire();
+      }
+    } finally {
+      // An expire() that throws (say, a user's byte stream whose write throws) must not strand the entries behind
+      // it: the lane is re-armed (they expire a millisecond later) before the error goes on.
+      this.rearm(lane);
     }
+  }
+
+  /** After a firing: arms the lane's timer for its head, or retires the lane when it is empty. */
+  private rearm(lane: Lane): void {
     if (lane.head !== null) {
       if (lane.timer === null) this.schedule(lane);
       return;
