@@ -228,11 +228,25 @@ export function readError(frame: Frame, maxDecodedSize: number): ErrorBody {
     return { name: 'Error', message: 'The request failed (unreadable error reply)' };
   }
   return {
-    name: String(body.name ?? 'Error'),
-    message: String(body.message ?? 'The request failed'),
+    name: text(body.name, 'Error'),
+    message: text(body.message, 'The request failed'),
     code: typeof body.code === 'string' ? body.code : undefined,
     stack: typeof body.stack === 'string' ? body.stack : undefined,
   };
+}
+
+/**
+ * `value` as text for an error body's name or message, `fallback` when it is missing or cannot be made text. A
+ * peer's JSON may hold anything there: `String()` of `{"toString":1}` throws a TypeError, and of an array nested
+ * 100,000 deep a RangeError, which reached the requester instead of a `RemoteError` with its `code`.
+ */
+function text(value: unknown, fallback: string): string {
+  if (value === undefined || value === null) return fallback;
+  try {
+    return String(value);
+  } catch {
+    return fallback;
+  }
 }
 
 // ─── REQUEST_N and the WINDOW of a receptive MESSAGE (u32 credits) ────────────────────────────────────

@@ -1,5 +1,5 @@
 import type { Observer } from 'rxjs';
-import { IpcTimeoutError } from '../errors';
+import { ErrorCode, IpcTimeoutError, ProtocolError } from '../errors';
 import type { RequestRegistry } from './RequestRegistry';
 
 /** Options of {@link requestIterator}. */
@@ -89,6 +89,17 @@ export function requestIterator<T>(registry: RequestRegistry, send: (id: number)
   const observer: Observer<unknown> = {
     next(value) {
       seen++;
+      // Credits follow the pulls, so a responder that keeps to them never has more than `window` values waiting
+      // here. One that ignores them (a hostile or broken peer) made this queue grow without bound while the
+      // consumer was slow (100,000 values queued for a window of 4): its request fails instead, after the values
+      // that were owed (the responder is told to stop).
+      if (queue.length >= options.window) {
+        if (registry.take(id) !== undefined) options.cancel(id);
+        finished = true;
+        failure = new ProtocolError(ErrorCode.PROTOCOL, `${options.label} was sent more values than the ${options.window} credits it was granted`);
+        settle();
+        return;
+      }
       queue.push(value as T);
       settle();
     },
