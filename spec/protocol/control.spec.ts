@@ -66,6 +66,18 @@ describe('closeFrame / readClose', () => {
     expect(readClose(received(sent))).toEqual(body);
   });
 
+  it('fits any peer (MIN_FRAME_SIZE bytes): a long message, say quoting a name of control characters, is cut', () => {
+    const name = '\u0001'.repeat(256); // 1,536 bytes of JSON
+    for (const message of [`A peer named "${name}" is already connected: give "${name}" a name of its own`, 'é'.repeat(5000), '😀'.repeat(3000)]) {
+      const sent = closeFrame({ code: ErrorCode.NAME_IN_USE, message, reconnect: false });
+      expect(sent.payload.length).toBeLessThanOrEqual(MIN_FRAME_SIZE);
+      const read = readClose(received(sent));
+      expect(read).toMatchObject({ code: ErrorCode.NAME_IN_USE, reconnect: false });
+      expect(message.startsWith(read.message.replace(/\uFFFD$/, ''))).toBe(true);
+      expect(read.message.length).toBeGreaterThan(50);
+    }
+  });
+
   it('tolerates missing or mistyped fields', () => {
     expect(readClose(frame(FrameType.CLOSE, '{}'))).toEqual({ code: ErrorCode.CLOSED, message: 'the peer closed the connection', reconnect: true });
     expect(readClose(frame(FrameType.CLOSE, '{"code":1,"message":null,"reconnect":0}'))).toMatchObject({ code: ErrorCode.CLOSED, reconnect: true });

@@ -156,9 +156,17 @@ export interface CloseBody {
   reconnect: boolean;
 }
 
-/** A CLOSE frame carrying `body`. */
+/**
+ * A CLOSE frame carrying `body`, of at most `MIN_FRAME_SIZE` bytes so that any peer takes it: a longer message (one
+ * quoting a peer's name of control characters, 6 bytes each in JSON) is cut until it fits.
+ */
 export function closeFrame(body: CloseBody): OutgoingFrame {
-  return jsonFrame(FrameType.CLOSE, 0, body);
+  const frame = jsonFrame(FrameType.CLOSE, 0, body);
+  for (let keep = body.message.length; frame.payload.length > MIN_FRAME_SIZE && keep > 0; ) {
+    keep = Math.floor(keep / 2);
+    frame.payload = json({ ...body, message: body.message.slice(0, keep) });
+  }
+  return frame;
 }
 
 /**
