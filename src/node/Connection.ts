@@ -317,9 +317,13 @@ export class Connection implements StreamSink {
     return taken;
   }
 
-  /** StreamSink: so much waits to be sent to the peer that a stream should wait for {@link Connection.drained}. */
+  /**
+   * StreamSink: so much waits to be sent to the peer that a stream should wait for {@link Connection.drained} —
+   * and a `'drain'` is due (see pauseReading): below a socket's high-water mark (one over {@link STREAM_BACKLOG},
+   * `highWaterMark` in connectTo's options) none ever comes, and the stream waited for good.
+   */
   get backlogged(): boolean {
-    return this.writer.queuedBytes >= STREAM_BACKLOG;
+    return this.writer.queuedBytes >= STREAM_BACKLOG && this.writer.drainDue;
   }
 
   /** One promise shared by every writer waiting for the socket to drain; rejects when the connection is lost. */

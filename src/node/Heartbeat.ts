@@ -2,6 +2,8 @@ import { setLongInterval } from './duration';
 
 /** Heartbeat ticks without a byte from the peer before it is taken for dead. */
 export const SILENT_TICKS = 3;
+/** Heartbeat PINGs awaiting their PONG that are remembered (to take each PONG's round trip from its own PING). */
+const MAX_UNANSWERED = 16;
 
 /** What a {@link Heartbeat} does to its connection. */
 export interface HeartbeatHost {
@@ -23,8 +25,13 @@ export class Heartbeat {
   private heardSinceTick = true;
   /** Ticks in a row without a byte from the peer. */
   private silentTicks = 0;
-  /** When the unanswered heartbeat PING was sent (`performance.now()`), 0 when none is. */
-  private sentAt = 0;
+  /**
+   * When each unanswered heartbeat PING was sent (`performance.now()`), oldest first: PONGs come back in order, so
+   * a PONG answers the oldest. (One stamp, overwritten at each tick, took a PONG slower than `interval` for the
+   * answer to the latest PING: a 250 ms round trip at a 100 ms interval read as 50 ms.) At most
+   * {@link MAX_UNANSWERED}, the oldest forgotten first (a peer that answers none holds nothing).
+   */
+  private readonly sentAt: number[] = [];
   private rtt: number | null = null;
 
   constructor(
@@ -51,9 +58,9 @@ export class Heartbeat {
 
   /** A PONG with id 0 arrived: returns the round trip of the heartbeat PING it answers, or null when none awaits one. */
   pong(): number | null {
-    if (this.sentAt === 0) return null;
-    this.rtt = performance.now() - this.sentAt;
-    this.sentAt = 0;
+    const sentAt = this.sentAt.shift();
+    if (sentAt === undefined) return null;
+    this.rtt = performance.now() - sentAt;
     return this.rtt;
   }
 
@@ -72,7 +79,7 @@ export class Heartbeat {
       this.host.dead(SILENT_TICKS * this.interval);
       return;
     }
-    this.sentAt = performance.now();
+    if (this.sentAt.push(performance.now()) > MAX_UNANSWERED) this.sentAt.shift();
     this.host.ping();
   }
 }

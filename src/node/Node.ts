@@ -894,7 +894,13 @@ export class Node extends EventEmitter<NodeEvents> {
     }
     // The earliest deadline wins: a second close() (say, a second Ctrl-C) does not wait for the first one's drain.
     this.drainUntil = Math.min(this.drainUntil, performance.now() + drain);
-    this.closing ??= this.shutdown(reconnect, drain);
+    if (this.closing === null) {
+      // Known as closing before shutdown starts: what it ends calls back synchronously (a request$ subscriber's
+      // error, a stream source's finalize), and a close() from there started a second shutdown ('close' twice).
+      let start!: () => void;
+      this.closing = new Promise<void>((resolve, reject) => (start = () => this.shutdown(reconnect, drain).then(resolve, reject)));
+      start();
+    }
     return this.closing;
   }
 

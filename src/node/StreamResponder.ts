@@ -79,6 +79,11 @@ export class StreamResponder {
   private credits: number;
   private readonly queue: unknown[] = [];
   private completed = false;
+  /**
+   * A pushed source failed while values still waited for credits (or for the socket): sent after them, as a
+   * completion is — RxJS order, the values an Observable emitted come before its error.
+   */
+  private failure: Error | null = null;
   private ended = false;
   private subscription: Subscription | null = null;
   private iterator: AsyncIterator<unknown> | Iterator<unknown> | null = null;
@@ -136,7 +141,10 @@ export class StreamResponder {
     this.stop = new Subject<void>();
     this.subscription = observable.pipe(takeUntil(this.stop)).subscribe({
       next: (value) => this.push(value),
-      error: (error: unknown) => this.fail(asError(error)),
+      error: (error: unknown) => {
+        this.failure = asError(error);
+        this.flush();
+      },
       complete: () => {
         this.completed = true;
         this.flush();
@@ -208,7 +216,9 @@ export class StreamResponder {
       this.credits--;
       if (!this.sendValue(this.queue.shift())) return;
     }
-    if (!this.ended && this.completed && this.queue.length === 0) this.complete();
+    if (this.ended || this.queue.length > 0) return;
+    if (this.failure) this.fail(this.failure);
+    else if (this.completed) this.complete();
   }
 
   /** Flushes the queue of a pushed source again once the socket drained. */
