@@ -2,7 +2,7 @@ import { MAX_TIMER_DELAY } from '../../src/node/duration';
 import { Heartbeat, SILENT_TICKS } from '../../src/node/Heartbeat';
 
 function heartbeat(interval: number) {
-  const ping = jest.fn<void, []>();
+  const ping = jest.fn<void, [Buffer]>();
   const dead = jest.fn<void, [number]>();
   return { beat: new Heartbeat(interval, { ping, dead }), ping, dead };
 }
@@ -52,17 +52,36 @@ describe('Heartbeat', () => {
     expect(dead).toHaveBeenCalledTimes(1);
   });
 
-  it('takes the round trip from the PONG of its PING', () => {
-    const { beat } = heartbeat(100);
+  it('takes the round trip from the PONG of its PING: the PING carries its send time, the PONG echoes it', () => {
+    const { beat, ping } = heartbeat(100);
     expect(beat.lastRtt).toBeNull();
-    expect(beat.pong()).toBeNull(); // no ping sent yet
+    expect(beat.pong(Buffer.alloc(0))).toBeNull(); // no stamp: an answer to nothing of ours
     beat.start();
     jest.advanceTimersByTime(100);
+    const first = ping.mock.calls[0][0];
     jest.advanceTimersByTime(7);
-    expect(beat.pong()).toBe(7);
+    expect(beat.pong(first)).toBe(7);
     expect(beat.lastRtt).toBe(7);
-    expect(beat.pong()).toBeNull(); // a second PONG answers nothing
-    expect(beat.lastRtt).toBe(7);
+    // PONGs slower than the interval: each is timed from its own PING, not from the latest one.
+    beat.heard();
+    jest.advanceTimersByTime(93); // second PING at 200
+    beat.heard();
+    jest.advanceTimersByTime(100); // third PING at 300
+    jest.advanceTimersByTime(50);
+    expect(ping).toHaveBeenCalledTimes(3);
+    expect(beat.pong(ping.mock.calls[1][0])).toBe(150);
+    // The third's PONG never comes (the peer answers no PING while 1 MiB waits for us): later ones are not shifted.
+    beat.heard();
+    jest.advanceTimersByTime(50); // fourth PING at 400
+    jest.advanceTimersByTime(20);
+    expect(beat.pong(ping.mock.calls[3][0])).toBe(20);
+    // Not a stamp of ours (a wrong size, a time in the future, NaN): ignored, the last round trip stays.
+    const future = Buffer.alloc(8);
+    future.writeDoubleBE(performance.now() + 1000);
+    const nan = Buffer.alloc(8);
+    nan.writeDoubleBE(NaN);
+    for (const bogus of [Buffer.alloc(4), future, nan]) expect(beat.pong(bogus)).toBeNull();
+    expect(beat.lastRtt).toBe(20);
     beat.stop();
   });
 

@@ -99,7 +99,8 @@ describe('the heartbeat round trip (stats().lastRtt)', () => {
     // A peer 250 ms away: it answers each heartbeat PING (id 0) 250 ms later, in order.
     const decoder = new FrameDecoder((frame) => {
       if (frame.type !== FrameType.PING || frame.id !== 0) return;
-      timers.push(setTimeout(() => raw.write(bytes({ type: FrameType.PONG, flags: 0, id: 0, encoding: Encoding.BUFFER, payload: empty })), 250));
+      const stamp = Buffer.from(frame.payload); // echoed, as a node does (the frame's bytes are only lent)
+      timers.push(setTimeout(() => raw.write(bytes({ type: FrameType.PONG, flags: 0, id: 0, encoding: Encoding.BUFFER, payload: stamp })), 250));
     });
     raw.on('data', (chunk: Buffer) => decoder.push(chunk));
     raw.write(handshakeBytes('raw'));

@@ -12,7 +12,7 @@ import { fromSocket } from '../rx/fromSocket';
 import type { FrameReader } from '../rx/FrameReader';
 import { setLongTimeout, within } from './duration';
 import { FrameWriter, PACK_LIMIT } from './FrameWriter';
-import { Heartbeat } from './Heartbeat';
+import { Heartbeat, PING_STAMP_SIZE } from './Heartbeat';
 import type { NodeSocket } from './NodeSocket';
 import { asError } from './asError';
 import { InboundRequests, type InboundRequest } from './InboundRequests';
@@ -173,8 +173,8 @@ export class Connection implements StreamSink {
     this.handshake = new Handshake(role, host.name, { ...handshake, maxFrameSize: host.maxFrameSize, instance: host.instance });
     this.inbound = new InboundRequests(host.maxPendingRequests);
     this.heartbeat = new Heartbeat(host.heartbeatInterval, {
-      ping: () => {
-        if (this.writable) this.writer.write(FrameType.PING, 0, 0, Encoding.BUFFER, EMPTY_PAYLOAD);
+      ping: (stamp) => {
+        if (this.writable) this.writer.write(FrameType.PING, 0, 0, Encoding.BUFFER, stamp);
       },
       // A silent peer: the socket is destroyed, pending requests reject, a client reconnects.
       dead: (silence) => {
@@ -557,12 +557,15 @@ export class Connection implements StreamSink {
         return;
       }
       case FrameType.PING:
-        // A peer that sends pings and never reads the answers gets no more once they pile up.
-        if (this.writer.queuedBytes < PONG_BACKLOG) this.writer.write(FrameType.PONG, 0, frame.id, Encoding.BUFFER, EMPTY_PAYLOAD);
+        // A peer that sends pings and never reads the answers gets no more once they pile up. A payload of up to 8
+        // bytes (a heartbeat's send time) is echoed (copied by the writer: the frame's bytes are only lent to us).
+        if (this.writer.queuedBytes < PONG_BACKLOG) {
+          this.writer.write(FrameType.PONG, 0, frame.id, Encoding.BUFFER, frame.payload.length <= PING_STAMP_SIZE ? frame.payload : EMPTY_PAYLOAD);
+        }
         return;
       case FrameType.PONG: {
         if (frame.id === 0) {
-          this.lastRtt = this.heartbeat.pong() ?? this.lastRtt;
+          this.lastRtt = this.heartbeat.pong(frame.payload) ?? this.lastRtt;
           return;
         }
         const observer = this.registry.take(frame.id);

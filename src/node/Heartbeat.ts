@@ -2,13 +2,16 @@ import { setLongInterval } from './duration';
 
 /** Heartbeat ticks without a byte from the peer before it is taken for dead. */
 export const SILENT_TICKS = 3;
-/** Heartbeat PINGs awaiting their PONG that are remembered (to take each PONG's round trip from its own PING). */
-const MAX_UNANSWERED = 16;
+/** Size of a heartbeat PING's payload: its send time (`performance.now()`, float64), which the PONG echoes. */
+export const PING_STAMP_SIZE = 8;
 
 /** What a {@link Heartbeat} does to its connection. */
 export interface HeartbeatHost {
-  /** Send a PING with id 0 (its PONG proves the peer reads; any byte from it proves it lives). */
-  ping(): void;
+  /**
+   * Send a PING with id 0 carrying `stamp` (its PONG, which echoes the stamp, proves the peer reads; any byte from
+   * it proves it lives).
+   */
+  ping(stamp: Buffer): void;
   /** Nothing arrived for `silenceMs`: the peer is frozen, or the path to it is gone without a FIN. */
   dead(silenceMs: number): void;
 }
@@ -25,13 +28,6 @@ export class Heartbeat {
   private heardSinceTick = true;
   /** Ticks in a row without a byte from the peer. */
   private silentTicks = 0;
-  /**
-   * When each unanswered heartbeat PING was sent (`performance.now()`), oldest first: PONGs come back in order, so
-   * a PONG answers the oldest. (One stamp, overwritten at each tick, took a PONG slower than `interval` for the
-   * answer to the latest PING: a 250 ms round trip at a 100 ms interval read as 50 ms.) At most
-   * {@link MAX_UNANSWERED}, the oldest forgotten first (a peer that answers none holds nothing).
-   */
-  private readonly sentAt: number[] = [];
   private rtt: number | null = null;
 
   constructor(
@@ -56,12 +52,17 @@ export class Heartbeat {
     this.heardSinceTick = true;
   }
 
-  /** A PONG with id 0 arrived: returns the round trip of the heartbeat PING it answers, or null when none awaits one. */
-  pong(): number | null {
-    const sentAt = this.sentAt.shift();
-    if (sentAt === undefined) return null;
-    this.rtt = performance.now() - sentAt;
-    return this.rtt;
+  /**
+   * A PONG with id 0 arrived: returns the round trip of the heartbeat PING it answers — timed from the send time
+   * that PING carried and the PONG echoes, so a PONG slower than `interval`, or one the peer skipped (it answers no
+   * PING while 1 MiB waits for us), never gets another PING's time — or null when `payload` is no stamp of ours.
+   */
+  pong(payload: Uint8Array): number | null {
+    if (payload.length !== PING_STAMP_SIZE) return null;
+    const rtt = performance.now() - Buffer.from(payload.buffer, payload.byteOffset, PING_STAMP_SIZE).readDoubleBE(0);
+    if (!(rtt >= 0)) return null;
+    this.rtt = rtt;
+    return rtt;
   }
 
   /** Stops ticking; idempotent. */
@@ -79,7 +80,8 @@ export class Heartbeat {
       this.host.dead(SILENT_TICKS * this.interval);
       return;
     }
-    if (this.sentAt.push(performance.now()) > MAX_UNANSWERED) this.sentAt.shift();
-    this.host.ping();
+    const stamp = Buffer.allocUnsafe(PING_STAMP_SIZE);
+    stamp.writeDoubleBE(performance.now(), 0);
+    this.host.ping(stamp);
   }
 }
