@@ -86,7 +86,7 @@ export class TimeoutQueue {
     }
     // Many durations (a deadline passed down as `timeout: deadline - performance.now()`, each request its own
     // duration): an empty lane kept armed until its timer fires held a lane and a timer per answered request for
-    // its whole timeout — 10,000 requests answered at once with 60 s left left 10,000 timers for a minute. Beyond
+    // its whole timeout — 10,000 requests answered at once with 60 s to go left 10,000 timers armed for a minute. Beyond
     // IDLE_LANES lanes, an empty one is retired now (the one or two durations of the common case are not).
     if (lane.head === null && this.lanes.size > IDLE_LANES) this.retire(lane);
   }
