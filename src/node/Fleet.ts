@@ -176,7 +176,7 @@ export class Fleet {
         this.membersChanged();
         // Rejects when the link ends before its handshake completed (the member is dropped: see `dropped`).
         member.start().catch((error: Error) => {
-          if (error instanceof HandshakeError && !error.retryable) this.refused.set(instance, performance.now() + this.policy.maxRetryTime);
+          if (error instanceof HandshakeError && !error.retryable) this.refuse(instance);
           this.failed(error);
         });
       },
@@ -185,6 +185,17 @@ export class Fleet {
         this.failed(error);
       },
     );
+  }
+
+  /**
+   * `instance` refused us for good: left alone for `maxRetryTime`. The refusals that expired are dropped now: an
+   * entry was deleted only when its instance was found again, so every refusing instance that never came back
+   * (a deploy with the wrong secret crash-looping, a new instance id each time) stayed for the fleet's whole life.
+   */
+  private refuse(instance: string): void {
+    const now = performance.now();
+    for (const [id, until] of this.refused) if (until <= now) this.refused.delete(id);
+    this.refused.set(instance, now + this.policy.maxRetryTime);
   }
 
   /** A link failed before its handshake completed: one attempt more; reported (unless we stopped). */

@@ -1,5 +1,11 @@
 import { MAX_TIMER_DELAY } from './duration';
 
+/**
+ * Lanes a queue keeps armed while they are empty (see {@link TimeoutQueue.remove}): beyond this many lanes, one
+ * that empties is retired at once, timer cleared.
+ */
+const IDLE_LANES = 8;
+
 /** An entry of a {@link TimeoutQueue}: the queue links it in place (no allocation per entry). */
 export interface Expiring {
   /** @internal */ expiresAt: number;
@@ -78,6 +84,18 @@ export class TimeoutQueue {
       lane.keepAlive = false;
       lane.timer?.unref();
     }
+    // Many durations (a deadline passed down as `timeout: deadline - performance.now()`, each request its own
+    // duration): an empty lane kept armed until its timer fires held a lane and a timer per answered request for
+    // its whole timeout — 10,000 requests answered at once with 60 s to go left 10,000 timers armed for a minute. Beyond
+    // IDLE_LANES lanes, an empty one is retired now (the one or two durations of the common case are not).
+    if (lane.head === null && this.lanes.size > IDLE_LANES) this.retire(lane);
+  }
+
+  /** Clears the timer of the empty `lane` and forgets it (unless the table holds another lane of its duration). */
+  private retire(lane: Lane): void {
+    if (lane.timer !== null) clearTimeout(lane.timer);
+    lane.timer = null;
+    if (this.lanes.get(lane.duration) === lane) this.lanes.delete(lane.duration);
   }
 
   /** Disarms every entry without expiring it, and clears every timer. */
@@ -122,8 +140,6 @@ export class TimeoutQueue {
     }
     // Retired. An expire() that added and removed an entry of this duration armed a timer again: clear it, or it
     // would fire later and retire whichever lane of this duration the table holds by then.
-    if (lane.timer !== null) clearTimeout(lane.timer);
-    lane.timer = null;
-    if (this.lanes.get(lane.duration) === lane) this.lanes.delete(lane.duration);
+    this.retire(lane);
   }
 }
