@@ -105,10 +105,13 @@ export class FrameDecoder {
   push(chunk: Uint8Array): void {
     if (this.failure) throw this.failure;
     if (chunk.length === 0) return;
-    this.chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
+    const held = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    this.chunks.push(held);
     this.buffered += chunk.length;
     this.decode();
-    if (chunk.length < SMALL_CHUNK && this.buffered > 0) this.gatherLast();
+    // Only when the last chunk is still this one: an `onFrame` that pushed again (re-entrant) may have left a
+    // chunk of any size after it, which the tail slab cannot hold.
+    if (chunk.length < SMALL_CHUNK && this.buffered > 0 && this.chunks[this.chunks.length - 1] === held) this.gatherLast();
   }
 
   /**

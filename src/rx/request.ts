@@ -1,5 +1,6 @@
 import type { MonoTypeOperatorFunction, Observable, Observer, SchedulerLike } from 'rxjs';
 import { Observable as RxObservable } from 'rxjs/internal/Observable';
+import { Subscriber } from 'rxjs/internal/Subscriber';
 import { Subscription } from 'rxjs/internal/Subscription';
 import { IpcTimeoutError } from '../errors';
 import { MAX_TIMER_DELAY } from '../limits';
@@ -40,7 +41,8 @@ export function request$<T>(registry: RequestRegistry, send: (id: number) => voi
     const observer: Observer<unknown> = {
       next(value) {
         subscriber.next(value as T);
-        if (grant && !subscriber.closed && ++consumed >= half) {
+        // A single REPLY was already taken out of the table: nothing to grant credits for.
+        if (grant && !subscriber.closed && ++consumed >= half && registry.get(id) === observer) {
           grant(id, consumed);
           consumed = 0;
         }
@@ -118,18 +120,21 @@ function idleAfterFirst<T>(each: number, scheduler: SchedulerLike, label = 'The 
     new RxObservable<T>((subscriber) => {
       let timer: Subscription | null = null;
       const fail = () => subscriber.error(new IpcTimeoutError(`${label} sent no value for ${each} ms`));
-      const subscription = source.subscribe({
+      // A Subscriber added to `subscriber`, not a plain observer: leaving from within next (take(1)) closes it at
+      // once, so a source that emits synchronously on subscribe stops there instead of being fed to its end.
+      const upstream = new Subscriber<T>({
         next(value) {
           timer?.unsubscribe();
           subscriber.next(value);
-          if (!subscriber.closed) timer = scheduler.schedule(fail, each);
+          // Again after next: a value that arrived within it (synchronously) armed a timer of its own.
+          timer?.unsubscribe();
+          timer = subscriber.closed ? null : scheduler.schedule(fail, each);
         },
-        error: (error) => subscriber.error(error),
+        error: (error: unknown) => subscriber.error(error),
         complete: () => subscriber.complete(),
       });
-      return () => {
-        timer?.unsubscribe();
-        subscription.unsubscribe();
-      };
+      subscriber.add(() => timer?.unsubscribe());
+      subscriber.add(upstream);
+      source.subscribe(upstream);
     });
 }

@@ -81,7 +81,8 @@ export function requestIterator<T>(registry: RequestRegistry, send: (id: number)
   };
   /** One value was handed to the consumer: credits follow the pulls. */
   const pulled = () => {
-    if (!finished && ++consumed >= half) {
+    // A single REPLY was already taken out of the table: nothing to grant credits for.
+    if (!finished && ++consumed >= half && registry.get(id) === observer) {
       options.grant(id, consumed);
       consumed = 0;
     }
