@@ -105,11 +105,15 @@ describe('encodeError / readError', () => {
     expect(read(bytes)).toEqual({ ...full, stack: undefined });
   });
 
-  it('then cuts name and code to 64 characters and the message to (limit - 256) / 4 characters', () => {
+  it('then cuts name and code to 64 characters and the message in half until it fits', () => {
     const body = { name: 'N'.repeat(100), code: 'C'.repeat(100), message: '€'.repeat(2000) };
     const bytes = encodeError(body, 1024);
     expect(bytes.length).toBeLessThanOrEqual(1024);
-    expect(read(bytes)).toEqual({ name: 'N'.repeat(64), code: 'C'.repeat(64), message: '€'.repeat(192), stack: undefined });
+    expect(read(bytes)).toEqual({ name: 'N'.repeat(64), code: 'C'.repeat(64), message: '€'.repeat(250), stack: undefined });
+    // Control characters take 6 bytes each in JSON: still a message (it fell back to "" when 4 bytes were assumed).
+    const control = encodeError({ name: 'Error', message: '\u0001'.repeat(2000) }, 1024);
+    expect(control.length).toBeLessThanOrEqual(1024);
+    expect(read(control).message).toBe('\u0001'.repeat(125));
   });
 
   it('below its floor keeps only the code (name "Error", empty message)', () => {

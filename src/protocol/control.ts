@@ -161,12 +161,21 @@ export interface CloseBody {
  * quoting a peer's name of control characters, 6 bytes each in JSON) is cut until it fits.
  */
 export function closeFrame(body: CloseBody): OutgoingFrame {
-  const frame = jsonFrame(FrameType.CLOSE, 0, body);
-  for (let keep = body.message.length; frame.payload.length > MIN_FRAME_SIZE && keep > 0; ) {
+  const payload = shortened(body.message, MIN_FRAME_SIZE, (message) => json({ ...body, message }));
+  return { type: FrameType.CLOSE, flags: 0, id: 0, encoding: Encoding.JSON, payload };
+}
+
+/**
+ * `build(message)`, with `message` cut in half until the bytes fit `limit` (down to no message at all): JSON takes
+ * 1 to 6 bytes a character (a control character is `\u0001`), so no count of characters fits every text.
+ */
+function shortened(message: string, limit: number, build: (message: string) => Buffer): Buffer {
+  let bytes = build(message);
+  for (let keep = message.length; bytes.length > limit && keep > 0; ) {
     keep = Math.floor(keep / 2);
-    frame.payload = json({ ...body, message: body.message.slice(0, keep) });
+    bytes = build(message.slice(0, keep));
   }
-  return frame;
+  return bytes;
 }
 
 /**
@@ -195,25 +204,22 @@ export interface ErrorBody {
   stack?: string;
 }
 
-/** Room kept for the name, code and JSON syntax when a message is cut to fit (see {@link encodeError}). */
-const ERROR_OVERHEAD = 256;
 /** Names and codes are cut to this many characters when the body must shrink. */
 const ERROR_NAME_LENGTH = 64;
 
 /**
  * An ERROR or STREAM_ERROR body as JSON bytes of at most `limit` bytes (the peer's `maxFrameSize`), shortened
- * until it fits: without the stack, then with name and code cut to 64 characters and the message to
- * `(limit - 256) / 4` characters (a character takes at most 4 bytes), and at last `{name: 'Error', code}` alone.
- * Any `limit` ≥ `MIN_FRAME_SIZE` (1024) fits the last form.
+ * until it fits: without the stack, then with name and code cut to 64 characters and the message cut in half until
+ * it fits, and at last `{name: 'Error', code}` alone. Any `limit` ≥ `MIN_FRAME_SIZE` (1024) fits the last form.
  */
 export function encodeError(body: ErrorBody, limit: number): Buffer {
   let bytes = json(body);
   if (bytes.length <= limit) return bytes;
   bytes = json({ ...body, stack: undefined });
   if (bytes.length <= limit) return bytes;
-  const room = Math.max(0, limit - ERROR_OVERHEAD);
+  const name = body.name.slice(0, ERROR_NAME_LENGTH);
   const code = body.code?.slice(0, ERROR_NAME_LENGTH);
-  bytes = json({ name: body.name.slice(0, ERROR_NAME_LENGTH), code, message: body.message.slice(0, room / 4) });
+  bytes = shortened(body.message, limit, (message) => json({ name, code, message }));
   return bytes.length <= limit ? bytes : json({ name: 'Error', code, message: '' });
 }
 
