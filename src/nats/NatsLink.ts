@@ -111,6 +111,12 @@ export class NatsLink extends Duplex {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    // A write waiting for confirmations ends now: its flush may never settle, or reject (a NATS reconnect rejects
+    // the flushes in flight), and the stream calls back no write of a destroyed stream by itself (a one-way send of
+    // a large payload waited for its timeout).
+    const waiting = this.waiting;
+    this.waiting = null;
+    waiting?.(error ?? new PeerDisconnectedError('The NATS link was destroyed before the server confirmed what it sent'));
     // Tell the peer at once, so that it need not wait for its heartbeat (best effort: NATS may be gone).
     this.sendFin();
     try {

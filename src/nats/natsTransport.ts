@@ -345,6 +345,8 @@ class NatsSession implements TransportSession {
     return this.reachable(service, onLink).catch((error: unknown) => {
       // A serve that failed is forgotten: a new NATS connection must not make the node reachable behind its back.
       if (this.serving === serving) this.serving = null;
+      // Closed meanwhile (NATS could not be reached before close()): no refusal to report after 'close'.
+      if (this.closed) return '';
       throw error;
     });
   }
@@ -451,12 +453,21 @@ class NatsSession implements TransportSession {
   async open(service: string, instance: string): Promise<Duplex> {
     const nc = await this.shared.get();
     let link: NatsLink | undefined;
+    // Until the node reads it, the link's 'error' (a NATS disconnect, a malformed message published on its subject
+    // by anyone who saw the request) has no listener of the node's: emitted unheard, it crashed the process.
+    let lostWith: Error | null = null;
+    const onError = (error: Error) => (lostWith ??= error);
     try {
       link = this.link(nc);
+      link.on('error', onError);
       const answer = await nc.request(this.subject('open', instance), asJson({ subject: link.from, name: this.node.name }), { timeout: this.settings.openTimeout });
+      // Destroyed while the request was out (a NATS disconnect, our close): a late answer must not hand it over, a
+      // Connection over a stream already closed waits for a 'close' that never comes (node.close() hung).
+      if (link.destroyed) throw lostWith ?? new Error('the link was closed while it was being opened');
       const to = readBody(answer)?.subject;
       if (typeof to !== 'string' || !to.startsWith(`${this.settings.prefix}.link.`)) throw new Error('malformed answer');
       link.to = to;
+      link.off('error', onError);
       return link;
     } catch (error) {
       link?.destroy();
