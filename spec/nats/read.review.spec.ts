@@ -89,6 +89,24 @@ describeNats('the NATS transport, read line by line', () => {
     await raw.close();
   });
 
+  it.each(['ipc.link.*', 'ipc.link.>', 'ipc.link.a.b', 'ipc.link. x'])('an instance answering with the link subject %p: the open fails, nothing is published there', async (subject) => {
+    const raw = await connect({ servers: server.url });
+    raw.subscribe('ipc.discover.rude', { callback: (_e, m) => void m.respond(json({ instance: 'rude1' })) });
+    raw.subscribe('ipc.open.rude1', { callback: (_e, m) => void m.respond(json({ subject })) });
+    const published: string[] = [];
+    raw.subscribe('ipc.link.>', { callback: (_e, m) => void published.push(m.subject) });
+    await raw.flush();
+    const api = natsNode('api', server.url, { maxRetries: Infinity, handshakeTimeout: 60_000 });
+    void api.connectTo('rude').catch(() => undefined);
+    await until(() => api.errors.some((e) => (e as IpcError).code === ErrorCode.CONNECT && /rude1.*malformed/.test(e.message)), 5000, 'the failed open');
+    await delay(100);
+    // Only the client's own link subject may have seen traffic (its FIN when the refused link closed).
+    expect(published.filter((s) => !s.startsWith('ipc.link.') || s.slice('ipc.link.'.length).includes('.'))).toEqual([]);
+    expect(published.every((s) => s !== subject)).toBe(true);
+    await within(api.close(), 5000);
+    await raw.close();
+  });
+
   it('a NATS disconnect while a link request is out: the late answer fails the open (a destroyed link was handed over, and close() hung)', async () => {
     const proxy = await proxyTo(server.port);
     const raw = await connect({ servers: server.url });

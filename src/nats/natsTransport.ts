@@ -465,7 +465,10 @@ class NatsSession implements TransportSession {
       // Connection over a stream already closed waits for a 'close' that never comes (node.close() hung).
       if (link.destroyed) throw lostWith ?? new Error('the link was closed while it was being opened');
       const to = readBody(answer)?.subject;
-      if (typeof to !== 'string' || !to.startsWith(`${this.settings.prefix}.link.`)) throw new Error('malformed answer');
+      // One token after the prefix, as linkRequested checks of the other side: a wildcard (`ipc.link.*`) or a
+      // subject of many tokens from a hostile instance would have us publish our frames wherever it chose.
+      const linkPrefix = `${this.settings.prefix}.link.`;
+      if (typeof to !== 'string' || !to.startsWith(linkPrefix) || !TOKEN.test(to.slice(linkPrefix.length))) throw new Error('malformed answer');
       link.to = to;
       link.off('error', onError);
       return link;
