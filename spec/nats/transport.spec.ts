@@ -175,6 +175,11 @@ describeNats('the NATS transport', () => {
       expect(() => natsTransport({ servers: server.url, prefix: 'a.*' })).toThrow(/prefix/);
       expect(() => natsTransport({ servers: server.url, maxInstances: 0 })).toThrow(/maxInstances/);
       expect(() => natsTransport(null as never)).toThrow(TypeError);
+      // Connection options beside a given connection would be ignored: refused, naming them.
+      const nc = await connect({ servers: server.url });
+      expect(() => natsTransport({ connection: nc, servers: 'nats://elsewhere:4222', user: 'u' } as never)).toThrow(/servers, user cannot go with options\.connection/);
+      expect(() => natsTransport({ connection: nc, prefix: 'p', openTimeout: 100 })).not.toThrow();
+      await nc.close();
     });
 
     it('an instance that drains (close({ drain })) gets no new requests: the client sends them all to the others, none fails', async () => {

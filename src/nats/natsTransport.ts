@@ -64,6 +64,11 @@ export function natsTransport(options: NatsTransportOptions): NodeTransport {
     if (nc === null || typeof nc !== 'object' || typeof nc.subscribe !== 'function' || typeof nc.publish !== 'function' || typeof nc.status !== 'function') {
       throw new TypeError(`natsTransport(options): options.connection must be a NATS connection (connect() of ${CLIENT_PACKAGE}), received ${describe(nc)}`);
     }
+    // Connection options beside a connection would be ignored: say so rather than run without them (say, `user`).
+    const ignored = Object.keys(options).filter((key) => !OWN_OPTIONS.has(key) && key !== 'connection' && (options as Record<string, unknown>)[key] !== undefined);
+    if (ignored.length > 0) {
+      throw new TypeError(`natsTransport(options): ${ignored.join(', ')} cannot go with options.connection (it is connected already): give them to connect()`);
+    }
   }
   const servers: unknown = 'connection' in options ? undefined : options.servers;
   if (servers !== undefined && typeof servers !== 'string' && !(Array.isArray(servers) && servers.every((url) => typeof url === 'string'))) {
@@ -95,6 +100,9 @@ function loadClient(): NatsModule {
     );
   }
 }
+
+/** The options of ours, beside nats.js's connection options. */
+const OWN_OPTIONS = new Set(['prefix', 'maxInstances', 'discoveryInterval', 'openTimeout']);
 
 /** A whole number from 1 to 2^31-1 (a timer's range), or `Infinity` when `infinite`. @throws TypeError */
 function whole(value: unknown, key: string, fallback: number, infinite: boolean): number {
