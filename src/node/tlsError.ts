@@ -3,13 +3,24 @@ import { TlsError } from '../errors';
 import type { TlsSettings } from './transport';
 
 /**
+ * The codes of certificate verification failures (OpenSSL's `X509_V_ERR_*`, as node:tls names them) that no
+ * broader pattern of {@link isTlsFailure} matches: a certificate for the wrong purpose (a client-only certificate
+ * on a server), a CA certificate that is not one, a chain longer than allowed, revocation lists…
+ */
+const VERIFY_CODES = /^(?:INVALID_PURPOSE|INVALID_CA|PATH_LENGTH_EXCEEDED|HOSTNAME_MISMATCH|\w*CRL\w*)$/;
+
+/**
  * True for the errors of a TLS refusal: certificate verification, handshake alerts, TLS protocol errors — also
  * OpenSSL's `EPROTO` (a peer that does not speak TLS, or answers with an alert: "wrong version number", "alert
  * handshake failure"…).
  */
 export function isTlsFailure(error: Error): boolean {
   const code = (error as NodeJS.ErrnoException).code ?? '';
-  return /CERT|SSL|TLS|UNABLE_TO_|SELF_SIGNED|ERR_TLS/.test(code) || (code === 'EPROTO' && /SSL routines/.test(error.message));
+  return (
+    /CERT|SSL|TLS|UNABLE_TO_|SELF_SIGNED|ERR_TLS/.test(code) ||
+    VERIFY_CODES.test(code) ||
+    (code === 'EPROTO' && /SSL routines/.test(error.message))
+  );
 }
 
 /**
