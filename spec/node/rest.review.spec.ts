@@ -82,4 +82,17 @@ describe('rest review', () => {
     await delay(50); // stragglers
     expect(hub.errors.map((e) => `${(e as TlsError).code} ${causeOf(e)}`)).toEqual([`${ErrorCode.TLS} ERR_SSL_HTTP_REQUEST`]);
   });
+
+  it('tls.handshakeTimeout: Infinity is no timeout, not a RangeError thrown out of the server at the first client', async () => {
+    // Handed to node:tls as it was: socket.setTimeout(Infinity) threw (uncaught) at the first client. README:
+    // tls.handshakeTimeout overrides the node's handshakeTimeout, whose Infinity means "none".
+    const handshakeTimeout = Infinity;
+    const ca = pem('ca.pem');
+    const hub = node('hub', { tls: { key: pem('server-key.pem'), cert: pem('server-cert.pem'), handshakeTimeout } });
+    const port = await serveTls(hub);
+    const leaf = node('leaf', { tls: { ca }, handshakeTimeout: 3000 });
+    const socket = await leaf.connectTo('hub', port, '127.0.0.1');
+    expect(socket.connected).toBe(true);
+    expect(hub.errors).toEqual([]);
+  });
 });

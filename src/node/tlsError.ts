@@ -1,5 +1,6 @@
 import type { TLSSocket } from 'node:tls';
 import { TlsError } from '../errors';
+import { MAX_TIMER_DELAY } from '../limits';
 import type { TlsSettings } from './transport';
 
 /**
@@ -42,7 +43,12 @@ export function tlsErrorOf(error: Error, where: string): TlsError | null {
  * refusal reaches the client as a CLOSE frame (`ERR_IPC_TLS`, final) before anything of it is read.
  */
 export function serverTlsSettings(settings: TlsSettings): TlsSettings {
-  return verifiesClients(settings) ? { ...settings, rejectUnauthorized: false } : settings;
+  const verified = verifiesClients(settings) ? { ...settings, rejectUnauthorized: false } : settings;
+  // node:tls arms `handshakeTimeout` with socket.setTimeout, which takes finite values up to 2^31-1 ms: `Infinity`
+  // (the node's own word for "none") threw a RangeError out of the server at the first client, and a longer finite
+  // one drew a TimeoutOverflowWarning. The longest timer Node has stands for them (about 24.8 days: no timeout).
+  const { handshakeTimeout } = verified;
+  return typeof handshakeTimeout === 'number' && handshakeTimeout > MAX_TIMER_DELAY ? { ...verified, handshakeTimeout: MAX_TIMER_DELAY } : verified;
 }
 
 function verifiesClients(settings: TlsSettings | undefined): boolean {
