@@ -9,7 +9,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { ErrorCode, TlsError, type Node } from '../../src';
 import { backoffDelay } from '../../src/node/backoff';
 import { MAX_TIMER_DELAY, setLongInterval, setLongTimeout } from '../../src/internal';
-import { closeAll, delay, node, until } from '../helpers/net';
+import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
 
 afterEach(closeAll);
 
@@ -94,5 +94,19 @@ describe('rest review', () => {
     const socket = await leaf.connectTo('hub', port, '127.0.0.1');
     expect(socket.connected).toBe(true);
     expect(hub.errors).toEqual([]);
+  });
+
+  it('a port written as net reads it (70000.5, 0x…) is checked as a port: TypeError, node not left "serving"; connectTo dials it as serve listens', async () => {
+    // Only /^\d+$/ strings were ports: '70000.5' passed as a "path", net read a port, listen threw a RangeError out of
+    // serve (not the documented TypeError) and the node stayed "serving" (ERR_IPC_ALREADY_CONNECTED ever after).
+    const hub = node('hub');
+    expect(() => hub.serve('hub', '70000.5')).toThrow(TypeError);
+    expect(() => hub.serve('hub', '   ')).toThrow(TypeError);
+    const port = await serveTcp(hub); // not refused as "already serves"
+    // serve(name, '0x…') listens on that TCP port (net's reading); connectTo(name, '0x…') dialled a socket file.
+    const leaf = node('leaf', { handshakeTimeout: 3000 });
+    const socket = await leaf.connectTo('hub', `0x${port.toString(16)}`, '127.0.0.1');
+    expect(socket.connected).toBe(true);
+    await expect(leaf.connectTo('other', '70000.5')).rejects.toThrow(TypeError);
   });
 });
