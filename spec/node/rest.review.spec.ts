@@ -109,4 +109,22 @@ describe('rest review', () => {
     expect(socket.connected).toBe(true);
     await expect(leaf.connectTo('other', '70000.5')).rejects.toThrow(TypeError);
   });
+
+  it('listen arguments that net refuses at once ({}, a host that is no string) throw from serve, and the node may serve again', async () => {
+    // The server was kept before net threw: every later serve failed with ERR_IPC_ALREADY_CONNECTED.
+    const hub = node('hub');
+    const thrown = (f: () => unknown) => {
+      try {
+        f();
+      } catch (error) {
+        return (error as Error).name; // node:net's TypeError: another realm's under jest
+      }
+      return 'nothing';
+    };
+    expect(thrown(() => hub.serve('hub', {}))).toBe('TypeError');
+    expect(thrown(() => hub.serve('hub', { port: 0, host: 5 }))).toBe('TypeError');
+    expect(hub.serverName).toBeNull();
+    const port = await serveTcp(hub);
+    expect(port).toBeGreaterThan(0);
+  });
 });

@@ -439,29 +439,37 @@ export class Node extends EventEmitter<NodeEvents> {
     });
     this.#server = server;
     this.#serverName = name;
-    listen(
-      server,
-      listenArgs,
-      this.socketMode,
-      (address) => this.emitSafely('listening', address),
-      (error) => {
-        // A server that could not listen is forgotten: the node may serve again.
-        const failed = !server.listening;
-        if (failed && this.#server === server) {
-          this.#server = null;
-          this.#serverName = null;
-        }
-        // Nobody listens for it: a node that does not serve must not go unnoticed (a daemon started twice exited 0 in
-        // silence). Rethrown on its own, as an uncaught exception, as net.Server does.
-        if (failed && this.listenerCount('error') === 0) {
-          process.nextTick(() => {
-            throw error;
-          });
-          return;
-        }
-        this.report(error);
-      },
-    );
+    try {
+      listen(
+        server,
+        listenArgs,
+        this.socketMode,
+        (address) => this.emitSafely('listening', address),
+        (error) => {
+          // A server that could not listen is forgotten: the node may serve again.
+          const failed = !server.listening;
+          if (failed && this.#server === server) {
+            this.#server = null;
+            this.#serverName = null;
+          }
+          // Nobody listens for it: a node that does not serve must not go unnoticed (a daemon started twice exited 0 in
+          // silence). Rethrown on its own, as an uncaught exception, as net.Server does.
+          if (failed && this.listenerCount('error') === 0) {
+            process.nextTick(() => {
+              throw error;
+            });
+            return;
+          }
+          this.report(error);
+        },
+      );
+    } catch (error) {
+      // net refused the arguments at once (listen options the checks let through, such as `{}` or a `host` that is
+      // no string): thrown to the caller, and the node does not serve, so it may serve again.
+      this.#server = null;
+      this.#serverName = null;
+      throw error;
+    }
     return this;
   }
 
