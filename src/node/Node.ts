@@ -10,7 +10,6 @@ import {
   IpcError,
   NotConnectedError,
   PeerDisconnectedError,
-  TlsError,
 } from '../errors';
 import { EMPTY_PAYLOAD } from '../protocol/Frame';
 import { DEFAULT_MAX_DECODED_SIZE, DEFAULT_MAX_FRAME_SIZE, Encoding, FrameFlags, FrameType } from '../protocol/constants';
@@ -431,36 +430,46 @@ export class Node extends EventEmitter<NodeEvents> {
     const settings = tls && { handshakeTimeout: Math.min(this.host.handshakeTimeout, MAX_TIMER_DELAY), ...tls };
     const server = createServer(settings, (socket) => this.accept(socket, unverifiedClient(tls, socket)));
     // A client failing the TLS handshake (no or untrusted certificate, TLS handshake timeout) is reported and its
-    // socket destroyed: Node leaves it open on a timeout, so a client that never finished held it for good.
+    // socket destroyed: Node leaves it open on a timeout, so a client that never finished held it for good. One
+    // that only hung up first (ECONNRESET: a TCP health check, a port scan) is no TLS refusal: silent, as over TCP.
     server.on('tlsClientError', (error: Error, socket: net.Socket) => {
       socket.destroy();
-      this.report(tlsErrorOf(error, 'a client') ?? new TlsError(`A client failed the TLS handshake: ${error.message}`, { cause: error }));
+      const refusal = tlsErrorOf(error, 'a client');
+      if (refusal) this.report(refusal);
     });
     this.#server = server;
     this.#serverName = name;
-    listen(
-      server,
-      listenArgs,
-      this.socketMode,
-      (address) => this.emitSafely('listening', address),
-      (error) => {
-        // A server that could not listen is forgotten: the node may serve again.
-        const failed = !server.listening;
-        if (failed && this.#server === server) {
-          this.#server = null;
-          this.#serverName = null;
-        }
-        // Nobody listens for it: a node that does not serve must not go unnoticed (a daemon started twice exited 0 in
-        // silence). Rethrown on its own, as an uncaught exception, as net.Server does.
-        if (failed && this.listenerCount('error') === 0) {
-          process.nextTick(() => {
-            throw error;
-          });
-          return;
-        }
-        this.report(error);
-      },
-    );
+    try {
+      listen(
+        server,
+        listenArgs,
+        this.socketMode,
+        (address) => this.emitSafely('listening', address),
+        (error) => {
+          // A server that could not listen is forgotten: the node may serve again.
+          const failed = !server.listening;
+          if (failed && this.#server === server) {
+            this.#server = null;
+            this.#serverName = null;
+          }
+          // Nobody listens for it: a node that does not serve must not go unnoticed (a daemon started twice exited 0 in
+          // silence). Rethrown on its own, as an uncaught exception, as net.Server does.
+          if (failed && this.listenerCount('error') === 0) {
+            process.nextTick(() => {
+              throw error;
+            });
+            return;
+          }
+          this.report(error);
+        },
+      );
+    } catch (error) {
+      // net refused the arguments at once (listen options the checks let through, such as `{}` or a `host` that is
+      // no string): thrown to the caller, and the node does not serve, so it may serve again.
+      this.#server = null;
+      this.#serverName = null;
+      throw error;
+    }
     return this;
   }
 

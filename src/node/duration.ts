@@ -24,7 +24,7 @@ export function setLongTimeout(callback: () => void, ms: number): NodeJS.Timeout
     if (++elapsed < chunks) return;
     clearInterval(timer);
     callback();
-  }, Math.ceil(ms / chunks));
+  }, chunkOf(ms, chunks));
   return timer;
 }
 
@@ -37,7 +37,16 @@ export function setLongInterval(callback: () => void, ms: number): NodeJS.Timeou
     if (++elapsed < chunks) return;
     elapsed = 0;
     callback();
-  }, Math.ceil(ms / chunks));
+  }, chunkOf(ms, chunks));
+}
+
+/**
+ * One of `chunks` equal whole-ms chunks of `ms`: never above {@link MAX_TIMER_DELAY}, though `ms / chunks` rounds
+ * up past it for some huge durations (1e25 ms: 2^31, which Node replaces by 1 ms — a timer that ticked every
+ * millisecond for ever). Cut to 2^31-1 there, the whole is early by a few parts in 10^16, never by a whole chunk.
+ */
+function chunkOf(ms: number, chunks: number): number {
+  return Math.min(Math.ceil(ms / chunks), MAX_TIMER_DELAY);
 }
 
 /**

@@ -1,6 +1,14 @@
 import type { TLSSocket } from 'node:tls';
 import { TlsError } from '../errors';
+import { MAX_TIMER_DELAY } from '../limits';
 import type { TlsSettings } from './transport';
+
+/**
+ * The codes of certificate verification failures (OpenSSL's `X509_V_ERR_*`, as node:tls names them) that no
+ * broader pattern of {@link isTlsFailure} matches: a certificate for the wrong purpose (a client-only certificate
+ * on a server), a CA certificate that is not one, a chain longer than allowed, revocation lists…
+ */
+const VERIFY_CODES = /^(?:INVALID_PURPOSE|INVALID_CA|PATH_LENGTH_EXCEEDED|HOSTNAME_MISMATCH|\w*CRL\w*)$/;
 
 /**
  * True for the errors of a TLS refusal: certificate verification, handshake alerts, TLS protocol errors — also
@@ -9,7 +17,11 @@ import type { TlsSettings } from './transport';
  */
 export function isTlsFailure(error: Error): boolean {
   const code = (error as NodeJS.ErrnoException).code ?? '';
-  return /CERT|SSL|TLS|UNABLE_TO_|SELF_SIGNED|ERR_TLS/.test(code) || (code === 'EPROTO' && /SSL routines/.test(error.message));
+  return (
+    /CERT|SSL|TLS|UNABLE_TO_|SELF_SIGNED|ERR_TLS/.test(code) ||
+    VERIFY_CODES.test(code) ||
+    (code === 'EPROTO' && /SSL routines/.test(error.message))
+  );
 }
 
 /**
@@ -31,7 +43,12 @@ export function tlsErrorOf(error: Error, where: string): TlsError | null {
  * refusal reaches the client as a CLOSE frame (`ERR_IPC_TLS`, final) before anything of it is read.
  */
 export function serverTlsSettings(settings: TlsSettings): TlsSettings {
-  return verifiesClients(settings) ? { ...settings, rejectUnauthorized: false } : settings;
+  const verified = verifiesClients(settings) ? { ...settings, rejectUnauthorized: false } : settings;
+  // node:tls arms `handshakeTimeout` with socket.setTimeout, which takes finite values up to 2^31-1 ms: `Infinity`
+  // (the node's own word for "none") threw a RangeError out of the server at the first client, and a longer finite
+  // one drew a TimeoutOverflowWarning. The longest timer Node has stands for them (about 24.8 days: no timeout).
+  const { handshakeTimeout } = verified;
+  return typeof handshakeTimeout === 'number' && handshakeTimeout > MAX_TIMER_DELAY ? { ...verified, handshakeTimeout: MAX_TIMER_DELAY } : verified;
 }
 
 function verifiesClients(settings: TlsSettings | undefined): boolean {

@@ -4,6 +4,7 @@ import * as net from 'node:net';
 import type * as tls from 'node:tls';
 import type { FrameReader } from '../rx/FrameReader';
 import { serverTlsSettings } from './tlsError';
+import { isPortString } from './validate';
 
 /** `node:tls`, loaded when a node is given TLS settings (~6 ms to load, for nodes that never use it). */
 let tlsModule: typeof tls | undefined;
@@ -138,7 +139,7 @@ function isSocketFile(path: string): boolean {
 /** `net.Socket#connect` arguments as an options object (for `tls.connect`). */
 function connectOptions(args: unknown[]): tls.ConnectionOptions {
   const [first, second] = args;
-  if (typeof first === 'number' || (typeof first === 'string' && /^\d+$/.test(first))) {
+  if (typeof first === 'number' || isPortString(first)) {
     return { port: Number(first), host: typeof second === 'string' ? second : undefined };
   }
   if (typeof first === 'string') return { path: first };
@@ -148,7 +149,7 @@ function connectOptions(args: unknown[]): tls.ConnectionOptions {
 /** The Unix socket path among `net.Server#listen` arguments, if any. */
 function socketPathOf(listenArgs: unknown[]): string | undefined {
   const [first] = listenArgs;
-  if (typeof first === 'string') return first;
+  if (typeof first === 'string') return isPortString(first) ? undefined : first;
   if (first !== null && typeof first === 'object' && typeof (first as net.ListenOptions).path === 'string') return (first as net.ListenOptions).path;
   return undefined;
 }

@@ -133,8 +133,20 @@ function checkSocketPath(path: unknown, what: string): void {
   }
 }
 
+/**
+ * True for a string that `net` takes for a port, not a Unix socket path: `net.Server#listen` and `net.connect` read
+ * any string that `Number()` makes a number ≥ 0 as a port — `'8080'`, but also `'8080.5'`, `'0x1F90'`, `' 80'`.
+ * Taken for a path here, `'70000.5'` passed the checks and then made `listen` throw a RangeError (leaving the
+ * node "serving"), and `connectTo(name, '0x1F90')` dialled a socket file where `serve(name, '0x1F90')` listened
+ * on TCP port 8080.
+ */
+export function isPortString(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && Number(value) >= 0;
+}
+
+/** A port as `net` validates it: an integer from `min` to 65535, or a string of one (not blank). */
 function isPort(value: unknown, min: number): boolean {
-  const port = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  const port = isPortString(value) && value.trim().length > 0 ? Number(value) : value;
   return typeof port === 'number' && Number.isInteger(port) && port >= min && port <= MAX_PORT;
 }
 
@@ -147,7 +159,7 @@ export function checkConnectArgs(args: unknown[], what: string): void {
   const [first, second] = args;
   const usage = `${what} needs a port (1 to 65535) [and host], a Unix socket path or an options object { port, host } / { path }`;
   if (args.length === 0 || first === undefined) throw new TypeError(`${usage}, received nothing`);
-  if (typeof first === 'number' || (typeof first === 'string' && /^\d+$/.test(first))) {
+  if (typeof first === 'number' || isPortString(first)) {
     if (!isPort(first, 1)) fail(`${what}: port`, 'an integer from 1 to 65535', first);
     if (second !== undefined && (typeof second !== 'string' || second.length === 0)) fail(`${what}: host`, 'a non-empty string', second);
     return;
@@ -175,7 +187,7 @@ export function checkConnectArgs(args: unknown[], what: string): void {
 export function checkListenArgs(args: unknown[], what: string): void {
   const [first] = args;
   if (first === undefined || typeof first === 'function') return; // listen() or listen(callback): any free port
-  if (typeof first === 'number' || (typeof first === 'string' && /^\d+$/.test(first))) {
+  if (typeof first === 'number' || isPortString(first)) {
     if (!isPort(first, 0)) fail(`${what}: port`, 'an integer from 0 (any free port) to 65535', first);
     return;
   }
