@@ -9,7 +9,9 @@ import { connect, type AddressInfo } from 'node:net';
 import { ErrorCode, TlsError, type Node } from '../../src';
 import { backoffDelay } from '../../src/node/backoff';
 import { MAX_TIMER_DELAY, setLongInterval, setLongTimeout } from '../../src/internal';
-import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
+import { Duplex } from 'node:stream';
+import { createServer } from 'node:net';
+import { closeAll, delay, node, serveTcp, socketPath, until } from '../helpers/net';
 
 afterEach(closeAll);
 
@@ -126,5 +128,48 @@ describe('rest review', () => {
     expect(hub.serverName).toBeNull();
     const port = await serveTcp(hub);
     expect(port).toBeGreaterThan(0);
+  });
+
+  it('serve on a busy address, then close() at once, with no error listener: nothing thrown after close', async () => {
+    const path = socketPath();
+    const other = createServer().listen(path);
+    await once(other, 'listening');
+    const busy = await serveTcp(node('first'));
+    const uncaught: Error[] = [];
+    const onUncaught = (error: Error) => uncaught.push(error);
+    process.on('uncaughtException', onUncaught);
+    try {
+      for (const args of [[path], [busy, '127.0.0.1']] as const) {
+        const n = node('late');
+        n.removeAllListeners('error');
+        n.serve('late', ...(args as unknown as [string]));
+        await n.close();
+        await delay(100);
+      }
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      await new Promise((resolve) => other.close(resolve));
+    }
+  });
+
+  it('a socketMode that cannot be applied (an abstract socket: no file) fails serve instead of listening with another mode', async () => {
+    const n = node('hub', { socketMode: 0o600 });
+    let listening = false;
+    n.on('listening', () => (listening = true));
+    n.serve('hub', `\0ipc-link-core-rest-${process.pid}`);
+    await until(() => n.errors.length > 0, 3000, 'the serve failure');
+    expect(n.errors[0].message).toMatch(/socketMode/);
+    await delay(50);
+    expect(listening).toBe(false);
+    expect(n.server).toBeNull();
+  });
+
+  it('a duck-typed stream without writableLength / writableHighWaterMark is refused (every send waited for a drain that never came)', () => {
+    const n = node('hub');
+    const real = new Duplex({ read() {}, write(_c, _e, cb) { cb(); } });
+    const duck = { on: real.on.bind(real), once: real.once.bind(real), write: () => true, end: () => undefined, destroy: () => undefined, cork: () => undefined, uncork: () => undefined };
+    expect(() => n.acceptVia(duck as never)).toThrow(TypeError);
+    real.destroy();
   });
 });

@@ -452,6 +452,8 @@ export class Node extends EventEmitter<NodeEvents> {
             this.#server = null;
             this.#serverName = null;
           }
+          // Closed meanwhile (serve, then close at once): a failure to listen is moot, and nothing surfaces after 'close'.
+          if (this.closing) return;
           // Nobody listens for it: a node that does not serve must not go unnoticed (a daemon started twice exited 0 in
           // silence). Rethrown on its own, as an uncaught exception, as net.Server does.
           if (failed && this.listenerCount('error') === 0) {

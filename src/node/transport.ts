@@ -59,7 +59,12 @@ export function listen(
       try {
         chmodSync(address, socketMode);
       } catch (error) {
-        onError(error as Error);
+        // Not listening with another mode than asked (the umask's, readable by others): the serve fails. An
+        // abstract socket ('\0…') has no file to set a mode on.
+        const { code, message } = error as NodeJS.ErrnoException;
+        server.close();
+        const why = address.startsWith('\0') ? 'an abstract socket has no file, hence no mode' : message;
+        return onError(Object.assign(new Error(`Cannot give ${JSON.stringify(address)} the socketMode 0o${socketMode.toString(8)}: ${why}`, { cause: error }), { code }));
       }
     }
     onListening(address);
@@ -72,6 +77,7 @@ export function listen(
     const probe = net.connect(path);
     probe.once('connect', () => {
       probe.destroy();
+      if (closed) return;
       onError(error);
     });
     probe.once('error', (probeError: NodeJS.ErrnoException) => {

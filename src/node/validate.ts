@@ -95,7 +95,10 @@ export function checkDuplex(value: unknown, what: string): Duplex {
     value instanceof Duplex ||
     (stream !== null &&
       typeof stream === 'object' &&
-      ['on', 'once', 'write', 'end', 'destroy', 'cork', 'uncork'].every((m) => typeof (stream as Record<string, unknown>)[m] === 'function'));
+      ['on', 'once', 'write', 'end', 'destroy', 'cork', 'uncork'].every((m) => typeof (stream as Record<string, unknown>)[m] === 'function') &&
+      // The writer's backpressure reads them: without, every send waited for a 'drain' that never came.
+      typeof stream.writableLength === 'number' &&
+      typeof stream.writableHighWaterMark === 'number');
   if (!duplexLike) fail(what, 'a connected net.Socket or stream.Duplex', value);
   if ((value as Duplex).destroyed) throw new TypeError(`${what} is already destroyed`);
   return value as Duplex;
