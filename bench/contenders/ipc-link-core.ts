@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { firstValueFrom, lastValueFrom, tap } from 'rxjs';
-import { Node } from 'ipc-link-core';
+import { Node, type NodeSocket } from 'ipc-link-core';
 import { small } from '../scenarios';
 
 /** The streamed items: pulled (AsyncIterable), so the producer runs at the consumer's pace. */
@@ -9,17 +9,22 @@ async function* smallItems(count: number): AsyncGenerator<string> {
 }
 import { connectArgs, type Address, type BenchClient, type Contender, type ServerHandlers } from '../types';
 
+/** The bench server's handling, over any transport: streamed items, echoed requests, counted one-way messages. */
+export function handleBench(node: Node, handlers: ServerHandlers): void {
+  node.on('message', (message) => {
+    const streamed = (message.data as { streamSmall?: number } | null)?.streamSmall;
+    if (typeof streamed === 'number') message.stream(smallItems(streamed));
+    else if (message.receptive) message.reply(handlers.request(message.data));
+    else handlers.message(message.data);
+  });
+}
+
 export const ipcLinkCore: Contender = {
   name: 'ipc-link-core',
   server: () => ({
     async listen(address: Address, handlers: ServerHandlers) {
       const node = new Node('bench-server', { requestTimeout: Infinity });
-      node.on('message', (message) => {
-        const streamed = (message.data as { streamSmall?: number } | null)?.streamSmall;
-        if (typeof streamed === 'number') message.stream(smallItems(streamed));
-        else if (message.receptive) message.reply(handlers.request(message.data));
-        else handlers.message(message.data);
-      });
+      handleBench(node, handlers);
       node.serve('bench', ...connectArgs(address));
       await once(node, 'listening');
       const bound = node.server!.address();
@@ -43,7 +48,11 @@ export const ipcLinkCoreRx: Contender = {
 /** A bench client asking through `sendTo` (`'promise'`) or through `request$` (`'rx'`). */
 async function client(address: Address, path: 'promise' | 'rx'): Promise<BenchClient> {
   const node = new Node('bench-client', { maxRetries: 0, requestTimeout: 60_000 });
-  const server = await node.connectTo('bench-server', ...connectArgs(address));
+  return benchClient(node, await node.connectTo('bench-server', ...connectArgs(address)), path);
+}
+
+/** The bench client over `node`, connected to `server` (any transport). */
+export function benchClient(node: Node, server: NodeSocket, path: 'promise' | 'rx' = 'promise'): BenchClient {
   let last: Promise<unknown> = Promise.resolve();
   const oneWay =
     path === 'rx'

@@ -16,6 +16,7 @@ import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node'
 import { Node } from 'ipc-link-core';
 import { natsTransport } from 'ipc-link-core/nats';
 import type { Address, BenchClient, Contender, ServerHandlers } from '../types';
+import { benchClient, handleBench } from './ipc-link-core';
 
 const KIND_STRING = 0x73; // 's'
 const KIND_BUFFER = 0x62; // 'b'
@@ -114,7 +115,7 @@ export const ipcLinkCoreNats: Contender = {
   server: () => ({
     async listen(address: Address, handlers: ServerHandlers) {
       const node = new Node('bench-server', { requestTimeout: Infinity, transport: natsTransport({ servers: natsUrl(address) }) });
-      node.on('message', (message) => (message.receptive ? message.reply(handlers.request(message.data)) : handlers.message(message.data)));
+      handleBench(node, handlers);
       node.serve('bench-server');
       await once(node, 'listening');
       return address;
@@ -122,15 +123,6 @@ export const ipcLinkCoreNats: Contender = {
   }),
   async client(address: Address): Promise<BenchClient> {
     const node = new Node('bench-client', { maxRetries: 0, requestTimeout: 60_000, transport: natsTransport({ servers: natsUrl(address) }) });
-    const server = await node.connectTo('bench-server');
-    let last: Promise<unknown> = Promise.resolve();
-    return {
-      request: (data) => node.sendTo(server, data),
-      send(data) {
-        last = node.sendTo(server, data, { receptive: false });
-      },
-      flush: () => last.then(() => undefined),
-      close: () => node.close(),
-    };
+    return benchClient(node, await node.connectTo('bench-server'));
   },
 };
