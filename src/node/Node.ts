@@ -157,6 +157,15 @@ export interface RequestStreamOptions extends SendOptions {
   window?: number;
 }
 
+/**
+ * Options of `iterate`: those of `request$`, always awaiting the answers — `receptive: false` leaves nothing to
+ * iterate (a `TypeError` at the first `next()`), so the type does not take it.
+ */
+export interface IterateOptions extends Omit<RequestStreamOptions, 'receptive'> {
+  /** Always true (the default): the answers are what is iterated. */
+  receptive?: true;
+}
+
 /** Options of `sendTo` and `request$`. */
 export interface SendOptions {
   /** Await the peer's reply (default true). When false, resolves with undefined once the frame is written. */
@@ -717,19 +726,20 @@ export class Node extends EventEmitter<NodeEvents> {
    * @example
    * for await (const row of node.iterate('db', 'SELECT …', { window: 16 })) await store(row);
    */
-  iterate<T = unknown>(target: Target, data: unknown, options: RequestStreamOptions = {}): AsyncIterableIterator<T> {
+  iterate<T = unknown>(target: Target, data: unknown, options: IterateOptions = {}): AsyncIterableIterator<T> {
     let inner: AsyncIterableIterator<T> | null = null;
     const open = (): AsyncIterableIterator<T> => {
       checkTarget(target, 'iterate(target): target', isSocket);
-      options = checkRequestOptions(options, 'iterate(target, data, options): options');
-      if (options.receptive === false) throw new TypeError('iterate(target, data, options): options.receptive must not be false (there is nothing to iterate)');
+      const checked: RequestStreamOptions = checkRequestOptions(options, 'iterate(target, data, options): options');
+      // Refused by the type too; a JavaScript caller (or a cast) may still pass it.
+      if (checked.receptive === false) throw new TypeError('iterate(target, data, options): options.receptive must not be false (there is nothing to iterate)');
       const connection = this.sendable(target, true);
       const { encoding, payload } = encodeWire(this.codec, data);
-      const window = options.window ?? this.streamWindow;
+      const window = checked.window ?? this.streamWindow;
       return requestIterator<T>(connection.registry, (id) => connection.send(FrameType.MESSAGE, FrameFlags.RECEPTIVE, id, encoding, payload, window), {
         window,
-        timeout: this.timeoutOf(options),
-        idleTimeout: options.idleTimeout ?? Infinity,
+        timeout: this.timeoutOf(checked),
+        idleTimeout: checked.idleTimeout ?? Infinity,
         label: `The request to "${connection.peerName}"`,
         grant: (id, n) => connection.grantIfOpen(id, n),
         cancel: (id) => connection.cancelIfOpen(id),
