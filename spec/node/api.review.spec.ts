@@ -4,6 +4,7 @@
  * each failing before its fix.
  */
 import { ErrorCode, RemoteError, type IterateOptions, type NodeMessage } from '../../src';
+import { firstValueFrom, lastValueFrom, toArray } from 'rxjs';
 import { closeAll, node, serveTcp, until } from '../helpers/net';
 
 afterEach(closeAll);
@@ -45,5 +46,26 @@ describe('api review', () => {
     const values: unknown[] = [];
     for await (const value of client.iterate('server', 'go', accepted)) values.push(value);
     expect(values).toEqual(['a', 'b']);
+  });
+
+  it('stats$ subscribed while close({ drain }) drains gives its first snapshot at once, and completes once closed', async () => {
+    // stats$ completed at once, with no snapshot, as soon as close() was called: during a drain — when watching
+    // pendingRequests fall to 0 is the point — a new subscriber got nothing, while an older one went on ticking.
+    let answer!: () => void;
+    const { client } = await pair((m) => {
+      answer = () => m.reply('done');
+    });
+    const reply = client.sendTo('server', 'slow');
+    await until(() => answer !== undefined);
+    const closing = client.close({ drain: 10_000 });
+    const snapshot = await firstValueFrom(client.stats$);
+    expect(snapshot.pendingRequests).toBe(1);
+    const all = lastValueFrom(client.stats$.pipe(toArray()));
+    answer();
+    await expect(reply).resolves.toBe('done');
+    await closing;
+    expect((await all).length).toBeGreaterThanOrEqual(1);
+    // Once closed, a subscriber gets no snapshot: it completes at once.
+    await expect(lastValueFrom(client.stats$, { defaultValue: 'none' })).resolves.toBe('none');
   });
 });

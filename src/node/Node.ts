@@ -278,8 +278,8 @@ export class Node extends EventEmitter<NodeEvents> {
   /** Every peer whose connection was lost or closed. */
   readonly disconnections$: Observable<NodeSocket>;
   /**
-   * A snapshot of {@link Node.stats} every second while subscribed (the first at once); completes on
-   * `close()`. Sample it with RxJS: `node.stats$.pipe(map((s) => s.bytesIn), pairwise())`…
+   * A snapshot of {@link Node.stats} every second while subscribed (the first at once), while `close({ drain })`
+   * drains too; completes once `close()` finished. Sample it with RxJS: `node.stats$.pipe(map((s) => s.bytesIn), pairwise())`…
    */
   readonly stats$: Observable<NodeStats>;
 
@@ -291,6 +291,8 @@ export class Node extends EventEmitter<NodeEvents> {
    * Node's MaxListenersExceededWarning at 11 of them, and a `removeAllListeners()` would leave them ticking.
    */
   private readonly closed = new Subject<void>();
+  /** `close()` finished (`closed` emitted): a new `stats$` subscriber completes at once. */
+  private ended = false;
   /**
    * Peers we dialled (`connectTo`, `connectVia`), by the name we gave, which is also their announced name: one
    * Dialler, or through a transport a Fleet (a Dialler per instance of that name).
@@ -389,8 +391,9 @@ export class Node extends EventEmitter<NodeEvents> {
     this.connections$ = this.connections.asObservable();
     this.disconnections$ = this.disconnections.asObservable();
     // The first snapshot synchronously, as the README says ("at once"): timer(0, …) gave it a timer turn later.
+    // While close({ drain }) drains the node is still up, and so are its snapshots: only a closed node has none.
     this.stats$ = new RxObservable<NodeStats>((subscriber) => {
-      if (this.closing) return subscriber.complete();
+      if (this.ended) return subscriber.complete();
       subscriber.next(this.stats());
       if (subscriber.closed) return;
       return timer(1000, 1000)
@@ -952,6 +955,7 @@ export class Node extends EventEmitter<NodeEvents> {
     this.messages.complete();
     this.connections.complete();
     this.disconnections.complete();
+    this.ended = true;
     this.closed.next();
     this.closed.complete();
     this.emitSafely('close');
