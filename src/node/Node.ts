@@ -292,7 +292,7 @@ export class Node extends EventEmitter<NodeEvents> {
    */
   private readonly closed = new Subject<void>();
   /** `close()` finished (`closed` emitted): a new `stats$` subscriber completes at once. */
-  private ended = false;
+  private closeDone = false;
   /**
    * Peers we dialled (`connectTo`, `connectVia`), by the name we gave, which is also their announced name: one
    * Dialler, or through a transport a Fleet (a Dialler per instance of that name).
@@ -393,7 +393,7 @@ export class Node extends EventEmitter<NodeEvents> {
     // The first snapshot synchronously, as the README says ("at once"): timer(0, …) gave it a timer turn later.
     // While close({ drain }) drains the node is still up, and so are its snapshots: only a closed node has none.
     this.stats$ = new RxObservable<NodeStats>((subscriber) => {
-      if (this.ended) return subscriber.complete();
+      if (this.closeDone) return subscriber.complete();
       subscriber.next(this.stats());
       if (subscriber.closed) return;
       return timer(1000, 1000)
@@ -955,7 +955,7 @@ export class Node extends EventEmitter<NodeEvents> {
     this.messages.complete();
     this.connections.complete();
     this.disconnections.complete();
-    this.ended = true;
+    this.closeDone = true;
     this.closed.next();
     this.closed.complete();
     this.emitSafely('close');
