@@ -167,7 +167,7 @@ export class CodecError extends IpcError {
 export class RemoteError extends IpcError {
   /** `name` of the error thrown on the remote side. */
   readonly remoteName: string;
-  /** `code` of the error on the remote side, when it had one. */
+  /** `code` of the error on the remote side, when it had one (a number, such as a gRPC status, as its decimal string). */
   readonly remoteCode: string | undefined;
   /** The remote stack, when the responder allows it (`exposeErrorStack`). */
   readonly remoteStack: string | undefined;

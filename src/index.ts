@@ -29,6 +29,7 @@ export {
   type BroadcastOptions,
   type BroadcastOutcome,
   type CloseOptions,
+  type IterateOptions,
   type NodeEvents,
   type NodeOptions,
   type NodeStats,

@@ -103,7 +103,7 @@ describe('node.iterate: errors and edges', () => {
     await idle.return!();
     await expect(client.iterate('nobody', 'x').next()).rejects.toMatchObject({ code: ErrorCode.NOT_CONNECTED });
     await expect(client.iterate('hub', 'x', { window: 0 }).next()).rejects.toBeInstanceOf(TypeError);
-    await expect(client.iterate('hub', 'x', { receptive: false }).next()).rejects.toBeInstanceOf(TypeError);
+    await expect(client.iterate('hub', 'x', { receptive: false } as never).next()).rejects.toBeInstanceOf(TypeError);
   });
 
   it('timeout bounds the wait for the first value; closing the node rejects a waiting next()', async () => {

@@ -418,7 +418,8 @@ export class Connection implements StreamSink {
       {
         name: String(error.name),
         message: String(error.message),
-        code: typeof code === 'string' ? code : undefined,
+        // A numeric code (gRPC's status codes, an HTTP status…) is carried as its decimal string, not dropped.
+        code: typeof code === 'string' ? code : typeof code === 'number' && Number.isFinite(code) ? String(code) : undefined,
         stack: this.host.exposeErrorStack && typeof stack === 'string' ? stack : undefined,
       },
       this.peerMaxFrameSize,

@@ -157,6 +157,15 @@ export interface RequestStreamOptions extends SendOptions {
   window?: number;
 }
 
+/**
+ * Options of `iterate`: those of `request$`, always awaiting the answers — `receptive: false` leaves nothing to
+ * iterate (a `TypeError` at the first `next()`), so the type does not take it.
+ */
+export interface IterateOptions extends Omit<RequestStreamOptions, 'receptive'> {
+  /** Always true (the default): the answers are what is iterated. */
+  receptive?: true;
+}
+
 /** Options of `sendTo` and `request$`. */
 export interface SendOptions {
   /** Await the peer's reply (default true). When false, resolves with undefined once the frame is written. */
@@ -269,8 +278,8 @@ export class Node extends EventEmitter<NodeEvents> {
   /** Every peer whose connection was lost or closed. */
   readonly disconnections$: Observable<NodeSocket>;
   /**
-   * A snapshot of {@link Node.stats} every second while subscribed (the first at once); completes on
-   * `close()`. Sample it with RxJS: `node.stats$.pipe(map((s) => s.bytesIn), pairwise())`…
+   * A snapshot of {@link Node.stats} every second while subscribed (the first at once), while `close({ drain })`
+   * drains too; completes once `close()` finished. Sample it with RxJS: `node.stats$.pipe(map((s) => s.bytesIn), pairwise())`…
    */
   readonly stats$: Observable<NodeStats>;
 
@@ -282,6 +291,8 @@ export class Node extends EventEmitter<NodeEvents> {
    * Node's MaxListenersExceededWarning at 11 of them, and a `removeAllListeners()` would leave them ticking.
    */
   private readonly closed = new Subject<void>();
+  /** `close()` finished (`closed` emitted): a new `stats$` subscriber completes at once. */
+  private closeDone = false;
   /**
    * Peers we dialled (`connectTo`, `connectVia`), by the name we gave, which is also their announced name: one
    * Dialler, or through a transport a Fleet (a Dialler per instance of that name).
@@ -380,8 +391,9 @@ export class Node extends EventEmitter<NodeEvents> {
     this.connections$ = this.connections.asObservable();
     this.disconnections$ = this.disconnections.asObservable();
     // The first snapshot synchronously, as the README says ("at once"): timer(0, …) gave it a timer turn later.
+    // While close({ drain }) drains the node is still up, and so are its snapshots: only a closed node has none.
     this.stats$ = new RxObservable<NodeStats>((subscriber) => {
-      if (this.closing) return subscriber.complete();
+      if (this.closeDone) return subscriber.complete();
       subscriber.next(this.stats());
       if (subscriber.closed) return;
       return timer(1000, 1000)
@@ -717,19 +729,20 @@ export class Node extends EventEmitter<NodeEvents> {
    * @example
    * for await (const row of node.iterate('db', 'SELECT …', { window: 16 })) await store(row);
    */
-  iterate<T = unknown>(target: Target, data: unknown, options: RequestStreamOptions = {}): AsyncIterableIterator<T> {
+  iterate<T = unknown>(target: Target, data: unknown, options: IterateOptions = {}): AsyncIterableIterator<T> {
     let inner: AsyncIterableIterator<T> | null = null;
     const open = (): AsyncIterableIterator<T> => {
       checkTarget(target, 'iterate(target): target', isSocket);
-      options = checkRequestOptions(options, 'iterate(target, data, options): options');
-      if (options.receptive === false) throw new TypeError('iterate(target, data, options): options.receptive must not be false (there is nothing to iterate)');
+      const checked: RequestStreamOptions = checkRequestOptions(options, 'iterate(target, data, options): options');
+      // Refused by the type too; a JavaScript caller (or a cast) may still pass it.
+      if (checked.receptive === false) throw new TypeError('iterate(target, data, options): options.receptive must not be false (there is nothing to iterate)');
       const connection = this.sendable(target, true);
       const { encoding, payload } = encodeWire(this.codec, data);
-      const window = options.window ?? this.streamWindow;
+      const window = checked.window ?? this.streamWindow;
       return requestIterator<T>(connection.registry, (id) => connection.send(FrameType.MESSAGE, FrameFlags.RECEPTIVE, id, encoding, payload, window), {
         window,
-        timeout: this.timeoutOf(options),
-        idleTimeout: options.idleTimeout ?? Infinity,
+        timeout: this.timeoutOf(checked),
+        idleTimeout: checked.idleTimeout ?? Infinity,
         label: `The request to "${connection.peerName}"`,
         grant: (id, n) => connection.grantIfOpen(id, n),
         cancel: (id) => connection.cancelIfOpen(id),
@@ -942,6 +955,7 @@ export class Node extends EventEmitter<NodeEvents> {
     this.messages.complete();
     this.connections.complete();
     this.disconnections.complete();
+    this.closeDone = true;
     this.closed.next();
     this.closed.complete();
     this.emitSafely('close');
