@@ -4,6 +4,7 @@
  * each failing before its fix.
  */
 import { ErrorCode, RemoteError, type IterateOptions, type NodeMessage } from '../../src';
+import type { NodeTransport } from '../../src/node/NodeTransport';
 import { firstValueFrom, lastValueFrom, toArray } from 'rxjs';
 import { closeAll, node, serveTcp, until } from '../helpers/net';
 
@@ -67,5 +68,28 @@ describe('api review', () => {
     expect((await all).length).toBeGreaterThanOrEqual(1);
     // Once closed, a subscriber gets no snapshot: it completes at once.
     await expect(lastValueFrom(client.stats$, { defaultValue: 'none' })).resolves.toBe('none');
+  });
+
+  it('a transport whose session fails to close: close() still ends the node (timers, streams, \'close\'), the failure reported', async () => {
+    const failing: NodeTransport = {
+      attach: () => ({
+        serve: () => new Promise<string>(() => undefined),
+        discover: () => ({ refresh: () => Promise.resolve(undefined), stop: () => undefined }),
+        open: () => Promise.reject(new Error('no links here')),
+        maxInstances: 1,
+        close: () => Promise.reject(new Error('the broker would not let go')),
+      }),
+    };
+    const n = node('lonely', { transport: failing });
+    let completed = false;
+    n.messages$.subscribe({ complete: () => (completed = true) });
+    let closedEvent = false;
+    n.on('close', () => (closedEvent = true));
+    await n.close();
+    expect(closedEvent).toBe(true);
+    expect(completed).toBe(true);
+    expect(n.errors.map((e) => e.message)).toContain('the broker would not let go');
+    // A stats$ subscribed now completes at once (no timer left ticking).
+    expect(await lastValueFrom(n.stats$.pipe(toArray()))).toEqual([]);
   });
 });

@@ -950,7 +950,13 @@ export class Node extends EventEmitter<NodeEvents> {
     for (const socket of [...this.accepted.values()].flat()) if (socket.connection) done.push(socket.connection.close(reason));
     for (const connection of this.unidentified) done.push(connection.close(reason));
     await Promise.all(done);
-    await this.session?.close();
+    try {
+      await this.session?.close();
+    } catch (error) {
+      // A transport that fails to let go (a NATS connection that will not close) must not keep the node half
+      // closed: its timers, streams and 'close' still end here, the failure is reported.
+      this.report(asError(error));
+    }
     this.timeouts.clear();
     this.messages.complete();
     this.connections.complete();
