@@ -34,8 +34,53 @@ describe('graceful close and backpressure', () => {
     const inFlight = [client.sendTo('hub', 1), client.sendTo('hub', 2)];
     await until(() => arrived === 2);
     const closing = server.close({ drain: 2000 });
-    await expect(server.sendTo('client', 'new')).rejects.toMatchObject({ code: ErrorCode.CLOSED });
     await expect(Promise.all(inFlight)).resolves.toEqual(['late 1', 'late 2']);
+    await closing;
+    await expect(server.sendTo('client', 'new')).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+  });
+
+  it('close({ drain }) of a service that calls another to answer: its calls made while it answers go through, the requests in flight finish', async () => {
+    // client → api → db: the api calls the db only after the drain began (say, after a cache miss).
+    const db = node('db');
+    db.on('message', async (m) => {
+      await delay(50);
+      m.reply(`row ${m.data}`);
+    });
+    const api = node('api');
+    let arrived = 0;
+    let release!: () => void;
+    const drainBegun = new Promise<void>((resolve) => (release = resolve));
+    api.on('message', async (m) => {
+      arrived++;
+      await drainBegun;
+      m.reply(await api.sendTo('db', m.data));
+    });
+    await api.connectTo('db', await serveTcp(db), '127.0.0.1');
+    const client = node('client');
+    await client.connectTo('api', await serveTcp(api), '127.0.0.1');
+    const inFlight = [client.sendTo('api', 1), client.sendTo('api', 2)];
+    await until(() => arrived === 2);
+    const closing = api.close({ drain: 5000 });
+    release();
+    await expect(Promise.all(inFlight)).resolves.toEqual(['row 1', 'row 2']);
+    await closing;
+    // Once nothing is being answered (and after the close), a new call is refused.
+    await expect(api.sendTo('db', 3)).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+  });
+
+  it('close({ drain }): a call out made while nothing is being answered is refused at once (ERR_IPC_CLOSED)', async () => {
+    const db = node('db');
+    db.on('message', async (m) => {
+      await delay(200);
+      m.reply(m.data);
+    });
+    const api = node('api');
+    await api.connectTo('db', await serveTcp(db), '127.0.0.1');
+    const held = api.sendTo('db', 'held'); // our own request in flight keeps the drain going
+    await delay(20);
+    const closing = api.close({ drain: 5000 });
+    await expect(api.sendTo('db', 'new')).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+    await expect(held).resolves.toBe('held');
     await closing;
   });
 

@@ -191,7 +191,8 @@ export interface CloseOptions {
   reconnect?: boolean;
   /**
    * Drain first, for up to this many ms: stop accepting connections, stop dialling (a `connectTo` still waiting
-   * for its peer rejects with `ERR_IPC_CLOSED` at once) and refuse new `sendTo`s (`ERR_IPC_CLOSED`), and tell
+   * for its peer rejects with `ERR_IPC_CLOSED` at once) and refuse new `sendTo`s (`ERR_IPC_CLOSED`) — except while
+   * the peers' requests are still being answered (a service calling a database to answer them) — and tell
    * the peers (GOAWAY): they send their new requests to other peers of our name, or fail them at once with
    * `ERR_IPC_NOT_CONNECTED`; one that crossed the GOAWAY is refused unhandled (`ERR_IPC_CLOSED`, safe to send
    * again), unless we await an answer from that peer (its answer may need ours). The requests already in flight
@@ -1172,7 +1173,9 @@ export class Node extends EventEmitter<NodeEvents> {
    * @throws IpcError
    */
   private sendable(target: Target, request: boolean, ping = false): Connection {
-    if (this.closing) throw new ClosedError(`Node "${this.name}" is closing`);
+    // While it drains, a node may still call out as long as it answers its peers' requests: a service that asks
+    // another (a database) to answer them would fail them, the very requests the drain lets finish.
+    if (this.closing && !(this.draining && this.answering())) throw new ClosedError(`Node "${this.name}" is closing`);
     const connection = this.connectionOf(target);
     if (connection.queuedBytes > this.maxWriteBuffer) {
       throw new IpcError(
@@ -1189,6 +1192,11 @@ export class Node extends EventEmitter<NodeEvents> {
       throw new IpcError(ErrorCode.TOO_MANY_REQUESTS, `${this.maxPendingRequests} requests to "${connection.peerName}" already await an answer`);
     }
     return connection;
+  }
+
+  /** Some peer's request is being handled here (admitted, not answered yet). */
+  private answering(): boolean {
+    return this.sockets().some((socket) => (socket.connection?.inbound.size ?? 0) > 0);
   }
 
   /** The live connection of `target`. @throws NotConnectedError */
