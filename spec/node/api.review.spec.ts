@@ -6,7 +6,7 @@
 import { ErrorCode, RemoteError, type IterateOptions, type NodeMessage } from '../../src';
 import type { NodeTransport } from '../../src/node/NodeTransport';
 import { firstValueFrom, lastValueFrom, toArray } from 'rxjs';
-import { closeAll, node, serveTcp, until } from '../helpers/net';
+import { closeAll, freezableProxy, node, serveTcp, until } from '../helpers/net';
 
 afterEach(closeAll);
 
@@ -91,5 +91,20 @@ describe('api review', () => {
     expect(n.errors.map((e) => e.message)).toContain('the broker would not let go');
     // A stats$ subscribed now completes at once (no timer left ticking).
     expect(await lastValueFrom(n.stats$.pipe(toArray()))).toEqual([]);
+  });
+
+  it('get(name) gives the socket sendTo(name) would use: a live connection of our server while the one we dialled reconnects', async () => {
+    const a = node('a', { maxRetries: Infinity, retryTime: 20 });
+    const b = node('b');
+    b.on('message', (m) => m.reply('from b'));
+    const proxy = await freezableProxy(await serveTcp(b));
+    await a.connectTo('b', proxy.port, '127.0.0.1');
+    await b.connectTo('a', await serveTcp(a), '127.0.0.1');
+    await until(() => a.get('b')?.connected === true);
+    await proxy.close(); // a's own connection to b is gone; b's to a stays
+    await until(() => (a as unknown as { dialled: Map<string, { socket: { connected: boolean } }> }).dialled.get('b')?.socket.connected === false);
+    await expect(a.sendTo('b', 'x')).resolves.toBe('from b');
+    expect(a.get('b')?.connected).toBe(true);
+    await expect(a.get('b')!.send('x')).resolves.toBe('from b');
   });
 });

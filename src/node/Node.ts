@@ -873,7 +873,10 @@ export class Node extends EventEmitter<NodeEvents> {
   /** The connected (or reconnecting) peer of that name, if any. */
   get(name: string): NodeSocket | undefined {
     if (typeof name !== 'string') throw new TypeError(`get(name): name must be a string, received ${received(name)}`);
-    return this.dialledSocket(name) ?? this.accepted.get(name)?.[0];
+    // The socket sendTo(name) would use: the one we dialled while it is connected, else a live one of our server
+    // (two nodes connected both ways: ours may be reconnecting), else ours.
+    const client = this.dialledSocket(name);
+    return client?.connected ? client : (this.accepted.get(name)?.[0] ?? client);
   }
 
   /** The socket of a peer we dialled: the Dialler's, or the fleet member for the next request. */
