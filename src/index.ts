@@ -43,3 +43,4 @@ export { createLinkPair, LinkSocket } from './node/Link';
 export type { ByteStream } from './node/ByteStream';
 export { MAX_NAME_LENGTH } from './node/validate';
 export type { ConnectionStats } from './node/Connection';
+export type { TlsSettings } from './node/transport';

@@ -8,11 +8,18 @@ import { NatsLink } from './NatsLink';
 
 /** Options of {@link natsTransport}. */
 export type NatsTransportOptions = (
-  | /** nats.js connection options (`servers`, `user`/`pass`, `token`, `authenticator`, `tls`…): the transport connects, and closes when its last node closes. */ ConnectionOptions
-  | {
+  | /**
+     * nats.js connection options (`servers`, `user`/`pass`, `token`, `authenticator`, `tls`…): the transport connects,
+     * and closes when its last node closes. Not `noEcho: true` (a `TypeError`: it would hide the nodes sharing the
+     * connection from each other).
+     */ (Omit<ConnectionOptions, 'noEcho'> & { noEcho?: false })
+  | ({
       /** A connection you opened (`connect()` of `@nats-io/transport-node`): used as it is, never closed by us. */
       connection: NatsConnection;
-    }
+    } & {
+      /** Connection options beside `connection` would be ignored: a `TypeError`; give them to `connect()`. */
+      [K in keyof ConnectionOptions]?: undefined;
+    })
 ) & {
   /**
    * First token(s) of every subject the nodes use: `<prefix>.discover.<service>`, `<prefix>.announce.<service>`,

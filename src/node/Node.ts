@@ -82,7 +82,7 @@ export interface NodeOptions {
   /**
    * Liveness check, in ms: every interval each side pings, and a peer from which nothing arrived for 3
    * intervals is taken for dead (its connection is dropped, its pending requests reject, a client reconnects).
-   * `0` disables it. Default 5 000 (a frozen peer is noticed within 15–20 s).
+   * `0` or `Infinity` disables it. Default 5 000 (a frozen peer is noticed within 15–20 s).
    */
   heartbeatInterval?: number;
   /**
@@ -544,7 +544,7 @@ export class Node extends EventEmitter<NodeEvents> {
       const fleet = new Fleet(name, session, this.retryPolicy, {
         member: (link, host) => {
           let dialler!: Dialler;
-          const socket = new NodeSocket(this, 'client', name, { get connection() { return dialler.connection; } }); // prettier-ignore
+          const socket = NodeSocket.create(this, 'client', name, { get connection() { return dialler.connection; } }); // prettier-ignore
           dialler = new Dialler(socket, { via: link }, this.retryPolicy, host);
           return dialler;
         },
@@ -581,7 +581,7 @@ export class Node extends EventEmitter<NodeEvents> {
       const checked = target();
       this.checkDialable(name);
       let dialler!: Dialler;
-      const socket = new NodeSocket(this, 'client', name, { get connection() { return dialler.connection; } }); // prettier-ignore
+      const socket = NodeSocket.create(this, 'client', name, { get connection() { return dialler.connection; } }); // prettier-ignore
       dialler = new Dialler(socket, checked, this.retryPolicy, this.diallerHost);
       this.dialled.set(name, dialler);
       return dialler.start();
@@ -624,6 +624,8 @@ export class Node extends EventEmitter<NodeEvents> {
    * Same dispatch and pending table as {@link Node.request$}, without an RxJS pipe per request: the Promise
    * is the registry's observer and its timeout an entry of the node's shared timeout queue.
    */
+  sendTo(target: Target, data: unknown, options: SendOptions & { receptive: false }): Promise<undefined>;
+  sendTo<T = unknown>(target: Target, data: unknown, options?: SendOptions): Promise<T>;
   sendTo<T = unknown>(target: Target, data: unknown, options: SendOptions = {}): Promise<T> {
     let connection: Connection;
     let encoded: WirePayload;
@@ -1035,7 +1037,7 @@ export class Node extends EventEmitter<NodeEvents> {
   }
 
   private messageReceived(connection: Connection, id: number, request: InboundRequest | null, data: unknown): void {
-    const message = new NodeMessage(connection, request, connection.owner, id, request !== null, data);
+    const message = NodeMessage.create(connection, request, connection.owner, id, request !== null, data);
     // A Subject drops what nobody observes: skipping it then saves its per-value garbage (~100 bytes).
     if (this.messages.observed) this.messages.next(message);
     try {
@@ -1127,7 +1129,7 @@ export class Node extends EventEmitter<NodeEvents> {
       return;
     }
     const link: { connection: Connection | null } = { connection: null };
-    const socket = new NodeSocket(this, 'server', '', link);
+    const socket = NodeSocket.create(this, 'server', '', link);
     // Twins are refused, unless the transport serves many nodes of one name; the same node coming back is not a twin.
     const accept = (name: string, instance: string | undefined, resume: string | undefined) => {
       const peers = this.accepted.get(name);

@@ -12,8 +12,11 @@ export class NodeMessage<T = unknown> {
   #request: InboundRequest | null;
   #answered = false;
 
-  /** @internal */
-  constructor(
+  /**
+   * Private: messages are made by their node (`'message'`, `messages$`); one made by hand could answer nothing.
+   * (marked internal, it would be dropped from the typings, leaving an implicit public `new NodeMessage()`.)
+   */
+  private constructor(
     connection: Connection,
     request: InboundRequest | null,
     /** The socket it came from. */
@@ -27,6 +30,11 @@ export class NodeMessage<T = unknown> {
   ) {
     this.#connection = connection;
     this.#request = request;
+  }
+
+  /** @internal The way the node makes one (the constructor is private). */
+  static create<T>(connection: Connection, request: InboundRequest | null, socket: NodeSocket, id: number, receptive: boolean, data: T): NodeMessage<T> {
+    return new NodeMessage(connection, request, socket, id, receptive, data);
   }
 
   /** The name of the peer that sent it. */

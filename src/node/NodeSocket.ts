@@ -28,8 +28,11 @@ export class NodeSocket {
   #name: string;
   readonly #link: { readonly connection: Connection | null };
 
-  /** @internal */
-  constructor(
+  /**
+   * Private: a NodeSocket is only handed out by its node (`connectTo`, `'connection'`…); one made by hand has no
+   * node to send through. (marked internal, it would be dropped from the typings, leaving an implicit public `new NodeSocket()`.)
+   */
+  private constructor(
     private readonly owner: SocketOwner,
     /** `'client'`: we connected to this peer; `'server'`: it connected to our server. */
     readonly role: 'client' | 'server',
@@ -39,6 +42,11 @@ export class NodeSocket {
   ) {
     this.#name = name;
     this.#link = link;
+  }
+
+  /** @internal The way the node makes one (the constructor is private). */
+  static create(owner: SocketOwner, role: 'client' | 'server', name: string, link: { readonly connection: Connection | null }): NodeSocket {
+    return new NodeSocket(owner, role, name, link);
   }
 
   /** @internal the live connection, if any */
@@ -75,6 +83,8 @@ export class NodeSocket {
   }
 
   /** Shorthand for `node.sendTo(this, data, options)`. */
+  send(data: unknown, options: { receptive: false; timeout?: number }): Promise<undefined>;
+  send<T = unknown>(data: unknown, options?: { receptive?: boolean; timeout?: number }): Promise<T>;
   send<T = unknown>(data: unknown, options?: { receptive?: boolean; timeout?: number }): Promise<T> {
     return this.owner.sendTo(this, data, options) as Promise<T>;
   }
