@@ -1069,8 +1069,11 @@ export class Node extends EventEmitter<NodeEvents> {
    */
   private admit(name: string, socket: NodeSocket, instance: string | undefined, resume: string | undefined): void {
     const peers = this.accepted.get(name) ?? [];
-    for (const stale of peers.filter((peer) => resumes(peer, instance, resume))) {
-      this.release(name, stale);
+    const stales = peers.filter((peer) => resumes(peer, instance, resume));
+    // Among the peers before the stale ones' end is told: a listener that closes the node or disconnects from
+    // `name` then ends this connection too (in no table meanwhile, it stayed open, and close() never resolved).
+    this.accepted.set(name, [...peers.filter((peer) => !stales.includes(peer)), socket]);
+    for (const stale of stales) {
       const connection = stale.connection;
       if (!connection) continue;
       this.replaced.add(connection);
@@ -1078,7 +1081,6 @@ export class Node extends EventEmitter<NodeEvents> {
       this.disconnections.next(stale);
       this.emitSafely('socketClose', name);
     }
-    this.accepted.set(name, [...(this.accepted.get(name) ?? []), socket]);
   }
 
   /** A peer of our server is gone from the peers of its name. */
