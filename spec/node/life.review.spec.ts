@@ -1,6 +1,7 @@
 // A second white-box review of the connection lifecycle (Connection, Dialler, Fleet, the node's bookkeeping).
 // Every test here failed before its fix.
-import { ErrorCode } from '../../src';
+import { Encoding, ErrorCode } from '../../src';
+import { bytes, closed, handshakeBytes, rawClient } from '../helpers/raw';
 import { closeAll, delay, freezableProxy, node, serveTcp, until } from '../helpers/net';
 
 describe('connection lifecycle (second review)', () => {
@@ -60,5 +61,21 @@ describe('connection lifecycle (second review)', () => {
     expect(server.get('client')?.connected ?? false).toBe(false);
     await until(() => !client.get('server')!.connected, 3000, 'the client to be told');
     await proxy.close();
+  });
+
+  it("a peer of our server that broke the protocol: 'socketClose' first, then 'error' (as for a peer we dialled)", async () => {
+    const server = node('server');
+    const port = await serveTcp(server);
+    const events: string[] = [];
+    server.on('socketClose', (name) => events.push(`socketClose ${name}`));
+    server.on('error', (error) => events.push(`error ${(error as { code?: string }).code}`));
+    const raw = rawClient(port);
+    raw.write(handshakeBytes('peer'));
+    await until(() => server.get('peer') !== undefined, 5000, 'the handshake');
+    raw.write(bytes({ type: 0x7f, flags: 0, id: 0, encoding: Encoding.BUFFER, payload: Buffer.alloc(0) }));
+    await closed(raw);
+    await until(() => events.length === 2, 5000, 'both events');
+    // Before: the 'error' came first, while the peer was already gone from the node's tables (state settled, not told).
+    expect(events).toEqual(['socketClose peer', `error ${ErrorCode.PROTOCOL}`]);
   });
 });

@@ -1034,11 +1034,12 @@ export class Node extends EventEmitter<NodeEvents> {
     if (connection.role === 'server') {
       this.unidentified.delete(connection);
       if (name !== null) this.release(name, socket);
+      // Tell, then report, as for a peer we dialled. A stale connection taken over (see admit) was told gone already.
+      if (name !== null && !this.replaced.delete(connection)) {
+        this.disconnections.next(socket);
+        this.emitSafely('socketClose', name);
+      }
       if (error && shouldReport(error)) this.report(error);
-      // A stale connection taken over (see admit) was told gone already.
-      if (name === null || this.replaced.delete(connection)) return;
-      this.disconnections.next(socket);
-      this.emitSafely('socketClose', name);
       return;
     }
     // Settle first (the dialler gives up or schedules the next attempt), then tell, then report.
