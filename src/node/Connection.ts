@@ -473,6 +473,11 @@ export class Connection implements StreamSink {
     }
     if (how.notify) this.sendControl(closeFrame(how.notify));
     this.writer.end();
+    // Reading may be paused (yieldTurn, pauseReading), and resumes only while open: the peer's FIN must still be
+    // read (what comes before it is ignored), or a socket read through a FrameReader — whose pause stops the reads
+    // — closed only at CLOSE_GRACE_MS: a close() right after a busy turn took 2 s.
+    this.readingPaused = false;
+    this.socket.resume();
     this.graceTimer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
     return this.closed;
   }
@@ -662,8 +667,10 @@ export class Connection implements StreamSink {
     const result = this.handshake.receive(frame);
     if (result.send) this.sendControl(result.send);
     if (result.error) {
-      // The refusal (if any) was just sent: end without another CLOSE.
-      void this.end({ error: result.error, final: !(result.error instanceof HandshakeError && result.error.retryable) });
+      // The refusal (if any) was just sent: end without another CLOSE. A client that gave up on purpose before the
+      // handshake completed (disconnectFrom, close: a CLOSE `ERR_IPC_CLOSED`) left: no error to report.
+      const left = this.role === 'server' && frame.type === FrameType.CLOSE && closedOnPurpose(frame);
+      void this.end({ error: left ? undefined : result.error, final: !(result.error instanceof HandshakeError && result.error.retryable) });
       return;
     }
     if (result.done !== undefined) {
@@ -755,6 +762,15 @@ function permissionDenied(error: Error, name: string | undefined): ConnectError 
   const { code, syscall } = error as NodeJS.ErrnoException;
   if (syscall !== 'connect' || (code !== 'EACCES' && code !== 'EPERM')) return null;
   return new ConnectError(`Could not connect to "${name}": ${error.message}: this process may not connect there (not retried)`, { cause: error });
+}
+
+/** True for a CLOSE `ERR_IPC_CLOSED`: its sender closes on purpose (disconnectFrom, close), refusing nothing. */
+function closedOnPurpose(frame: Frame): boolean {
+  try {
+    return readClose(frame).code === ErrorCode.CLOSED;
+  } catch {
+    return false;
+  }
 }
 
 /** What an ERROR or STREAM_ERROR frame reports: a RemoteError, or the ProtocolError of a body over `maxDecodedSize`. */

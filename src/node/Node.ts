@@ -1060,11 +1060,12 @@ export class Node extends EventEmitter<NodeEvents> {
     if (connection.role === 'server') {
       this.unidentified.delete(connection);
       if (name !== null) this.release(name, socket);
+      // Tell, then report, as for a peer we dialled. A stale connection taken over (see admit) was told gone already.
+      if (name !== null && !this.replaced.delete(connection)) {
+        this.disconnections.next(socket);
+        this.emitSafely('socketClose', name);
+      }
       if (error && shouldReport(error)) this.report(error);
-      // A stale connection taken over (see admit) was told gone already.
-      if (name === null || this.replaced.delete(connection)) return;
-      this.disconnections.next(socket);
-      this.emitSafely('socketClose', name);
       return;
     }
     // Settle first (the dialler gives up or schedules the next attempt), then tell, then report.
@@ -1095,8 +1096,11 @@ export class Node extends EventEmitter<NodeEvents> {
    */
   private admit(name: string, socket: NodeSocket, instance: string | undefined, resume: string | undefined): void {
     const peers = this.accepted.get(name) ?? [];
-    for (const stale of peers.filter((peer) => resumes(peer, instance, resume))) {
-      this.release(name, stale);
+    const stales = peers.filter((peer) => resumes(peer, instance, resume));
+    // Among the peers before the stale ones' end is told: a listener that closes the node or disconnects from
+    // `name` then ends this connection too (in no table meanwhile, it stayed open, and close() never resolved).
+    this.accepted.set(name, [...peers.filter((peer) => !stales.includes(peer)), socket]);
+    for (const stale of stales) {
       const connection = stale.connection;
       if (!connection) continue;
       this.replaced.add(connection);
@@ -1104,7 +1108,6 @@ export class Node extends EventEmitter<NodeEvents> {
       this.disconnections.next(stale);
       this.emitSafely('socketClose', name);
     }
-    this.accepted.set(name, [...(this.accepted.get(name) ?? []), socket]);
   }
 
   /** A peer of our server is gone from the peers of its name. */
