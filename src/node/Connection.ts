@@ -476,8 +476,10 @@ export class Connection implements StreamSink {
     // Reading may be paused (yieldTurn, pauseReading), and resumes only while open: the peer's FIN must still be
     // read (what comes before it is ignored), or a socket read through a FrameReader — whose pause stops the reads
     // — closed only at CLOSE_GRACE_MS: a close() right after a busy turn took 2 s.
-    this.readingPaused = false;
-    this.socket.resume();
+    if (this.readingPaused || this.yielding) {
+      this.readingPaused = false;
+      this.socket.resume();
+    }
     this.graceTimer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
     return this.closed;
   }
