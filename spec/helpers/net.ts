@@ -68,9 +68,10 @@ export async function link(server: Node, client: Node, transport: Transport): Pr
 
 /**
  * A TCP proxy whose current connections can be frozen: from then on nothing crosses them, not even a close — as
- * a network that silently dropped the path. New connections are forwarded as usual.
+ * a network that silently dropped the path — or dropped (both ends destroyed: a disconnect). It keeps listening:
+ * new connections are forwarded as usual.
  */
-export async function freezableProxy(port: number): Promise<{ port: number; freeze(): void; close(): Promise<void> }> {
+export async function freezableProxy(port: number): Promise<{ port: number; freeze(): void; drop(): void; close(): Promise<void> }> {
   const pairs: Array<{ client: Socket; upstream: Socket; frozen: boolean }> = [];
   const server: Server = createServer((client) => {
     const pair = { client, upstream: createConnection(port, '127.0.0.1'), frozen: false };
@@ -92,8 +93,9 @@ export async function freezableProxy(port: number): Promise<{ port: number; free
   return {
     port: (server.address() as AddressInfo).port,
     freeze: () => pairs.forEach((pair) => (pair.frozen = true)),
+    drop: () => pairs.splice(0).forEach(({ client, upstream }) => (client.destroy(), upstream.destroy())),
     close: async () => {
-      pairs.forEach(({ client, upstream }) => (client.destroy(), upstream.destroy()));
+      pairs.splice(0).forEach(({ client, upstream }) => (client.destroy(), upstream.destroy()));
       await new Promise((resolve) => server.close(resolve));
     },
   };

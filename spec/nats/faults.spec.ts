@@ -1,21 +1,9 @@
-import { once } from 'node:events';
 import { join } from 'node:path';
-import { ErrorCode, type NodeOptions } from '../../src';
-import { natsTransport, type NatsTransportOptions } from '../../src/nats';
+import { ErrorCode } from '../../src';
 import { exitWithin, killChildren, ROOT, spawnNode } from '../helpers/child';
-import { closeAll, delay, node, until } from '../helpers/net';
+import { closeAll, delay, until } from '../helpers/net';
 import { describeNats, startNatsCluster, type NatsCluster } from '../helpers/natsServer';
-
-function natsNode(name: string, servers: string | string[], options: NodeOptions = {}, transport: Partial<NatsTransportOptions> = {}) {
-  return node(name, { transport: natsTransport({ servers, ...transport } as NatsTransportOptions), ...options });
-}
-
-async function serving(name: string, servers: string | string[], options: NodeOptions = {}) {
-  const n = natsNode(name, servers, options);
-  n.serve(name);
-  await once(n, 'listening');
-  return n;
-}
+import { natsNode, serving } from '../helpers/natsNodes';
 
 /** Settles every promise; resolves with, for each, the time it settled and its error code (or 'ok'). */
 function settleTimes(promises: Promise<unknown>[]): Promise<Array<{ at: number; code: string }>> {

@@ -1,67 +1,13 @@
-import { once } from 'node:events';
-import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { connect, type Msg } from '@nats-io/transport-node';
-import { ErrorCode, type IpcError, type NodeOptions } from '../../src';
-import { natsTransport, type NatsTransportOptions } from '../../src/nats';
-import { closeAll, delay, node, until } from '../helpers/net';
+import { ErrorCode, type IpcError } from '../../src';
+import { closeAll, delay, freezableProxy, until } from '../helpers/net';
 import { describeNats, startNatsServer, type NatsServer } from '../helpers/natsServer';
+import { json, natsNode, serving, within } from '../helpers/natsNodes';
 
-function natsNode(name: string, servers: string, options: NodeOptions = {}, transport: Partial<NatsTransportOptions> = {}) {
-  return node(name, { transport: natsTransport({ servers, ...transport } as NatsTransportOptions), ...options });
-}
-
-async function serving(name: string, servers: string, options: NodeOptions = {}, transport: Partial<NatsTransportOptions> = {}) {
-  const n = natsNode(name, servers, options, transport);
-  n.serve(name);
-  await once(n, 'listening');
-  return n;
-}
-
-/** `promise`, or a rejection saying it is still pending after `ms` (a generous bound: a hang, not a slow run). */
-function within<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const pending = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms)));
-  return Promise.race([promise, pending]).finally(() => clearTimeout(timer));
-}
-
-const json = (body: unknown) => Buffer.from(JSON.stringify(body));
-
-/**
- * A TCP proxy to a NATS server whose current connections can be frozen (nothing crosses them any more) or dropped
- * (both ends destroyed: the client sees a disconnect); it keeps listening, so the client reconnects through it.
- */
-async function proxyTo(port: number): Promise<{ url: string; accepted: number; freeze(): void; drop(): void; close(): Promise<void> }> {
-  const pairs: Array<{ client: Socket; upstream: Socket; frozen: boolean }> = [];
-  const proxy = {
-    url: '',
-    accepted: 0,
-    freeze: () => pairs.forEach((pair) => (pair.frozen = true)),
-    drop: () => pairs.splice(0).forEach(({ client, upstream }) => (client.destroy(), upstream.destroy())),
-    close: async () => {
-      proxy.drop();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-  const server: Server = createServer((client) => {
-    proxy.accepted++;
-    const pair = { client, upstream: createConnection(port, '127.0.0.1'), frozen: false };
-    pairs.push(pair);
-    const forward = (from: Socket, to: Socket) => {
-      from.on('data', (chunk) => {
-        if (!pair.frozen) to.write(chunk);
-      });
-      from.on('close', () => {
-        if (!pair.frozen) to.destroy();
-      });
-      from.on('error', () => undefined);
-    };
-    forward(client, pair.upstream);
-    forward(pair.upstream, client);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  proxy.url = `nats://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return proxy;
+/** A freezable TCP proxy to a NATS server (spec/helpers/net.ts), with its URL: the client reconnects through it. */
+async function proxyTo(port: number) {
+  const proxy = await freezableProxy(port);
+  return { ...proxy, url: `nats://127.0.0.1:${proxy.port}` };
 }
 
 /** A white-box reading of the NATS transport: each test failed before its fix. */

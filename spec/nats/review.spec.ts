@@ -1,20 +1,10 @@
 import { once } from 'node:events';
 import { connect, type Msg } from '@nats-io/transport-node';
-import { ErrorCode, IpcError, type NodeOptions } from '../../src';
-import { natsTransport, type NatsTransportOptions } from '../../src/nats';
+import { ErrorCode, IpcError } from '../../src';
+import { natsTransport } from '../../src/nats';
 import { closeAll, delay, node, until } from '../helpers/net';
 import { describeNats, startNatsServer, type NatsServer } from '../helpers/natsServer';
-
-function natsNode(name: string, servers: string, options: NodeOptions = {}, transport: Partial<NatsTransportOptions> = {}) {
-  return node(name, { transport: natsTransport({ servers, ...transport } as NatsTransportOptions), ...options });
-}
-
-async function serving(name: string, servers: string, options: NodeOptions = {}) {
-  const n = natsNode(name, servers, options);
-  n.serve(name);
-  await once(n, 'listening');
-  return n;
-}
+import { natsNode, serving } from '../helpers/natsNodes';
 
 const codes = (errors: Error[]) => errors.map((e) => (e as IpcError).code);
 

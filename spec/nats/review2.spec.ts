@@ -1,31 +1,12 @@
 import { once } from 'node:events';
 import { connect, type Msg } from '@nats-io/transport-node';
 import { lastValueFrom, toArray } from 'rxjs';
-import { ErrorCode, IpcError, type NodeOptions } from '../../src';
-import { natsTransport, type NatsTransportOptions } from '../../src/nats';
+import { ErrorCode, IpcError } from '../../src';
+import { natsTransport } from '../../src/nats';
 import { exitWithin, killChildren, spawnNode } from '../helpers/child';
 import { closeAll, delay, node, until } from '../helpers/net';
 import { describeNats, startNatsServer, type NatsServer } from '../helpers/natsServer';
-
-function natsNode(name: string, servers: string, options: NodeOptions = {}, transport: Partial<NatsTransportOptions> = {}) {
-  return node(name, { transport: natsTransport({ servers, ...transport } as NatsTransportOptions), ...options });
-}
-
-async function serving(name: string, servers: string, options: NodeOptions = {}, transport: Partial<NatsTransportOptions> = {}) {
-  const n = natsNode(name, servers, options, transport);
-  n.serve(name);
-  await once(n, 'listening');
-  return n;
-}
-
-/** `promise`, or a rejection saying it is still pending after `ms` (a generous bound: a hang, not a slow run). */
-function within<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const pending = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms)));
-  return Promise.race([promise, pending]).finally(() => clearTimeout(timer));
-}
-
-const json = (body: unknown) => Buffer.from(JSON.stringify(body));
+import { json, natsNode, serving, within } from '../helpers/natsNodes';
 
 /** Our subscriptions (`<prefix>.…`) on `server`. */
 async function ours(server: NatsServer, prefix = 'ipc.'): Promise<string[]> {

@@ -2,26 +2,15 @@ import { once } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { connect } from '@nats-io/transport-node';
 import { take, toArray, firstValueFrom, lastValueFrom } from 'rxjs';
-import { ErrorCode, IpcError, Node, type NodeOptions, type NodeSocket } from '../../src';
-import { natsTransport, type NatsTransportOptions } from '../../src/nats';
+import { ErrorCode, IpcError, Node, type NodeSocket } from '../../src';
+import { natsTransport } from '../../src/nats';
 import { NatsLink } from '../../src/nats/NatsLink';
 import { spawnNode } from '../helpers/child';
-import { closeAll, delay, node, until } from '../helpers/net';
+import { closeAll, delay, until } from '../helpers/net';
 import { describeNats, startNatsCluster, startNatsServer, type NatsCluster, type NatsServer } from '../helpers/natsServer';
+import { natsNode, serving } from '../helpers/natsNodes';
 
 /** A node over NATS (closed after each test by closeAll). */
-function natsNode(name: string, servers: string | string[], options: NodeOptions = {}, transport: Partial<NatsTransportOptions> = {}) {
-  return node(name, { transport: natsTransport({ servers, ...transport } as NatsTransportOptions), ...options });
-}
-
-/** A node serving its name over NATS, once it is reachable. */
-async function serving(name: string, servers: string | string[], options: NodeOptions = {}, transport: Partial<NatsTransportOptions> = {}) {
-  const n = natsNode(name, servers, options, transport);
-  n.serve(name);
-  await once(n, 'listening');
-  return n;
-}
-
 const instanceOf = (reply: unknown) => (reply as { instance: string }).instance;
 
 describeNats('the NATS transport', () => {
