@@ -29,6 +29,13 @@ export class Heartbeat {
   /** Ticks in a row without a byte from the peer. */
   private silentTicks = 0;
   private rtt: number | null = null;
+  /**
+   * Send times of the first and the latest heartbeat PING (NaN before the first): a PONG's stamp outside them is no
+   * stamp of ours (a forged or unsolicited PONG: NaN, ±Infinity, a time before any PING — it set lastRtt to Infinity
+   * or 1e308, or to anything on a node whose heartbeat is off).
+   */
+  private firstSent = NaN;
+  private lastSent = NaN;
 
   constructor(
     readonly interval: number,
@@ -59,7 +66,9 @@ export class Heartbeat {
    */
   pong(payload: Uint8Array): number | null {
     if (payload.length !== PING_STAMP_SIZE) return null;
-    const rtt = performance.now() - Buffer.from(payload.buffer, payload.byteOffset, PING_STAMP_SIZE).readDoubleBE(0);
+    const sent = Buffer.from(payload.buffer, payload.byteOffset, PING_STAMP_SIZE).readDoubleBE(0);
+    if (!(sent >= this.firstSent && sent <= this.lastSent)) return null;
+    const rtt = performance.now() - sent;
     if (!(rtt >= 0)) return null;
     this.rtt = rtt;
     return rtt;
@@ -81,7 +90,9 @@ export class Heartbeat {
       return;
     }
     const stamp = Buffer.allocUnsafe(PING_STAMP_SIZE);
-    stamp.writeDoubleBE(performance.now(), 0);
+    this.lastSent = performance.now();
+    if (Number.isNaN(this.firstSent)) this.firstSent = this.lastSent;
+    stamp.writeDoubleBE(this.lastSent, 0);
     this.host.ping(stamp);
   }
 }
