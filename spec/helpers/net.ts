@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -34,6 +35,12 @@ export function socketPath(name = 'ipc.sock'): string {
   const dir = mkdtempSync(join(tmpdir(), 'ipc-link-core-'));
   if (tempDirs.push(dir) === 1) process.once('exit', () => tempDirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
   return join(dir, name);
+}
+
+/** Leaves a stale Unix socket file at `path`: a server process that dies (SIGKILL) without removing it. */
+export async function staleSocket(path: string): Promise<void> {
+  const code = `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`;
+  await once(spawn(process.execPath, ['-e', code]), 'exit');
 }
 
 /** Resolves after `ms` milliseconds. */

@@ -1,7 +1,6 @@
 // Review of the latest behaviours (auth order, calls out while draining, get(name), stamped heartbeats, stale Unix
 // socket reclaim, CLOSE/ERROR bodies shrunk by halving), used as careless and hostile users would. Each test marked
 // "(was broken)" failed before its fix.
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -10,7 +9,7 @@ import { FrameDecoder, FrameType, MIN_FRAME_SIZE, PROTOCOL_NAME, PROTOCOL_VERSIO
 import { jsonFrame } from '../../src/internal';
 import { closeFrame, encodeError } from '../../src/protocol/control';
 import { Heartbeat } from '../../src/node/Heartbeat';
-import { closeAll, node, serveTcp, socketPath, until } from '../helpers/net';
+import { closeAll, node, serveTcp, socketPath, staleSocket, until } from '../helpers/net';
 import { bytes, handshakeBytes } from '../helpers/raw';
 
 afterEach(closeAll);
@@ -274,8 +273,7 @@ describe('stale Unix socket reclaim', () => {
 
   it('three reclaimers of one stale file: exactly one serves, the others fail EADDRINUSE, no orphan', async () => {
     const path = socketPath();
-    const crashed = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`]);
-    await once(crashed, 'exit');
+    await staleSocket(path);
     const servers = ['a', 'b', 'c'].map((tag) => {
       const s = node('hub');
       s.on('message', (m) => m.reply(tag));

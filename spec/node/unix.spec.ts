@@ -1,18 +1,14 @@
 import { once } from 'node:events';
 import { statSync, writeFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { closeAll, node, socketPath, until } from '../helpers/net';
+import { closeAll, node, socketPath, staleSocket, until } from '../helpers/net';
 
 afterEach(closeAll);
 
 describe('Unix socket files', () => {
   it('serves on a stale socket file left by a crashed server', async () => {
     const path = socketPath();
-    // A server process that dies without removing its socket file.
-    const code = `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`;
-    const crashed = spawn(process.execPath, ['-e', code]);
-    await once(crashed, 'exit');
+    await staleSocket(path);
     expect(statSync(path).isSocket()).toBe(true);
     const server = node('hub');
     server.on('message', (m) => m.reply('fresh'));
@@ -26,9 +22,7 @@ describe('Unix socket files', () => {
 
   it('two servers reclaiming one stale socket file at once: one serves, the other fails with EADDRINUSE (none is orphaned)', async () => {
     const path = socketPath();
-    const code = `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`;
-    const crashed = spawn(process.execPath, ['-e', code]);
-    await once(crashed, 'exit');
+    await staleSocket(path);
     // Both find the stale file in the same tick, probe it, and both probes are refused.
     const servers = ['a', 'b'].map((tag) => {
       const server = node('hub');

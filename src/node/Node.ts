@@ -452,6 +452,12 @@ export class Node extends EventEmitter<NodeEvents> {
     });
     this.#server = server;
     this.#serverName = name;
+    // A server that could not listen is forgotten: the node may serve again.
+    const forget = () => {
+      if (this.#server !== server) return;
+      this.#server = null;
+      this.#serverName = null;
+    };
     try {
       listen(
         server,
@@ -459,12 +465,8 @@ export class Node extends EventEmitter<NodeEvents> {
         this.socketMode,
         (address) => this.emitSafely('listening', address),
         (error) => {
-          // A server that could not listen is forgotten: the node may serve again.
           const failed = !server.listening;
-          if (failed && this.#server === server) {
-            this.#server = null;
-            this.#serverName = null;
-          }
+          if (failed) forget();
           // Closed meanwhile (serve, then close at once): a failure to listen is moot, and nothing surfaces after 'close'.
           if (this.closing) return;
           // Nobody listens for it: a node that does not serve must not go unnoticed (a daemon started twice exited 0 in
@@ -481,8 +483,7 @@ export class Node extends EventEmitter<NodeEvents> {
     } catch (error) {
       // net refused the arguments at once (listen options the checks let through, such as `{}` or a `host` that is
       // no string): thrown to the caller, and the node does not serve, so it may serve again.
-      this.#server = null;
-      this.#serverName = null;
+      forget();
       throw error;
     }
     return this;
@@ -927,9 +928,9 @@ export class Node extends EventEmitter<NodeEvents> {
     if (this.closing === null) {
       // Known as closing before shutdown starts: what it ends calls back synchronously (a request$ subscriber's
       // error, a stream source's finalize), and a close() from there started a second shutdown ('close' twice).
-      let start!: () => void;
-      this.closing = new Promise<void>((resolve, reject) => (start = () => this.shutdown(reconnect, drain).then(resolve, reject)));
-      start();
+      let settle!: { resolve: () => void; reject: (error: unknown) => void };
+      this.closing = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+      this.shutdown(reconnect, drain).then(settle.resolve, settle.reject);
     }
     return this.closing;
   }
