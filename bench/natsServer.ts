@@ -384,6 +384,16 @@ export interface NatsCluster {
  * `--cluster_name`), and resolves once every route is up. `options` apply to every server (not port/name/cluster).
  */
 export async function startNatsCluster(size = 3, options: Omit<NatsServerOptions, 'port' | 'httpPort' | 'name' | 'cluster'> = {}): Promise<NatsCluster> {
+  // Once more on fresh ports when the routes do not form: a free port probed here can be taken by another process
+  // (a parallel spec starting its own cluster) before nats-server binds it (seen once in CI: no route in 15 s).
+  try {
+    return await startNatsClusterOnce(size, options);
+  } catch {
+    return startNatsClusterOnce(size, options);
+  }
+}
+
+async function startNatsClusterOnce(size: number, options: Omit<NatsServerOptions, 'port' | 'httpPort' | 'name' | 'cluster'>): Promise<NatsCluster> {
   const executable = natsServerPath();
   if (!executable) throw new Error(NATS_MISSING);
   const ports = await Promise.all(Array.from({ length: size }, async () => ({ port: await freePort(), httpPort: await freePort(), routePort: await freePort() })));
