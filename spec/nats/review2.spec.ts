@@ -94,15 +94,20 @@ describeNats('the NATS transport under careless and hostile use (second review)'
   });
 
   it('a flood of forged link requests: at most 1,024 links wait for their handshake (it held one per request), a real client still links', async () => {
-    // Long enough that no forged link times out (freeing its place for another) before they are counted: the
-    // server's count may still hold a timed-out link whose unsubscribe is on its way (1,025 on a loaded machine).
+    // Long enough that no forged link times out (freeing its place for another) before they are counted.
     const worker = await serving('worker', server.url, { handshakeTimeout: 4000 });
     worker.on('message', (m) => m.reply('ok'));
     const nc = await connect({ servers: server.url });
     for (let i = 0; i < 3000; i++) nc.publish(`ipc.open.${worker.instance}`, json({ subject: `ipc.link.forged${i}` }), { reply: `spec.nobody.${i}` });
     await nc.flush();
     await delay(200);
-    const links = (await ours(server, 'ipc.link.')).length;
+    // A refused link is subscribed, then unsubscribed at once: while the node still works through the flood, the
+    // server may count one whose UNSUB is on its way (1,025 in CI). What is held settles at 1,024 at most.
+    let links = (await ours(server, 'ipc.link.')).length;
+    for (let waited = 0; links > 1024 && waited < 2000; waited += 100) {
+      await delay(100);
+      links = (await ours(server, 'ipc.link.')).length;
+    }
     expect(links).toBeGreaterThan(0);
     expect(links).toBeLessThanOrEqual(1024);
     expect(worker.errors.some((e) => /handshake/.test(e.message))).toBe(true);
