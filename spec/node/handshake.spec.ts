@@ -11,7 +11,8 @@ import {
   type Frame,
 } from '../../src';
 import { Handshake, jsonFrame } from '../../src/internal';
-import { closeAll, node, serveTcp, until } from '../helpers/net';
+import { spawnNode } from '../helpers/child';
+import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
 
 afterEach(closeAll);
 
@@ -144,5 +145,62 @@ describe('Handshake over sockets', () => {
     await once(raw, 'close');
     await until(() => server.errors.length > 0);
     expect(server.errors[0]).toMatchObject({ code: ErrorCode.FRAME_TOO_LARGE });
+  });
+});
+
+describe('a handshake timeout on a peer that never answers takes handshakeTimeout, not 2 s more', () => {
+  const HANDSHAKE = 300;
+
+  async function timedConnect(port: number): Promise<{ code: unknown; ms: number }> {
+    const client = node('impatient', { handshakeTimeout: HANDSHAKE, maxRetries: 0 });
+    const started = Date.now();
+    const error = await client.connectTo('frozen', port, '127.0.0.1').then(
+      () => null,
+      (e: unknown) => e,
+    );
+    return { code: (error as HandshakeError | null)?.code, ms: Date.now() - started };
+  }
+
+  it('a server that accepted the connection and never reads nor closes it (was 2.3 s: a CLOSE, then the close grace)', async () => {
+    // allowHalfOpen: our FIN does not make it close its end; pauseOnConnect: it never reads.
+    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, () => undefined);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const { code, ms } = await timedConnect((server.address() as AddressInfo).port);
+      expect(code).toBe(ErrorCode.HANDSHAKE);
+      expect(ms).toBeLessThan(HANDSHAKE + 1500);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('a TCP connect that hangs (the server process is frozen and its accept queue full)', async () => {
+    // A child listens with a backlog of 1, then blocks its event loop without burning CPU: the kernel completes two
+    // connects into its accept queue, then drops the SYNs of later ones, whose connect hangs.
+    const frozen = spawnNode([
+      '-e',
+      `const s = require('node:net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+         console.log('port ' + s.address().port);
+         setTimeout(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 30000), 50);
+       });`,
+    ]);
+    try {
+      await frozen.waitFor(/port \d+/);
+      const port = Number(/port (\d+)/.exec(frozen.output())![1]);
+      await delay(200);
+      const fillers = [0, 1, 2].map(() => connect(port, '127.0.0.1').on('error', () => undefined));
+      await delay(300);
+      try {
+        const { code, ms } = await timedConnect(port);
+        expect(code).toBe(ErrorCode.HANDSHAKE);
+        expect(ms).toBeLessThan(HANDSHAKE + 1500);
+      } finally {
+        fillers.forEach((socket) => socket.destroy());
+      }
+    } finally {
+      frozen.process.kill('SIGKILL');
+      await frozen.exited;
+    }
   });
 });

@@ -467,7 +467,7 @@ export class Connection implements StreamSink {
     this.stopTimers();
     this.inbound.cancelAll();
     this.registry.rejectAll(how.pending ?? this.lostError());
-    if (how.destroy || this.socket.destroyed) {
+    if (how.destroy || this.socket.destroyed || this.unheard()) {
       this.socket.destroy();
       return this.closed;
     }
@@ -716,6 +716,16 @@ export class Connection implements StreamSink {
   private lostError(): PeerDisconnectedError {
     const name = this.peerName ?? 'an unidentified peer';
     return new PeerDisconnectedError(`The connection to "${name}" was lost`, { cause: this.error ?? undefined });
+  }
+
+  /**
+   * Nobody to tell: our TCP connect has not even completed, or we dialled and the server has not sent one frame of
+   * its handshake. A CLOSE would wait, then the close grace (2 s) for a peer that may never read: a client whose
+   * connect hangs, or whose server is frozen, would see its `handshakeTimeout` of 500 ms take 2.5 s.
+   */
+  private unheard(): boolean {
+    if ((this.socket as { connecting?: unknown }).connecting === true) return true;
+    return this.role === 'client' && this.framesIn === 0;
   }
 
   private stopTimers(): void {
