@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { Socket } from 'node:net';
 import { firstValueFrom, take, toArray } from 'rxjs';
-import { ErrorCode } from '../../src';
+import { ErrorCode, type NodeSocket } from '../../src';
 import { FrameWriter } from '../../src/internal';
 import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
 
@@ -74,6 +74,30 @@ describe('Node lifecycle', () => {
     await once(client, 'disconnect');
     expect(server.get('client')).toBeUndefined();
     expect(client.get('hub')).toBeUndefined();
+  });
+
+  it('disconnectFrom closes both ways between two nodes that serve and connect to each other', async () => {
+    const a = node('a');
+    const b = node('b', { maxRetries: Infinity, retryTime: 10 });
+    const peers = (n: typeof a) => Object.keys(n.stats().peers).length;
+    const portA = await serveTcp(a);
+    const portB = await serveTcp(b);
+    const accepted = once(a, 'connection');
+    await a.connectTo('b', portB, '127.0.0.1');
+    await b.connectTo('a', portA, '127.0.0.1');
+    const [, theirs] = (await accepted) as [string, NodeSocket];
+    await until(() => peers(a) === 2 && peers(b) === 2, 5000, 'a connection each way');
+    const pending = expect(a.sendTo(theirs, 'unanswered')).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+    await expect(a.disconnectFrom('b')).resolves.toBe(true);
+    await pending;
+    // Was: only the connection a dialled closed; b's connection to a's server stayed, and sendTo('b') still went.
+    expect(a.get('b')).toBeUndefined();
+    await expect(a.sendTo('b', 'hello')).rejects.toMatchObject({ code: ErrorCode.NOT_CONNECTED });
+    await until(() => peers(a) === 0 && peers(b) === 0, 5000, 'no connection left');
+    // b was told not to come back.
+    await delay(100);
+    expect([peers(a), peers(b)]).toEqual([0, 0]);
+    await expect(a.disconnectFrom('b')).resolves.toBe(false);
   });
 
   it('gives up after maxRetries with ERR_IPC_CONNECT, carrying the socket error', async () => {

@@ -889,21 +889,22 @@ export class Node extends EventEmitter<NodeEvents> {
   }
 
   /**
-   * Closes the connection with `name` for good: a peer we connected to is not reconnected, a peer connected to
-   * our server is told not to reconnect. Requests pending on it reject with `ERR_IPC_CLOSED`. Resolves with
-   * false when there is no such peer.
+   * Closes every connection with `name` for good, both ways: the one we dialled is not reconnected, and the ones
+   * it opened to our server are told not to reconnect. Requests pending on them reject with `ERR_IPC_CLOSED`.
+   * Resolves with false when there is no such peer.
    */
   async disconnectFrom(name: string): Promise<boolean> {
     if (typeof name !== 'string') throw new TypeError(`disconnectFrom(name): name must be a string, received ${received(name)}`);
     const message = `Node "${this.name}" disconnected from "${name}"`;
     const dialler = this.dialled.get(name);
-    if (dialler) {
-      await dialler.stop(message);
-      return true;
-    }
-    const sockets = this.accepted.get(name);
-    if (!sockets) return false;
-    await Promise.all(sockets.map((socket) => socket.connection?.close({ code: ErrorCode.CLOSED, message, reconnect: false })));
+    // Both ways: the connection we dialled, and any it opened to our server (a pair of nodes that serve and
+    // connect to each other); closing only ours left `sendTo(name)` working over the other.
+    const sockets = this.accepted.get(name) ?? [];
+    if (!dialler && sockets.length === 0) return false;
+    await Promise.all([
+      dialler?.stop(message),
+      ...sockets.map((socket) => socket.connection?.close({ code: ErrorCode.CLOSED, message, reconnect: false })),
+    ]);
     return true;
   }
 
