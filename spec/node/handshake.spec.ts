@@ -11,6 +11,7 @@ import {
   type Frame,
 } from '../../src';
 import { Handshake, jsonFrame } from '../../src/internal';
+import { closeFrame } from '../../src/protocol/control';
 import { spawnNode } from '../helpers/child';
 import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
 
@@ -145,6 +146,48 @@ describe('Handshake over sockets', () => {
     await once(raw, 'close');
     await until(() => server.errors.length > 0);
     expect(server.errors[0]).toMatchObject({ code: ErrorCode.FRAME_TOO_LARGE });
+  });
+});
+
+describe('a server that closes during our handshake', () => {
+  /** A stand-in server that answers every hello with a CLOSE `ERR_IPC_CLOSED`, as a node does while it closes. */
+  async function closingServer(reconnect: boolean): Promise<{ port: number; hellos: () => number; close(): void }> {
+    let hellos = 0;
+    const server = createServer((socket) =>
+      socket.once('data', () => {
+        hellos++;
+        const [header, payload] = encodeFrame(closeFrame({ code: ErrorCode.CLOSED, message: 'Node "hub" is closing', reconnect }));
+        socket.end(Buffer.concat([header, payload]));
+      }),
+    );
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    return { port: (server.address() as AddressInfo).port, hellos: () => hellos, close: () => server.close() };
+  }
+
+  it('is a quiet retry, as a server that closes after the handshake (was an ERR_IPC_HANDSHAKE error event at each attempt)', async () => {
+    const server = await closingServer(true);
+    try {
+      const client = node('client', { maxRetries: 2, retryTime: 5, maxRetryTime: 10 });
+      const error = await client.connectTo('hub', server.port, '127.0.0.1').catch((e: unknown) => e);
+      expect(server.hellos()).toBe(3);
+      expect(client.errors).toEqual([]);
+      expect(error).toMatchObject({ code: ErrorCode.PEER_DISCONNECTED, message: expect.stringMatching(/"hub" closed the connection during the handshake.*is closing/) });
+    } finally {
+      server.close();
+    }
+  });
+
+  it('told not to come back, the client gives up at once', async () => {
+    const server = await closingServer(false);
+    try {
+      const client = node('client', { maxRetries: 5, retryTime: 5 });
+      await expect(client.connectTo('hub', server.port, '127.0.0.1')).rejects.toMatchObject({ code: ErrorCode.PEER_DISCONNECTED });
+      expect(server.hellos()).toBe(1);
+      expect(client.errors).toEqual([]);
+    } finally {
+      server.close();
+    }
   });
 });
 

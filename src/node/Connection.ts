@@ -669,10 +669,15 @@ export class Connection implements StreamSink {
     const result = this.handshake.receive(frame);
     if (result.send) this.sendControl(result.send);
     if (result.error) {
-      // The refusal (if any) was just sent: end without another CLOSE. A client that gave up on purpose before the
-      // handshake completed (disconnectFrom, close: a CLOSE `ERR_IPC_CLOSED`) left: no error to report.
-      const left = this.role === 'server' && frame.type === FrameType.CLOSE && closedOnPurpose(frame);
-      void this.end({ error: left ? undefined : result.error, final: !(result.error instanceof HandshakeError && result.error.retryable) });
+      // The refusal (if any) was just sent: end without another CLOSE. A peer that closed on purpose before the
+      // handshake completed (disconnectFrom, close: a CLOSE `ERR_IPC_CLOSED`) refused nothing: a client that left
+      // is no error for a server, and a server that closes is a disconnection for a client, as after the handshake
+      // (a quiet retry, unless it said not to come back) — not a handshake error at each attempt.
+      let error: IpcError | undefined = result.error;
+      if (frame.type === FrameType.CLOSE && closedOnPurpose(frame)) {
+        error = this.role === 'server' ? undefined : new PeerDisconnectedError(`"${this.owner?.name}" closed the connection during the handshake (${error.message})`, { cause: error });
+      }
+      void this.end({ error, final: !(result.error instanceof HandshakeError && result.error.retryable) });
       return;
     }
     if (result.done !== undefined) {
