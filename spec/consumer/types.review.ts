@@ -8,11 +8,13 @@ import {
   Node,
   NodeMessage,
   NodeSocket,
+  type BroadcastOutcome,
   type IterateOptions,
   type NodeOptions,
   type TlsSettings,
 } from 'ipc-link-core';
 import { natsTransport, type NatsTransportOptions } from 'ipc-link-core/nats';
+import type { Observable } from 'rxjs';
 
 /** True when A and B are the same type (not merely assignable). */
 type Equal<A, B> = (<X>() => X extends A ? 1 : 2) extends <X>() => X extends B ? 1 : 2 ? true : false;
@@ -46,6 +48,15 @@ export async function types(node: Node, socket: NodeSocket, nc: NatsConnection):
   // @ts-expect-error receptive is a boolean (the runtime throws a TypeError)
   void node.sendTo('peer', 'x', { receptive: 'no' });
   void [isSocket, oneWay, oneWayBySocket, reply, replyBySocket, maybe, notAReply];
+  // So do one-way broadcasts and request$ (they were typed T: a string[] of undefineds).
+  const oneWayAll = await node.broadcast('x', { receptive: false });
+  const oneWaySettled = await node.broadcastSettled('x', { receptive: false, timeout: 10 });
+  const oneWay$ = node.request$('peer', 'x', { receptive: false });
+  const allUndefined: [Equal<typeof oneWayAll, undefined[]>, Equal<typeof oneWaySettled, BroadcastOutcome<undefined>[]>, Equal<typeof oneWay$, Observable<undefined>>] = [true, true, true];
+  const replies: string[] = await node.broadcast<string>('x');
+  // @ts-expect-error a one-way broadcast has no replies
+  const noReplies: string[] = await node.broadcast('x', { receptive: false });
+  void [allUndefined, replies, noReplies];
 
   // iterate always awaits the answers: receptive: false is refused by the type as by the runtime.
   // @ts-expect-error receptive: false leaves nothing to iterate

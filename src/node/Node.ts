@@ -651,6 +651,8 @@ export class Node extends EventEmitter<NodeEvents> {
    * `window` credits up front, topped up as values are consumed. `timeout` bounds the wait for the first value,
    * `idleTimeout` the wait between values. A lost connection errors it with `ERR_IPC_PEER_DISCONNECTED`.
    */
+  request$(target: Target, data: unknown, options: RequestStreamOptions & { receptive: false }): Observable<undefined>;
+  request$<T = unknown>(target: Target, data: unknown, options?: RequestStreamOptions): Observable<T>;
   request$<T = unknown>(target: Target, data: unknown, options: RequestStreamOptions = {}): Observable<T> {
     if (this.scheduler === undefined) return this.fastRequest$<T>(target, data, options);
     return defer(() => {
@@ -791,6 +793,8 @@ export class Node extends EventEmitter<NodeEvents> {
    * with their replies, in the order of the peers; rejects as soon as one of them fails (the other replies are
    * then lost: see {@link Node.broadcastSettled} to keep them). `data` is encoded once.
    */
+  broadcast(data: unknown, options: BroadcastOptions & { receptive: false }): Promise<undefined[]>;
+  broadcast<T = unknown>(data: unknown, options?: BroadcastOptions): Promise<T[]>;
   async broadcast<T = unknown>(data: unknown, options: BroadcastOptions = {}): Promise<T[]> {
     const calls = this.broadcastCalls<T>(data, options, 'broadcast(data, options): options');
     return Promise.all(calls.map((call) => call.reply));
@@ -808,6 +812,8 @@ export class Node extends EventEmitter<NodeEvents> {
    * const outcomes = await node.broadcastSettled('status?', { timeout: 1000 });
    * const up = outcomes.filter((o) => o.status === 'fulfilled').map((o) => o.name);
    */
+  broadcastSettled(data: unknown, options: BroadcastOptions & { receptive: false }): Promise<BroadcastOutcome<undefined>[]>;
+  broadcastSettled<T = unknown>(data: unknown, options?: BroadcastOptions): Promise<BroadcastOutcome<T>[]>;
   async broadcastSettled<T = unknown>(data: unknown, options: BroadcastOptions = {}): Promise<BroadcastOutcome<T>[]> {
     const calls = this.broadcastCalls<T>(data, options, 'broadcastSettled(data, options): options');
     const settled = await Promise.allSettled(calls.map((call) => call.reply));
