@@ -90,6 +90,15 @@ describe('Serializer (default codec)', () => {
     expect((decoded.cause as Error).message).toBe('root');
   });
 
+  it("keeps an error's cause even when it is undefined, and no cause when it has none (was: `cause: undefined` lost)", () => {
+    const undefinedCause = roundTrip(new Error('m', { cause: undefined })) as Error;
+    expect(Object.hasOwn(undefinedCause, 'cause')).toBe(true);
+    expect(undefinedCause.cause).toBeUndefined();
+    expect(Object.hasOwn(roundTrip(new Error('m')) as Error, 'cause')).toBe(false);
+    expect((roundTrip(new Error('m', { cause: null })) as Error).cause).toBeNull();
+    expect((roundTrip(new Error('m', { cause: 0 })) as Error).cause).toBe(0);
+  });
+
   it('keeps the name of a custom Error class', () => {
     class ShardError extends Error {
       override name = 'ShardError';

@@ -133,6 +133,8 @@ interface ErrorRecord {
   message: string;
   stack: string | undefined;
   cause: unknown;
+  /** Whether the error has a cause, even `undefined` (`new Error(m, { cause: undefined })`); absent: `cause !== undefined`. */
+  hasCause?: boolean;
   props: Record<string, unknown>;
 }
 
@@ -141,13 +143,14 @@ function errorToRecord(error: Error): ErrorRecord {
   for (const key of Object.keys(error)) {
     if (key !== 'cause') props[key] = (error as unknown as Record<string, unknown>)[key];
   }
-  return { name: error.name, message: error.message, stack: error.stack, cause: error.cause, props };
+  const { cause } = error;
+  return { name: error.name, message: error.message, stack: error.stack, cause, hasCause: cause !== undefined || Object.hasOwn(error, 'cause'), props };
 }
 
 function recordToError(record: ErrorRecord): Error {
   // Own keys only: a name such as "constructor" or "__proto__" must not pick up Object.prototype's members.
   const Ctor = Object.hasOwn(STANDARD_ERRORS, record.name) ? STANDARD_ERRORS[record.name] : Error;
-  const error = new Ctor(record.message, record.cause === undefined ? undefined : { cause: record.cause });
+  const error = new Ctor(record.message, (record.hasCause ?? record.cause !== undefined) ? { cause: record.cause } : undefined);
   if (error.name !== record.name) {
     Object.defineProperty(error, 'name', { value: record.name, writable: true, configurable: true });
   }
