@@ -4,7 +4,7 @@ import { lastValueFrom, toArray } from 'rxjs';
 import { ErrorCode, IpcError } from '../../src';
 import { natsTransport } from '../../src/nats';
 import { exitWithin, killChildren, spawnNode } from '../helpers/child';
-import { closeAll, delay, node, until } from '../helpers/net';
+import { closeAll, delay, freezableProxy, node, until } from '../helpers/net';
 import { describeNats, startNatsServer, type NatsServer } from '../helpers/natsServer';
 import { json, natsNode, serving, within } from '../helpers/natsNodes';
 
@@ -257,4 +257,29 @@ describeNats('the NATS transport under careless and hostile use (second review)'
     await closeAll();
     await small.stop();
   }, 30_000);
+
+  it("a NATS disconnect while serve() waits for the server's confirmation: serve goes on once NATS is back (it failed for good)", async () => {
+    const proxy = await freezableProxy(server.port);
+    const nc = await connect({ servers: `nats://127.0.0.1:${proxy.port}`, reconnectTimeWait: 20, maxReconnectAttempts: -1 });
+    try {
+      const worker = node('worker', { transport: natsTransport({ connection: nc }) });
+      worker.on('message', (m) => m.reply(m.data));
+      const listening = once(worker, 'listening');
+      // The subscriptions and the flush of serve() go into a path that passes nothing, then breaks: nats.js rejects
+      // the flush ("connection disconnected"), reconnects and subscribes again.
+      proxy.freeze();
+      worker.serve('worker');
+      await delay(100);
+      proxy.drop();
+      await within(listening, 5000);
+      expect(worker.errors).toEqual([]);
+      const api = natsNode('api', server.url);
+      await api.connectTo('worker');
+      expect(await api.sendTo('worker', 'still here')).toBe('still here');
+    } finally {
+      await closeAll();
+      await nc.close();
+      await proxy.close();
+    }
+  });
 });

@@ -381,7 +381,7 @@ class NatsSession implements TransportSession {
         }),
       );
       mine.push(this.subscribe(nc, open, (msg) => this.linkRequested(nc, msg, onLink)));
-      await nc.flush();
+      await this.flushThroughReconnects(nc);
       // Closed meanwhile: close() unsubscribed them, that is no refusal.
       if (this.closed) return '';
       // The server refuses a subscription (permissions) before it answers the flush.
@@ -396,6 +396,21 @@ class NatsSession implements TransportSession {
       throw transportError(`serving "${service}"`, error);
     }
     return `nats:${discover}`;
+  }
+
+  /**
+   * `nc.flush()`, asked again while NATS rejects it for a disconnect (`"connection disconnected"`): the
+   * subscriptions survive a reconnect (nats.js sends them again), only the confirmation was lost — a serve() caught
+   * by a disconnect failed for good. Gives up when the connection closes or drains, or this session closes.
+   */
+  private async flushThroughReconnects(nc: NatsConnection): Promise<void> {
+    for (;;) {
+      try {
+        return await nc.flush();
+      } catch (error) {
+        if (this.closed || nc.isClosed() || nc.isDraining()) throw error;
+      }
+    }
   }
 
   /** A client asks for a link: a link reading a fresh subject, handed to the node; the answer names that subject. */
