@@ -404,6 +404,26 @@ describe('doc peer as a server a Node connects to', () => {
     expect(n.errors).toEqual([]);
   });
 
+  test('an ERROR or STREAM_ERROR whose code is a JSON number (a gRPC status) reaches the requester as its decimal string', async () => {
+    const s = await docServe();
+    const n = mkNode('cli');
+    await n.connectTo('docsrv', s.path);
+    const d = await s.peer;
+    const p = n.sendTo('docsrv', 'q');
+    const m = await d.nextOf(T.MESSAGE);
+    d.send(T.ERROR, m.id, json({ name: 'RpcError', message: 'unavailable', code: 14 }), 0, E.JSON);
+    await expect(p).rejects.toMatchObject({ code: 'ERR_IPC_REMOTE', remoteName: 'RpcError', remoteCode: '14' });
+    const q = new Promise((resolve) => n.request$('docsrv', 'q').subscribe({ error: resolve }));
+    const m2 = await d.nextOf(T.MESSAGE);
+    d.send(T.STREAM_ERROR, m2.id, json({ name: 'RpcError', message: 'x', code: 5 }), 0, E.JSON);
+    expect(await q).toMatchObject({ remoteCode: '5' });
+    const r = n.sendTo('docsrv', 'q');
+    const m3 = await d.nextOf(T.MESSAGE);
+    d.send(T.ERROR, m3.id, json({ name: 'E', message: 'x', code: { not: 'a code' } }), 0, E.JSON);
+    const e = await r.catch((x) => x);
+    expect(e.remoteCode).toBeUndefined();
+  });
+
   test('HMAC keys and messages are UTF-8: a non-ASCII secret and names work both ways', async () => {
     const secret = 'sécret-ü-✓';
     const s = await docServe({ name: 'dôc', secret });
