@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as net from 'node:net';
 import type { Server } from 'node:net';
 import { from, interval, take, finalize } from 'rxjs';
 import { Node, type NodeMessage } from 'ipc-link-core';
@@ -420,7 +421,7 @@ describe('doc peer as a server a Node connects to', () => {
     const r = n.sendTo('docsrv', 'q');
     const m3 = await d.nextOf(T.MESSAGE);
     d.send(T.ERROR, m3.id, json({ name: 'E', message: 'x', code: { not: 'a code' } }), 0, E.JSON);
-    const e = await r.catch((x) => x);
+    const e = (await r.catch((x: unknown) => x)) as { remoteCode?: string };
     expect(e.remoteCode).toBeUndefined();
   });
 
@@ -434,6 +435,39 @@ describe('doc peer as a server a Node connects to', () => {
     const d = await peer(await serving(m));
     await d.clientHandshake({ name: 'dœc', server: 'sërv', secret });
     await alive(d, 1);
+  });
+
+  test('CLOSE with reconnect true: the Node dials again; with reconnect false it gives the peer up', async () => {
+    const p = sockPath();
+    const accepted: DocPeer[] = [];
+    servers.push(await docServer(p, (d) => { peers.push(d); accepted.push(d); d.serverHandshake({ name: 'docsrv' }).catch(() => undefined); }));
+    const n = mkNode('cli', { retryTime: 20 });
+    await n.connectTo('docsrv', p);
+    const again = new Promise((r) => n.once('connect', r));
+    accepted[0].send(T.CLOSE, 0, json({ code: 'ERR_IPC_CLOSED', message: 'restarting', reconnect: true }), 0, E.JSON);
+    accepted[0].end();
+    await again;
+    expect(accepted).toHaveLength(2);
+    accepted[1].send(T.CLOSE, 0, json({ code: 'ERR_IPC_CLOSED', message: 'go away', reconnect: false }), 0, E.JSON);
+    accepted[1].end();
+    await waitFor(() => n.get('docsrv') === undefined);
+    await expect(n.sendTo('docsrv', 'x')).rejects.toMatchObject({ code: 'ERR_IPC_NOT_CONNECTED' });
+  });
+
+  test('a closing Node sends CLOSE, ends its half, and destroys the socket when we never end ours (within 2 s; bound 6 s)', async () => {
+    const p = sockPath();
+    let d!: DocPeer;
+    const server = net.createServer({ allowHalfOpen: true }, (s) => { d = new DocPeer(s); peers.push(d); d.serverHandshake({ name: 'docsrv' }).catch(() => undefined); });
+    await new Promise<void>((r) => server.listen(p, r));
+    servers.push(server);
+    const n = mkNode('cli');
+    await n.connectTo('docsrv', p);
+    const ended = new Promise((r) => d.socket.once('end', r));
+    const t0 = Date.now();
+    await n.close();
+    expect(Date.now() - t0).toBeLessThan(6000);
+    await ended;
+    expect(d.log.filter((f) => f.type === T.CLOSE).map(body)).toEqual([expect.objectContaining({ code: 'ERR_IPC_CLOSED' })]);
   });
 
   test('a server hello with another name: CLOSE ERR_IPC_HANDSHAKE, reconnect false', async () => {
@@ -562,6 +596,11 @@ describe('the doc\'s musts, limits and violations, against a Node', () => {
     d.send(T.COMPLETE, 83);
     d.send(T.STREAM_ERROR, 84, json({ name: 'Error', message: 'x' }), 0, E.JSON);
     await alive(d, 1);
+    // ids: a one-way MESSAGE's id is not looked at; a receptive one with id 0 is answered as any other
+    d.send(T.MESSAGE, 0, str('id0'), F.RECEPTIVE, E.STRING);
+    await d.nextOf(T.REPLY, 0);
+    d.send(T.MESSAGE, 5, str('one-way with an id'), F.NONE, E.STRING);
+    await alive(d, 2);
     expect(n.errors).toEqual([]);
   });
 
