@@ -697,6 +697,36 @@ describe('the doc\'s musts, limits and violations, against a Node', () => {
     expect(err.close).toMatchObject({ code: 'ERR_IPC_NAME_IN_USE', reconnect: true });
   });
 
+  test('takeover: instance + that connection\'s resume token in the hello replaces the stale connection; instance alone is a twin', async () => {
+    const n = mkNode('srv');
+    n.on('message', (m) => m.reply('ok'));
+    const p = await serving(n);
+    const old = await peer(p);
+    const { ack } = await old.clientHandshake({ name: 'doc', server: 'srv', instance: 'inst-1' });
+    const noToken = await peer(p);
+    expect((await noToken.clientHandshake({ name: 'doc', server: 'srv', instance: 'inst-1' }).catch((e) => e)).close).toMatchObject({ code: 'ERR_IPC_NAME_IN_USE' });
+    const wrong = await peer(p);
+    expect((await wrong.clientHandshake({ name: 'doc', server: 'srv', instance: 'inst-1', extra: { resume: Buffer.alloc(32).toString('base64') } }).catch((e) => e)).close).toMatchObject({ code: 'ERR_IPC_NAME_IN_USE' });
+    const back = await peer(p);
+    const again = await back.clientHandshake({ name: 'doc', server: 'srv', instance: 'inst-1', extra: { resume: ack.resume } });
+    expect(again.ack.resume).not.toBe(ack.resume);
+    await old.closed;
+    await alive(back, 1);
+  });
+
+  test('two clients racing for one name at step 3: exactly one is admitted', async () => {
+    const n = mkNode('srv');
+    const p = await serving(n);
+    const hello = json({ protocol: 'ipc-link-core', version: 2, name: 'same', maxFrameSize: 65536 });
+    const [a, b] = [await peer(p), await peer(p)];
+    for (const d of [a, b]) d.send(T.HANDSHAKE, 1, hello, 0, E.JSON);
+    await a.nextOf(T.HANDSHAKE, 2);
+    await b.nextOf(T.HANDSHAKE, 2);
+    for (const d of [a, b]) d.send(T.HANDSHAKE, 3, json({}), 0, E.JSON);
+    const outcomes = await Promise.all([a, b].map((d) => d.next((f) => f.type === T.CLOSE || (f.type === T.HANDSHAKE && f.id === 4)).then((f) => (f.type === T.CLOSE ? body(f).code : 'admitted'))));
+    expect(outcomes.sort()).toEqual(['ERR_IPC_NAME_IN_USE', 'admitted']);
+  });
+
   test('a handshake that does not complete within handshakeTimeout is closed (ERR_IPC_HANDSHAKE)', async () => {
     const { bad } = await violation(() => undefined, 'ERR_IPC_HANDSHAKE', { handshake: false, nodeOptions: { handshakeTimeout: 200 } });
     expect(closes(bad).map((c) => c.code)).toEqual(['ERR_IPC_HANDSHAKE']);
