@@ -90,6 +90,32 @@ describe('doc peer as a client of a Node', () => {
     await alive(d, 2);
   });
 
+  test('with a secret, a stranger taking a connected name learns nothing: ERR_IPC_AUTH after its proof, never ERR_IPC_NAME_IN_USE', async () => {
+    const n = mkNode('srv', { auth: { secret: 'k' } });
+    n.on('message', (m) => m.reply('ok'));
+    const p = await serving(n);
+    const d = await peer(p);
+    await d.clientHandshake({ name: 'doc', server: 'srv', secret: 'k' });
+    const stranger = await peer(p);
+    const err = await stranger.clientHandshake({ name: 'doc', server: 'srv', secret: 'guess' }).catch((e) => e);
+    expect(err.message).toBe('refused at step 4');
+    expect(err.close).toMatchObject({ code: 'ERR_IPC_AUTH', reconnect: false });
+    const twin = await peer(p);
+    const err2 = await twin.clientHandshake({ name: 'doc', server: 'srv', secret: 'k' }).catch((e) => e);
+    expect(err2.close).toMatchObject({ code: 'ERR_IPC_NAME_IN_USE' });
+    await alive(d, 1);
+  });
+
+  test('without a secret, a twin is refused at step 2', async () => {
+    const n = mkNode('srv');
+    const p = await serving(n);
+    await readyPeer(p, 'doc', 'srv');
+    const twin = await peer(p);
+    const err = await twin.clientHandshake({ name: 'doc', server: 'srv' }).catch((e) => e);
+    expect(err.message).toBe('refused at step 2');
+    expect(err.close).toMatchObject({ code: 'ERR_IPC_NAME_IN_USE', reconnect: true });
+  });
+
   test('request answered by a REPLY; one-way message; PING → PONG', async () => {
     const n = mkNode('srv');
     const got: NodeMessage[] = [];
