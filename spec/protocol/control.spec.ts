@@ -131,7 +131,7 @@ describe('encodeError / readError', () => {
     expect(read(Buffer.from('not json'))).toEqual({ name: 'Error', message: 'The request failed (unreadable error reply)' });
     expect(read(Buffer.from('[]'))).toEqual({ name: 'Error', message: 'The request failed (unreadable error reply)' });
     expect(read(Buffer.from('{}'))).toEqual({ name: 'Error', message: 'The request failed', code: undefined, stack: undefined });
-    expect(read(Buffer.from('{"name":5,"message":true,"code":1,"stack":2}'))).toEqual({ name: '5', message: 'true', code: undefined, stack: undefined });
+    expect(read(Buffer.from('{"name":5,"message":true,"code":1,"stack":2}'))).toEqual({ name: '5', message: 'true', code: '1', stack: undefined });
   });
 
   it('refuses a body over maxDecodedSize without parsing it (ERR_IPC_FRAME_TOO_LARGE)', () => {

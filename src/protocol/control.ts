@@ -244,7 +244,8 @@ export function readError(frame: Frame, maxDecodedSize: number): ErrorBody {
   return {
     name: text(body.name, 'Error'),
     message: text(body.message, 'The request failed'),
-    code: typeof body.code === 'string' ? body.code : undefined,
+    // A numeric code (a gRPC status from a peer in another language) is read as its decimal string, as ours are sent.
+    code: typeof body.code === 'string' ? body.code : typeof body.code === 'number' && Number.isFinite(body.code) ? String(body.code) : undefined,
     stack: typeof body.stack === 'string' ? body.stack : undefined,
   };
 }
