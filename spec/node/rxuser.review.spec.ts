@@ -1,8 +1,8 @@
 // Review as an RxJS power user (and a careless one): Observable contracts of request$/messages$/stream(), and
 // callbacks that re-enter the node. Every probe here once failed. Over the in-memory link and a real TCP connection.
-import { from, lastValueFrom, toArray } from 'rxjs';
+import { config, firstValueFrom, type Observable, from, lastValueFrom, share, shareReplay, toArray } from 'rxjs';
 import { ErrorCode, type NodeMessage } from '../../src';
-import { closeAll, link, node, type Transport } from '../helpers/net';
+import { closeAll, link, node, until, type Transport } from '../helpers/net';
 
 afterEach(closeAll);
 
@@ -42,5 +42,58 @@ describe.each<Transport>(['link', 'tcp'])('message.stream() of one value that ha
     const { client } = await pair(kind, (m) => m.stream(m.data === 'chars' ? from('hi') : [Buffer.from('a'), Buffer.from('b')]));
     await expect(lastValueFrom(client.request$('hub', 'chars').pipe(toArray()))).resolves.toEqual(['h', 'i']);
     await expect(lastValueFrom(client.request$('hub', 'buffers').pipe(toArray()))).resolves.toEqual([Buffer.from('a'), Buffer.from('b')]);
+  });
+});
+
+describe('what the README says of subscribers (documented behaviour, pinned)', () => {
+  afterEach(() => {
+    config.onUnhandledError = null;
+  });
+
+  it.each<Transport>(['link', 'tcp'])('a throwing messages$ subscriber goes to RxJS (onUnhandledError), its requester is not answered; a throwing listener is (%s)', async (kind) => {
+    const unhandled: unknown[] = [];
+    config.onUnhandledError = (error) => unhandled.push(error);
+    const { server, client } = await pair(kind);
+    const subscription = server.messages$.subscribe(() => {
+      throw new Error('subscriber threw');
+    });
+    await expect(client.sendTo('hub', 'x', { timeout: 100 })).rejects.toMatchObject({ code: ErrorCode.TIMEOUT });
+    await until(() => unhandled.length === 1);
+    expect(unhandled).toEqual([expect.objectContaining({ message: 'subscriber threw' })]);
+    expect(server.errors).toEqual([]);
+    subscription.unsubscribe();
+    server.on('message', () => {
+      throw new Error('listener threw');
+    });
+    await expect(client.sendTo('hub', 'x', { timeout: 1000 })).rejects.toMatchObject({ code: ErrorCode.REMOTE, message: 'listener threw' });
+    expect(server.errors).toEqual([expect.objectContaining({ message: 'listener threw' })]);
+  });
+
+  it('over a link an answer ready at once arrives within subscribe(): share() asks again, shareReplay keeps it; over TCP share() shares', async () => {
+    for (const [kind, shared] of [['link', [1, 2]], ['tcp', [1, 1]]] as const) {
+      let n = 0;
+      const { client } = await pair(kind, (m) => m.reply(++n));
+      const s$ = client.request$('hub', 'q').pipe(share());
+      expect(await Promise.all([firstValueFrom(s$), firstValueFrom(s$)])).toEqual(shared);
+      const r$ = client.request$('hub', 'q').pipe(shareReplay(1));
+      const next = n + 1;
+      expect(await Promise.all([firstValueFrom(r$), firstValueFrom(r$)])).toEqual([next, next]);
+      expect(n).toBe(next);
+      await closeAll();
+    }
+  });
+
+  it('the streams are hot: a late subscriber sees what comes next only; after close() it is completed at once', async () => {
+    const { server, client } = await pair('link', (m) => m.reply('ok'));
+    const late: string[] = [];
+    server.connections$.subscribe((socket) => late.push(socket.name));
+    await client.sendTo('hub', 'x');
+    expect(late).toEqual([]);
+    expect(server.get('client')?.connected).toBe(true);
+    await server.close();
+    const done: string[] = [];
+    const streams: Array<[string, Observable<unknown>]> = [['messages$', server.messages$], ['connections$', server.connections$], ['disconnections$', server.disconnections$]];
+    for (const [name, stream$] of streams) stream$.subscribe({ complete: () => done.push(name) });
+    expect(done).toEqual(['messages$', 'connections$', 'disconnections$']);
   });
 });

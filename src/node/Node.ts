@@ -272,11 +272,15 @@ export class Node extends EventEmitter<NodeEvents> {
   #server: net.Server | null = null;
   #serverName: string | null = null;
 
-  /** Every message received, from any peer. Completes on `close()`. */
+  /**
+   * Every message received, from any peer. Completes on `close()`. Hot, as the events: a subscriber sees the
+   * messages that come after it subscribed. A subscriber that throws is RxJS's to report (an uncaught exception,
+   * on a timer), not the node's: unlike a throwing `'message'` listener, its requester is not answered.
+   */
   readonly messages$: Observable<NodeMessage>;
-  /** Every peer that finished a handshake, in either direction (also after a reconnection). */
+  /** Every peer that finished a handshake, in either direction (also after a reconnection), from subscription on. */
   readonly connections$: Observable<NodeSocket>;
-  /** Every peer whose connection was lost or closed. */
+  /** Every peer whose connection was lost or closed, from subscription on. */
   readonly disconnections$: Observable<NodeSocket>;
   /**
    * A snapshot of {@link Node.stats} every second while subscribed (the first at once), while `close({ drain })`
