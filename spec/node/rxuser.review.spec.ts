@@ -1,8 +1,8 @@
 // Review as an RxJS power user (and a careless one): Observable contracts of request$/messages$/stream(), and
 // callbacks that re-enter the node. Every probe here once failed. Over the in-memory link and a real TCP connection.
 import { config, firstValueFrom, type Observable, from, lastValueFrom, share, shareReplay, toArray } from 'rxjs';
-import { ErrorCode, type NodeMessage } from '../../src';
-import { closeAll, link, node, until, type Transport } from '../helpers/net';
+import { createLinkPair, ErrorCode, type NodeMessage } from '../../src';
+import { closeAll, delay, link, node, until, type Transport } from '../helpers/net';
 
 afterEach(closeAll);
 
@@ -95,5 +95,37 @@ describe('what the README says of subscribers (documented behaviour, pinned)', (
     const streams: Array<[string, Observable<unknown>]> = [['messages$', server.messages$], ['connections$', server.connections$], ['disconnections$', server.disconnections$]];
     for (const [name, stream$] of streams) stream$.subscribe({ complete: () => done.push(name) });
     expect(done).toEqual(['messages$', 'connections$', 'disconnections$']);
+  });
+});
+
+describe('an in-memory link whose reader throws into the writer', () => {
+  // The throw unwound out of LinkSocket#_write before its callback: that Writable stayed 'writing' for ever, every
+  // later frame queued behind it — a link that still looked connected, where every request timed out, silently.
+  async function linked() {
+    const server = node('hub', { heartbeatInterval: 0 });
+    const client = node('client', { heartbeatInterval: 0 });
+    server.on('message', (m) => m.reply('pong'));
+    const [a, b] = createLinkPair();
+    server.acceptVia(a);
+    await client.connectVia('hub', b);
+    return { server, client, a, b };
+  }
+
+  it('a data listener that throws once: the link ends, loudly (disconnect, then NOT_CONNECTED), instead of hanging', async () => {
+    const { server, client, b } = await linked();
+    let thrown = false;
+    b.on('data', () => {
+      if (thrown) return;
+      thrown = true;
+      throw new Error('reader threw');
+    });
+    const disconnected = new Promise((resolve) => client.once('disconnect', resolve));
+    // The listener runs after the node's own: this answer got through, the link is broken after it.
+    await expect(client.sendTo('hub', 'ping', { timeout: 2000 })).resolves.toBe('pong');
+    await Promise.race([disconnected, delay(5000).then(() => Promise.reject(new Error('no disconnect within 5 s')))]);
+    await expect(client.sendTo('hub', 'ping', { timeout: 2000 })).rejects.toMatchObject({ code: ErrorCode.NOT_CONNECTED });
+    await until(() => server.get('client') === undefined);
+    // Not swallowed: the reader's error is the cause of the end, reported on both sides.
+    expect(client.errors.concat(server.errors).map((e) => (e as Error & { cause?: Error }).cause?.message ?? e.message)).toContain('reader threw');
   });
 });
