@@ -1,7 +1,8 @@
 // Review as an RxJS power user (and a careless one): Observable contracts of request$/messages$/stream(), and
 // callbacks that re-enter the node. Every probe here once failed. Over the in-memory link and a real TCP connection.
-import { config, firstValueFrom, type Observable, from, lastValueFrom, share, shareReplay, toArray } from 'rxjs';
+import { asyncScheduler, config, firstValueFrom, type Observable, from, lastValueFrom, share, shareReplay, toArray } from 'rxjs';
 import { createLinkPair, ErrorCode, type NodeMessage } from '../../src';
+import { testScheduler } from '../helpers/marbles';
 import { closeAll, delay, link, node, until, type Transport } from '../helpers/net';
 
 afterEach(closeAll);
@@ -127,5 +128,25 @@ describe('an in-memory link whose reader throws into the writer', () => {
     await until(() => server.get('client') === undefined);
     // Not swallowed: the reader's error is the cause of the end, reported on both sides.
     expect(client.errors.concat(server.errors).map((e) => (e as Error & { cause?: Error }).cause?.message ?? e.message)).toContain('reader threw');
+  });
+});
+
+describe('the scheduler option (marble tests) and one-way request$', () => {
+  // Without the option a one-way request$ the socket takes at once emits and completes synchronously; with it
+  // (the mode marble tests use) it went through a Promise: emitted on a microtask, after TestScheduler#run had
+  // flushed — the same marble passed or failed depending on the option.
+  it.each([
+    ['without', undefined],
+    ['with', asyncScheduler],
+  ])('%s the scheduler option, request$(…, { receptive: false }) over a link is "(a|)" in virtual time', async (_, scheduler) => {
+    const server = node('hub', { heartbeatInterval: 0 });
+    const client = node('client', { heartbeatInterval: 0, scheduler });
+    const received: unknown[] = [];
+    server.on('message', (m) => received.push(m.data));
+    await link(server, client, 'link');
+    testScheduler().run(({ expectObservable }) => {
+      expectObservable(client.request$('hub', 'fire', { receptive: false })).toBe('(a|)', { a: undefined });
+    });
+    expect(received).toEqual(['fire']);
   });
 });

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
-import type { Observable, SchedulerLike, Subscriber } from 'rxjs';
+import type { Observable, ObservableInput, SchedulerLike, Subscriber } from 'rxjs';
 import { Observable as RxObservable } from 'rxjs/internal/Observable';
 import { Subject } from 'rxjs/internal/Subject';
 import {
@@ -662,7 +662,11 @@ export class Node extends EventEmitter<NodeEvents> {
       options = checkRequestOptions(options);
       const connection = this.sendable(target, options.receptive !== false);
       const { encoding, payload } = encodeWire(this.codec, data);
-      if (options.receptive === false) return this.oneWay(connection, { encoding, payload }, this.timeoutOf(options)) as Promise<T>;
+      if (options.receptive === false) {
+        const sent = this.oneWay(connection, { encoding, payload }, this.timeoutOf(options));
+        // Taken at once: emitted at once, as without a scheduler — not on a microtask, after a TestScheduler flushed.
+        return (sent === SENT ? [undefined] : sent) as ObservableInput<T>;
+      }
       const window = options.window ?? this.streamWindow;
       const send = (id: number) => connection.send(FrameType.MESSAGE, FrameFlags.RECEPTIVE, id, encoding, payload, window);
       return request$<T>(connection.registry, send, {
