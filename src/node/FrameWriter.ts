@@ -195,7 +195,16 @@ export class FrameWriter {
   ): boolean {
     const frame = Buffer.allocUnsafe(HEADER_SIZE + (window < 0 ? 0 : WINDOW_SIZE) + payload.length);
     frame.set(payload, putHead(frame, 0, type, flags, id, encoding, payload.length, window));
-    return this.socket.write(frame, payload.length > PACK_LIMIT ? written : undefined);
+    try {
+      return this.socket.write(frame, payload.length > PACK_LIMIT ? written : undefined);
+    } catch (error) {
+      // The peer reads within this call (an in-memory link) and its reading threw into it — say, a stack exhausted
+      // by synchronous exchanges — possibly from inside the stream's own bookkeeping, which then stays 'writing'
+      // and queues every later write: the link cannot go on in step. Destroyed out of this (maybe exhausted)
+      // stack, so both ends see the connection end instead of a link that looks up and answers nothing.
+      process.nextTick(() => this.socket.destroy(error instanceof Error ? error : new Error(String(error))));
+      return false;
+    }
   }
 
   /**

@@ -7,14 +7,38 @@ import { Duplex } from 'node:stream';
  */
 export class LinkSocket extends Duplex {
   /** @internal */ peer!: LinkSocket;
+  /** The peer's reading threw: nothing more crosses, both ends are being destroyed. */
+  private broken = false;
 
   constructor() {
     super({ allowHalfOpen: false });
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    if (!this.peer.destroyed) this.peer.push(chunk);
+    if (!this.broken && !this.peer.destroyed) {
+      try {
+        this.peer.push(chunk);
+      } catch (error) {
+        this.break(error);
+      }
+    }
+    // Always: a throw that unwound past it left this Writable 'writing' for ever, every later write queued.
     callback();
+  }
+
+  /**
+   * The peer's reading threw into our write — its own `'data'` listener, or a stack exhausted by synchronous
+   * exchanges (a `repeat()` of a request answered at once) that left it mid-frame: the link cannot go on in
+   * step. Both ends are destroyed with that error, out of this (possibly exhausted) stack, so both nodes see the
+   * connection end — instead of a link that looks up and answers nothing.
+   */
+  private break(error: unknown): void {
+    this.broken = true;
+    const reason = error instanceof Error ? error : new Error(`The in-memory link's reader threw ${String(error)}`);
+    process.nextTick(() => {
+      this.peer.destroy(reason);
+      this.destroy(reason);
+    });
   }
 
   override _final(callback: (error?: Error | null) => void): void {

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
-import type { Observable, SchedulerLike, Subscriber } from 'rxjs';
+import type { Observable, ObservableInput, SchedulerLike, Subscriber } from 'rxjs';
 import { Observable as RxObservable } from 'rxjs/internal/Observable';
 import { Subject } from 'rxjs/internal/Subject';
 import {
@@ -272,11 +272,15 @@ export class Node extends EventEmitter<NodeEvents> {
   #server: net.Server | null = null;
   #serverName: string | null = null;
 
-  /** Every message received, from any peer. Completes on `close()`. */
+  /**
+   * Every message received, from any peer. Completes on `close()`. Hot, as the events: a subscriber sees the
+   * messages that come after it subscribed. A subscriber that throws is RxJS's to report (an uncaught exception,
+   * on a timer), not the node's: unlike a throwing `'message'` listener, its requester is not answered.
+   */
   readonly messages$: Observable<NodeMessage>;
-  /** Every peer that finished a handshake, in either direction (also after a reconnection). */
+  /** Every peer that finished a handshake, in either direction (also after a reconnection), from subscription on. */
   readonly connections$: Observable<NodeSocket>;
-  /** Every peer whose connection was lost or closed. */
+  /** Every peer whose connection was lost or closed, from subscription on. */
   readonly disconnections$: Observable<NodeSocket>;
   /**
    * A snapshot of {@link Node.stats} every second while subscribed (the first at once), while `close({ drain })`
@@ -660,7 +664,11 @@ export class Node extends EventEmitter<NodeEvents> {
       options = checkRequestOptions(options);
       const connection = this.sendable(target, options.receptive !== false);
       const { encoding, payload } = encodeWire(this.codec, data);
-      if (options.receptive === false) return this.oneWay(connection, { encoding, payload }, this.timeoutOf(options)) as Promise<T>;
+      if (options.receptive === false) {
+        const sent = this.oneWay(connection, { encoding, payload }, this.timeoutOf(options));
+        // Taken at once: emitted at once, as without a scheduler — not on a microtask, after a TestScheduler flushed.
+        return (sent === SENT ? [undefined] : sent) as ObservableInput<T>;
+      }
       const window = options.window ?? this.streamWindow;
       const send = (id: number) => connection.send(FrameType.MESSAGE, FrameFlags.RECEPTIVE, id, encoding, payload, window);
       return request$<T>(connection.registry, send, {

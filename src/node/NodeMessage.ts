@@ -66,7 +66,9 @@ export class NodeMessage<T = unknown> {
   /**
    * Answers with a stream: every value of `source` goes to the requester's `request$` (a `sendTo` takes the
    * first), then its completion or error (a `RemoteError` there). An `AsyncIterable` or an iterable (array,
-   * generator, Set…) is pulled only as fast as the requester consumes (credits); an `Observable` pushes, and may
+   * generator, Set…) is pulled only as fast as the requester consumes (credits) — but a string, a Buffer or a
+   * typed array is one value, refused with a `TypeError` rather than split into characters or bytes (`reply(value)`,
+   * or `stream([value])`; `stream(from(value))` streams its elements); an `Observable` pushes, and may
    * run at most `streamBuffer` values ahead before the stream fails with `ERR_IPC_STREAM_OVERFLOW`. When the
    * requester unsubscribes or the connection is lost, `source` is unsubscribed (its `finalize` runs) or the
    * iterator returned. A pulled source may reuse a Buffer it yielded once asked for the next value (a large one
@@ -74,7 +76,8 @@ export class NodeMessage<T = unknown> {
    * change a value it emitted. Returns false when nothing awaits an answer (as {@link NodeMessage.reply}):
    * `source` is then released as a cancelled stream's would be — an iterator returned (a Readable destroyed, a
    * generator's `finally` run), an Observable never subscribed — so that one handed over too late leaks nothing.
-   * @throws TypeError when `source` is none of those; the requester then gets that error.
+   * @throws TypeError when `source` is none of those, or a string, Buffer or typed array; the requester then gets
+   *   that error.
    */
   stream(source: ObservableInput<unknown> | AsyncIterable<unknown> | Iterable<unknown>): boolean {
     if (this.claim() && this.#connection.stream(this.#request!, source)) return true;

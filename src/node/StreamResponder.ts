@@ -115,6 +115,16 @@ export class StreamResponder {
    * @throws TypeError when `source` is not something to stream from (the requester then gets that error).
    */
   start(source: ObservableInput<unknown> | AsyncIterable<unknown> | Iterable<unknown>): void {
+    if (typeof source === 'string' || ArrayBuffer.isView(source)) {
+      // Iterables of characters / bytes, but one value each: streamed, 'hello' arrived as 'h', 'e'… (a Buffer as
+      // one number per byte), and a sendTo resolved with the first character. Asked for explicitly, they stream.
+      const what = typeof source === 'string' ? 'a string' : `a ${source.constructor?.name ?? 'typed array'}`;
+      const error = new TypeError(
+        `message.stream() was given ${what}, which is one value: answer with message.reply(value), or stream([value]); to stream its ${typeof source === 'string' ? 'characters' : 'elements'}, stream(from(value))`,
+      );
+      this.fail(error);
+      throw error;
+    }
     let iterator;
     try {
       iterator = pullable(source);
