@@ -45,6 +45,8 @@ export interface ChaosOptions {
   disruptRate?: number;
   /** Most calls started in one step (default 1). */
   burst?: number;
+  /** Steps of traffic without disruption after the chaos, on connections that stay up (default 60). */
+  calmSteps?: number;
   /** Deadline for every call to settle once the traffic stopped. */
   settleMs?: number;
   log?: (line: string) => void;
@@ -562,6 +564,9 @@ export async function runChaos(seed: number, transport: Transport, options: Chao
     },
   ];
 
+  /** Calls that end no connection: all of `ops` (what ends connections is in `disruptions`). */
+  const calmOps = ops;
+
   const serverOps: Array<(tag: string) => void> = [
     (tag) => {
       const label = `broadcast ${tag}`;
@@ -687,52 +692,66 @@ export async function runChaos(seed: number, transport: Transport, options: Chao
 
   const pendingDisruptions: Promise<void>[] = [];
   let disrupting = false;
-  for (let step = 0; step < steps; step++) {
-    const tag = `${seed}:${step}`;
-    const roll = random();
-    if (disrupt && roll < (options.disruptRate ?? 0.05) && !disrupting) {
-      const which = int(0, disruptions.length - 1);
-      options.log?.(`step ${step}: disruption ${which}`);
-      disrupting = true;
-      const p = Promise.resolve()
-        .then(() => disruptions[which]())
-        .catch((error) => fail(`disruption ${which}: ${String((error as Error)?.stack ?? error)}`))
-        .finally(() => (disrupting = false));
-      pendingDisruptions.push(p);
-    } else {
-      const burst = int(1, options.burst ?? 1);
-      for (let b = 0; b < burst; b++) {
-        const t = burst === 1 ? tag : `${tag}.${b}`;
-        if (random() < 0.08) pick(serverOps)(t);
-        else pick(ops)(clients.get(pick(names))!, t);
+  const drive = async (first: number, count: number, disruptive: boolean) => {
+    for (let step = first; step < first + count; step++) {
+      const tag = `${seed}:${step}`;
+      const roll = random();
+      if (disruptive && roll < (options.disruptRate ?? 0.05) && !disrupting) {
+        const which = int(0, disruptions.length - 1);
+        options.log?.(`step ${step}: disruption ${which}`);
+        disrupting = true;
+        const p = Promise.resolve()
+          .then(() => disruptions[which]())
+          .catch((error) => fail(`disruption ${which}: ${String((error as Error)?.stack ?? error)}`))
+          .finally(() => (disrupting = false));
+        pendingDisruptions.push(p);
+      } else {
+        const burst = int(1, options.burst ?? 1);
+        for (let b = 0; b < burst; b++) {
+          const t = burst === 1 ? tag : `${tag}.${b}`;
+          if (random() < 0.08) pick(serverOps)(t);
+          else pick(calm ? calmOps : ops)(clients.get(pick(names))!, t);
+        }
       }
+      if (random() < 0.3) await delay(int(0, 3));
+      else if (random() < 0.5) await new Promise((resolve) => setImmediate(resolve));
+      if (disruptive && step % 40 === 39) for (const c of clients.values()) heal(c);
     }
-    if (random() < 0.3) await delay(int(0, 3));
-    else if (random() < 0.5) await new Promise((resolve) => setImmediate(resolve));
-    if (disrupt && step % 40 === 39) for (const c of clients.values()) heal(c);
-  }
-  await Promise.all(pendingDisruptions);
+    await Promise.all(pendingDisruptions);
+  };
 
-  // ─── every call settles ─────────────────────────────────────────────────────────────────────────────
   const settleMs = options.settleMs ?? 8000;
-  try {
-    await waitFor(() => calls.every((c) => c.settled), settleMs);
-  } catch {
-    for (const call of calls.filter((c) => !c.settled).slice(0, 10)) fail(`never settled within ${settleMs} ms: ${call.label}`);
-  }
+  const settleAll = async () => {
+    try {
+      await waitFor(() => calls.every((c) => c.settled), settleMs);
+    } catch {
+      for (const call of calls.filter((c) => !c.settled).slice(0, 10)) fail(`never settled within ${settleMs} ms: ${call.label}`);
+    }
+  };
+  const healAll = async () => {
+    try {
+      // Healed again and again: a link refused while the server still held the client's stale connection (until
+      // its heartbeat ends it) is not retried by itself.
+      await waitFor(() => {
+        for (const c of clients.values()) heal(c);
+        return [...clients.values()].every((c) => c.get('srv')?.connected === true && server.get(c.name)?.connected === true);
+      }, 6000);
+    } catch {
+      fail(`clients not connected again: ${[...clients.values()].map((c) => `${c.name}=${c.get('srv')?.connected}/${server.get(c.name)?.connected}`).join(' ')}`);
+    }
+  };
 
-  // ─── back to a healthy state: every client connected ───────────────────────────────────────────────
-  for (const c of clients.values()) heal(c);
-  try {
-    // Healed again and again: a link refused while the server still held the client's stale connection (until
-    // its heartbeat ends it) is not retried by itself.
-    await waitFor(() => {
-      for (const c of clients.values()) heal(c);
-      return [...clients.values()].every((c) => c.get('srv')?.connected === true && server.get(c.name)?.connected === true);
-    }, 6000);
-  } catch {
-    fail(`clients not connected again: ${[...clients.values()].map((c) => `${c.name}=${c.get('srv')?.connected}/${server.get(c.name)?.connected}`).join(' ')}`);
-  }
+  // ─── chaos, then every call settles ─────────────────────────────────────────────────────────────────
+  let calm = false;
+  await drive(0, steps, disrupt);
+  await settleAll();
+  // ─── back to a healthy state, then calm traffic (the same calls, minus those that end connections): ──
+  // what the chaos leaked on the connections it did not end shows below, whatever the last disruption was
+  await healAll();
+  calm = true;
+  await drive(steps, options.calmSteps ?? 60, false);
+  await settleAll();
+  await healAll();
 
   // ─── none lost while a connection stays up: a last burst, and a request behind it ──────────────────
   await Promise.all(
