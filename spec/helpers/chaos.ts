@@ -395,7 +395,7 @@ export async function runChaos(seed: number, transport: Transport, options: Chao
       const label = `request$-take ${tag} k=${k}`;
       track(
         label,
-        firstValueFrom(c.request$('srv', { tag, kind: pick(['inf', 'obs']) }, { window: int(1, 16), timeout: pick([100, Infinity]), idleTimeout: pick([undefined, 500]) }).pipe(take(k), toArray())),
+        firstValueFrom(c.request$('srv', { tag, kind: pick(['inf', 'obs']) }, { window: int(1, 16), timeout: pick([0, 1, 100, Infinity]), idleTimeout: pick([undefined, 1, 3, 500]) }).pipe(take(k), toArray())),
         lossOnly(label),
         (values) => {
           inOrder(label, tag, values as unknown[], k);
@@ -439,7 +439,7 @@ export async function runChaos(seed: number, transport: Transport, options: Chao
       const label = `iterate ${tag} k=${k}${finite ? ` n=${n}` : ''}`;
       const values: unknown[] = [];
       const run = async () => {
-        const it = c.iterate('srv', finite ? { tag, kind: 'iter', n } : { tag, kind: pick(['inf', 'obs']) }, { window: int(1, 8), timeout: pick([100, Infinity]) });
+        const it = c.iterate('srv', finite ? { tag, kind: 'iter', n } : { tag, kind: pick(['inf', 'obs']) }, { window: int(1, 8), timeout: pick([0, 1, 100, Infinity]), idleTimeout: pick([1, 3, Infinity]) });
         for await (const v of it) {
           values.push(v);
           if (values.length >= k) break;
