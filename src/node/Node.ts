@@ -33,7 +33,7 @@ import { NO_TRAFFIC, NodeSocket } from './NodeSocket';
 import { PendingRequest } from './PendingRequest';
 import { StreamRequest } from './StreamRequest';
 import { TimeoutQueue } from './TimeoutQueue';
-import { createServer, dial, listen, type TlsSettings } from './transport';
+import { closeServer, createServer, dial, listen, type TlsSettings } from './transport';
 import { MAX_TIMER_DELAY } from '../limits';
 import { tlsErrorOf, unverifiedClient } from './tlsError';
 import {
@@ -946,7 +946,7 @@ export class Node extends EventEmitter<NodeEvents> {
     const reason = { code: ErrorCode.CLOSED, message: `Node "${this.name}" is closing`, reconnect };
     const done: Promise<unknown>[] = [];
     const server = this.server;
-    if (server) done.push(new Promise((resolve) => server.close(resolve)));
+    if (server) done.push(closeServer(server));
     // Nothing new is dialled while closing: a connectTo still waiting for its peer (backoff, handshake) ends now, and
     // a fleet searches and links no more (its ready members finish their requests).
     for (const dialler of this.dialled.values()) {

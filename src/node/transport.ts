@@ -18,7 +18,33 @@ export type TlsSettings = tls.TlsOptions & tls.ConnectionOptions;
  * certificates leaves the verdict to the node (see serverTlsSettings): check `unverifiedClient` for each socket.
  */
 export function createServer(tlsSettings: TlsSettings | undefined, onSocket: (socket: net.Socket) => void): net.Server {
-  return tlsSettings ? loadTls().createServer(serverTlsSettings(tlsSettings), onSocket) : net.createServer(onSocket);
+  if (!tlsSettings) return net.createServer(onSocket);
+  const server = loadTls().createServer(serverTlsSettings(tlsSettings), onSocket);
+  // The TCP sockets of clients still in their TLS handshake: no node knows them yet (see closeServer).
+  const handshaking = new Set<net.Socket>();
+  server.on('connection', (raw: net.Socket) => {
+    handshaking.add(raw);
+    raw.once('close', () => handshaking.delete(raw));
+  });
+  // Secure: from now on the node owns it (through its TLSSocket, whose `_parent` is that TCP socket), and ends it.
+  server.prependListener('secureConnection', (socket: net.Socket) => handshaking.delete((socket as { _parent?: net.Socket })._parent!));
+  tlsHandshakes.set(server, handshaking);
+  return server;
+}
+
+/** The TCP sockets of a TLS server's clients still in their TLS handshake (see createServer). */
+const tlsHandshakes = new WeakMap<net.Server, Set<net.Socket>>();
+
+/**
+ * Closes a server of {@link createServer}: resolves once it stopped listening and every connection it accepted is
+ * gone. A TLS server's clients still in their TLS handshake are destroyed: `net.Server#close` waited for them, and
+ * node:tls ends them only at its `handshakeTimeout`, so a client that stalled mid-handshake (or a port scanner that
+ * connects and never speaks) held `close()` up for that long (10 s by default, 24 days for `Infinity`).
+ */
+export function closeServer(server: net.Server): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  for (const raw of tlsHandshakes.get(server) ?? []) raw.destroy();
+  return closed;
 }
 
 /**

@@ -1,0 +1,62 @@
+/**
+ * TLS review: TLS settings, addresses and connect/serve arguments as careless and hostile users give them. Each
+ * case ends in the right result or a clear error (a TypeError naming the option, or an IpcError with a stable
+ * code), never a hang, a raw OpenSSL error or a close() held up by a stranger.
+ */
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { Node } from '../../src';
+import { closeAll, node, until } from '../helpers/net';
+
+afterEach(closeAll);
+
+const dir = join(__dirname, '..', 'fixtures', 'tls');
+const pem = (file: string) => readFileSync(join(dir, file));
+const ca = pem('ca.pem');
+const server = { key: pem('server-key.pem'), cert: pem('server-cert.pem'), ca };
+
+async function serveTls(n: Node): Promise<number> {
+  n.serve(n.name, 0, '127.0.0.1');
+  await once(n, 'listening');
+  return (n.server!.address() as AddressInfo).port;
+}
+
+describe('close() while a client is in the middle of its TLS handshake', () => {
+  const strangers: Socket[] = [];
+  afterEach(() => strangers.splice(0).forEach((s) => s.destroy()));
+
+  it.each([
+    ['sends a partial ClientHello and stops', Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01])],
+    ['connects and never speaks', Buffer.alloc(0)],
+  ])('a client that %s does not hold close() up until the TLS handshake timeout (it did: 60 s here)', async (_, bytes) => {
+    const hub = node('hub', { tls: server, handshakeTimeout: 60_000 });
+    const port = await serveTls(hub);
+    const stranger = netConnect(port, '127.0.0.1');
+    strangers.push(stranger);
+    stranger.on('error', () => {});
+    await once(stranger, 'connect');
+    stranger.write(bytes);
+    // The server has accepted it (TCP) before close() starts.
+    await new Promise<void>((resolve) => {
+      const check = () => hub.server!.getConnections((_e, n) => (n > 0 ? resolve() : setTimeout(check, 5)));
+      check();
+    });
+    const closed = new Promise((resolve) => stranger.once('close', resolve)); // (a reset, when its bytes were unread)
+    const started = performance.now();
+    await hub.close();
+    expect(performance.now() - started).toBeLessThan(5_000);
+    await closed; // and the stranger's socket was ended, not left open
+    expect(hub.errors).toEqual([]);
+  });
+  it('a client past its TLS handshake is still closed gracefully (told not to come back), not destroyed', async () => {
+    const hub = node('hub', { tls: server });
+    const port = await serveTls(hub);
+    const leaf = node('leaf', { tls: { ca }, maxRetries: Infinity, retryTime: 10 });
+    await leaf.connectTo('hub', port, '127.0.0.1');
+    await hub.close({ reconnect: false });
+    // A CLOSE frame reached it: it gave up for good (a socket destroyed under it would be redialled for ever).
+    await until(() => leaf.get('hub') === undefined);
+  });
+});
