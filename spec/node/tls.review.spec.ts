@@ -60,3 +60,30 @@ describe('close() while a client is in the middle of its TLS handshake', () => {
     await until(() => leaf.get('hub') === undefined);
   });
 });
+
+describe('TLS settings that cannot work', () => {
+  it.each([
+    ['a key that is not PEM', { key: 'not a key', cert: pem('server-cert.pem') }],
+    ['a key that does not match the certificate', { key: pem('client-key.pem'), cert: pem('server-cert.pem') }],
+  ])('%s: a TypeError naming options.tls (cause: the node:tls error), for connectTo as for serve', async (_, tls) => {
+    const make = () => new Node('n', { tls, maxRetries: 5 });
+    expect(make).toThrow(TypeError);
+    expect(make).toThrow(/options\.tls/);
+    let error: Error | undefined;
+    try {
+      make();
+    } catch (e) {
+      error = e as Error;
+    }
+    expect((error!.cause as NodeJS.ErrnoException).code).toMatch(/^ERR_OSSL_/);
+  });
+
+  it.each([
+    ['a cert without its key', { cert: pem('server-cert.pem') }],
+    ['a key without its cert', { key: pem('server-key.pem') }],
+  ])('serve with %s throws a TypeError (every client was refused: "no suitable signature algorithm")', (_, tls) => {
+    const hub = node('hub', { tls });
+    expect(() => hub.serve('hub', 0, '127.0.0.1')).toThrow(/options\.tls needs the key and cert/);
+    expect(hub.server).toBeNull();
+  });
+});

@@ -14,6 +14,21 @@ const loadTls = (): typeof tls => (tlsModule ??= require('node:tls') as typeof t
 export type TlsSettings = tls.TlsOptions & tls.ConnectionOptions;
 
 /**
+ * Checks that `settings` make a TLS context (`tls.createSecureContext`): a key that is not PEM, a key that does not
+ * match its certificate, a wrong passphrase… were thrown by node:tls as they are (an `ERR_OSSL_*` error, no word of
+ * which option), by `serve` or as the rejection of `connectTo`, not where the node was made.
+ * @throws TypeError naming `what`, with node:tls's error as `cause`.
+ */
+export function checkTlsSettings(settings: TlsSettings, what: string): void {
+  try {
+    loadTls().createSecureContext(settings);
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    throw new TypeError(`${what} cannot make a TLS context: ${message}${code ? ` (${code})` : ''}: check its key, cert, pfx, passphrase and ca`, { cause: error });
+  }
+}
+
+/**
  * A server for `serve`: plain TCP/Unix, or TLS when `tlsSettings` is given. A TLS server that verifies client
  * certificates leaves the verdict to the node (see serverTlsSettings): check `unverifiedClient` for each socket.
  */
