@@ -7,8 +7,8 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { Node } from '../../src';
-import { closeAll, node, until } from '../helpers/net';
+import { ErrorCode, Node, TlsError } from '../../src';
+import { closeAll, node, serveTcp, until } from '../helpers/net';
 
 afterEach(closeAll);
 
@@ -85,5 +85,21 @@ describe('TLS settings that cannot work', () => {
     const hub = node('hub', { tls });
     expect(() => hub.serve('hub', 0, '127.0.0.1')).toThrow(/options\.tls needs the key and cert/);
     expect(hub.server).toBeNull();
+  });
+});
+
+describe('TLS on one side only', () => {
+  it('a TLS client facing a plain server: ERR_IPC_TLS, final, saying the server does not speak TLS (was only "wrong version number")', async () => {
+    const hub = node('hub');
+    const port = await serveTcp(hub);
+    const leaf = node('leaf', { tls: { ca }, maxRetries: Infinity, retryTime: 10 });
+    const error = (await leaf.connectTo('hub', port, '127.0.0.1').catch((e: Error) => e)) as TlsError;
+    expect(error).toBeInstanceOf(TlsError);
+    expect(error.message).toMatch(/does not speak TLS.*options\.tls/);
+    expect((error.cause as NodeJS.ErrnoException).code).toBe('EPROTO');
+    expect(leaf.get('hub')).toBeUndefined();
+    // The plain server says what it received: a TLS ClientHello, not some unknown bytes.
+    await until(() => hub.errors.length > 0);
+    expect(hub.errors[0]).toMatchObject({ code: ErrorCode.PROTOCOL, message: expect.stringMatching(/TLS ClientHello.*options\.tls/) });
   });
 });
