@@ -4,11 +4,11 @@
  * code), never a hang, a raw OpenSSL error or a close() held up by a stranger.
  */
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { ErrorCode, Node, TlsError } from '../../src';
-import { closeAll, node, serveTcp, until } from '../helpers/net';
+import { closeAll, node, serveTcp, socketPath, until } from '../helpers/net';
 
 afterEach(closeAll);
 
@@ -101,5 +101,21 @@ describe('TLS on one side only', () => {
     // The plain server says what it received: a TLS ClientHello, not some unknown bytes.
     await until(() => hub.errors.length > 0);
     expect(hub.errors[0]).toMatchObject({ code: ErrorCode.PROTOCOL, message: expect.stringMatching(/TLS ClientHello.*options\.tls/) });
+  });
+});
+
+describe('serve on a path that is no socket file', () => {
+  it.each([
+    ['a directory', (dir: string) => dir, /is a directory, not a Unix socket/],
+    ['a regular file', (dir: string) => (writeFileSync(join(dir, 'data.txt'), 'keep me'), join(dir, 'data.txt')), /is a file, not a Unix socket/],
+  ])('%s: EADDRINUSE saying what is there, left alone (was only "address already in use": a server to look for)', async (_, make, message) => {
+    const path = make(dirname(socketPath()));
+    const hub = node('hub');
+    hub.serve('hub', path);
+    await until(() => hub.errors.length > 0);
+    expect(hub.errors[0]).toMatchObject({ code: 'EADDRINUSE', message: expect.stringMatching(message) });
+    expect((hub.errors[0].cause as NodeJS.ErrnoException).code).toBe('EADDRINUSE');
+    expect(hub.server).toBeNull();
+    expect(existsSync(path)).toBe(true);
   });
 });

@@ -76,9 +76,9 @@ export function dial(tlsSettings: TlsSettings | undefined, connectArgs: unknown[
  * is a socket and nobody answers on it (a crashed server left it), it is removed and listening retried (a file
  * that cannot be removed is reported with the unlink's code, e.g. EPERM); if the file is gone meanwhile (its server
  * just closed), listening is retried as it is; if it was replaced meanwhile (another server reclaimed it at the
- * same moment), the check starts over (and finds that server live). A live socket or a file that is
- * not a socket is left alone: `onError` gets the original EADDRINUSE. A server closed during that check does not
- * listen after all. `socketMode`, when given, is applied to the socket file before `onListening`.
+ * same moment), the check starts over (and finds that server live). A live socket is left alone: `onError` gets
+ * the original EADDRINUSE; so is a file that is not a socket, or a directory: an EADDRINUSE that says which. A
+ * server closed during that check does not listen after all. `socketMode`, when given, is applied to the socket file before `onListening`.
  */
 export function listen(
   server: net.Server,
@@ -125,7 +125,8 @@ export function listen(
       if (closed) return;
       // The file went away meanwhile (the server that held it closed): the path is free.
       if (probeError.code === 'ENOENT') return start();
-      if (probeError.code !== 'ECONNREFUSED' || !isSocketFile(path)) return onError(error);
+      if (probeError.code !== 'ECONNREFUSED') return onError(error);
+      if (!isSocketFile(path)) return onError(notASocket(path, error) ?? error);
       // Replaced since the probe began: another server reclaimed the path at the same moment (two processes
       // starting on it after a crash). Removing its fresh file would orphan it: check again from the start.
       if (fileId(path) !== file) return start();
@@ -160,6 +161,22 @@ function missingFolder(path: string, error: NodeJS.ErrnoException): Error | unde
     syscall: 'listen',
     path,
   });
+}
+
+/**
+ * EADDRINUSE for a path that holds a directory or a file that is no socket (left alone: it is not ours to remove)
+ * says so: "address already in use" alone sent people looking for a server that does not exist. Undefined when
+ * there is nothing at `path` any more.
+ */
+function notASocket(path: string, error: NodeJS.ErrnoException): Error | undefined {
+  let what: string;
+  try {
+    what = lstatSync(path).isDirectory() ? 'a directory' : 'a file';
+  } catch {
+    return undefined;
+  }
+  const message = `Cannot serve on ${path}: it is ${what}, not a Unix socket (serve creates the socket file itself: give a path where nothing is)`;
+  return Object.assign(new Error(message, { cause: error }), { code: error.code, syscall: 'listen', path });
 }
 
 /**
