@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
-import { ErrorCode, Node, TlsError } from '../../src';
+import { ErrorCode, HandshakeError, Node, TlsError } from '../../src';
 import { closeAll, node, serveTcp, socketPath, until } from '../helpers/net';
 
 afterEach(closeAll);
@@ -117,5 +117,21 @@ describe('serve on a path that is no socket file', () => {
     expect((hub.errors[0].cause as NodeJS.ErrnoException).code).toBe('EADDRINUSE');
     expect(hub.server).toBeNull();
     expect(existsSync(path)).toBe(true);
+  });
+});
+
+describe('a client silent in its TLS handshake', () => {
+  it('is ERR_IPC_HANDSHAKE "no TLS handshake within", as a silent client of a plain server (was ERR_IPC_TLS, a certificate refusal)', async () => {
+    const hub = node('hub', { tls: server, handshakeTimeout: 200 });
+    const port = await serveTls(hub);
+    const stranger = netConnect(port, '127.0.0.1');
+    stranger.on('error', () => {});
+    const closed = new Promise((resolve) => stranger.once('close', resolve));
+    await until(() => hub.errors.length > 0);
+    await closed;
+    expect(hub.errors).toHaveLength(1);
+    expect(hub.errors[0]).toBeInstanceOf(HandshakeError);
+    expect(hub.errors[0]).toMatchObject({ code: ErrorCode.HANDSHAKE, message: expect.stringMatching(/did not finish its TLS handshake within 200 ms/) });
+    expect((hub.errors[0].cause as NodeJS.ErrnoException).code).toBe('ERR_TLS_HANDSHAKE_TIMEOUT');
   });
 });

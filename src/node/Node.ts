@@ -449,7 +449,10 @@ export class Node extends EventEmitter<NodeEvents> {
     // that only hung up first (ECONNRESET: a TCP health check, a port scan) is no TLS refusal: silent, as over TCP.
     server.on('tlsClientError', (error: Error, socket: net.Socket) => {
       socket.destroy();
-      const refusal = tlsErrorOf(error, 'a client');
+      // A client silent in its TLS handshake is a handshake timeout, as one of a plain server: no TLS refusal.
+      const silent = (error as NodeJS.ErrnoException).code === 'ERR_TLS_HANDSHAKE_TIMEOUT';
+      const why = `A client did not finish its TLS handshake within ${settings?.handshakeTimeout} ms`;
+      const refusal = silent ? new HandshakeError(ErrorCode.HANDSHAKE, why, { cause: error, retryable: true }) : tlsErrorOf(error, 'a client');
       if (refusal) this.report(refusal);
     });
     this.#server = server;
