@@ -33,7 +33,7 @@ import { NO_TRAFFIC, NodeSocket } from './NodeSocket';
 import { PendingRequest } from './PendingRequest';
 import { StreamRequest } from './StreamRequest';
 import { TimeoutQueue } from './TimeoutQueue';
-import { createServer, dial, listen, type TlsSettings } from './transport';
+import { checkTlsSettings, closeServer, createServer, dial, listen, type TlsSettings } from './transport';
 import { MAX_TIMER_DELAY } from '../limits';
 import { tlsErrorOf, unverifiedClient } from './tlsError';
 import {
@@ -98,7 +98,9 @@ export interface NodeOptions {
    * `tls.connect({ ...tls, ...connectArgs })`, the rest of the API unchanged. One object serves both roles:
    * `key`/`cert` are this node's identity (its server certificate, and its client certificate for mutual TLS),
    * `ca` the authority it trusts; `requestCert: true` (with the default `rejectUnauthorized: true`) makes the
-   * server demand a client certificate signed by `ca`. A certificate failure is final: never retried.
+   * server demand a client certificate signed by `ca`. A certificate failure is final: never retried. Settings
+   * that cannot make a TLS context (a key that is not PEM or does not match `cert`, a wrong `passphrase`) are a
+   * TypeError of the constructor (`cause`: the node:tls error); `serve` needs `key` and `cert` (or `pfx`).
    */
   tls?: TlsSettings;
   /**
@@ -352,7 +354,7 @@ export class Node extends EventEmitter<NodeEvents> {
     this.requestTimeout = checkDuration(options.requestTimeout, opt('requestTimeout'), 30_000);
     this.maxPendingRequests = checkInteger(options.maxPendingRequests, opt('maxPendingRequests'), 100_000, 1, Infinity);
     this.maxWriteBuffer = checkInteger(options.maxWriteBuffer, opt('maxWriteBuffer'), 64 * 1024 * 1024, 0, Infinity);
-    if (options.tls !== undefined) checkOptions(options.tls, opt('tls'));
+    if (options.tls !== undefined) checkTlsSettings(checkOptions(options.tls, opt('tls')), opt('tls'));
     this.tls = options.tls;
     this.socketMode = options.socketMode === undefined ? undefined : checkInteger(options.socketMode, opt('socketMode'), 0, 0, 0o7777);
     if (options.auth !== undefined) {
@@ -439,8 +441,8 @@ export class Node extends EventEmitter<NodeEvents> {
     if (this.#server || this.#serverName !== null) throw new IpcError(ErrorCode.ALREADY_CONNECTED, `Node "${this.name}" already serves`);
     if (this.session) return this.serveThrough(this.session, name, listenArgs);
     const tls = this.tls;
-    if (tls && !(tls.key ?? tls.cert ?? tls.pfx ?? tls.SNICallback ?? tls.pskCallback)) {
-      // tls.createServer takes it, and then refuses every client ("no suitable signature algorithm").
+    if (tls && !((tls.key && tls.cert) ?? tls.pfx ?? tls.SNICallback ?? tls.pskCallback)) {
+      // tls.createServer takes it (a cert without its key too), then refuses every client ("no suitable signature algorithm").
       throw new TypeError('serve: options.tls needs the key and cert (or pfx) of this server: a TLS server without a certificate refuses every client');
     }
     // A TLS client has handshakeTimeout for its TLS handshake too (Node's default is 120 s), unless tls says otherwise.
@@ -451,7 +453,10 @@ export class Node extends EventEmitter<NodeEvents> {
     // that only hung up first (ECONNRESET: a TCP health check, a port scan) is no TLS refusal: silent, as over TCP.
     server.on('tlsClientError', (error: Error, socket: net.Socket) => {
       socket.destroy();
-      const refusal = tlsErrorOf(error, 'a client');
+      // A client silent in its TLS handshake is a handshake timeout, as one of a plain server: no TLS refusal.
+      const silent = (error as NodeJS.ErrnoException).code === 'ERR_TLS_HANDSHAKE_TIMEOUT';
+      const why = `A client did not finish its TLS handshake within ${settings?.handshakeTimeout} ms`;
+      const refusal = silent ? new HandshakeError(ErrorCode.HANDSHAKE, why, { cause: error, retryable: true }) : tlsErrorOf(error, 'a client');
       if (refusal) this.report(refusal);
     });
     this.#server = server;
@@ -954,7 +959,7 @@ export class Node extends EventEmitter<NodeEvents> {
     const reason = { code: ErrorCode.CLOSED, message: `Node "${this.name}" is closing`, reconnect };
     const done: Promise<unknown>[] = [];
     const server = this.server;
-    if (server) done.push(new Promise((resolve) => server.close(resolve)));
+    if (server) done.push(closeServer(server));
     // Nothing new is dialled while closing: a connectTo still waiting for its peer (backoff, handshake) ends now, and
     // a fleet searches and links no more (its ready members finish their requests).
     for (const dialler of this.dialled.values()) {

@@ -10,6 +10,9 @@ import type { TlsSettings } from './transport';
  */
 const VERIFY_CODES = /^(?:INVALID_PURPOSE|INVALID_CA|PATH_LENGTH_EXCEEDED|HOSTNAME_MISMATCH|\w*CRL\w*)$/;
 
+/** OpenSSL's errors for a peer whose bytes are no TLS records (a plain client or server, an HTTP one). */
+const NOT_TLS = /wrong version number|packet length too long|http request/i;
+
 /**
  * True for the errors of a TLS refusal: certificate verification, handshake alerts, TLS protocol errors — also
  * OpenSSL's `EPROTO` (a peer that does not speak TLS, or answers with an alert: "wrong version number", "alert
@@ -32,7 +35,9 @@ export function tlsErrorOf(error: Error, where: string): TlsError | null {
   if (error instanceof TlsError) return error;
   if (!isTlsFailure(error)) return null;
   const code = (error as NodeJS.ErrnoException).code;
-  return new TlsError(`TLS refused ${where}: ${error.message}${code ? ` (${code})` : ''}`, { cause: error });
+  // OpenSSL's words for bytes that are no TLS record say nothing of the usual cause: TLS on one side only.
+  const plain = NOT_TLS.test(error.message) ? 'it does not speak TLS (give both nodes options.tls, or neither): ' : '';
+  return new TlsError(`TLS refused ${where}: ${plain}${error.message.trim()}${code ? ` (${code})` : ''}`, { cause: error });
 }
 
 /**

@@ -14,11 +14,52 @@ const loadTls = (): typeof tls => (tlsModule ??= require('node:tls') as typeof t
 export type TlsSettings = tls.TlsOptions & tls.ConnectionOptions;
 
 /**
+ * Checks that `settings` make a TLS context (`tls.createSecureContext`): a key that is not PEM, a key that does not
+ * match its certificate, a wrong passphrase… were thrown by node:tls as they are (an `ERR_OSSL_*` error, no word of
+ * which option), by `serve` or as the rejection of `connectTo`, not where the node was made.
+ * @throws TypeError naming `what`, with node:tls's error as `cause`.
+ */
+export function checkTlsSettings(settings: TlsSettings, what: string): void {
+  try {
+    loadTls().createSecureContext(settings);
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    throw new TypeError(`${what} cannot make a TLS context: ${message}${code ? ` (${code})` : ''}: check its key, cert, pfx, passphrase and ca`, { cause: error });
+  }
+}
+
+/**
  * A server for `serve`: plain TCP/Unix, or TLS when `tlsSettings` is given. A TLS server that verifies client
  * certificates leaves the verdict to the node (see serverTlsSettings): check `unverifiedClient` for each socket.
  */
 export function createServer(tlsSettings: TlsSettings | undefined, onSocket: (socket: net.Socket) => void): net.Server {
-  return tlsSettings ? loadTls().createServer(serverTlsSettings(tlsSettings), onSocket) : net.createServer(onSocket);
+  if (!tlsSettings) return net.createServer(onSocket);
+  const server = loadTls().createServer(serverTlsSettings(tlsSettings), onSocket);
+  // The TCP sockets of clients still in their TLS handshake: no node knows them yet (see closeServer).
+  const handshaking = new Set<net.Socket>();
+  server.on('connection', (raw: net.Socket) => {
+    handshaking.add(raw);
+    raw.once('close', () => handshaking.delete(raw));
+  });
+  // Secure: from now on the node owns it (through its TLSSocket, whose `_parent` is that TCP socket), and ends it.
+  server.prependListener('secureConnection', (socket: net.Socket) => handshaking.delete((socket as { _parent?: net.Socket })._parent!));
+  tlsHandshakes.set(server, handshaking);
+  return server;
+}
+
+/** The TCP sockets of a TLS server's clients still in their TLS handshake (see createServer). */
+const tlsHandshakes = new WeakMap<net.Server, Set<net.Socket>>();
+
+/**
+ * Closes a server of {@link createServer}: resolves once it stopped listening and every connection it accepted is
+ * gone. A TLS server's clients still in their TLS handshake are destroyed: `net.Server#close` waited for them, and
+ * node:tls ends them only at its `handshakeTimeout`, so a client that stalled mid-handshake (or a port scanner that
+ * connects and never speaks) held `close()` up for that long (10 s by default, 24 days for `Infinity`).
+ */
+export function closeServer(server: net.Server): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  for (const raw of tlsHandshakes.get(server) ?? []) raw.destroy();
+  return closed;
 }
 
 /**
@@ -35,9 +76,9 @@ export function dial(tlsSettings: TlsSettings | undefined, connectArgs: unknown[
  * is a socket and nobody answers on it (a crashed server left it), it is removed and listening retried (a file
  * that cannot be removed is reported with the unlink's code, e.g. EPERM); if the file is gone meanwhile (its server
  * just closed), listening is retried as it is; if it was replaced meanwhile (another server reclaimed it at the
- * same moment), the check starts over (and finds that server live). A live socket or a file that is
- * not a socket is left alone: `onError` gets the original EADDRINUSE. A server closed during that check does not
- * listen after all. `socketMode`, when given, is applied to the socket file before `onListening`.
+ * same moment), the check starts over (and finds that server live). A live socket is left alone: `onError` gets
+ * the original EADDRINUSE; so is a file that is not a socket, or a directory: an EADDRINUSE that says which. A
+ * server closed during that check does not listen after all. `socketMode`, when given, is applied to the socket file before `onListening`.
  */
 export function listen(
   server: net.Server,
@@ -84,7 +125,8 @@ export function listen(
       if (closed) return;
       // The file went away meanwhile (the server that held it closed): the path is free.
       if (probeError.code === 'ENOENT') return start();
-      if (probeError.code !== 'ECONNREFUSED' || !isSocketFile(path)) return onError(error);
+      if (probeError.code !== 'ECONNREFUSED') return onError(error);
+      if (!isSocketFile(path)) return onError(notASocket(path, error) ?? error);
       // Replaced since the probe began: another server reclaimed the path at the same moment (two processes
       // starting on it after a crash). Removing its fresh file would orphan it: check again from the start.
       if (fileId(path) !== file) return start();
@@ -119,6 +161,22 @@ function missingFolder(path: string, error: NodeJS.ErrnoException): Error | unde
     syscall: 'listen',
     path,
   });
+}
+
+/**
+ * EADDRINUSE for a path that holds a directory or a file that is no socket (left alone: it is not ours to remove)
+ * says so: "address already in use" alone sent people looking for a server that does not exist. Undefined when
+ * there is nothing at `path` any more.
+ */
+function notASocket(path: string, error: NodeJS.ErrnoException): Error | undefined {
+  let what: string;
+  try {
+    what = lstatSync(path).isDirectory() ? 'a directory' : 'a file';
+  } catch {
+    return undefined;
+  }
+  const message = `Cannot serve on ${path}: it is ${what}, not a Unix socket (serve creates the socket file itself: give a path where nothing is)`;
+  return Object.assign(new Error(message, { cause: error }), { code: error.code, syscall: 'listen', path });
 }
 
 /**

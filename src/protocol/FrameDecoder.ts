@@ -2,6 +2,10 @@ import { ErrorCode, PeerDisconnectedError, ProtocolError } from '../errors';
 import { DEFAULT_MAX_FRAME_SIZE, HEADER_SIZE, MAGIC, PROTOCOL_VERSION } from './constants';
 import { EMPTY_PAYLOAD, type Frame } from './Frame';
 
+/** The first two bytes of a TLS handshake record (a ClientHello): a TLS peer talking to a plain node. */
+const TLS_RECORD = 0x1603;
+const TLS_HINT = ' (a TLS ClientHello: the peer speaks TLS; give this node options.tls too, or the peer none)';
+
 /** Read-into mode: size of the slabs that socket reads land in. */
 const SLAB_SIZE = 64 * 1024;
 /** Read-into mode: a slab with less room than this is retired (a read into it would be cut short). */
@@ -249,7 +253,7 @@ export class FrameDecoder {
       this.fail(
         new ProtocolError(
           ErrorCode.PROTOCOL,
-          `Not an ipc-link-core frame: expected magic 0x${MAGIC.toString(16)}, received 0x${magic.toString(16).padStart(4, '0')}`,
+          `Not an ipc-link-core frame: expected magic 0x${MAGIC.toString(16)}, received 0x${magic.toString(16).padStart(4, '0')}${magic === TLS_RECORD ? TLS_HINT : ''}`,
         ),
       );
     }
