@@ -3,12 +3,17 @@ import { Encoding } from './constants';
 
 /** A value encoded for the wire: the header's encoding tag and the payload bytes. */
 export interface EncodedPayload {
-  /** Encoding tag written in the frame header (0–127 built-in, 128–255 free for user codecs). */
+  /**
+   * Encoding tag written in the frame header (0–127 built-in, 128–255 free for user codecs): an integer from 0 to
+   * 255, else that message fails with `ERR_IPC_ENCODE` (it is never wrapped into a byte).
+   */
   encoding: number;
   /**
    * Payload bytes, sent as they are: up to 8 KiB they are copied before `send` returns; over 8 KiB they are
    * written without a copy and must not change until the socket has taken them — after later `encode` calls too.
    * A codec that encodes into one reused buffer must return a fresh copy of a payload over 8 KiB.
+   * Anything but a Uint8Array (a Buffer, or a view into a larger buffer, whose bytes alone are sent) — a string,
+   * an ArrayBuffer, another typed array, a Promise of the result — fails that message with `ERR_IPC_ENCODE`.
    */
   payload: Uint8Array;
 }
@@ -262,11 +267,39 @@ export const defaultCodec: Codec = new Serializer();
 
 /** Encodes with `codec`, turning any failure into an `ERR_IPC_ENCODE` {@link CodecError}. */
 export function encodeValue(codec: Codec, value: unknown): EncodedPayload {
+  let encoded: EncodedPayload;
   try {
-    return codec.encode(value);
+    encoded = codec.encode(value);
   } catch (cause) {
     throw encodeFailed(cause);
   }
+  return checkEncoded(encoded);
+}
+
+/**
+ * What a codec's `encode` returned, when it is `{ encoding, payload }` with an integer tag from 0 to 255 and a
+ * Uint8Array payload (a Buffer, a view into a larger buffer…); else an `ERR_IPC_ENCODE` {@link CodecError}. The tag
+ * is written as one byte and the payload copied byte by byte: 256 would arrive as 0 (BUFFER), 128.5 as 128, a
+ * Uint16Array's elements would be cut to bytes, a string's lone surrogates turned into U+FFFD — a changed value,
+ * never an error. Only for codecs other than the Serializer, whose results are right by construction.
+ */
+function checkEncoded(encoded: EncodedPayload): EncodedPayload {
+  const encoding = (encoded as Partial<EncodedPayload> | null | undefined)?.encoding;
+  if (typeof encoding !== 'number' || !Number.isInteger(encoding) || encoding < 0 || encoding > 255) {
+    throw encodeFailed(new TypeError(`codec.encode returned ${describeEncoded(encoded)}: its encoding must be an integer from 0 to 255`));
+  }
+  if (!(encoded.payload instanceof Uint8Array)) {
+    throw encodeFailed(new TypeError(`codec.encode returned ${describeEncoded(encoded)}: its payload must be a Uint8Array (or a Buffer)`));
+  }
+  return encoded;
+}
+
+function describeEncoded(encoded: unknown): string {
+  if (encoded === null || typeof encoded !== 'object') return String(encoded);
+  if (typeof (encoded as { then?: unknown }).then === 'function') return 'a Promise (encode must be synchronous)';
+  const { encoding, payload } = encoded as Record<string, unknown>;
+  const kind = payload === null || typeof payload !== 'object' ? typeof payload + (payload === null ? ' (null)' : '') : (payload.constructor?.name ?? 'object');
+  return `{ encoding: ${typeof encoding === 'string' ? JSON.stringify(encoding) : String(encoding)}, payload: ${kind} }`;
 }
 
 /**
@@ -278,13 +311,15 @@ export function encodeWire(codec: Codec, value: unknown): WirePayload {
   try {
     // Decided by the method, not the instance: `new Serializer()` takes the fast path too, and an `encode` patched
     // onto `defaultCodec` (or Serializer.prototype) is still what encodes.
-    return codec.encode === SERIALIZER_ENCODE ? encodeDefault(value, true) : codec.encode(value);
+    if (codec.encode === SERIALIZER_ENCODE) return encodeDefault(value, true);
   } catch (cause) {
     throw encodeFailed(cause);
   }
+  return encodeValue(codec, value);
 }
 
 function encodeFailed(cause: unknown): CodecError {
+  if (cause instanceof CodecError && cause.code === ErrorCode.ENCODE) return cause;
   return new CodecError(ErrorCode.ENCODE, `Could not encode the value: ${describe(cause)}`, { cause });
 }
 

@@ -1,0 +1,111 @@
+/**
+ * Review probes: a user codec that misbehaves fails that one message with a clear `ERR_IPC_ENCODE`, on every path
+ * (sendTo, one-way, reply, stream, broadcast, request$, iterate); nothing it returns is silently changed on the wire.
+ */
+import { firstValueFrom, toArray } from 'rxjs';
+import { CodecError, ErrorCode, type Codec } from '../../src';
+import { closeAll, node, serveTcp } from '../helpers/net';
+
+afterEach(closeAll);
+
+const QUIET = { heartbeatInterval: 0 };
+
+/** What a codec's `encode` returns for the value 'bad' (the value 'ok' and numbers encode fine). */
+const BAD: Array<[string, unknown]> = [
+  ['encoding 256 (was sent as tag 0, BUFFER)', { encoding: 256, payload: Buffer.from('x') }],
+  ['encoding 0x181 (was sent as 0x81)', { encoding: 0x181, payload: Buffer.from('x') }],
+  ['encoding -1 (was sent as 0xff)', { encoding: -1, payload: Buffer.from('x') }],
+  ['encoding 128.5 (was sent as 0x80)', { encoding: 128.5, payload: Buffer.from('x') }],
+  ['encoding NaN (was sent as tag 0)', { encoding: NaN, payload: Buffer.from('x') }],
+  ['encoding "129" (was coerced)', { encoding: '129', payload: Buffer.from('x') }],
+  ['no encoding', { payload: Buffer.from('x') }],
+  ['a string payload (was UTF-8 encoded: a lone surrogate became U+FFFD)', { encoding: 0x80, payload: '\uD800x' }],
+  ['a Uint16Array payload (its elements were cut to bytes)', { encoding: 0x80, payload: new Uint16Array([0x102, 0x304]) }],
+  ['an ArrayBuffer payload (was "a payload of NaN bytes")', { encoding: 0x80, payload: new ArrayBuffer(4) }],
+  ['a DataView payload', { encoding: 0x80, payload: new DataView(new ArrayBuffer(4)) }],
+  ['a number payload', { encoding: 0x80, payload: 5 }],
+  ['a null payload (was a bare TypeError)', { encoding: 0x80, payload: null }],
+  ['undefined (was a bare TypeError)', undefined],
+  ['null', null],
+  ['a Promise (was a bare TypeError)', Promise.resolve({ encoding: 0x80, payload: Buffer.from('x') })],
+];
+
+function misbehaving(result: unknown, decoded: Array<[number, string]>): Codec {
+  return {
+    encode: (value) => (value === 'bad' ? (result as ReturnType<Codec['encode']>) : { encoding: 0x80, payload: Buffer.from(JSON.stringify(value)) }),
+    decode: (payload, encoding) => {
+      decoded.push([encoding, payload.toString('hex')]);
+      return JSON.parse(payload.toString());
+    },
+  };
+}
+
+const encodeError = (reason: unknown) => {
+  expect(reason).toBeInstanceOf(CodecError);
+  expect(reason).toMatchObject({ code: ErrorCode.ENCODE, message: expect.stringMatching(/^Could not encode the value: codec\.encode returned /) });
+};
+
+async function pair(codec: Codec) {
+  const server = node('server', { ...QUIET, codec });
+  const client = node('client', { ...QUIET, codec });
+  await client.connectTo('server', await serveTcp(server), '127.0.0.1');
+  return { server, client };
+}
+
+describe('a user codec whose encode returns something other than { encoding: 0–255, payload: Uint8Array }', () => {
+  it.each(BAD)('%s: sendTo and one-way sendTo reject with ERR_IPC_ENCODE, nothing is sent, the next message passes', async (_, result) => {
+    const decoded: Array<[number, string]> = [];
+    const { server, client } = await pair(misbehaving(result, decoded));
+    server.on('message', (m) => m.reply(m.data));
+    encodeError(await client.sendTo('server', 'bad').catch((e: unknown) => e));
+    encodeError(await client.sendTo('server', 'bad', { receptive: false }).catch((e: unknown) => e));
+    await expect(client.sendTo('server', 'ok')).resolves.toBe('ok');
+    expect(decoded).toEqual([
+      [0x80, Buffer.from('"ok"').toString('hex')],
+      [0x80, Buffer.from('"ok"').toString('hex')],
+    ]);
+  });
+
+  it.each(BAD.slice(0, 1).concat(BAD.slice(7, 8), BAD.slice(13, 14)))('%s: reply throws ERR_IPC_ENCODE and the requester gets that error, not a changed value', async (_, result) => {
+    const decoded: Array<[number, string]> = [];
+    const { server, client } = await pair(misbehaving(result, decoded));
+    const thrown: unknown[] = [];
+    server.on('message', (m) => {
+      try {
+        m.reply(m.data === 1 ? 'bad' : m.data);
+      } catch (error) {
+        thrown.push(error);
+      }
+    });
+    await expect(client.sendTo('server', 1)).rejects.toMatchObject({ code: ErrorCode.REMOTE, remoteCode: ErrorCode.ENCODE });
+    expect(thrown).toHaveLength(1);
+    encodeError(thrown[0]);
+    await expect(client.sendTo('server', 'ok')).resolves.toBe('ok');
+    expect(decoded.map(([encoding]) => encoding)).toEqual([0x80, 0x80, 0x80]);
+  });
+
+  it.each(BAD.slice(0, 1).concat(BAD.slice(7, 8), BAD.slice(13, 14)))('%s: a streamed value, request$ and iterate fail with ERR_IPC_ENCODE', async (_, result) => {
+    const decoded: Array<[number, string]> = [];
+    const { server, client } = await pair(misbehaving(result, decoded));
+    server.on('message', (m) => m.stream([1, 'bad', 3]));
+    const viaRx = await firstValueFrom(client.request$('server', 0).pipe(toArray())).catch((e: unknown) => e);
+    expect(viaRx).toMatchObject({ code: ErrorCode.REMOTE, remoteCode: ErrorCode.ENCODE });
+    const got: unknown[] = [];
+    const viaIterate = await (async () => {
+      for await (const value of client.iterate('server', 0)) got.push(value);
+    })().catch((e: unknown) => e);
+    expect(viaIterate).toMatchObject({ code: ErrorCode.REMOTE, remoteCode: ErrorCode.ENCODE });
+    expect(got).toEqual([1]);
+    encodeError(await firstValueFrom(client.request$('server', 'bad')).catch((e: unknown) => e));
+    encodeError(await client.iterate('server', 'bad').next().catch((e: unknown) => e));
+    await expect(client.sendTo('server', 'ok', { receptive: false })).resolves.toBeUndefined();
+  });
+
+  it.each(BAD.slice(0, 1).concat(BAD.slice(7, 8), BAD.slice(13, 14)))('%s: broadcast and broadcastSettled reject with ERR_IPC_ENCODE', async (_, result) => {
+    const decoded: Array<[number, string]> = [];
+    const { server } = await pair(misbehaving(result, decoded));
+    encodeError(await server.broadcast('bad').catch((e: unknown) => e));
+    encodeError(await server.broadcastSettled('bad').catch((e: unknown) => e));
+    expect(decoded).toEqual([]);
+  });
+});
