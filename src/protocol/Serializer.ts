@@ -146,7 +146,8 @@ interface ErrorRecord {
 function errorToRecord(error: Error): ErrorRecord {
   const props: Record<string, unknown> = {};
   for (const key of Object.keys(error)) {
-    if (key !== 'cause') props[key] = (error as unknown as Record<string, unknown>)[key];
+    // Defined, not assigned: assigning an own "__proto__" key would set the record's prototype and drop the key.
+    if (key !== 'cause') defineValue(props, key, (error as unknown as Record<string, unknown>)[key]);
   }
   const { cause } = error;
   return { name: error.name, message: error.message, stack: error.stack, cause, hasCause: cause !== undefined || Object.hasOwn(error, 'cause'), props };
@@ -156,15 +157,20 @@ function recordToError(record: ErrorRecord): Error {
   // Own keys only: a name such as "constructor" or "__proto__" must not pick up Object.prototype's members.
   const Ctor = Object.hasOwn(STANDARD_ERRORS, record.name) ? STANDARD_ERRORS[record.name] : Error;
   const error = new Ctor(record.message, (record.hasCause ?? record.cause !== undefined) ? { cause: record.cause } : undefined);
-  if (error.name !== record.name) {
+  const props = record.props ?? {};
+  // An own enumerable name (`this.name = …` in a subclass) is one of the props, defined below in its place among
+  // them: defined here first, it would come first in Object.keys.
+  if (error.name !== record.name && !Object.hasOwn(props, 'name')) {
     Object.defineProperty(error, 'name', { value: record.name, writable: true, configurable: true });
   }
   Object.defineProperty(error, 'stack', { value: record.stack, writable: true, configurable: true });
   // Defined, not assigned: an own "__proto__" property stays a property and never swaps the prototype.
-  for (const [key, value] of Object.entries(record.props ?? {})) {
-    Object.defineProperty(error, key, { value, writable: true, enumerable: true, configurable: true });
-  }
+  for (const [key, value] of Object.entries(props)) defineValue(error, key, value);
   return error;
+}
+
+function defineValue(target: object, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
 }
 
 /**
