@@ -3,7 +3,7 @@
  * (sendTo, one-way, reply, stream, broadcast, request$, iterate); nothing it returns is silently changed on the wire.
  */
 import { firstValueFrom, toArray } from 'rxjs';
-import { CodecError, ErrorCode, type Codec } from '../../src';
+import { CodecError, ErrorCode, Node, type Codec } from '../../src';
 import { closeAll, node, serveTcp } from '../helpers/net';
 
 afterEach(closeAll);
@@ -107,5 +107,22 @@ describe('a user codec whose encode returns something other than { encoding: 0â€
     encodeError(await server.broadcast('bad').catch((e: unknown) => e));
     encodeError(await server.broadcastSettled('bad').catch((e: unknown) => e));
     expect(decoded).toEqual([]);
+  });
+});
+
+describe('options.codec whose methods cannot be read', () => {
+  it.each([
+    ['a getter that throws', { get encode(): never { throw new Error('getter boom'); }, decode: () => 0 }],
+    ['a Proxy whose get trap throws', new Proxy({}, { get() { throw new Error('trap boom'); } })],
+  ])('(was broken: its own Error escaped) %s is a TypeError from new Node, with the cause', (_, codec) => {
+    let thrown: unknown;
+    try {
+      new Node('strict', { codec: codec as Codec });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(TypeError);
+    expect((thrown as Error).message).toMatch(/^options\.codec must be an object with encode and decode methods, reading them threw: (getter|trap) boom$/);
+    expect((thrown as Error).cause).toBeInstanceOf(Error);
   });
 });

@@ -1358,9 +1358,14 @@ function shouldReport(error: Error): boolean {
 /** `options.codec`: an object with `encode` and `decode` methods; `undefined` gives the built-in Serializer. */
 function checkCodec(codec: Codec | undefined): Codec {
   if (codec === undefined) return defaultCodec;
-  if (codec === null || typeof codec !== 'object' || typeof codec.encode !== 'function' || typeof codec.decode !== 'function') {
-    throw new TypeError(`options.codec must be an object with encode and decode methods, received ${received(codec)}`);
+  let methods: boolean;
+  try {
+    methods = codec !== null && typeof codec === 'object' && typeof codec.encode === 'function' && typeof codec.decode === 'function';
+  } catch (cause) {
+    // A getter (or a Proxy trap) that throws: the same TypeError as for a missing method, not its own error.
+    throw new TypeError(`options.codec must be an object with encode and decode methods, reading them threw: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   }
+  if (!methods) throw new TypeError(`options.codec must be an object with encode and decode methods, received ${received(codec)}`);
   return codec;
 }
 
