@@ -48,3 +48,33 @@ describe('a top-level Error', () => {
     expect(Object.keys(again)).toEqual([]);
   });
 });
+
+describe('an Error that is not the value itself (documented: structured clone)', () => {
+  class NotFound extends TypeError {
+    code = 'E_NOT_FOUND';
+    constructor(message: string) {
+      super(message);
+      this.name = 'NotFound';
+    }
+  }
+
+  it('inside an object, or as the cause of a sent Error: message, stack and cause kept; own props and a custom name not', () => {
+    const inner = new NotFound('gone');
+    for (const back of [roundTrip({ e: inner }).e, roundTrip(new Error('outer', { cause: inner })).cause as Error]) {
+      expect(Object.prototype.toString.call(back)).toBe('[object Error]'); // another realm under jest: not instanceof
+      expect(back.name).toBe('Error');
+      expect(back.message).toBe('gone');
+      expect(back.stack).toBe(inner.stack);
+      expect(Object.keys(back)).toEqual([]);
+    }
+    const standard = roundTrip({ e: new RangeError('r', { cause: 1 }) }).e;
+    expect(standard.name).toBe('RangeError');
+    expect(standard.cause).toBe(1);
+  });
+
+  it('README says so', () => {
+    const readme = require('node:fs').readFileSync(require('node:path').join(__dirname, '..', '..', 'README.md'), 'utf8') as string;
+    const codecs = readme.slice(readme.indexOf('## Codecs'), readme.indexOf('## Framing layer'));
+    expect(codecs).toMatch(/An Error that is not the value itself[^]*loses its own properties/);
+  });
+});

@@ -231,7 +231,9 @@ function encodeDefault(value: unknown, asText: boolean): WirePayload {
  * Plain data that JSON carries exactly (booleans, and plain objects and dense arrays of null, booleans, strings and
  * finite numbers other than -0) is sent as JSON, which is faster than structured clone.
  * Everything else goes through `node:v8` structured clone: bigint, boolean, null, undefined, typed arrays,
- * Date, RegExp, Map, Set, arrays, plain objects, circular references, nested Errors. Nothing is rewritten:
+ * Date, RegExp, Map, Set, arrays, plain objects, circular references, nested Errors (those, and the `cause` of a
+ * top-level Error, keep message, stack, cause and a standard class only: no own properties such as `code`, and any
+ * other name becomes `'Error'`). Nothing is rewritten:
  * `null` stays `null`, `""` stays `""`. Functions and symbols cannot be sent (`ERR_IPC_ENCODE`).
  *
  * It also decodes the {@link Encoding.JSON} tag, so a peer that sends JSON can talk to it.
