@@ -78,3 +78,31 @@ describe('an Error that is not the value itself (documented: structured clone)',
     expect(codecs).toMatch(/An Error that is not the value itself[^]*loses its own properties/);
   });
 });
+
+describe('an Error whose cause was assigned (`error.cause = x`: an own enumerable property)', () => {
+  it('(was broken) the cause stays an own enumerable key, in its place: Object.keys and spreading see it as sent', () => {
+    const cause = { reason: 'disk' };
+    const error = Object.assign(new Error('m'), { code: 'E_IO', cause, after: 1 });
+    const back = roundTrip(error);
+    expect(Object.keys(back)).toEqual(['code', 'cause', 'after']);
+    expect(back.cause).toEqual(cause);
+    expect({ ...back }).toEqual({ code: 'E_IO', cause, after: 1 });
+  });
+
+  it('an error made with { cause } keeps it non-enumerable; { cause: undefined } keeps an own undefined cause', () => {
+    const back = roundTrip(new Error('m', { cause: 'c' }));
+    expect(Object.keys(back)).toEqual([]);
+    expect(back.cause).toBe('c');
+    const undef = roundTrip(new Error('m', { cause: undefined }));
+    expect(Object.hasOwn(undef, 'cause')).toBe(true);
+    expect(Object.keys(undef)).toEqual([]);
+  });
+
+  it('a peer of the previous version (which rebuilt the cause from record.cause only) still gets the same cause', () => {
+    // What an older decoder does with the record: new Ctor(message, { cause: record.cause }), then its props.
+    const { payload } = codec.encode(Object.assign(new Error('m'), { cause: 7 }));
+    const record = require('node:v8').deserialize(Buffer.from(payload)) as { cause: unknown; hasCause: boolean };
+    expect(record.cause).toBe(7);
+    expect(record.hasCause).toBe(true);
+  });
+});

@@ -145,10 +145,10 @@ interface ErrorRecord {
 
 function errorToRecord(error: Error): ErrorRecord {
   const props: Record<string, unknown> = {};
-  for (const key of Object.keys(error)) {
-    // Defined, not assigned: assigning an own "__proto__" key would set the record's prototype and drop the key.
-    if (key !== 'cause') defineValue(props, key, (error as unknown as Record<string, unknown>)[key]);
-  }
+  // Defined, not assigned: assigning an own "__proto__" key would set the record's prototype and drop the key.
+  // An enumerable cause (`error.cause = x`) is one of them too, in its place (also sent as `cause`, for older peers;
+  // structured clone sends the one object once).
+  for (const key of Object.keys(error)) defineValue(props, key, (error as unknown as Record<string, unknown>)[key]);
   const { cause } = error;
   return { name: error.name, message: error.message, stack: error.stack, cause, hasCause: cause !== undefined || Object.hasOwn(error, 'cause'), props };
 }
@@ -156,8 +156,10 @@ function errorToRecord(error: Error): ErrorRecord {
 function recordToError(record: ErrorRecord): Error {
   // Own keys only: a name such as "constructor" or "__proto__" must not pick up Object.prototype's members.
   const Ctor = Object.hasOwn(STANDARD_ERRORS, record.name) ? STANDARD_ERRORS[record.name] : Error;
-  const error = new Ctor(record.message, (record.hasCause ?? record.cause !== undefined) ? { cause: record.cause } : undefined);
   const props = record.props ?? {};
+  // An enumerable cause is among the props (defined there, in its place); a cause given to the constructor is not.
+  const hasCause = !Object.hasOwn(props, 'cause') && (record.hasCause ?? record.cause !== undefined);
+  const error = new Ctor(record.message, hasCause ? { cause: record.cause } : undefined);
   // An own enumerable name (`this.name = …` in a subclass) is one of the props, defined below in its place among
   // them: defined here first, it would come first in Object.keys.
   if (error.name !== record.name && !Object.hasOwn(props, 'name')) {
