@@ -28,6 +28,9 @@ const BAD: Array<[string, unknown]> = [
   ['undefined (was a bare TypeError)', undefined],
   ['null', null],
   ['a Promise (was a bare TypeError)', Promise.resolve({ encoding: 0x80, payload: Buffer.from('x') })],
+  ['a result whose getters throw', { get encoding(): number { throw new Error('getter boom'); }, payload: Buffer.from('x') }],
+  ['an encoding whose toString throws', { encoding: { toString() { throw new Error('trap'); } }, payload: Buffer.from('x') }],
+  ['a Proxy payload whose traps throw', { encoding: 0x80, payload: new Proxy({}, { get() { throw new Error('trap'); }, getPrototypeOf() { throw new Error('trap'); } }) }],
 ];
 
 function misbehaving(result: unknown, decoded: Array<[number, string]>): Codec {
@@ -42,7 +45,7 @@ function misbehaving(result: unknown, decoded: Array<[number, string]>): Codec {
 
 const encodeError = (reason: unknown) => {
   expect(reason).toBeInstanceOf(CodecError);
-  expect(reason).toMatchObject({ code: ErrorCode.ENCODE, message: expect.stringMatching(/^Could not encode the value: codec\.encode returned /) });
+  expect(reason).toMatchObject({ code: ErrorCode.ENCODE, message: expect.stringMatching(/^Could not encode the value: (codec\.encode returned |getter boom$|trap$)/) });
 };
 
 async function pair(codec: Codec) {
@@ -108,6 +111,16 @@ describe('a user codec whose encode returns something other than { encoding: 0â€
     encodeError(await server.broadcastSettled('bad').catch((e: unknown) => e));
     expect(decoded).toEqual([]);
   });
+});
+
+it('a result whose payload getter changes its answer is read once: what was checked is what is sent', async () => {
+  let reads = 0;
+  const changing = { encoding: 0x80, get payload() { return reads++ === 0 ? Buffer.from('"checked"') : '\uD800'; } };
+  const decoded: Array<[number, string]> = [];
+  const { server, client } = await pair(misbehaving(changing, decoded));
+  server.on('message', (m) => m.reply(m.data));
+  await expect(client.sendTo('server', 'bad')).resolves.toBe('checked');
+  expect(reads).toBe(1);
 });
 
 describe('options.codec whose methods cannot be read', () => {

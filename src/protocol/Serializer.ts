@@ -277,39 +277,55 @@ export const defaultCodec: Codec = new Serializer();
 
 /** Encodes with `codec`, turning any failure into an `ERR_IPC_ENCODE` {@link CodecError}. */
 export function encodeValue(codec: Codec, value: unknown): EncodedPayload {
-  let encoded: EncodedPayload;
+  let result: unknown;
+  let encoding: unknown;
+  let payload: unknown;
+  let promise = false;
+  let bytes = false;
   try {
-    encoded = codec.encode(value);
+    result = codec.encode(value);
+    // Read once, here: a getter (or a Proxy trap) that throws is that message's ERR_IPC_ENCODE, and one that changes
+    // its answer cannot hand the writer something other than what was checked.
+    if (result !== null && typeof result === 'object') {
+      ({ encoding, payload } = result as Record<string, unknown>);
+      promise = typeof (result as { then?: unknown }).then === 'function';
+      bytes = payload instanceof Uint8Array;
+    }
   } catch (cause) {
     throw encodeFailed(cause);
   }
-  return checkEncoded(encoded);
+  if (bytes && typeof encoding === 'number' && Number.isInteger(encoding) && encoding >= 0 && encoding <= 255) {
+    return { encoding, payload: payload as Uint8Array };
+  }
+  return refuseEncoded(result, encoding, payload, promise);
 }
 
 /**
- * What a codec's `encode` returned, when it is `{ encoding, payload }` with an integer tag from 0 to 255 and a
- * Uint8Array payload (a Buffer, a view into a larger buffer…); else an `ERR_IPC_ENCODE` {@link CodecError}. The tag
- * is written as one byte and the payload copied byte by byte: 256 would arrive as 0 (BUFFER), 128.5 as 128, a
+ * The `ERR_IPC_ENCODE` {@link CodecError} for what a codec's `encode` returned when it is not an integer tag from 0
+ * to 255 and a Uint8Array payload (a Buffer, a view into a larger buffer…), saying what was wrong. The tag is written as one byte and the payload copied byte by byte: 256 would arrive as 0 (BUFFER), 128.5 as 128, a
  * Uint16Array's elements would be cut to bytes, a string's lone surrogates turned into U+FFFD — a changed value,
  * never an error. Only for codecs other than the Serializer, whose results are right by construction.
  */
-function checkEncoded(encoded: EncodedPayload): EncodedPayload {
-  const encoding = (encoded as Partial<EncodedPayload> | null | undefined)?.encoding;
-  if (typeof encoding !== 'number' || !Number.isInteger(encoding) || encoding < 0 || encoding > 255) {
-    throw encodeFailed(new TypeError(`codec.encode returned ${describeEncoded(encoded)}: its encoding must be an integer from 0 to 255`));
-  }
-  if (!(encoded.payload instanceof Uint8Array)) {
-    throw encodeFailed(new TypeError(`codec.encode returned ${describeEncoded(encoded)}: its payload must be a Uint8Array (or a Buffer)`));
-  }
-  return encoded;
+function refuseEncoded(result: unknown, encoding: unknown, payload: unknown, promise: boolean): never {
+  let returned: string;
+  if (result === null || typeof result !== 'object') returned = String(result);
+  else if (promise) returned = 'a Promise (encode must be synchronous)';
+  else returned = `{ encoding: ${typeof encoding === 'string' ? JSON.stringify(encoding) : typeof encoding === 'object' && encoding !== null ? kind(encoding) : String(encoding)}, payload: ${kind(payload)} }`;
+  const wrong = typeof encoding !== 'number' || !Number.isInteger(encoding) || encoding < 0 || encoding > 255
+    ? 'its encoding must be an integer from 0 to 255'
+    : 'its payload must be a Uint8Array (or a Buffer)';
+  throw encodeFailed(new TypeError(`codec.encode returned ${returned}: ${wrong}`));
 }
 
-function describeEncoded(encoded: unknown): string {
-  if (encoded === null || typeof encoded !== 'object') return String(encoded);
-  if (typeof (encoded as { then?: unknown }).then === 'function') return 'a Promise (encode must be synchronous)';
-  const { encoding, payload } = encoded as Record<string, unknown>;
-  const kind = payload === null || typeof payload !== 'object' ? typeof payload + (payload === null ? ' (null)' : '') : (payload.constructor?.name ?? 'object');
-  return `{ encoding: ${typeof encoding === 'string' ? JSON.stringify(encoding) : String(encoding)}, payload: ${kind} }`;
+/** What `payload` is, for a message: 'null', a typeof, or its class tag ('ArrayBuffer', 'Uint16Array'…). */
+function kind(payload: unknown): string {
+  if (payload === null) return 'null';
+  if (typeof payload !== 'object') return typeof payload;
+  try {
+    return Object.prototype.toString.call(payload).slice(8, -1);
+  } catch {
+    return 'object';
+  }
 }
 
 /**
@@ -329,7 +345,6 @@ export function encodeWire(codec: Codec, value: unknown): WirePayload {
 }
 
 function encodeFailed(cause: unknown): CodecError {
-  if (cause instanceof CodecError && cause.code === ErrorCode.ENCODE) return cause;
   return new CodecError(ErrorCode.ENCODE, `Could not encode the value: ${describe(cause)}`, { cause });
 }
 
