@@ -106,3 +106,27 @@ describe('an Error whose cause was assigned (`error.cause = x`: an own enumerabl
     expect(record.hasCause).toBe(true);
   });
 });
+
+describe('an AggregateError (Promise.any, several failures at once)', () => {
+  it('(was broken: its errors were dropped) arrives as an AggregateError with its errors, non-enumerable as sent', async () => {
+    const sent = await Promise.any([Promise.reject(new RangeError('first')), Promise.reject(new TypeError('second'))]).catch((e: AggregateError) => e);
+    const back = roundTrip(sent);
+    expect(Object.prototype.toString.call(back.errors)).toBe('[object Array]');
+    expect(back.errors.map((e: Error) => [e.name, e.message])).toEqual([['RangeError', 'first'], ['TypeError', 'second']]);
+    expect(back).toBeInstanceOf(AggregateError);
+    expect(back.name).toBe('AggregateError');
+    expect(back.message).toBe(sent.message);
+    expect(Object.keys(back)).toEqual([]);
+    expect(Object.getOwnPropertyDescriptor(back, 'errors')?.enumerable).toBe(false);
+  });
+
+  it('errors that are not Errors, and an own enumerable errors key on a plain Error, arrive as sent', () => {
+    const back = roundTrip(new AggregateError([1, 'two', { three: 3 }], 'mixed', { cause: 'c' }));
+    expect(back.errors).toEqual([1, 'two', { three: 3 }]);
+    expect(back.cause).toBe('c');
+    const plain = roundTrip(Object.assign(new Error('p'), { errors: ['e'] }));
+    expect(Object.keys(plain)).toEqual(['errors']);
+    expect((plain as Error & { errors: string[] }).errors).toEqual(['e']);
+    expect(plain).not.toBeInstanceOf(AggregateError);
+  });
+});

@@ -141,6 +141,8 @@ interface ErrorRecord {
   /** Whether the error has a cause, even `undefined` (`new Error(m, { cause: undefined })`); absent: `cause !== undefined`. */
   hasCause?: boolean;
   props: Record<string, unknown>;
+  /** An AggregateError's `errors` (an own non-enumerable array); absent otherwise (older peers never send it). */
+  errors?: unknown[];
 }
 
 function errorToRecord(error: Error): ErrorRecord {
@@ -150,7 +152,11 @@ function errorToRecord(error: Error): ErrorRecord {
   // structured clone sends the one object once).
   for (const key of Object.keys(error)) defineValue(props, key, (error as unknown as Record<string, unknown>)[key]);
   const { cause } = error;
-  return { name: error.name, message: error.message, stack: error.stack, cause, hasCause: cause !== undefined || Object.hasOwn(error, 'cause'), props };
+  const record: ErrorRecord = { name: error.name, message: error.message, stack: error.stack, cause, hasCause: cause !== undefined || Object.hasOwn(error, 'cause'), props };
+  // Not enumerable, so not among the props: without this an AggregateError (Promise.any) arrived without its errors.
+  const { errors } = error as { errors?: unknown };
+  if (Array.isArray(errors) && Object.hasOwn(error, 'errors') && !Object.hasOwn(props, 'errors')) record.errors = errors;
+  return record;
 }
 
 function recordToError(record: ErrorRecord): Error {
@@ -159,7 +165,12 @@ function recordToError(record: ErrorRecord): Error {
   const props = record.props ?? {};
   // An enumerable cause is among the props (defined there, in its place); a cause given to the constructor is not.
   const hasCause = !Object.hasOwn(props, 'cause') && (record.hasCause ?? record.cause !== undefined);
-  const error = new Ctor(record.message, hasCause ? { cause: record.cause } : undefined);
+  const options = hasCause ? { cause: record.cause } : undefined;
+  const { errors } = record;
+  const error = Array.isArray(errors) && record.name === 'AggregateError' ? new AggregateError(errors, record.message, options) : new Ctor(record.message, options);
+  if (Array.isArray(errors) && !Object.hasOwn(error, 'errors')) {
+    Object.defineProperty(error, 'errors', { value: errors, writable: true, configurable: true });
+  }
   // An own enumerable name (`this.name = …` in a subclass) is one of the props, defined below in its place among
   // them: defined here first, it would come first in Object.keys.
   if (error.name !== record.name && !Object.hasOwn(props, 'name')) {
