@@ -130,3 +130,18 @@ describe('an AggregateError (Promise.any, several failures at once)', () => {
     expect(plain).not.toBeInstanceOf(AggregateError);
   });
 });
+
+describe('documented, not changed (the JSON check is measured by the bench)', () => {
+  it('a getter is read twice for plain data: one that answers 1 then NaN is sent as null, and README says so', () => {
+    let reads = 0;
+    const live = {
+      get x() {
+        return reads++ === 0 ? 1 : NaN;
+      },
+    };
+    expect(roundTrip(live)).toEqual({ x: null });
+    const readme = require('node:fs').readFileSync(require('node:path').join(__dirname, '..', '..', 'README.md'), 'utf8') as string;
+    expect(readme).toMatch(/read twice\s+for plain data[^]*sent as `null`/);
+    expect(readme).toMatch(/properties added to a Buffer, typed array, Date, Map or Set are\s+dropped/);
+  });
+});
