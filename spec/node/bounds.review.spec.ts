@@ -97,3 +97,29 @@ describe('answers written later (an async handler) pause reading too', () => {
     raw.destroy();
   });
 });
+
+describe('a busy peer yields after 1,024 frames, not after the chunk that holds them', () => {
+  it('100,000 one-byte requests in one write: never more than ~1,024 handled before the event loop turns', async () => {
+    let handled = 0;
+    let run = 0;
+    let maxRun = 0;
+    let turnAhead = false;
+    const { raw } = await rawPeer((m) => {
+      handled++;
+      if (!turnAhead) {
+        // Counts the frames handled until the event loop reaches its next check phase.
+        turnAhead = true;
+        run = 0;
+        setImmediate(() => (turnAhead = false));
+      }
+      maxRun = Math.max(maxRun, ++run);
+      m.reply(1);
+    });
+    raw.write(requests(100_000));
+    await until(() => handled === 100_000, 20_000, 'every request handled');
+    // eslint-disable-next-line no-console
+    console.log(`most requests handled in one turn of the event loop: ${maxRun}`);
+    // Before: a whole 64 KiB chunk (~3,855 such frames), often two, whatever TURN_FRAMES said.
+    expect(maxRun).toBeLessThanOrEqual(2 * 1024);
+  });
+});

@@ -143,8 +143,9 @@ export class Connection implements StreamSink {
   /** Reading is paused until our answers to the peer drained (see pauseReading). */
   private readingPaused = false;
   /**
-   * Frames the decoder handed out after reading paused: the rest of the chunk that was being decoded (pausing the
-   * socket stops the next chunks, not this one). Handled once the answers drained, from `heldAt` on.
+   * Frames the decoder handed out after reading paused (pauseReading, yieldTurn): the rest of the chunk that was
+   * being decoded (pausing the socket stops the next chunks, not this one). Handled once reading resumes, from
+   * `heldAt` on.
    */
   private held: Frame[] = [];
   private heldAt = 0;
@@ -203,7 +204,6 @@ export class Connection implements StreamSink {
     const onChunk = (chunk: Buffer) => {
       this.heartbeat.heard();
       host.onRaw(this, chunk);
-      if (this.framesIn - this.framesAtYield >= TURN_FRAMES) this.yieldTurn();
     };
     const frames = this.reader ? this.reader.frames(socket, decoding, onChunk) : fromSocket(socket).pipe(decodeFrames(decoding));
     if (!this.reader) socket.on('data', onChunk);
@@ -509,9 +509,10 @@ export class Connection implements StreamSink {
 
   /** One received frame. Whatever throws while handling it ends this connection, never the process. */
   private receive(frame: Frame): void {
-    if (this.readingPaused) {
+    if ((this.readingPaused || this.yielding) && this.state === 'open') {
       // A chunk of 64 KiB holds ~3,800 small requests: handled now, their answers would pile up far beyond
-      // maxWriteBuffer (64 KiB answers: 248 MB queued with a 256 KiB limit). Kept as they are (views of that chunk).
+      // maxWriteBuffer (64 KiB answers: 248 MB queued with a 256 KiB limit), and a busy peer would have a whole
+      // chunk handled per turn, not TURN_FRAMES. Kept as they are (views of that chunk) until reading resumes.
       this.held.push(frame);
       return;
     }
@@ -524,6 +525,7 @@ export class Connection implements StreamSink {
     if (this.state !== 'open') return;
     this.writer.sendEarly();
     this.checkBacklog();
+    if (this.framesIn - this.framesAtYield >= TURN_FRAMES) this.yieldTurn();
   }
 
   /** Pauses reading when more than `maxWriteBuffer` waits to be sent to the peer (see pauseReading). */
@@ -555,7 +557,7 @@ export class Connection implements StreamSink {
   /** Handles the frames held while reading was paused, in order, until it pauses again (or the connection ends). */
   private receiveHeld(): void {
     const held = this.held;
-    while (this.heldAt < held.length && !this.readingPaused && this.state === 'open') this.receive(held[this.heldAt++]);
+    while (this.heldAt < held.length && !this.readingPaused && !this.yielding && this.state === 'open') this.receive(held[this.heldAt++]);
     if (this.heldAt === held.length || this.state !== 'open') this.dropHeld();
   }
 
@@ -576,7 +578,8 @@ export class Connection implements StreamSink {
     this.socket.pause();
     setImmediate(() => {
       this.yielding = false;
-      if (this.state === 'open' && !this.readingPaused) this.socket.resume();
+      this.receiveHeld();
+      if (this.state === 'open' && !this.readingPaused && !this.yielding) this.socket.resume();
     });
   }
 
