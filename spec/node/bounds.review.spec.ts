@@ -1,5 +1,18 @@
 // Do the documented limits bound memory and work against a hostile raw peer? Each spec here failed before its fix.
-import { FrameDecoder, FrameFlags, FrameType, type Frame, type NodeMessage, type NodeSocket } from '../../src';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import {
+  DEFAULT_MAX_FRAME_SIZE,
+  FrameDecoder,
+  FrameFlags,
+  FrameType,
+  PROTOCOL_NAME,
+  PROTOCOL_VERSION,
+  type Frame,
+  type NodeMessage,
+  type NodeSocket,
+} from '../../src';
+import { jsonFrame } from '../../src/internal';
 import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
 import { bytes, handshakeBytes, rawClient } from '../helpers/raw';
 
@@ -121,5 +134,29 @@ describe('a busy peer yields after 1,024 frames, not after the chunk that holds 
     console.log(`most requests handled in one turn of the event loop: ${maxRun}`);
     // Before: a whole 64 KiB chunk (~3,855 such frames), often two, whatever TURN_FRAMES said.
     expect(maxRun).toBeLessThanOrEqual(2 * 1024);
+  });
+});
+
+describe('a connection that has written little holds little', () => {
+  it('500 peers that sent their hello and stopped: a few KiB of buffers each, not a 64 KiB write slab', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const server = node('hub', { heartbeatInterval: 0 });
+    const port = await serveTcp(server);
+    const hello = (name: string) =>
+      bytes(jsonFrame(FrameType.HANDSHAKE, 1, { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name, maxFrameSize: DEFAULT_MAX_FRAME_SIZE }));
+    gc();
+    const before = process.memoryUsage().arrayBuffers;
+    let answered = 0;
+    const peers = Array.from({ length: 500 }, (_, i) => rawClient(port).once('data', () => answered++));
+    peers.forEach((peer, i) => peer.write(hello(`h${i}`)));
+    // Each peer got our hello (the server's answer): every connection has written once.
+    await until(() => server.stats().handshaking === 500 && answered === 500, 10_000, 'every hello answered');
+    gc();
+    const each = (process.memoryUsage().arrayBuffers - before) / 500;
+    // eslint-disable-next-line no-console
+    console.log(`buffers held per half-handshaked connection: ${(each / 1024).toFixed(1)} KiB`);
+    expect(each).toBeLessThan(16 * 1024);
+    peers.forEach((peer) => peer.destroy());
   });
 });
