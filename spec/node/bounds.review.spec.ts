@@ -181,3 +181,39 @@ describe('a large frame received in small reads costs time linear in its size', 
     expect(ms).toBeLessThan(2000);
   });
 });
+
+describe('streams to a peer that grants 2³²−1 credits and never reads', () => {
+  it('2,000 pulled streams of 16 KiB values: 1 MiB plus at most one value per stream waits, nothing more is pulled', async () => {
+    const value = Buffer.alloc(16 * 1024, 4);
+    let pulled = 0;
+    const { raw, peer } = await rawPeer((m) =>
+      m.stream(
+        (function* () {
+          for (;;) {
+            pulled++;
+            yield value;
+          }
+        })(),
+      ),
+    );
+    raw.pause();
+    const streams = 2000;
+    const batch: Buffer[] = [];
+    for (let id = 1; id <= streams; id++) {
+      const payload = Buffer.from([0xff, 0xff, 0xff, 0xff, 0x73]); // WINDOW 2³²−1, then 's'
+      batch.push(bytes({ type: FrameType.MESSAGE, flags: FrameFlags.RECEPTIVE | FrameFlags.WINDOW, id, encoding: 2, payload }));
+    }
+    raw.write(Buffer.concat(batch));
+    await until(() => peer.stats().openStreams === streams, 10_000, 'every stream admitted');
+    await delay(500);
+    const queued = (peer as unknown as { connection: { queuedBytes: number } }).connection.queuedBytes;
+    // eslint-disable-next-line no-console
+    console.log(`${streams} streams: pulled ${pulled}, queued ${(queued / 1048576).toFixed(1)} MiB`);
+    // Each stream checks the backlog before it pulls, then awaits its value: the streams started in one turn all
+    // pass the check before the first value is written (1,024 a turn: a busy peer yields). So the bound is one value
+    // per open stream (at most maxPendingRequests), not 1 MiB.
+    expect(pulled).toBeLessThanOrEqual(streams);
+    expect(queued).toBeLessThan(1024 * 1024 + (streams + 64) * (value.length + 16));
+    raw.destroy();
+  });
+});
