@@ -149,7 +149,7 @@ describe('a connection that has written little holds little', () => {
     gc();
     const before = process.memoryUsage().arrayBuffers;
     let answered = 0;
-    const peers = Array.from({ length: 500 }, (_, i) => rawClient(port).once('data', () => answered++));
+    const peers = Array.from({ length: 500 }, () => rawClient(port).once('data', () => answered++));
     peers.forEach((peer, i) => peer.write(hello(`h${i}`)));
     // Each peer got our hello (the server's answer): every connection has written once.
     await until(() => server.stats().handshaking === 500 && answered === 500, 10_000, 'every hello answered');
