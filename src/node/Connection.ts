@@ -142,6 +142,13 @@ export class Connection implements StreamSink {
   private closeReason: Error | null = null;
   /** Reading is paused until our answers to the peer drained (see pauseReading). */
   private readingPaused = false;
+  /**
+   * Frames the decoder handed out after reading paused (pauseReading, yieldTurn): the rest of the chunk that was
+   * being decoded (pausing the socket stops the next chunks, not this one). Handled once reading resumes, from
+   * `heldAt` on.
+   */
+  private held: Frame[] = [];
+  private heldAt = 0;
   /** The peer sent GOAWAY (see {@link Connection.goingAway}). */
   private peerGoingAway = false;
   /** We sent GOAWAY. */
@@ -197,7 +204,6 @@ export class Connection implements StreamSink {
     const onChunk = (chunk: Buffer) => {
       this.heartbeat.heard();
       host.onRaw(this, chunk);
-      if (this.framesIn - this.framesAtYield >= TURN_FRAMES) this.yieldTurn();
     };
     const frames = this.reader ? this.reader.frames(socket, decoding, onChunk) : fromSocket(socket).pipe(decodeFrames(decoding));
     if (!this.reader) socket.on('data', onChunk);
@@ -377,6 +383,7 @@ export class Connection implements StreamSink {
     }
     this.inbound.take(request);
     this.writer.write(FrameType.REPLY, 0, request.id, encoded.encoding, encoded.payload);
+    this.checkBacklog();
     return true;
   }
 
@@ -465,6 +472,7 @@ export class Connection implements StreamSink {
     if (how.final) this.final = true;
     this.closeReason = how.pending ?? null;
     this.stopTimers();
+    this.dropHeld(); // what the peer sent after the end is ignored
     this.inbound.cancelAll();
     this.registry.rejectAll(how.pending ?? this.lostError());
     if (how.destroy || this.socket.destroyed || this.unheard()) {
@@ -501,6 +509,13 @@ export class Connection implements StreamSink {
 
   /** One received frame. Whatever throws while handling it ends this connection, never the process. */
   private receive(frame: Frame): void {
+    if ((this.readingPaused || this.yielding) && this.state === 'open') {
+      // A chunk of 64 KiB holds ~3,800 small requests: handled now, their answers would pile up far beyond
+      // maxWriteBuffer (64 KiB answers: 248 MB queued with a 256 KiB limit), and a busy peer would have a whole
+      // chunk handled per turn, not TURN_FRAMES. Kept as they are (views of that chunk) until reading resumes.
+      this.held.push(frame);
+      return;
+    }
     try {
       this.dispatch(frame);
     } catch (error) {
@@ -509,12 +524,19 @@ export class Connection implements StreamSink {
     }
     if (this.state !== 'open') return;
     this.writer.sendEarly();
-    if (this.writer.queuedBytes > this.host.maxWriteBuffer) this.pauseReading();
+    this.checkBacklog();
+    if (this.framesIn - this.framesAtYield >= TURN_FRAMES) this.yieldTurn();
+  }
+
+  /** Pauses reading when more than `maxWriteBuffer` waits to be sent to the peer (see pauseReading). */
+  private checkBacklog(): void {
+    if (this.state === 'open' && this.writer.queuedBytes > this.host.maxWriteBuffer) this.pauseReading();
   }
 
   /**
    * The answers to this peer pile up (it does not read them): stop reading its requests until they drained, so a
-   * peer that never reads cannot grow our memory beyond `maxWriteBuffer` plus one answer. If it stays silent
+   * peer that never reads cannot grow our memory beyond `maxWriteBuffer` plus one answer (and the answers, still to
+   * come, to requests already admitted; the rest of the chunk being read is held: see `held`). If it stays silent
    * meanwhile, the heartbeat ends the connection. Only once a `'drain'` is due: below the socket's high-water mark
    * (a `maxWriteBuffer` under 16 KiB) none ever comes, and reading would stay paused for good.
    */
@@ -525,10 +547,23 @@ export class Connection implements StreamSink {
     this.drained().then(
       () => {
         this.readingPaused = false;
-        if (this.state === 'open' && !this.yielding) this.socket.resume();
+        this.receiveHeld();
+        if (this.state === 'open' && !this.readingPaused && !this.yielding) this.socket.resume();
       },
       () => undefined,
     );
+  }
+
+  /** Handles the frames held while reading was paused, in order, until it pauses again (or the connection ends). */
+  private receiveHeld(): void {
+    const held = this.held;
+    while (this.heldAt < held.length && !this.readingPaused && !this.yielding && this.state === 'open') this.receive(held[this.heldAt++]);
+    if (this.heldAt === held.length || this.state !== 'open') this.dropHeld();
+  }
+
+  private dropHeld(): void {
+    this.held = [];
+    this.heldAt = 0;
   }
 
   /**
@@ -543,7 +578,8 @@ export class Connection implements StreamSink {
     this.socket.pause();
     setImmediate(() => {
       this.yielding = false;
-      if (this.state === 'open' && !this.readingPaused) this.socket.resume();
+      this.receiveHeld();
+      if (this.state === 'open' && !this.readingPaused && !this.yielding) this.socket.resume();
     });
   }
 

@@ -10,8 +10,14 @@ import { TEXT_LIMIT } from '../protocol/Serializer';
  */
 type Utf8Writable = Buffer & { utf8Write(text: string, offset: number, length: number): number };
 
-/** Size of the buffers small frames are packed into. */
+/** Largest size of the buffers small frames are packed into. */
 const SLAB_SIZE = 64 * 1024;
+/**
+ * Size of a writer's first slab; the next is twice as large when a tick filled the last one, up to
+ * {@link SLAB_SIZE}. A connection that writes little (a handshake, heartbeats) holds a small slab, not 64 KiB:
+ * 1,000 peers that sent a hello and stopped held 64 MB of slabs.
+ */
+const FIRST_SLAB_SIZE = 2 * 1024;
 /**
  * Payloads up to this size (of any encoding, Buffers included) are copied next to their header, so the caller may
  * reuse its buffer as soon as `write` returns; larger ones are written as they are (no copy), and the caller's
@@ -57,6 +63,9 @@ const unflushed: Set<FrameWriter> = ((process as unknown as Record<symbol, Set<F
  */
 export class FrameWriter {
   private slab = Buffer.allocUnsafe(0);
+  /** Size of the next slab (see FIRST_SLAB_SIZE), and whether the current one was allocated in this tick. */
+  private slabSize = FIRST_SLAB_SIZE / 2;
+  private slabOfThisTick = true;
   /** Packed bytes not yet handed to the socket: `slab[packedFrom, packedTo)`. */
   private packedFrom = 0;
   private packedTo = 0;
@@ -72,6 +81,7 @@ export class FrameWriter {
   private readonly flush = () => {
     unflushed.delete(this);
     this.flushPacked();
+    this.slabOfThisTick = false;
     this.scheduled = false;
     this.corkedBytes = 0;
     this.uncork();
@@ -170,7 +180,10 @@ export class FrameWriter {
       // still leaves in one writev at the end of the tick.
       if (this.packedTo > this.packedFrom) this.cork();
       this.flushPacked();
-      this.slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, size));
+      // One tick outgrew a whole slab (or this is the first): the next is twice as large.
+      if (this.slabOfThisTick) this.slabSize = Math.min(SLAB_SIZE, 2 * this.slabSize);
+      this.slabOfThisTick = true;
+      this.slab = Buffer.allocUnsafe(Math.max(this.slabSize, size));
       this.packedFrom = this.packedTo = 0;
     }
     const at = this.packedTo;
