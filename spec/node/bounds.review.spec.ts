@@ -10,28 +10,12 @@ import {
   PROTOCOL_NAME,
   PROTOCOL_VERSION,
   type Frame,
-  type NodeMessage,
-  type NodeSocket,
 } from '../../src';
 import { jsonFrame } from '../../src/internal';
 import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
-import { bytes, handshakeBytes, rawClient } from '../helpers/raw';
+import { bytes, rawClient, rawPeer } from '../helpers/raw';
 
 afterEach(closeAll);
-
-/** A hub answering with `handle`, a raw client that did the handshake as `name`, and the frames it got. */
-async function rawPeer(handle: (m: NodeMessage) => void, options = {}, name = 'raw') {
-  const server = node('hub', { heartbeatInterval: 0, ...options });
-  server.on('message', handle);
-  const port = await serveTcp(server);
-  const raw = rawClient(port);
-  const received: Frame[] = [];
-  const decoder = new FrameDecoder((f) => received.push(f));
-  raw.on('data', (chunk: Buffer) => decoder.push(chunk));
-  raw.write(handshakeBytes(name));
-  await until(() => server.get(name) !== undefined);
-  return { server, port, raw, received, peer: server.get(name) as NodeSocket };
-}
 
 /** `count` receptive MESSAGEs of one byte each, ids from `first`, as one buffer. */
 function requests(count: number, first = 1): Buffer {

@@ -18,23 +18,9 @@ import {
 import { jsonFrame } from '../../src/internal';
 import { cleanUp, ROOT, spawnNode } from '../helpers/child';
 import { delay, link, node, serveTcp, until } from '../helpers/net';
-import { bytes, handshakeBytes, rawClient } from '../helpers/raw';
+import { bytes, handshakeBytes, rawClient, rawPeer } from '../helpers/raw';
 
 afterEach(cleanUp);
-
-/** A hub answering with `handle`, a raw client that did the handshake as `name`, and the frames it got. */
-async function rawPeer(handle: (m: NodeMessage) => void, options = {}, name = 'raw') {
-  const server = node('hub', { heartbeatInterval: 0, ...options });
-  server.on('message', handle);
-  const port = await serveTcp(server);
-  const raw = rawClient(port);
-  const received: Frame[] = [];
-  const decoder = new FrameDecoder((f) => received.push(f));
-  raw.on('data', (chunk: Buffer) => decoder.push(chunk));
-  raw.write(handshakeBytes(name));
-  await until(() => server.get(name) !== undefined);
-  return { server, port, raw, received };
-}
 
 /** A receptive MESSAGE carrying its window. */
 function request(id: number, window: number, value: string): Buffer {
