@@ -88,6 +88,16 @@ describe('TLS settings that cannot work', () => {
   });
 });
 
+describe('tls.handshakeTimeout', () => {
+  it.each([0, -1, NaN, '100'])('%p is a TypeError (node:tls took 0, negative or NaN for no TLS handshake timeout at all)', (handshakeTimeout) => {
+    expect(() => new Node('n', { tls: { ...server, handshakeTimeout } as never })).toThrow(/options\.tls\.handshakeTimeout/);
+  });
+
+  it('a positive number or Infinity is taken', () => {
+    for (const handshakeTimeout of [1, 5000, Infinity]) expect(() => new Node('n', { tls: { ...server, handshakeTimeout } })).not.toThrow();
+  });
+});
+
 describe('TLS on one side only', () => {
   it('a TLS client facing a plain server: ERR_IPC_TLS, final, saying the server does not speak TLS (was only "wrong version number")', async () => {
     const hub = node('hub');

@@ -354,7 +354,12 @@ export class Node extends EventEmitter<NodeEvents> {
     this.requestTimeout = checkDuration(options.requestTimeout, opt('requestTimeout'), 30_000);
     this.maxPendingRequests = checkInteger(options.maxPendingRequests, opt('maxPendingRequests'), 100_000, 1, Infinity);
     this.maxWriteBuffer = checkInteger(options.maxWriteBuffer, opt('maxWriteBuffer'), 64 * 1024 * 1024, 0, Infinity);
-    if (options.tls !== undefined) checkTlsSettings(checkOptions(options.tls, opt('tls')), opt('tls'));
+    if (options.tls !== undefined) {
+      checkTlsSettings(checkOptions(options.tls, opt('tls')), opt('tls'));
+      // node:tls takes 0, a negative number or NaN for "no TLS handshake timeout": a client silent in it kept its
+      // socket for good, where our own handshakeTimeout (which starts after it) is ≥ 1 ms.
+      checkDuration(options.tls.handshakeTimeout, 'options.tls.handshakeTimeout', 0, { min: 1 });
+    }
     this.tls = options.tls;
     this.socketMode = options.socketMode === undefined ? undefined : checkInteger(options.socketMode, opt('socketMode'), 0, 0, 0o7777);
     if (options.auth !== undefined) {
