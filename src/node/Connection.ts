@@ -3,7 +3,7 @@ import type { ObservableInput, Observer, Subscription } from 'rxjs';
 import { ClosedError, ConnectError, ErrorCode, HandshakeError, IpcError, IpcTimeoutError, NotConnectedError, PeerDisconnectedError, ProtocolError, RemoteError } from '../errors';
 import { Encoding, FrameFlags, FrameType, HANDSHAKE_MAX_FRAME_SIZE, HEADER_SIZE } from '../protocol/constants';
 import type { OutgoingFrame } from '../protocol/FrameEncoder';
-import { closeFrame, encodeError, encodeRequestN, readClose, readError, readRequestN, readWindow, WINDOW_SIZE, type CloseBody, type ErrorBody } from '../protocol/control';
+import { closeFrame, encodeError, encodeRequestN, errorCode, readClose, readError, readRequestN, readWindow, WINDOW_SIZE, type CloseBody, type ErrorBody } from '../protocol/control';
 import { EMPTY_PAYLOAD, type Frame } from '../protocol/Frame';
 import { Handshake, type HandshakeOptions } from '../protocol/handshake';
 import { decodeValue, encodeWire, type Codec } from '../protocol/Serializer';
@@ -425,8 +425,7 @@ export class Connection implements StreamSink {
       {
         name: String(error.name),
         message: String(error.message),
-        // A numeric code (gRPC's status codes, an HTTP status…) is carried as its decimal string, not dropped.
-        code: typeof code === 'string' ? code : typeof code === 'number' && Number.isFinite(code) ? String(code) : undefined,
+        code: errorCode(code),
         stack: this.host.exposeErrorStack && typeof stack === 'string' ? stack : undefined,
       },
       this.peerMaxFrameSize,

@@ -1,4 +1,5 @@
 import type { ByteStream } from './ByteStream';
+import { asError } from './asError';
 import { HEADER_SIZE } from '../protocol/constants';
 import { putWindow, WINDOW_SIZE } from '../protocol/control';
 import { encodeHeader } from '../protocol/FrameEncoder';
@@ -215,7 +216,7 @@ export class FrameWriter {
       // by synchronous exchanges — possibly from inside the stream's own bookkeeping, which then stays 'writing'
       // and queues every later write: the link cannot go on in step. Destroyed out of this (maybe exhausted)
       // stack, so both ends see the connection end instead of a link that looks up and answers nothing.
-      process.nextTick(() => this.socket.destroy(error instanceof Error ? error : new Error(String(error))));
+      process.nextTick(() => this.socket.destroy(asError(error)));
       return false;
     }
   }

@@ -1,4 +1,5 @@
 import { Duplex } from 'node:stream';
+import { asError } from './asError';
 
 /**
  * One end of an in-memory link (see {@link createLinkPair}): a Duplex whose writes arrive at the other end
@@ -34,7 +35,7 @@ export class LinkSocket extends Duplex {
    */
   private break(error: unknown): void {
     this.broken = true;
-    const reason = error instanceof Error ? error : new Error(`The in-memory link's reader threw ${String(error)}`);
+    const reason = asError(error);
     process.nextTick(() => {
       this.peer.destroy(reason);
       this.destroy(reason);

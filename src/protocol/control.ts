@@ -228,6 +228,14 @@ function json(value: unknown): Buffer {
 }
 
 /**
+ * An error's `code` as ERROR / STREAM_ERROR bodies carry it: a string as it is, a finite number (a gRPC status, an
+ * HTTP status — ours or a peer's in another language) as its decimal string, anything else none. Both ways.
+ */
+export function errorCode(code: unknown): string | undefined {
+  return typeof code === 'string' ? code : typeof code === 'number' && Number.isFinite(code) ? String(code) : undefined;
+}
+
+/**
  * Reads an ERROR or STREAM_ERROR body. Tolerant: missing fields get defaults, and a body that is not a JSON
  * object reads as "The request failed (unreadable error reply)".
  * @throws ProtocolError `ERR_IPC_FRAME_TOO_LARGE` when the body is over `maxDecodedSize` (it is not parsed).
@@ -244,8 +252,7 @@ export function readError(frame: Frame, maxDecodedSize: number): ErrorBody {
   return {
     name: text(body.name, 'Error'),
     message: text(body.message, 'The request failed'),
-    // A numeric code (a gRPC status from a peer in another language) is read as its decimal string, as ours are sent.
-    code: typeof body.code === 'string' ? body.code : typeof body.code === 'number' && Number.isFinite(body.code) ? String(body.code) : undefined,
+    code: errorCode(body.code),
     stack: typeof body.stack === 'string' ? body.stack : undefined,
   };
 }
