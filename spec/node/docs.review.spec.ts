@@ -39,7 +39,7 @@ describe('README', () => {
 });
 
 describe('a host where a port or path belongs', () => {
-  it.each(['localhost', '127.0.0.1', '::1', 'localhost:8001', '127.0.0.1:8001', '[::1]:8001', 'example.com:80'])(
+  it.each(['localhost', '127.0.0.1', '::1', 'fe80::1%eth0', '::ffff:10.0.0.1', '10.1.2.3', 'localhost:8001', '127.0.0.1:8001', '[::1]:8001', 'example.com:80'])(
     '(was broken) connectTo(name, %j) rejects with a TypeError saying a port comes first (it retried a Unix socket of that name for ever)',
     async (host) => {
       const client = node('client', { maxRetries: Infinity });
