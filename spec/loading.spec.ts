@@ -18,11 +18,11 @@ const SRC = join(ROOT, 'src');
  * Runs `code` as a script in a fresh Node process (cwd: the package) and parses the JSON it prints. A script
  * file, not `node -e`: `-e` loads `node:crypto` itself.
  */
-function fresh(code: string): unknown {
+function fresh(code: string, nodeArgs: string[] = []): unknown {
   const dir = mkdtempSync(join(tmpdir(), 'ipc-loading-'));
   try {
     writeFileSync(join(dir, 'script.js'), code);
-    return JSON.parse(execFileSync(process.execPath, [join(dir, 'script.js')], { cwd: ROOT, encoding: 'utf8' }));
+    return JSON.parse(execFileSync(process.execPath, [...nodeArgs, join(dir, 'script.js')], { cwd: ROOT, encoding: 'utf8' }));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -44,6 +44,39 @@ describe('loading the package', () => {
     expect(rxjs.filter((path) => !path.includes(join('rxjs', 'dist', 'cjs', 'internal') + sep))).toEqual([]);
     // ~20 of RxJS's ~300 modules (the whole package loads ~330 files): Observable, Subject and what they need.
     expect(rxjs.length).toBeLessThan(40);
+  });
+
+  it('reads 2 files of its own, not one per module: the build joins dist/ into dist/ipc-link-core.js (scripts/bundle.js)', () => {
+    const ours = (paths: string[]) => paths.filter((path) => !path.includes(`${sep}node_modules${sep}`)).map((path) => relative(ROOT, path).split(sep).join('/'));
+    const loaded = fresh(`
+      const files = () => Object.keys(require.cache).filter((path) => !path.endsWith('script.js'));
+      require(${JSON.stringify(DIST)});
+      const core = files();
+      require(${JSON.stringify(join(ROOT, 'dist', 'nats', 'index.js'))});
+      require(${JSON.stringify(join(ROOT, 'dist', 'internal.js'))});
+      console.log(JSON.stringify({ core, all: files() }));
+    `) as { core: string[]; all: string[] };
+    expect(ours(loaded.core)).toEqual(['dist/index.js', 'dist/ipc-link-core.js']);
+    // The other entries are one line each over the same bundle: one copy of every class for all of them.
+    expect(ours(loaded.all).sort()).toEqual(['dist/index.js', 'dist/internal.js', 'dist/ipc-link-core.js', 'dist/nats/index.js']);
+    expect(readdirSync(join(ROOT, 'dist', 'node')).filter((name) => name.endsWith('.js'))).toEqual([]);
+  });
+
+  it("keeps the sources' lines in stack traces under --enable-source-maps (the bundle's map joins tsc's)", () => {
+    const stack = fresh(
+      `const { Node } = require(${JSON.stringify(DIST)});
+      try { new Node('a', { heartbeatInterval: -1 }); } catch (error) { console.log(JSON.stringify(error.stack.split('\\n').slice(1, 4))); }`,
+      ['--enable-source-maps'],
+    ) as string[];
+    const validate = readFileSync(join(SRC, 'node', 'validate.ts'), 'utf8').split('\n');
+    const node = readFileSync(join(SRC, 'node', 'Node.ts'), 'utf8').split('\n');
+    const at = (frame: string) => /\((.*):(\d+):\d+\)$/.exec(frame)!;
+    const [, failFile, failLine] = at(stack[0]);
+    const [, nodeFile, nodeLine] = at(stack[2]);
+    expect(relative(ROOT, failFile)).toBe(join('src', 'node', 'validate.ts'));
+    expect(validate[Number(failLine) - 1]).toMatch(/throw new TypeError/);
+    expect(relative(ROOT, nodeFile)).toBe(join('src', 'node', 'Node.ts'));
+    expect(node[Number(nodeLine) - 1]).toMatch(/options\.heartbeatInterval/);
   });
 
   it('loads node:crypto, node:tls and node:v8, and the RxJS pieces of streams and stats$, only once used', async () => {

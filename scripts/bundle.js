@@ -1,0 +1,181 @@
+#!/usr/bin/env node
+/**
+ * The last step of `npm run build`. tsc emits one CommonJS file per module into dist/; this joins them into one,
+ * dist/ipc-link-core.js, so that a process's `require('ipc-link-core')` finds, reads and compiles 2 of our files
+ * instead of ~40 (~15 ms of a forked child's first reply: bench/startup.ts, bench/README.md).
+ *
+ * - Each module keeps tsc's code, line for line, inside a function that runs on its first `require`, in the
+ *   order Node would have run it (a module is cached before it runs, as Node does for cycles).
+ * - The entries of package.json (dist/index.js, dist/nats/index.js) and dist/internal.js become one line each
+ *   that asks the bundle for their module: every entry shares one copy of each class, so `instanceof` holds
+ *   across `ipc-link-core` and `ipc-link-core/nats`. Only the entry's modules run: NATS code runs on
+ *   `require('ipc-link-core/nats')`, not before.
+ * - Requires of other packages (`rxjs/internal/…`, `node:…`) stay requires, resolved from dist/ as before.
+ * - dist/ipc-link-core.js.map joins tsc's maps (each module's lines moved down to where the module now starts),
+ *   so `node --enable-source-maps` still names src/*.ts lines. The per-module .js and .js.map files are removed;
+ *   the declaration files (.d.ts) stay as tsc wrote them.
+ *
+ * `node scripts/bundle.js [distDir]`
+ */
+'use strict';
+const fs = require('node:fs');
+const path = require('node:path');
+
+const DIST = path.resolve(process.argv[2] || path.join(__dirname, '..', 'dist'));
+const BUNDLE = 'ipc-link-core.js';
+const ENTRIES = ['index', 'internal', 'nats/index'];
+
+/** Every emitted module under `dir`, as ids relative to DIST without `.js` (`node/Node`), sorted. */
+function moduleIds(dir) {
+  const ids = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const file = path.join(dir, entry.name);
+    if (entry.isDirectory()) ids.push(...moduleIds(file));
+    else if (entry.name.endsWith('.js') && entry.name !== BUNDLE) ids.push(path.relative(DIST, file).slice(0, -3).split(path.sep).join('/'));
+  }
+  return ids.sort();
+}
+
+/** The joined source map: sources and names of every module, and each bundle line's segments, absolute. */
+const joined = { sources: [], names: [], lines: [] };
+
+const BASE64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+/** The numbers of one mapping segment (base64 VLQ: 5 bits a digit, continuation bit 32, sign in the low bit). */
+function decodeSegment(text) {
+  const values = [];
+  let value = 0;
+  let shift = 0;
+  for (const char of text) {
+    const digit = BASE64.indexOf(char);
+    value += (digit & 31) << shift;
+    if (digit & 32) shift += 5;
+    else {
+      values.push(value & 1 ? -(value >>> 1) : value >>> 1);
+      value = shift = 0;
+    }
+  }
+  return values;
+}
+
+function encodeValue(number) {
+  let value = number < 0 ? (-number << 1) | 1 : number << 1;
+  let text = '';
+  do {
+    const digit = value & 31;
+    value >>>= 5;
+    text += BASE64[value > 0 ? digit | 32 : digit];
+  } while (value > 0);
+  return text;
+}
+
+/**
+ * Adds tsc's source map of module `id` (if any) to `joined`, its first line at bundle line `offset`: each segment
+ * made absolute ([column, source, line, column, name?]), its source made relative to DIST (it was relative to the
+ * module's folder) and its indices moved to the joined lists.
+ */
+function addMap(mapFile, id, offset) {
+  if (!fs.existsSync(mapFile)) return;
+  const map = JSON.parse(fs.readFileSync(mapFile, 'utf8'));
+  const sources = map.sources.map((source) => joinIndex(joined.sources, path.posix.normalize(path.posix.join(path.posix.dirname(id), map.sourceRoot || '', source))));
+  const names = (map.names || []).map((name) => joinIndex(joined.names, name));
+  const state = [0, 0, 0, 0, 0];
+  map.mappings.split(';').forEach((line, index) => {
+    state[0] = 0;
+    const segments = [];
+    for (const text of line.split(',')) {
+      if (text === '') continue;
+      const values = decodeSegment(text);
+      values.forEach((value, i) => (state[i] += value));
+      if (values.length === 1) continue; // a generated column mapped to nothing
+      const segment = [state[0], sources[state[1]], state[2], state[3]];
+      if (values.length === 5) segment.push(names[state[4]]);
+      segments.push(segment);
+    }
+    joined.lines[offset + index] = segments;
+  });
+}
+
+function joinIndex(list, value) {
+  const index = list.indexOf(value);
+  return index >= 0 ? index : list.push(value) - 1;
+}
+
+/** `joined` as a version 3 source map of `lineCount` lines: its segments relative again, across the whole bundle. */
+function encodeMap(lineCount) {
+  const state = [0, 0, 0, 0, 0];
+  const mappings = Array.from({ length: lineCount }, (_, index) => {
+    state[0] = 0;
+    return (joined.lines[index] || [])
+      .map((segment) =>
+        segment
+          .map((value, i) => {
+            const delta = value - state[i];
+            state[i] = value;
+            return encodeValue(delta);
+          })
+          .join(''),
+      )
+      .join(',');
+  });
+  return { version: 3, file: BUNDLE, sources: joined.sources, names: joined.names, mappings: mappings.join(';') };
+}
+
+function main() {
+  const ids = moduleIds(DIST);
+  for (const entry of ENTRIES) if (!ids.includes(entry)) throw new Error(`bundle: dist/${entry}.js is missing: run tsc first`);
+
+  const lines = [
+    "'use strict';",
+    '/* ipc-link-core: the modules of dist/ in one file (scripts/bundle.js). Each runs on its first require. */',
+    'const modules = Object.create(null);',
+    'const cache = Object.create(null);',
+    'function load(id) {',
+    '  if (id in cache) return cache[id].exports;',
+    '  const [run, deps] = modules[id];',
+    '  const module = (cache[id] = { exports: {} });',
+    '  const local = (spec) => (spec in deps ? load(deps[spec]) : require(spec));',
+    '  try {',
+    '    run.call(module.exports, module.exports, local, module);',
+    '  } catch (error) {',
+    '    delete cache[id];',
+    '    throw error;',
+    '  }',
+    '  return module.exports;',
+    '}',
+    'module.exports = load;',
+  ];
+  for (const id of ids) {
+    const file = path.join(DIST, `${id}.js`);
+    const code = fs.readFileSync(file, 'utf8').replace(/\n\/\/# sourceMappingURL=.*\s*$/, '\n');
+    // Relative requires of this module, resolved at build time to module ids.
+    const deps = {};
+    for (const [, spec] of code.matchAll(/\brequire\("(\.{1,2}\/[^"]*)"\)/g)) {
+      const target = path.posix.join(path.posix.dirname(id), spec);
+      const resolved = ids.includes(target) ? target : ids.includes(`${target}/index`) ? `${target}/index` : undefined;
+      if (resolved === undefined) throw new Error(`bundle: ${id}.js requires ${spec}, which is not in dist/`);
+      deps[spec] = resolved;
+    }
+    lines.push(`modules[${JSON.stringify(id)}] = [function (exports, require, module) {`);
+    addMap(`${file}.map`, id, lines.length);
+    lines.push(...code.replace(/\n$/, '').split('\n'));
+    lines.push(`}, ${JSON.stringify(deps)}];`);
+  }
+  lines.push(`//# sourceMappingURL=${BUNDLE}.map`, '');
+
+  fs.writeFileSync(path.join(DIST, BUNDLE), lines.join('\n'));
+  fs.writeFileSync(path.join(DIST, `${BUNDLE}.map`), JSON.stringify(encodeMap(lines.length)));
+  for (const id of ids) {
+    const file = path.join(DIST, `${id}.js`);
+    fs.rmSync(`${file}.map`, { force: true });
+    if (ENTRIES.includes(id)) {
+      const bundle = path.posix.relative(path.posix.dirname(id), BUNDLE);
+      fs.writeFileSync(file, `'use strict';\nmodule.exports = require(${JSON.stringify(bundle.startsWith('.') ? bundle : `./${bundle}`)})(${JSON.stringify(id)});\n`);
+    } else {
+      fs.rmSync(file);
+    }
+  }
+  console.log(`bundle: ${ids.length} modules → dist/${BUNDLE} (${fs.statSync(path.join(DIST, BUNDLE)).size} bytes)`);
+}
+
+main();
