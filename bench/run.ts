@@ -22,7 +22,7 @@ import { contenders as allContenders } from './contenders';
 import { freePort } from './freePort';
 import { natsAvailable, NATS_MISSING, startNatsCluster, startNatsServer, type NatsCluster, type NatsServer } from './natsServer';
 import { scenarios as allScenarios, type Measurement } from './scenarios';
-import { measureStartup, report as startupReport } from './startup';
+import { measureStartup, report as startupReport, startupEnvironments } from './startup';
 import { supports, type Address } from './types';
 
 type Transport = 'tcp' | 'unix' | 'nats' | 'nats-cluster';
@@ -358,15 +358,17 @@ async function main(): Promise<void> {
     const higher = (name: string) => runs.find((r) => r.scenario === name && r.result)?.result?.higherIsBetter;
     verdicts.push(...anchorVerdicts(medians[transport], transport, scenarios, higher));
   }
-  let startup: Awaited<ReturnType<typeof measureStartup>> | undefined;
+  const startup: Record<string, Awaited<ReturnType<typeof measureStartup>>> = {};
   if (arg('scenarios', 'first-reply').split(',').includes('first-reply')) {
-    try {
-      startup = await measureStartup(Math.max(5, reps));
-      const { lines, verdict } = startupReport(startup);
-      console.log(`\n## Startup: a forked child's first reply\n\n${lines.join('\n')}`);
-      verdicts.push(verdict);
-    } catch (error) {
-      verdicts.push(`MISS first reply after fork(): failed (${(error as Error).message})`);
+    for (const { label, env } of startupEnvironments()) {
+      try {
+        startup[label] = await measureStartup(Math.max(5, reps), env);
+        const { lines, verdict } = startupReport(startup[label], label);
+        console.log(`\n## Startup: a forked child's first reply\n\n${lines.join('\n')}`);
+        verdicts.push(verdict);
+      } catch (error) {
+        verdicts.push(`MISS first reply after fork(), ${label}: failed (${(error as Error).message})`);
+      }
     }
   }
   if (verdicts.length) console.log(`\n## ipc-link-core against the targets\n\n${verdicts.join('\n')}`);

@@ -37,7 +37,7 @@ function within<T>(promise: Promise<T>, what: string): Promise<T> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-async function firstReply(kind: FirstReplyKind, dir: string, round: number): Promise<number> {
+async function firstReply(kind: FirstReplyKind, dir: string, round: number, env: NodeJS.ProcessEnv): Promise<number> {
   if (kind === 'worker') {
     const start = process.hrtime.bigint();
     const worker = new Worker(CHILD, { argv: ['worker'] });
@@ -50,7 +50,7 @@ async function firstReply(kind: FirstReplyKind, dir: string, round: number): Pro
   }
   if (kind === 'fork-json' || kind === 'fork-advanced') {
     const start = process.hrtime.bigint();
-    const child = fork(CHILD, ['fork'], { serialization: kind === 'fork-json' ? 'json' : 'advanced' });
+    const child = fork(CHILD, ['fork'], { serialization: kind === 'fork-json' ? 'json' : 'advanced', env });
     child.send('ping');
     const [reply] = await within(once(child, 'message'), kind).catch((error: Error) => {
       child.kill('SIGKILL');
@@ -70,7 +70,7 @@ async function firstReply(kind: FirstReplyKind, dir: string, round: number): Pro
   await once(node, 'listening');
   const connected = once(node, 'connection');
   const start = process.hrtime.bigint();
-  const child = fork(CHILD, ['ipc-link-core', path]);
+  const child = fork(CHILD, ['ipc-link-core', path], { env });
   const [, socket] = await within(connected, 'ipc-link-core').catch(async (error: Error) => {
     child.kill('SIGKILL');
     await node.close();
@@ -86,8 +86,8 @@ async function firstReply(kind: FirstReplyKind, dir: string, round: number): Pro
   return elapsed;
 }
 
-async function requireTime(module: string): Promise<number> {
-  const child = fork(CHILD, ['require', module], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+async function requireTime(module: string, env: NodeJS.ProcessEnv): Promise<number> {
+  const child = fork(CHILD, ['require', module], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], env });
   let out = '';
   child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
   await once(child, 'exit');
@@ -96,8 +96,28 @@ async function requireTime(module: string): Promise<number> {
   return value;
 }
 
-/** `samples` of each measurement, interleaved (a slow moment of the machine hits every kind alike). */
-export async function measureStartup(samples: number): Promise<StartupResult> {
+/**
+ * An environment variable that Node reads at every process start, before the first line of any program: each
+ * certificate file it names is loaded and parsed (~80 ms on this machine with the file it is set to here). It costs
+ * a forked child the same whichever library it loads (a worker thread, started in a process already up, pays nothing).
+ */
+export const EXTRA_CA_CERTS = 'NODE_EXTRA_CA_CERTS';
+
+/**
+ * The environments to measure the children in: the one given and, when it sets {@link EXTRA_CA_CERTS}, the same
+ * without it — what the library's own start costs, apart from what this machine adds to every Node process.
+ */
+export function startupEnvironments(): { label: string; env: NodeJS.ProcessEnv }[] {
+  if (process.env[EXTRA_CA_CERTS] === undefined) return [{ label: 'environment as given', env: process.env }];
+  const { [EXTRA_CA_CERTS]: _set, ...without } = process.env;
+  return [
+    { label: `environment as given (${EXTRA_CA_CERTS} set)`, env: process.env },
+    { label: `children without ${EXTRA_CA_CERTS}`, env: without },
+  ];
+}
+
+/** `samples` of each measurement, interleaved (a slow moment of the machine hits every kind alike), children in `env`. */
+export async function measureStartup(samples: number, env: NodeJS.ProcessEnv = process.env): Promise<StartupResult> {
   const dir = mkdtempSync(join(tmpdir(), 'ipc-startup-'));
   const result: StartupResult = {
     firstReply: { 'ipc-link-core': [], 'fork-json': [], 'fork-advanced': [], worker: [] },
@@ -105,11 +125,11 @@ export async function measureStartup(samples: number): Promise<StartupResult> {
   };
   try {
     // One of each first, not counted: the first fork of a run reads every file from disk.
-    for (const kind of FIRST_REPLY_KINDS) await firstReply(kind, dir, -1);
+    for (const kind of FIRST_REPLY_KINDS) await firstReply(kind, dir, -1, env);
     for (let round = 0; round < samples; round++) {
       const kinds = FIRST_REPLY_KINDS.map((_, i) => FIRST_REPLY_KINDS[(i + round) % FIRST_REPLY_KINDS.length]);
-      for (const kind of kinds) result.firstReply[kind].push(await firstReply(kind, dir, round));
-      for (const module of ['ipc-link-core', 'rxjs'] as const) result.require[module].push(await requireTime(module));
+      for (const kind of kinds) result.firstReply[kind].push(await firstReply(kind, dir, round, env));
+      for (const module of ['ipc-link-core', 'rxjs'] as const) result.require[module].push(await requireTime(module, env));
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -122,26 +142,29 @@ export function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)];
 }
 
-/** The section printed by `npm run bench`, and the verdict line. */
-export function report(result: StartupResult): { lines: string[]; verdict: string } {
+/** The section printed by `npm run bench` for the children of one environment (`label`), and the verdict line. */
+export function report(result: StartupResult, label: string): { lines: string[]; verdict: string } {
   const fmt = (values: number[]) => `${median(values).toFixed(1)} ms (${Math.min(...values).toFixed(1)}–${Math.max(...values).toFixed(1)})`;
   const lines = [
-    `first reply after fork(), median (min–max) of ${result.firstReply['ipc-link-core'].length} forks each:`,
+    `${label}: first reply after fork(), median (min–max) of ${result.firstReply['ipc-link-core'].length} forks each:`,
     ...FIRST_REPLY_KINDS.map((kind) => `  ${kind.padEnd(14)} ${fmt(result.firstReply[kind])}`),
     'require() in a fresh process:',
     ...(['ipc-link-core', 'rxjs'] as const).map((module) => `  ${module.padEnd(14)} ${fmt(result.require[module])}`),
   ];
   const ours = median(result.firstReply['ipc-link-core']);
-  const verdict = `${ours <= FIRST_REPLY_TARGET_MS ? 'MET ' : 'MISS'} first reply after fork(): ${ours.toFixed(1)} ms (must ≤ ${FIRST_REPLY_TARGET_MS} ms; fork+process.send json ${median(result.firstReply['fork-json']).toFixed(1)}, worker ${median(result.firstReply.worker).toFixed(1)})`;
+  const verdict = `${ours <= FIRST_REPLY_TARGET_MS ? 'MET ' : 'MISS'} first reply after fork(), ${label}: ${ours.toFixed(1)} ms (must ≤ ${FIRST_REPLY_TARGET_MS} ms; fork+process.send json ${median(result.firstReply['fork-json']).toFixed(1)}, worker ${median(result.firstReply.worker).toFixed(1)})`;
   return { lines, verdict };
 }
 
 if (require.main === module) {
   const at = process.argv.indexOf('--reps');
   const samples = at >= 0 ? Number(process.argv[at + 1]) : 7;
-  measureStartup(samples).then((result) => {
-    const { lines, verdict } = report(result);
-    console.log([...lines, verdict].join('\n'));
-    console.log(JSON.stringify(result));
-  });
+  (async () => {
+    for (const { label, env } of startupEnvironments()) {
+      const result = await measureStartup(samples, env);
+      const { lines, verdict } = report(result, label);
+      console.log([...lines, verdict].join('\n'));
+      console.log(JSON.stringify(result));
+    }
+  })();
 }
