@@ -5,12 +5,14 @@
  * instead of ~40 (~15 ms of a forked child's first reply: bench/startup.ts, bench/README.md).
  *
  * - Each module keeps tsc's code, line for line, inside a function that runs on its first `require`, in the
- *   order Node would have run it (a module is cached before it runs, as Node does for cycles).
- * - The entries of package.json (dist/index.js, dist/nats/index.js) and dist/internal.js become one line each
- *   that asks the bundle for their module: every entry shares one copy of each class, so `instanceof` holds
+ *   order Node would have run it (a module is cached before it runs, as Node does for cycles). Its relative
+ *   requires become calls of the bundle's loader with the module's id, resolved at build time.
+ * - The entries of package.json (dist/index.js, dist/nats/index.js) and dist/internal.js become two lines each
+ *   that ask the bundle for their module (and list its export names for ESM `import`): every entry shares one copy of each class, so `instanceof` holds
  *   across `ipc-link-core` and `ipc-link-core/nats`. Only the entry's modules run: NATS code runs on
  *   `require('ipc-link-core/nats')`, not before.
- * - Requires of other packages (`rxjs/internal/…`, `node:…`) stay requires, resolved from dist/ as before.
+ * - Requires of other packages (`rxjs/internal/…`, `node:…`) stay calls of the real `require` with a literal,
+ *   resolved from dist/ as before, and visible to a user's own bundler (esbuild, webpack).
  * - dist/ipc-link-core.js.map joins tsc's maps (each module's lines moved down to where the module now starts),
  *   so `node --enable-source-maps` still names src/*.ts lines. The per-module .js and .js.map files are removed;
  *   the declaration files (.d.ts) stay as tsc wrote them.
@@ -24,6 +26,8 @@ const path = require('node:path');
 const DIST = path.resolve(process.argv[2] || path.join(__dirname, '..', 'dist'));
 const BUNDLE = 'ipc-link-core.js';
 const ENTRIES = ['index', 'internal', 'nats/index'];
+/** The bundle's own require of a module by id (a name no module of ours declares: checked below). */
+const LOAD = '__ipcLinkCoreLoad';
 
 /** Every emitted module under `dir`, as ids relative to DIST without `.js` (`node/Node`), sorted. */
 function moduleIds(dir) {
@@ -72,9 +76,10 @@ function encodeValue(number) {
 /**
  * Adds tsc's source map of module `id` (if any) to `joined`, its first line at bundle line `offset`: each segment
  * made absolute ([column, source, line, column, name?]), its source made relative to DIST (it was relative to the
- * module's folder) and its indices moved to the joined lists.
+ * module's folder) and its indices moved to the joined lists. `shifts[line]`: where the rewritten requires of that
+ * line end and how much longer they became.
  */
-function addMap(mapFile, id, offset) {
+function addMap(mapFile, id, offset, shifts) {
   if (!fs.existsSync(mapFile)) return;
   const map = JSON.parse(fs.readFileSync(mapFile, 'utf8'));
   const sources = map.sources.map((source) => joinIndex(joined.sources, path.posix.normalize(path.posix.join(path.posix.dirname(id), map.sourceRoot || '', source))));
@@ -88,7 +93,9 @@ function addMap(mapFile, id, offset) {
       const values = decodeSegment(text);
       values.forEach((value, i) => (state[i] += value));
       if (values.length === 1) continue; // a generated column mapped to nothing
-      const segment = [state[0], sources[state[1]], state[2], state[3]];
+      // Moved right or left by the rewritten requires that end before it on its line.
+      const column = state[0] + (shifts[index] || []).reduce((sum, shift) => (state[0] >= shift.after ? sum + shift.by : sum), 0);
+      const segment = [column, sources[state[1]], state[2], state[3]];
       if (values.length === 5) segment.push(names[state[4]]);
       segments.push(segment);
     }
@@ -121,8 +128,27 @@ function encodeMap(lineCount) {
   return { version: 3, file: BUNDLE, sources: joined.sources, names: joined.names, mappings: mappings.join(';') };
 }
 
+/**
+ * The file of entry `id`: its module, from the bundle. Its export names are written out too, in the one form that
+ * Node's ESM loader reads from a CommonJS file without running it (cjs-module-lexer, as esbuild does): so
+ * `import { Node } from 'ipc-link-core'` finds exactly these names.
+ */
+function entry(id) {
+  const bundle = path.posix.relative(path.posix.dirname(id), BUNDLE);
+  const names = Object.keys(require(path.join(DIST, BUNDLE))(id)).filter((name) => name !== '__esModule');
+  return [
+    "'use strict';",
+    `const load = require(${JSON.stringify(bundle.startsWith('.') ? bundle : `./${bundle}`)});`,
+    `module.exports = load(${JSON.stringify(id)});`,
+    '// For `import { … } from` this file: never runs.',
+    `0 && (module.exports = { ${names.join(', ')} });`,
+    '',
+  ].join('\n');
+}
+
 function main() {
   const ids = moduleIds(DIST);
+  for (const id of ids) if (fs.readFileSync(path.join(DIST, `${id}.js`), 'utf8').includes(LOAD)) throw new Error(`bundle: ${id}.js uses the name ${LOAD}`);
   for (const entry of ENTRIES) if (!ids.includes(entry)) throw new Error(`bundle: dist/${entry}.js is missing: run tsc first`);
 
   const lines = [
@@ -130,36 +156,40 @@ function main() {
     '/* ipc-link-core: the modules of dist/ in one file (scripts/bundle.js). Each runs on its first require. */',
     'const modules = Object.create(null);',
     'const cache = Object.create(null);',
-    'function load(id) {',
+    `function ${LOAD}(id) {`,
     '  if (id in cache) return cache[id].exports;',
-    '  const [run, deps] = modules[id];',
     '  const module = (cache[id] = { exports: {} });',
-    '  const local = (spec) => (spec in deps ? load(deps[spec]) : require(spec));',
     '  try {',
-    '    run.call(module.exports, module.exports, local, module);',
+    '    modules[id].call(module.exports, module.exports, module);',
     '  } catch (error) {',
     '    delete cache[id];',
     '    throw error;',
     '  }',
     '  return module.exports;',
     '}',
-    'module.exports = load;',
+    `module.exports = ${LOAD};`,
   ];
   for (const id of ids) {
     const file = path.join(DIST, `${id}.js`);
     const code = fs.readFileSync(file, 'utf8').replace(/\n\/\/# sourceMappingURL=.*\s*$/, '\n');
-    // Relative requires of this module, resolved at build time to module ids.
-    const deps = {};
-    for (const [, spec] of code.matchAll(/\brequire\("(\.{1,2}\/[^"]*)"\)/g)) {
-      const target = path.posix.join(path.posix.dirname(id), spec);
-      const resolved = ids.includes(target) ? target : ids.includes(`${target}/index`) ? `${target}/index` : undefined;
-      if (resolved === undefined) throw new Error(`bundle: ${id}.js requires ${spec}, which is not in dist/`);
-      deps[spec] = resolved;
-    }
-    lines.push(`modules[${JSON.stringify(id)}] = [function (exports, require, module) {`);
-    addMap(`${file}.map`, id, lines.length);
-    lines.push(...code.replace(/\n$/, '').split('\n'));
-    lines.push(`}, ${JSON.stringify(deps)}];`);
+    // A relative require becomes a call of LOAD with the module's id; every other require stays as tsc wrote it.
+    const shifts = [];
+    const body = code
+      .replace(/\n$/, '')
+      .split('\n')
+      .map((line, index) =>
+        line.replace(/\brequire\("(\.{1,2}\/[^"]*)"\)/g, (call, spec, column) => {
+          const target = path.posix.join(path.posix.dirname(id), spec);
+          const resolved = ids.includes(target) ? target : ids.includes(`${target}/index`) ? `${target}/index` : undefined;
+          if (resolved === undefined) throw new Error(`bundle: ${id}.js requires ${spec}, which is not in dist/`);
+          const replacement = `${LOAD}(${JSON.stringify(resolved)})`;
+          (shifts[index] ??= []).push({ after: column + call.length, by: replacement.length - call.length });
+          return replacement;
+        }),
+      );
+    lines.push(`modules[${JSON.stringify(id)}] = function (exports, module) {`);
+    addMap(`${file}.map`, id, lines.length, shifts);
+    lines.push(...body, '};');
   }
   lines.push(`//# sourceMappingURL=${BUNDLE}.map`, '');
 
@@ -168,13 +198,9 @@ function main() {
   for (const id of ids) {
     const file = path.join(DIST, `${id}.js`);
     fs.rmSync(`${file}.map`, { force: true });
-    if (ENTRIES.includes(id)) {
-      const bundle = path.posix.relative(path.posix.dirname(id), BUNDLE);
-      fs.writeFileSync(file, `'use strict';\nmodule.exports = require(${JSON.stringify(bundle.startsWith('.') ? bundle : `./${bundle}`)})(${JSON.stringify(id)});\n`);
-    } else {
-      fs.rmSync(file);
-    }
+    if (!ENTRIES.includes(id)) fs.rmSync(file);
   }
+  for (const id of ENTRIES) fs.writeFileSync(path.join(DIST, `${id}.js`), entry(id));
   console.log(`bundle: ${ids.length} modules → dist/${BUNDLE} (${fs.statSync(path.join(DIST, BUNDLE)).size} bytes)`);
 }
 

@@ -62,6 +62,36 @@ describe('loading the package', () => {
     expect(readdirSync(join(ROOT, 'dist', 'node')).filter((name) => name.endsWith('.js'))).toEqual([]);
   });
 
+  it("leaves every require of another package a call of Node's require with a literal (a user's bundler follows it)", () => {
+    const bundle = readFileSync(join(ROOT, 'dist', 'ipc-link-core.js'), 'utf8');
+    const calls = [...bundle.matchAll(/\brequire\(([^)]*)\)/g)].map(([, argument]) => argument);
+    expect(calls.filter((argument) => argument.includes('rxjs/internal/Observable')).length).toBeGreaterThan(0);
+    // The NATS client is an optional peer: loaded by name when a NATS transport is made (natsTransport.ts).
+    expect(calls.filter((argument) => !/^(["'])[^"']+\1$/.test(argument))).toEqual(['CLIENT_PACKAGE']);
+    // Never a parameter named require, which would hide these calls from a bundler; no relative require is left.
+    expect(bundle).not.toMatch(/function\s*\([^)]*\brequire\b[^)]*\)/);
+    expect(calls.filter((argument) => /^["']\./.test(argument))).toEqual([]);
+  });
+
+  it("gives an ESM import exactly the names that require gives, for both entries (not the bundle's other modules')", () => {
+    const script = `
+      import { createRequire } from 'node:module';
+      const require = createRequire(${JSON.stringify(join(ROOT, 'index.js'))});
+      const names = {};
+      for (const entry of ['ipc-link-core', 'ipc-link-core/nats']) {
+        const namespace = await import(entry);
+        names[entry] = { esm: Object.keys(namespace).filter((name) => name !== 'default').sort(), cjs: Object.keys(require(entry)).sort() };
+      }
+      console.log(JSON.stringify(names));`;
+    const names = JSON.parse(
+      execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' }),
+    ) as Record<string, { esm: string[]; cjs: string[] }>;
+    expect(names['ipc-link-core'].esm).toEqual(names['ipc-link-core'].cjs);
+    expect(names['ipc-link-core'].esm).toContain('Node');
+    expect(names['ipc-link-core'].esm).not.toContain('Connection'); // internal: exported by a module, not by the entry
+    expect(names['ipc-link-core/nats'].esm).toEqual(['natsTransport']);
+  });
+
   it("keeps the sources' lines in stack traces under --enable-source-maps (the bundle's map joins tsc's)", () => {
     const stack = fresh(
       `const { Node } = require(${JSON.stringify(DIST)});
