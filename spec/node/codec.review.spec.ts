@@ -139,3 +139,32 @@ describe('options.codec whose methods cannot be read', () => {
     expect((thrown as Error).cause).toBeInstanceOf(Error);
   });
 });
+
+describe('a user codec whose decode is async (returns a Promise)', () => {
+  const asyncDecode = (reject: boolean): Codec => ({
+    encode: (value) => ({ encoding: 0x80, payload: Buffer.from(JSON.stringify(value)) }),
+    decode: async (payload) => {
+      if (reject) throw new Error('async boom');
+      return JSON.parse(payload.toString());
+    },
+  });
+
+  it.each([
+    ['resolving', false],
+    ['rejecting (its rejection ended the process, unhandled)', true],
+  ])('%s: the message fails with ERR_IPC_DECODE (its data was the Promise), the connection lives on', async (_, reject) => {
+    const server = node('server', { ...QUIET, codec: asyncDecode(reject) });
+    const client = node('client', QUIET);
+    const data: unknown[] = [];
+    server.on('message', (message) => {
+      data.push(message.data);
+      message.reply('unreachable');
+    });
+    await client.connectTo('server', await serveTcp(server), '127.0.0.1');
+    await expect(client.sendTo('server', { a: 1 })).rejects.toMatchObject({ code: ErrorCode.REMOTE, remoteCode: ErrorCode.DECODE });
+    expect(data).toEqual([]);
+    expect(server.errors).toEqual([expect.objectContaining({ code: ErrorCode.DECODE, message: expect.stringMatching(/decode must be synchronous/) })]);
+    await new Promise((resolve) => setImmediate(resolve)); // a rejection left unhandled would fail the test here
+    await expect(client.pingTo('server')).resolves.toBeGreaterThanOrEqual(0);
+  });
+});

@@ -32,7 +32,10 @@ export interface EncodedPayload {
  */
 export interface Codec {
   encode(value: unknown): EncodedPayload;
-  /** `payload` may be a view into a larger received buffer: copy it if you keep it and mutate it. */
+  /**
+   * `payload` may be a view into a larger received buffer: copy it if you keep it and mutate it. Synchronous: a
+   * Promise returned (an `async decode`) fails that message with `ERR_IPC_DECODE`.
+   */
   decode(payload: Buffer, encoding: number): unknown;
 }
 
@@ -390,15 +393,26 @@ export function oversized(encoding: number, length: number, limit: number): Prot
 export function decodeValue(codec: Codec, payload: Buffer, encoding: number, maxDecodedSize = Infinity): unknown {
   const tooLarge = oversized(encoding, payload.length, maxDecodedSize);
   if (tooLarge) throw tooLarge;
+  let value: unknown;
   try {
-    return codec.decode(payload, encoding);
+    value = codec.decode(payload, encoding);
   } catch (cause) {
-    throw new CodecError(
-      ErrorCode.DECODE,
-      `Could not decode a payload of ${payload.length} bytes (encoding 0x${encoding.toString(16)}): ${describe(cause)}`,
-      { cause },
-    );
+    throw decodeFailed(payload, encoding, cause);
   }
+  // An `async decode` delivered its Promise as the message's data, and its rejection ended the process unhandled.
+  if (value instanceof Promise) {
+    value.catch(() => {});
+    throw decodeFailed(payload, encoding, new TypeError('codec.decode returned a Promise: decode must be synchronous'));
+  }
+  return value;
+}
+
+function decodeFailed(payload: Buffer, encoding: number, cause: unknown): CodecError {
+  return new CodecError(
+    ErrorCode.DECODE,
+    `Could not decode a payload of ${payload.length} bytes (encoding 0x${encoding.toString(16)}): ${describe(cause)}`,
+    { cause },
+  );
 }
 
 function describe(error: unknown): string {
