@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import type { ObservableInput, Subscription } from 'rxjs';
 import { Subject } from 'rxjs/internal/Subject';
 import { isObservable } from 'rxjs/internal/util/isObservable';
+import { Fifo } from '../Fifo';
 import { ErrorCode, IpcError } from '../errors';
 import { FrameType } from '../protocol/constants';
 import { EMPTY_PAYLOAD } from '../protocol/Frame';
@@ -77,7 +78,7 @@ export function releaseSource(source: unknown, iterator?: AsyncIterator<unknown>
  */
 export class StreamResponder {
   private credits: number;
-  private readonly queue: unknown[] = [];
+  private readonly queue = new Fifo<unknown>();
   private completed = false;
   /**
    * A pushed source failed while values still waited for credits (or for the socket): sent after them, as a
@@ -278,7 +279,7 @@ export class StreamResponder {
   private end(): void {
     if (this.ended) return;
     this.ended = true;
-    this.queue.length = 0;
+    this.queue.clear();
     this.stop?.next();
     this.subscription?.unsubscribe();
     const iterator = this.iterator;
