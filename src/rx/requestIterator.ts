@@ -1,4 +1,5 @@
 import type { Observer } from 'rxjs';
+import { Fifo } from '../Fifo';
 import { ErrorCode, IpcTimeoutError, ProtocolError } from '../errors';
 import type { RequestRegistry } from './RequestRegistry';
 
@@ -40,8 +41,9 @@ interface Waiter<T> {
  */
 export function requestIterator<T>(registry: RequestRegistry, send: (id: number) => void, options: RequestIteratorOptions): AsyncIterableIterator<T> {
   const half = Math.max(1, Math.floor(options.window / 2));
-  const queue: T[] = [];
-  const waiters: Waiter<T>[] = [];
+  // Fifos, not arrays: with a large window (up to 2³²-1 credits) Array#shift would move the whole queue per value.
+  const queue = new Fifo<T>();
+  const waiters = new Fifo<Waiter<T>>();
   let id = 0;
   let started = false;
   /** No value will arrive any more (answered, failed, cancelled). */
@@ -118,7 +120,7 @@ export function requestIterator<T>(registry: RequestRegistry, send: (id: number)
   const stop = () => {
     if (started && !finished && registry.take(id) !== undefined) options.cancel(id);
     finished = true;
-    queue.length = 0;
+    queue.clear();
   };
   /** Ends it for the consumer (`return`, `throw`): what waits resolves done, nothing is reported any more. */
   const end = () => {
