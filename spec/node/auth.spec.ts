@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
-import { Encoding, ErrorCode, FrameType } from '../../src';
-import { Handshake } from '../../src/internal';
+import { DEFAULT_MAX_FRAME_SIZE, Encoding, ErrorCode, FrameType, PROTOCOL_NAME, PROTOCOL_VERSION } from '../../src';
+import { Handshake, jsonFrame } from '../../src/internal';
 import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
 
 afterEach(closeAll);
@@ -184,5 +184,28 @@ describe('authentication (auth: { secret })', () => {
     const fresh = new Handshake('server', 'b', { secret, nonce });
     fresh.receive(hello);
     expect(fresh.receive(asFrame(ack.send!)).error).toMatchObject({ code: ErrorCode.AUTH });
+  });
+
+  it('refuses a nonce that is not base64 text, either way (a line feed in it would give the signed text two readings)', () => {
+    const secret = Buffer.from(SECRET);
+    const asFrame = (f: { type: number; flags: number; id: number; encoding: number; payload: Uint8Array }) => ({ ...f, payload: Buffer.from(f.payload) });
+    const hello = (name: string, id: number, nonce: string) => jsonFrame(FrameType.HANDSHAKE, id, { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name, maxFrameSize: DEFAULT_MAX_FRAME_SIZE, nonce });
+    for (const bad of ['abc\ndef', 'not base64!', '', 'x'.repeat(1025)]) {
+      const server = new Handshake('server', 'b', { secret });
+      expect(server.receive(asFrame(hello('a', 1, bad))).error).toMatchObject({ code: ErrorCode.AUTH, message: expect.stringMatching(/nonce that is not base64 text/) });
+      const client = new Handshake('client', 'a', { expectedPeer: 'b', secret });
+      client.start();
+      expect(client.receive(asFrame(hello('b', 2, bad))).error).toMatchObject({ code: ErrorCode.AUTH, message: expect.stringMatching(/nonce that is not base64 text/) });
+    }
+  });
+
+  it('(was possible) a relay cannot pass a client named "a" that dials "b\\nc" off as "a\\nb" to a real server "c": names with a line feed are refused', () => {
+    const secret = Buffer.from(SECRET);
+    const asFrame = (f: { type: number; flags: number; id: number; encoding: number; payload: Uint8Array }) => ({ ...f, payload: Buffer.from(f.payload) });
+    // Both proofs would sign "…\na\nb\nc": the client's ("a", "b\nc") and the server's ("a\nb", "c").
+    const server = new Handshake('server', 'c', { secret });
+    const relayed = jsonFrame(FrameType.HANDSHAKE, 1, { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name: 'a\nb', maxFrameSize: DEFAULT_MAX_FRAME_SIZE, nonce: Buffer.alloc(32, 1).toString('base64') });
+    // The client's connectTo('b\nc') is a TypeError now (arguments.spec); the server refuses the relayed hello at once.
+    expect(server.receive(asFrame(relayed)).error).toMatchObject({ code: ErrorCode.HANDSHAKE, message: expect.stringMatching(/control characters/) });
   });
 });

@@ -86,6 +86,14 @@ export const Encoding = {
  */
 export const MAX_NAME_LENGTH = 256;
 
+/**
+ * What a node name may not contain, ours and the peers' alike: control characters (U+0000–U+001F, U+007F). A name
+ * is one line of the text that the handshake's HMAC signs (PROTOCOL.md, "Authentication"): with a line feed in
+ * names, two different pairs of names could sign the same text — a client named "a" that dials a server it
+ * believes is "b\nc" could be passed off to a real server "c" as a client named "a\nb".
+ */
+export const NAME_CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+
 /** Payload limit used until the handshake completes. */
 export const HANDSHAKE_MAX_FRAME_SIZE = 16 * 1024;
 

@@ -32,6 +32,14 @@ export function authProof(secret: Buffer, role: 'client' | 'server', clientNonce
   return crypto().createHmac('sha256', secret).update(`${PROTOCOL_NAME}/${role}\n${clientNonce}\n${serverNonce}\n${clientName}\n${serverName}`).digest('base64');
 }
 
+/**
+ * A nonce as PROTOCOL.md has it: base64 text (ours are 44 characters; any length up to 1 KiB is taken). Never a line
+ * feed, so the text the proofs sign has one reading (see NAME_CONTROL_CHARACTERS for the names).
+ */
+function isNonce(value: unknown): boolean {
+  return typeof value === 'string' && value.length <= 1024 && /^[A-Za-z0-9+/]+={0,2}$/.test(value);
+}
+
 /** Whether `received` holds the bytes of the base64 `expected` (a proof, a resume token), compared in constant time. */
 export function sameProof(expected: string, received: unknown): boolean {
   if (typeof received !== 'string') return false;
@@ -145,6 +153,7 @@ export class Handshake {
       const body = this.readHello(frame);
       const { name } = body;
       if (secret && body.nonce === undefined) throw authError(`"${name}" did not authenticate: this node requires a secret`);
+      if (secret && !isNonce(body.nonce)) throw authError(`"${name}" sent a nonce that is not base64 text`);
       this.peerResume = body.resume;
       // With a secret, which names are connected is told only to a client that proved itself (step 3 checks).
       const refused = secret ? undefined : this.options.accept?.(name, body.instance, body.resume);
@@ -201,6 +210,7 @@ export class Handshake {
     let ack: AckBody = {};
     if (secret) {
       if (body.nonce === undefined) throw authError(`"${name}" does not authenticate, but this node requires it`);
+      if (!isNonce(body.nonce)) throw authError(`"${name}" sent a nonce that is not base64 text`);
       this.serverNonce = body.nonce;
       // The client proves first; the server's proof comes in step 4.
       ack = { proof: authProof(secret, 'client', this.clientNonce, this.serverNonce, this.ownName, name) };
