@@ -7,10 +7,11 @@
  * - Each module keeps tsc's code, line for line, inside a function that runs on its first `require`, in the
  *   order Node would have run it (a module is cached before it runs, as Node does for cycles). Its relative
  *   requires become calls of the bundle's loader with the module's id, resolved at build time.
- * - The entries of package.json (dist/index.js, dist/nats/index.js) and dist/internal.js become two lines each
- *   that ask the bundle for their module (and list its export names for ESM `import`): every entry shares one copy of each class, so `instanceof` holds
- *   across `ipc-link-core` and `ipc-link-core/nats`. Only the entry's modules run: NATS code runs on
- *   `require('ipc-link-core/nats')`, not before.
+ * - The entry dist/index.js (and dist/internal.js, for specs and scripts) becomes two lines that ask the bundle
+ *   for its module (and list its export names for ESM `import`). The NATS transport (dist/nats/, see APART) stays
+ *   in its own files, which require the other modules through the bundle: one copy of each class for both entries,
+ *   so `instanceof` holds across `ipc-link-core` and `ipc-link-core/nats`, and NATS code loads only with
+ *   `require('ipc-link-core/nats')`.
  * - Requires of other packages (`rxjs/internal/…`, `node:…`) stay calls of the real `require` with a literal,
  *   resolved from dist/ as before, and visible to a user's own bundler (esbuild, webpack).
  * - dist/ipc-link-core.js.map joins tsc's maps (each module's lines moved down to where the module now starts),
@@ -25,7 +26,14 @@ const path = require('node:path');
 
 const DIST = path.resolve(process.argv[2] || path.join(__dirname, '..', 'dist'));
 const BUNDLE = 'ipc-link-core.js';
-const ENTRIES = ['index', 'internal', 'nats/index'];
+const ENTRIES = ['index', 'internal'];
+/**
+ * Modules kept out of the bundle, as tsc wrote them: the NATS transport, which loads its client (an optional peer
+ * dependency) by a name held in a variable. In the one file every app loads, that require made webpack warn
+ * ("Critical dependency: the request of a dependency is an expression") for apps that never use NATS. Their
+ * requires of the other modules go through the bundle.
+ */
+const APART = 'nats/';
 /** The bundle's own require of a module by id (a name no module of ours declares: checked below). */
 const LOAD = '__ipcLinkCoreLoad';
 
@@ -136,6 +144,8 @@ function encodeMap(lineCount) {
 function entry(id) {
   const bundle = path.posix.relative(path.posix.dirname(id), BUNDLE);
   const names = Object.keys(require(path.join(DIST, BUNDLE))(id)).filter((name) => name !== '__esModule');
+  const odd = names.filter((name) => name === 'default' || !/^[A-Za-z_$][\w$]*$/.test(name));
+  if (odd.length > 0) throw new Error(`bundle: ${id} exports ${odd.join(', ')}, which the ESM names line cannot list`);
   return [
     "'use strict';",
     `const load = require(${JSON.stringify(bundle.startsWith('.') ? bundle : `./${bundle}`)});`,
@@ -146,10 +156,31 @@ function entry(id) {
   ].join('\n');
 }
 
+/**
+ * `code` of module `id` with its relative requires rewritten by `replace(target id)` (undefined: left as it is),
+ * and where each line's rewritten calls end and how much longer they became (for the source map).
+ */
+function rewriteRequires(id, code, ids, replace) {
+  const shifts = [];
+  const lines = code.split('\n').map((line, index) =>
+    line.replace(/\brequire\("(\.{1,2}\/[^"]*)"\)/g, (call, spec, column) => {
+      const target = path.posix.join(path.posix.dirname(id), spec);
+      const resolved = ids.includes(target) ? target : ids.includes(`${target}/index`) ? `${target}/index` : undefined;
+      if (resolved === undefined) throw new Error(`bundle: ${id}.js requires ${spec}, which is not in dist/`);
+      const replacement = replace(resolved) ?? call;
+      (shifts[index] ??= []).push({ after: column + call.length, by: replacement.length - call.length });
+      return replacement;
+    }),
+  );
+  return { lines, shifts };
+}
+
 function main() {
+  if (fs.existsSync(path.join(DIST, BUNDLE))) throw new Error(`bundle: dist/ is bundled already: run npm run build (it empties dist/ first)`);
   const ids = moduleIds(DIST);
   for (const id of ids) if (fs.readFileSync(path.join(DIST, `${id}.js`), 'utf8').includes(LOAD)) throw new Error(`bundle: ${id}.js uses the name ${LOAD}`);
   for (const entry of ENTRIES) if (!ids.includes(entry)) throw new Error(`bundle: dist/${entry}.js is missing: run tsc first`);
+  const bundled = ids.filter((id) => !id.startsWith(APART));
 
   const lines = [
     "'use strict';",
@@ -169,39 +200,38 @@ function main() {
     '}',
     `module.exports = ${LOAD};`,
   ];
-  for (const id of ids) {
+  for (const id of bundled) {
     const file = path.join(DIST, `${id}.js`);
-    const code = fs.readFileSync(file, 'utf8').replace(/\n\/\/# sourceMappingURL=.*\s*$/, '\n');
+    const code = fs.readFileSync(file, 'utf8').replace(/\n\/\/# sourceMappingURL=.*\s*$/, '');
     // A relative require becomes a call of LOAD with the module's id; every other require stays as tsc wrote it.
-    const shifts = [];
-    const body = code
-      .replace(/\n$/, '')
-      .split('\n')
-      .map((line, index) =>
-        line.replace(/\brequire\("(\.{1,2}\/[^"]*)"\)/g, (call, spec, column) => {
-          const target = path.posix.join(path.posix.dirname(id), spec);
-          const resolved = ids.includes(target) ? target : ids.includes(`${target}/index`) ? `${target}/index` : undefined;
-          if (resolved === undefined) throw new Error(`bundle: ${id}.js requires ${spec}, which is not in dist/`);
-          const replacement = `${LOAD}(${JSON.stringify(resolved)})`;
-          (shifts[index] ??= []).push({ after: column + call.length, by: replacement.length - call.length });
-          return replacement;
-        }),
-      );
+    const body = rewriteRequires(id, code, ids, (target) => {
+      if (target.startsWith(APART)) throw new Error(`bundle: ${id}.js requires ${target}, which stays out of the bundle`);
+      return `${LOAD}(${JSON.stringify(target)})`;
+    });
     lines.push(`modules[${JSON.stringify(id)}] = function (exports, module) {`);
-    addMap(`${file}.map`, id, lines.length, shifts);
-    lines.push(...body, '};');
+    addMap(`${file}.map`, id, lines.length, body.shifts);
+    lines.push(...body.lines, '};');
   }
   lines.push(`//# sourceMappingURL=${BUNDLE}.map`, '');
-
   fs.writeFileSync(path.join(DIST, BUNDLE), lines.join('\n'));
   fs.writeFileSync(path.join(DIST, `${BUNDLE}.map`), JSON.stringify(encodeMap(lines.length)));
-  for (const id of ids) {
+
+  for (const id of ids.filter((id) => id.startsWith(APART))) {
+    // Its own file still (lines unchanged: tsc's map still holds), a require of a bundled module through the bundle.
+    const file = path.join(DIST, `${id}.js`);
+    const bundle = path.posix.relative(path.posix.dirname(id), BUNDLE);
+    const rewritten = rewriteRequires(id, fs.readFileSync(file, 'utf8'), ids, (target) =>
+      target.startsWith(APART) ? undefined : `require(${JSON.stringify(bundle)})(${JSON.stringify(target)})`,
+    );
+    fs.writeFileSync(file, rewritten.lines.join('\n'));
+  }
+  for (const id of bundled) {
     const file = path.join(DIST, `${id}.js`);
     fs.rmSync(`${file}.map`, { force: true });
     if (!ENTRIES.includes(id)) fs.rmSync(file);
   }
   for (const id of ENTRIES) fs.writeFileSync(path.join(DIST, `${id}.js`), entry(id));
-  console.log(`bundle: ${ids.length} modules → dist/${BUNDLE} (${fs.statSync(path.join(DIST, BUNDLE)).size} bytes)`);
+  console.log(`bundle: ${bundled.length} modules → dist/${BUNDLE} (${fs.statSync(path.join(DIST, BUNDLE)).size} bytes); ${ids.length - bundled.length} apart (${APART})`);
 }
 
 main();
