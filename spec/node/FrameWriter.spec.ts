@@ -73,6 +73,23 @@ describe('FrameWriter', () => {
     expect(writes).toHaveLength(1);
   });
 
+  it("sendEarly: a stream's own earlySend (a NATS link's 64 KiB) replaces 16 KiB, frames still in order", async () => {
+    const { socket, writes } = sink();
+    Object.defineProperty(socket, 'earlySend', { value: 64 * 1024 });
+    const writer = new FrameWriter(socket);
+    for (let id = 0; id < 150; id++) {
+      writer.write(FrameType.REPLY, 0, id, Encoding.JSON, reply);
+      writer.sendEarly();
+    }
+    // 65 frames make 66,040 bytes ≥ 64 KiB: two pieces of 65 have left during the tick (none at 16 KiB).
+    expect(writes.map((w) => w.length)).toEqual([65 * 1016, 65 * 1016]);
+    await nextTick();
+    expect(writes.map((w) => w.length)).toEqual([65 * 1016, 65 * 1016, 20 * 1016]);
+    const frames = decode(writes);
+    expect(frames.map((f) => f.id)).toEqual(Array.from({ length: 150 }, (_, id) => id));
+    expect(frames.every((f) => f.payload.equals(reply))).toBe(true);
+  });
+
   it('sendEarly keeps Buffers uncopied and in order with packed frames', async () => {
     const { socket, writes } = sink();
     const writer = new FrameWriter(socket);

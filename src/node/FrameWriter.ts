@@ -29,6 +29,16 @@ export const PACK_LIMIT = 8 * 1024;
 const EARLY_SEND = 16 * 1024;
 
 /**
+ * A byte stream that sets its own early-send threshold (see {@link FrameWriter.sendEarly}): a NATS link, where
+ * every hand-over is one NATS message through a third process (bench: 16 KiB split a 256-in-flight batch's
+ * replies into ~1.55 NATS messages per request batch).
+ * @internal
+ */
+export interface EarlySendStream {
+  readonly earlySend?: number;
+}
+
+/**
  * The writers whose flush is scheduled: flushed on the process's `'exit'`, so that a process that calls
  * `process.exit()` right after an awaited one-way `sendTo` (resolved while its frame still waits for the end of
  * the tick) or a `message.reply()` does not lose it — the socket writes them synchronously when it can. One set
@@ -76,6 +86,8 @@ export class FrameWriter {
   private socketCorked = false;
   /** Bytes written since the flush was scheduled (or last sent early). */
   private corkedBytes = 0;
+  /** Bytes written in one tick from which {@link FrameWriter.sendEarly} hands them over (the stream's, or 16 KiB). */
+  private readonly earlySend: number;
   /** Frames and bytes written so far (stats). */
   framesOut = 0;
   bytesOut = 0;
@@ -95,7 +107,9 @@ export class FrameWriter {
   constructor(
     private readonly socket: ByteStream,
     private readonly immediate = false,
-  ) {}
+  ) {
+    this.earlySend = (socket as EarlySendStream).earlySend ?? EARLY_SEND;
+  }
 
   /**
    * Writes one frame. Returns false when the socket's buffer is at or above its high-water mark: wait for
@@ -223,12 +237,12 @@ export class FrameWriter {
 
   /**
    * Hands what this tick has written to the socket now, without waiting for the tick to end, once it reaches
-   * 16 KiB (else does nothing). For the gaps between received frames: when one chunk brings dozens of requests,
-   * their replies leave in pieces and the peer works on the first ones while this side computes the rest, instead
-   * of the two processes taking turns (bench/README.md: "Replies to a batch").
+   * 16 KiB, or the stream's own `earlySend` (else does nothing). For the gaps between received frames: when one
+   * chunk brings dozens of requests, their replies leave in pieces and the peer works on the first ones while this
+   * side computes the rest, instead of the two processes taking turns (bench/README.md: "Replies to a batch").
    */
   sendEarly(): void {
-    if (!this.scheduled || this.corkedBytes < EARLY_SEND) return;
+    if (!this.scheduled || this.corkedBytes < this.earlySend) return;
     this.flushPacked();
     this.corkedBytes = 0;
     this.uncork();
