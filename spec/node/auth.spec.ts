@@ -209,3 +209,19 @@ describe('authentication (auth: { secret })', () => {
     expect(server.receive(asFrame(relayed)).error).toMatchObject({ code: ErrorCode.HANDSHAKE, message: expect.stringMatching(/control characters/) });
   });
 });
+
+describe('authentication: names and nonces the signed text must keep apart (review)', () => {
+  const secret = Buffer.from('review secret');
+  const asFrame = (f: { type: number; flags: number; id: number; encoding: number; payload: Uint8Array }) => ({ ...f, payload: Buffer.from(f.payload) });
+
+  it('(was possible) a relay cannot pass a server named "b\\uFFFD" off as "b\\uD800": HMAC signs UTF-8, where every lone surrogate becomes U+FFFD', () => {
+    const client = new Handshake('client', 'a', { expectedPeer: 'b\uD800', secret });
+    const server = new Handshake('server', 'b\uFFFD', { secret });
+    const answer = asFrame(server.receive(asFrame(client.start()!)).send!);
+    // The relay rewrites the server's announced name to the one the client dials (JSON carries the lone surrogate).
+    const body = JSON.parse(answer.payload.toString('utf8'));
+    const relayed = { ...answer, payload: Buffer.from(JSON.stringify({ ...body, name: 'b\uD800' })) };
+    const result = client.receive(relayed);
+    expect(result.error).toMatchObject({ code: ErrorCode.HANDSHAKE, message: expect.stringMatching(/lone surrogate/) });
+  });
+});
