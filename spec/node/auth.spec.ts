@@ -224,4 +224,13 @@ describe('authentication: names and nonces the signed text must keep apart (revi
     const result = client.receive(relayed);
     expect(result.error).toMatchObject({ code: ErrorCode.HANDSHAKE, message: expect.stringMatching(/lone surrogate/) });
   });
+
+  it('takes base64url nonces (as Python secrets.token_urlsafe or Go RawURLEncoding make them): only a line feed could harm', () => {
+    const hello = (name: string, id: number, nonce: string) => jsonFrame(FrameType.HANDSHAKE, id, { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name, maxFrameSize: DEFAULT_MAX_FRAME_SIZE, nonce });
+    const nonce = Buffer.alloc(32, 0xfb).toString('base64url'); // "-_-_…" without padding
+    expect(new Handshake('server', 'b', { secret }).receive(asFrame(hello('a', 1, nonce))).error).toBeUndefined();
+    const client = new Handshake('client', 'a', { expectedPeer: 'b', secret });
+    client.start();
+    expect(client.receive(asFrame(hello('b', 2, nonce))).error).toBeUndefined();
+  });
 });
