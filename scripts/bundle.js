@@ -163,9 +163,12 @@ function entry(id) {
 function rewriteRequires(id, code, ids, replace) {
   const shifts = [];
   const lines = code.split('\n').map((line, index) =>
-    line.replace(/\brequire\("(\.{1,2}\/[^"]*)"\)/g, (call, spec, column) => {
+    // Either quote, and '.' or '..' alone too: tsc writes double quotes for imports but keeps a hand-written
+    // require's own (a lazy `require('./x')`), and one left as it was would fail at run time, its file removed.
+    line.replace(/\brequire\((["'])(\.{1,2}(?:\/[^"']*)?)\1\)/g, (call, quote, spec, column) => {
       const target = path.posix.join(path.posix.dirname(id), spec);
-      const resolved = ids.includes(target) ? target : ids.includes(`${target}/index`) ? `${target}/index` : undefined;
+      const folder = path.posix.join(target, 'index');
+      const resolved = ids.includes(target) ? target : ids.includes(folder) ? folder : undefined;
       if (resolved === undefined) throw new Error(`bundle: ${id}.js requires ${spec}, which is not in dist/`);
       const replacement = replace(resolved) ?? call;
       (shifts[index] ??= []).push({ after: column + call.length, by: replacement.length - call.length });

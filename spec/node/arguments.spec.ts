@@ -25,6 +25,8 @@ describe('new Node(name, options)', () => {
     ['a name with a line feed', 'a\nb', /name must be a name without control characters \(line feeds, tabs…\), received "a\\nb"/],
     ['a name with a tab', 'a\tb', /name must be a name without control characters/],
     ['a name with DEL', 'a\u007f', /name must be a name without control characters/],
+    ['a name with a lone surrogate (review)', 'b\ud800', /name must be a name of well-formed UTF-16 \(no lone surrogate\), received "b\\ud800"/],
+    ['a name with a lone low surrogate (review)', '\udc00b', /no lone surrogate/],
   ];
   it.each(bad)('refuses %s', (_, name, message) => {
     expect(() => new Node(name as string)).toThrow(TypeError);
@@ -236,5 +238,11 @@ describe('synchronous methods throw a TypeError naming the argument', () => {
     expect(() => call(n)).toThrow(TypeError);
     expect(() => call(n)).toThrow(message);
     expect(n.server).toBeNull();
+  });
+});
+
+describe('names: what stays allowed (review)', () => {
+  it.each([['an emoji (a surrogate pair)', 'worker-\u{1F680}'], ['U+2028 (not a line feed to the HMAC text)', 'a\u2028b'], ['U+FFFD itself', 'b\uFFFD']])('takes %s', (_, name) => {
+    expect(node(name).name).toBe(name);
   });
 });

@@ -209,3 +209,28 @@ describe('authentication (auth: { secret })', () => {
     expect(server.receive(asFrame(relayed)).error).toMatchObject({ code: ErrorCode.HANDSHAKE, message: expect.stringMatching(/control characters/) });
   });
 });
+
+describe('authentication: names and nonces the signed text must keep apart (review)', () => {
+  const secret = Buffer.from('review secret');
+  const asFrame = (f: { type: number; flags: number; id: number; encoding: number; payload: Uint8Array }) => ({ ...f, payload: Buffer.from(f.payload) });
+
+  it('(was possible) a relay cannot pass a server named "b\\uFFFD" off as "b\\uD800": HMAC signs UTF-8, where every lone surrogate becomes U+FFFD', () => {
+    const client = new Handshake('client', 'a', { expectedPeer: 'b\uD800', secret });
+    const server = new Handshake('server', 'b\uFFFD', { secret });
+    const answer = asFrame(server.receive(asFrame(client.start()!)).send!);
+    // The relay rewrites the server's announced name to the one the client dials (JSON carries the lone surrogate).
+    const body = JSON.parse(answer.payload.toString('utf8'));
+    const relayed = { ...answer, payload: Buffer.from(JSON.stringify({ ...body, name: 'b\uD800' })) };
+    const result = client.receive(relayed);
+    expect(result.error).toMatchObject({ code: ErrorCode.HANDSHAKE, message: expect.stringMatching(/lone surrogate/) });
+  });
+
+  it('takes base64url nonces (as Python secrets.token_urlsafe or Go RawURLEncoding make them): only a line feed could harm', () => {
+    const hello = (name: string, id: number, nonce: string) => jsonFrame(FrameType.HANDSHAKE, id, { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name, maxFrameSize: DEFAULT_MAX_FRAME_SIZE, nonce });
+    const nonce = Buffer.alloc(32, 0xfb).toString('base64url'); // "-_-_…" without padding
+    expect(new Handshake('server', 'b', { secret }).receive(asFrame(hello('a', 1, nonce))).error).toBeUndefined();
+    const client = new Handshake('client', 'a', { expectedPeer: 'b', secret });
+    client.start();
+    expect(client.receive(asFrame(hello('b', 2, nonce))).error).toBeUndefined();
+  });
+});

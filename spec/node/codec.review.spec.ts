@@ -164,7 +164,28 @@ describe('a user codec whose decode is async (returns a Promise)', () => {
     await expect(client.sendTo('server', { a: 1 })).rejects.toMatchObject({ code: ErrorCode.REMOTE, remoteCode: ErrorCode.DECODE });
     expect(data).toEqual([]);
     expect(server.errors).toEqual([expect.objectContaining({ code: ErrorCode.DECODE, message: expect.stringMatching(/decode must be synchronous/) })]);
-    await new Promise((resolve) => setImmediate(resolve)); // a rejection left unhandled would fail the test here
+    await new Promise((resolve) => setImmediate(resolve));
     await expect(client.pingTo('server')).resolves.toBeGreaterThanOrEqual(0);
+  });
+
+  // Jest fails no test on an unhandled rejection (nor do a spec's process listeners see one): the case above passed
+  // without decodeValue's catch. A Promise subclass shows whether a rejection handler was attached (review).
+  it('a rejected Promise (a subclass here) from decode gets a rejection handler: it cannot end the process', async () => {
+    let handled = false;
+    class Tracked<T> extends Promise<T> {
+      override then<A = T, B = never>(onFulfilled?: ((value: T) => A | PromiseLike<A>) | null, onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null): Promise<A | B> {
+        if (onRejected) handled = true;
+        return super.then(onFulfilled, onRejected);
+      }
+    }
+    const codec: Codec = {
+      encode: (value) => ({ encoding: 0x80, payload: Buffer.from(JSON.stringify(value)) }),
+      decode: () => Tracked.reject(new Error('async boom')),
+    };
+    const server = node('server', { ...QUIET, codec });
+    const client = node('client', QUIET);
+    await client.connectTo('server', await serveTcp(server), '127.0.0.1');
+    await expect(client.sendTo('server', { a: 1 })).rejects.toMatchObject({ code: ErrorCode.REMOTE, remoteCode: ErrorCode.DECODE });
+    expect(handled).toBe(true);
   });
 });

@@ -220,6 +220,7 @@ describe('handshakeFrame / readHello / readAck', () => {
     ['a name of 257 characters (ours may have 256)', { ...hello, name: 'n'.repeat(257) }, /a name of 257 characters \(at most 256\)/],
     ['a name with a line feed (one line of the text the proofs sign)', { ...hello, name: 'a\nb' }, /a name with control characters: "a\\nb"/],
     ['a name with a NUL', { ...hello, name: 'a\u0000' }, /a name with control characters/],
+    ['a name with a lone surrogate (its UTF-8 in the proofs is U+FFFD) (review)', { ...hello, name: 'b\ud800' }, /a name with a lone surrogate: "b\\ud800"/],
     ['no maxFrameSize', { ...hello, maxFrameSize: undefined }, /no valid maxFrameSize .*received undefined/],
     ['a maxFrameSize below 1024', { ...hello, maxFrameSize: MIN_FRAME_SIZE - 1 }, /no valid maxFrameSize/],
     ['a maxFrameSize over 2^32-1', { ...hello, maxFrameSize: 2 ** 32 }, /no valid maxFrameSize/],

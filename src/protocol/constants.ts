@@ -94,6 +94,13 @@ export const MAX_NAME_LENGTH = 256;
  */
 export const NAME_CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 
+/**
+ * A lone surrogate (half of a UTF-16 pair without its other half), which a name may not contain either: the HMAC
+ * signs the names' UTF-8 bytes, where every lone surrogate becomes U+FFFD, so "b\uD800", "b\uDBFF" and "b\uFFFD"
+ * would sign the same text (JSON carries them apart) — a relay could pass one server off as the other.
+ */
+export const NAME_LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
 /** Payload limit used until the handshake completes. */
 export const HANDSHAKE_MAX_FRAME_SIZE = 16 * 1024;
 

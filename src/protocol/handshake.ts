@@ -34,10 +34,12 @@ export function authProof(secret: Buffer, role: 'client' | 'server', clientNonce
 
 /**
  * A nonce as PROTOCOL.md has it: base64 text (ours are 44 characters; any length up to 1 KiB is taken). Never a line
- * feed, so the text the proofs sign has one reading (see NAME_CONTROL_CHARACTERS for the names).
+ * feed, so the text the proofs sign has one reading (see NAME_CONTROL_CHARACTERS for the names). The base64url
+ * alphabet (`-`, `_`) is taken too: only a line feed could harm, and until these checks any string was (other
+ * implementations' nonces, e.g. Python's `secrets.token_urlsafe`, are base64url).
  */
 function isNonce(value: unknown): boolean {
-  return typeof value === 'string' && value.length <= 1024 && /^[A-Za-z0-9+/]+={0,2}$/.test(value);
+  return typeof value === 'string' && value.length <= 1024 && /^[A-Za-z0-9+/_-]+={0,2}$/.test(value);
 }
 
 /** Whether `received` holds the bytes of the base64 `expected` (a proof, a resume token), compared in constant time. */
