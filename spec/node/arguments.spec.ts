@@ -22,10 +22,10 @@ describe('new Node(name, options)', () => {
     ['a number as name', 0, /name must be a non-empty string .* received 0/],
     ['an object as name', {}, /name must be a non-empty string .* received an object/],
     [`a name longer than ${MAX_NAME_LENGTH}`, tooLong, /name must be a non-empty string of at most 256 characters, received a string of length 257/],
-    ['a name with a line feed', 'a\nb', /name must be a name without control characters \(line feeds, tabs…\), received "a\\nb"/],
-    ['a name with a tab', 'a\tb', /name must be a name without control characters/],
-    ['a name with DEL', 'a\u007f', /name must be a name without control characters/],
-    ['a name with a lone surrogate (review)', 'b\ud800', /name must be a name of well-formed UTF-16 \(no lone surrogate\), received "b\\ud800"/],
+    ['a name with a line feed', 'a\nb', /name must be free of control characters \(line feeds, tabs…\), received "a\\nb"/],
+    ['a name with a tab', 'a\tb', /name must be free of control characters/],
+    ['a name with DEL', 'a\u007f', /name must be free of control characters/],
+    ['a name with a lone surrogate (review)', 'b\ud800', /name must be well-formed UTF-16 \(no lone surrogate\), received "b\\ud800"/],
     ['a name with a lone low surrogate (review)', '\udc00b', /no lone surrogate/],
   ];
   it.each(bad)('refuses %s', (_, name, message) => {
@@ -134,7 +134,7 @@ describe('Promise-returning methods reject (never throw) with a TypeError naming
     ["connectTo('')", (n) => n.connectTo('', 1), /connectTo\(name\): name must be a non-empty string/],
     ['connectTo(5)', (n) => n.connectTo(5 as never, 1), /connectTo\(name\): name must be .* received 5/],
     ['connectTo(too long name)', (n) => n.connectTo(tooLong, 1), /at most 256 characters, received a string of length 257/],
-    ["connectTo('b\\nc')", (n) => n.connectTo('b\nc', 1), /connectTo\(name\): name must be a name without control characters/],
+    ["connectTo('b\\nc')", (n) => n.connectTo('b\nc', 1), /connectTo\(name\): name must be free of control characters/],
     ["connectTo('peer')", (n) => n.connectTo('peer'), /connectTo needs a port \(1 to 65535\) \[and host\], a Unix socket path or an options object .* received nothing/],
     ["connectTo('peer', 0)", (n) => n.connectTo('peer', 0), /connectTo: port must be an integer from 1 to 65535, received 0/],
     ["connectTo('peer', -1)", (n) => n.connectTo('peer', -1), /connectTo: port must be an integer from 1 to 65535, received -1/],

@@ -49,6 +49,12 @@ describe('Serializer (default codec)', () => {
     expect(roundTrip(value)).toStrictEqual(value);
   });
 
+  it('says which encoding it does not know, also when called without one (was a TypeError of its own message)', () => {
+    const codec = new Serializer();
+    expect(() => codec.decode(Buffer.from('x'), 0x7f)).toThrow(new RangeError('Unknown payload encoding 0x7f'));
+    expect(() => (codec.decode as (payload: Buffer) => unknown)(Buffer.from('x'))).toThrow(new RangeError('Unknown payload encoding undefined'));
+  });
+
   it('keeps -0 and NaN bit-exact', () => {
     expect(Object.is(roundTrip(-0), -0)).toBe(true);
     expect(Number.isNaN(roundTrip(NaN))).toBe(true);

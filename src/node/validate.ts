@@ -42,8 +42,8 @@ export function checkName(value: unknown, what: string): string {
   if (typeof value !== 'string' || value.length === 0 || value.length > MAX_NAME_LENGTH) {
     fail(what, `a non-empty string of at most ${MAX_NAME_LENGTH} characters`, value);
   }
-  if (NAME_CONTROL_CHARACTERS.test(value)) fail(what, 'a name without control characters (line feeds, tabs…)', value);
-  if (NAME_LONE_SURROGATE.test(value)) fail(what, 'a name of well-formed UTF-16 (no lone surrogate)', value);
+  if (NAME_CONTROL_CHARACTERS.test(value)) fail(what, 'free of control characters (line feeds, tabs…)', value);
+  if (NAME_LONE_SURROGATE.test(value)) fail(what, 'well-formed UTF-16 (no lone surrogate)', value);
   return value;
 }
 

@@ -278,7 +278,8 @@ export class Serializer implements Codec {
       case Encoding.JSON:
         return JSON.parse(payload.toString());
       default:
-        throw new RangeError(`Unknown payload encoding 0x${encoding.toString(16)}`);
+        // (Called by a user without its encoding, a non-number: said as it is, not a TypeError of this message.)
+        throw new RangeError(`Unknown payload encoding ${typeof encoding === 'number' ? `0x${encoding.toString(16)}` : String(encoding)}`);
     }
   }
 }
