@@ -5,7 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { Duplex } from 'node:stream';
-import { MAX_NAME_LENGTH, MAX_PAYLOAD_LENGTH, MIN_FRAME_SIZE, NAME_CONTROL_CHARACTERS } from '../protocol/constants';
+import { MAX_NAME_LENGTH, MAX_PAYLOAD_LENGTH, MIN_FRAME_SIZE, NAME_CONTROL_CHARACTERS, NAME_LONE_SURROGATE } from '../protocol/constants';
 
 export { MAX_NAME_LENGTH };
 
@@ -43,6 +43,7 @@ export function checkName(value: unknown, what: string): string {
     fail(what, `a non-empty string of at most ${MAX_NAME_LENGTH} characters`, value);
   }
   if (NAME_CONTROL_CHARACTERS.test(value)) fail(what, 'a name without control characters (line feeds, tabs…)', value);
+  if (NAME_LONE_SURROGATE.test(value)) fail(what, 'a name without lone surrogates (well-formed UTF-16)', value);
   return value;
 }
 

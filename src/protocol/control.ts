@@ -4,7 +4,7 @@
  * except {@link readError}, which tolerates one (a failure must reach the requester whatever its shape).
  */
 import { ErrorCode, HandshakeError, ProtocolError } from '../errors';
-import { Encoding, FrameFlags, FrameType, HANDSHAKE_MAX_FRAME_SIZE, MAX_NAME_LENGTH, MAX_PAYLOAD_LENGTH, MIN_FRAME_SIZE, NAME_CONTROL_CHARACTERS, PROTOCOL_VERSION } from './constants';
+import { Encoding, FrameFlags, FrameType, HANDSHAKE_MAX_FRAME_SIZE, MAX_NAME_LENGTH, MAX_PAYLOAD_LENGTH, MIN_FRAME_SIZE, NAME_CONTROL_CHARACTERS, NAME_LONE_SURROGATE, PROTOCOL_VERSION } from './constants';
 import type { Frame } from './Frame';
 import type { OutgoingFrame } from './FrameEncoder';
 import { oversized } from './Serializer';
@@ -106,6 +106,9 @@ export function readHello(frame: Frame): HelloBody {
   }
   if (NAME_CONTROL_CHARACTERS.test(body.name)) {
     throw new HandshakeError(ErrorCode.HANDSHAKE, `The peer announced a name with control characters: ${JSON.stringify(body.name)}`);
+  }
+  if (NAME_LONE_SURROGATE.test(body.name)) {
+    throw new HandshakeError(ErrorCode.HANDSHAKE, `The peer announced a name with a lone surrogate: ${JSON.stringify(body.name)}`);
   }
   const limit = body.maxFrameSize;
   if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < MIN_FRAME_SIZE || limit > MAX_PAYLOAD_LENGTH) {

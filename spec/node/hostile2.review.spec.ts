@@ -1,0 +1,57 @@
+/**
+ * Hostile review 2 (names, user codecs): each test a problem found by misusing the API or a raw peer.
+ */
+import { lastValueFrom, toArray } from 'rxjs';
+import { defaultCodec, DEFAULT_MAX_FRAME_SIZE, ErrorCode, FrameDecoder, FrameType, Node, PROTOCOL_NAME, PROTOCOL_VERSION, type Codec, type Frame } from '../../src';
+import { jsonFrame } from '../../src/internal';
+import { closeAll, delay, link, node, serveTcp } from '../helpers/net';
+import { bytes, closed, rawClient } from '../helpers/raw';
+
+afterEach(closeAll);
+
+/** A codec that answers the string 'POISON' with a payload of tag 200, which `decode200` decodes. */
+function poisonCodec(decode200: () => unknown, encodeBad?: () => unknown): Codec {
+  return {
+    encode: (value) => (value === 'BAD' && encodeBad ? (encodeBad() as ReturnType<Codec['encode']>) : value === 'POISON' ? { encoding: 200, payload: Buffer.from('p') } : defaultCodec.encode(value)),
+    decode: (payload, encoding) => (encoding === 200 ? decode200() : defaultCodec.decode(payload, encoding)),
+  };
+}
+
+async function pair(codec: Codec) {
+  const server = node('srv', { heartbeatInterval: 0, codec });
+  const client = node('cli', { heartbeatInterval: 0, codec });
+  await link(server, client, 'tcp');
+  server.on('message', (m) => {
+    if (m.data === 'reply') m.reply('POISON');
+    else if (m.data === 'stream') m.stream(['a', 'POISON', 'b']);
+    else m.reply('fine');
+  });
+  return { server, client };
+}
+
+/** Settles within `ms`, or resolves with 'HANG'. */
+function within<T>(promise: Promise<T>, ms = 2000): Promise<T | 'HANG'> {
+  return Promise.race([promise, delay(ms).then(() => 'HANG' as const)]);
+}
+
+describe('names with lone surrogates', () => {
+  it.each(['x\uD800', 'x\uDC00', '\uDC00\uD800'])('are a TypeError of new Node and connectTo (%j)', async (name) => {
+    expect(() => new Node(name)).toThrow(TypeError);
+    const client = node('cli');
+    await expect(client.connectTo(name, 1, '127.0.0.1')).rejects.toThrow(TypeError);
+    // A well-formed pair is one character, not two lone surrogates.
+    expect(node('😀'.repeat(128)).name).toBe('😀'.repeat(128));
+  });
+
+  it('in a peer hello are refused with ERR_IPC_HANDSHAKE (UTF-8 in the HMAC would make "x\\uD800" sign as "x\\uFFFD")', async () => {
+    const server = node('hub', { heartbeatInterval: 0, auth: { secret: 'sekret' } });
+    const port = await serveTcp(server);
+    const raw = rawClient(port);
+    const frames: Frame[] = [];
+    const decoder = new FrameDecoder((frame) => frames.push(frame));
+    raw.on('data', (chunk: Buffer) => decoder.push(chunk));
+    raw.write(bytes(jsonFrame(FrameType.HANDSHAKE, 1, { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name: 'x\uD800', maxFrameSize: DEFAULT_MAX_FRAME_SIZE, nonce: 'AAAA' })));
+    await closed(raw);
+    expect(frames.map((f) => [f.type, JSON.parse(Buffer.from(f.payload).toString()).code])).toEqual([[FrameType.CLOSE, ErrorCode.HANDSHAKE]]);
+  });
+});
