@@ -1,7 +1,6 @@
 /**
  * Hostile review 2 (names, user codecs): each test a problem found by misusing the API or a raw peer.
  */
-import { lastValueFrom, toArray } from 'rxjs';
 import { defaultCodec, DEFAULT_MAX_FRAME_SIZE, ErrorCode, FrameDecoder, FrameType, Node, PROTOCOL_NAME, PROTOCOL_VERSION, type Codec, type Frame } from '../../src';
 import { jsonFrame } from '../../src/internal';
 import { closeAll, delay, link, node, serveTcp } from '../helpers/net';
@@ -29,10 +28,24 @@ async function pair(codec: Codec) {
   return { server, client };
 }
 
-/** Settles within `ms`, or resolves with 'HANG'. */
-function within<T>(promise: Promise<T>, ms = 2000): Promise<T | 'HANG'> {
-  return Promise.race([promise, delay(ms).then(() => 'HANG' as const)]);
-}
+describe('a user codec', () => {
+  it('whose encode returns a rejecting Promise fails with ERR_IPC_ENCODE, and no rejection goes unhandled', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const { client } = await pair(poisonCodec(() => 1, () => Promise.reject(new Error('async encode failed'))));
+      await expect(client.sendTo('srv', 'BAD')).rejects.toMatchObject({ code: ErrorCode.ENCODE });
+      await expect(client.sendTo('srv', 'BAD', { receptive: false })).rejects.toMatchObject({ code: ErrorCode.ENCODE });
+      await delay(20);
+      expect(unhandled).toEqual([]);
+      await expect(client.sendTo('srv', 'x')).resolves.toBe('fine');
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+});
 
 describe('names with lone surrogates', () => {
   it.each(['x\uD800', 'x\uDC00', '\uDC00\uD800'])('are a TypeError of new Node and connectTo (%j)', async (name) => {

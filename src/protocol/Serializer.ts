@@ -303,6 +303,9 @@ export function encodeValue(codec: Codec, value: unknown): EncodedPayload {
     if (result !== null && typeof result === 'object') {
       ({ encoding, payload } = result as Record<string, unknown>);
       promise = typeof (result as { then?: unknown }).then === 'function';
+      // An `async encode` that rejects would otherwise be an unhandled rejection (which ends the process), on top of
+      // this message's ERR_IPC_ENCODE: its outcome is ours to discard.
+      if (promise) Promise.resolve(result).catch(() => undefined);
       bytes = payload instanceof Uint8Array;
     }
   } catch (cause) {
