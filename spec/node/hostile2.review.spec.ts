@@ -1,6 +1,7 @@
 /**
  * Hostile review 2 (names, user codecs): each test a problem found by misusing the API or a raw peer.
  */
+import { lastValueFrom, toArray } from 'rxjs';
 import { defaultCodec, DEFAULT_MAX_FRAME_SIZE, ErrorCode, FrameDecoder, FrameType, Node, PROTOCOL_NAME, PROTOCOL_VERSION, type Codec, type Frame } from '../../src';
 import { jsonFrame } from '../../src/internal';
 import { closeAll, delay, link, node, serveTcp } from '../helpers/net';
@@ -28,7 +29,20 @@ async function pair(codec: Codec) {
   return { server, client };
 }
 
+/** Settles within `ms`, or resolves with 'HANG'. */
+function within<T>(promise: Promise<T>, ms = 2000): Promise<T | 'HANG'> {
+  return Promise.race([promise, delay(ms).then(() => 'HANG' as const)]);
+}
+
 describe('a user codec', () => {
+  it('whose decode returns a thenable fails that message with ERR_IPC_DECODE (a reply no longer hangs sendTo)', async () => {
+    const { client } = await pair(poisonCodec(() => ({ then() {} })));
+    await expect(within(client.sendTo('srv', 'reply'))).rejects.toMatchObject({ code: ErrorCode.DECODE });
+    await expect(within(lastValueFrom(client.request$('srv', 'stream').pipe(toArray())))).rejects.toMatchObject({ code: ErrorCode.DECODE });
+    await expect(client.sendTo('srv', 'POISON')).rejects.toMatchObject({ remoteCode: ErrorCode.DECODE });
+    await expect(client.sendTo('srv', 'x')).resolves.toBe('fine');
+  });
+
   it('whose encode returns a rejecting Promise fails with ERR_IPC_ENCODE, and no rejection goes unhandled', async () => {
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => unhandled.push(reason);

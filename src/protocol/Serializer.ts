@@ -403,9 +403,17 @@ export function decodeValue(codec: Codec, payload: Buffer, encoding: number, max
     throw decodeFailed(payload, encoding, cause);
   }
   // An `async decode` delivered its Promise as the message's data, and its rejection ended the process unhandled.
-  if (value instanceof Promise) {
-    value.catch(() => {});
-    throw decodeFailed(payload, encoding, new TypeError('codec.decode returned a Promise: decode must be synchronous'));
+  // Any thenable, not only a Promise of this realm: `sendTo` resolved with a decoded thenable adopts it, so a reply
+  // decoded into `{ then() {} }` left the request pending for ever (its reply had come: no timeout ran any more).
+  let thenable: boolean;
+  try {
+    thenable = value instanceof Promise || (value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function');
+  } catch (cause) {
+    throw decodeFailed(payload, encoding, cause); // a Proxy (or getter) that throws on `then`
+  }
+  if (thenable) {
+    Promise.resolve(value).catch(() => undefined);
+    throw decodeFailed(payload, encoding, new TypeError('codec.decode returned a Promise (or another thenable): decode must be synchronous'));
   }
   return value;
 }
