@@ -59,6 +59,18 @@ describe('a user codec', () => {
     }
   });
 
+  it.each([
+    ['a null-prototype object', () => Object.create(null) as unknown],
+    ['an object whose toString throws', () => ({ toString: () => { throw new Error('no'); } })],
+  ])('that throws %s fails with ERR_IPC_DECODE / ERR_IPC_ENCODE, not a TypeError of ours', async (_, thrown) => {
+    const fail = () => {
+      throw thrown();
+    };
+    const { client } = await pair(poisonCodec(fail, fail));
+    await expect(client.sendTo('srv', 'reply')).rejects.toMatchObject({ code: ErrorCode.DECODE });
+    await expect(client.sendTo('srv', 'BAD')).rejects.toMatchObject({ code: ErrorCode.ENCODE });
+    await expect(client.sendTo('srv', 'x')).resolves.toBe('fine');
+  });
 });
 
 describe('names with lone surrogates', () => {

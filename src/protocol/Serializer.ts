@@ -427,5 +427,12 @@ function decodeFailed(payload: Buffer, encoding: number, cause: unknown): CodecE
 }
 
 function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  if (error instanceof Error) return error.message;
+  // A codec may throw anything: String() itself throws for a null-prototype object or a throwing toString, and
+  // that TypeError escaped in place of the message's ERR_IPC_ENCODE/ERR_IPC_DECODE.
+  try {
+    return String(error);
+  } catch {
+    return 'a value that cannot be described';
+  }
 }
