@@ -31,7 +31,9 @@ async function pair(codec: Codec) {
 
 /** Settles within `ms`, or resolves with 'HANG'. */
 function within<T>(promise: Promise<T>, ms = 2000): Promise<T | 'HANG'> {
-  return Promise.race([promise, delay(ms).then(() => 'HANG' as const)]);
+  let timer: NodeJS.Timeout | undefined;
+  const hang = new Promise<'HANG'>((resolve) => (timer = setTimeout(() => resolve('HANG'), ms)));
+  return Promise.race([promise, hang]).finally(() => clearTimeout(timer));
 }
 
 describe('a user codec', () => {
