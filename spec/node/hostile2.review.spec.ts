@@ -4,6 +4,7 @@
 import { lastValueFrom, toArray } from 'rxjs';
 import { defaultCodec, DEFAULT_MAX_FRAME_SIZE, ErrorCode, FrameDecoder, FrameType, Node, PROTOCOL_NAME, PROTOCOL_VERSION, type Codec, type Frame } from '../../src';
 import { jsonFrame } from '../../src/internal';
+import { natsTransport } from '../../src/nats';
 import { closeAll, delay, link, node, serveTcp } from '../helpers/net';
 import { bytes, closed, rawClient } from '../helpers/raw';
 
@@ -94,5 +95,12 @@ describe('names with lone surrogates', () => {
     raw.write(bytes(jsonFrame(FrameType.HANDSHAKE, 1, { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name: 'x\uD800', maxFrameSize: DEFAULT_MAX_FRAME_SIZE, nonce: 'AAAA' })));
     await closed(raw);
     expect(frames.map((f) => [f.type, JSON.parse(Buffer.from(f.payload).toString()).code])).toEqual([[FrameType.CLOSE, ErrorCode.HANDSHAKE]]);
+  });
+});
+
+describe('a NATS prefix with a lone surrogate', () => {
+  it('is a TypeError: subjects are UTF-8, where "ipc\\uD800" and "ipc\\uDC00" would be one fleet', () => {
+    expect(() => natsTransport({ prefix: 'ipc\uD800' })).toThrow(TypeError);
+    expect(() => natsTransport({ prefix: 'a.\uDC00' })).toThrow(TypeError);
   });
 });
