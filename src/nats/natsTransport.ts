@@ -39,8 +39,12 @@ export type NatsTransportOptions = (
 type NatsModule = typeof import('@nats-io/transport-node');
 const CLIENT_PACKAGE = '@nats-io/transport-node';
 
-/** A subject token: no `.`, `*`, `>`, whitespace or control characters. */
-const TOKEN = /^[^.*>\s\u0000-\u001f\u007f]+$/;
+/**
+ * A subject token: no `.`, `*`, `>`, whitespace or control characters, and no lone surrogate (the `u` flag keeps a
+ * pair, one code point, out of that range): subjects are UTF-8, where every lone surrogate reads as U+FFFD, so the
+ * prefixes "ipc\uD800" and "ipc\uDC00" were one fleet's subjects.
+ */
+const TOKEN = /^[^.*>\s\u0000-\u001f\u007f\uD800-\uDFFF]+$/u;
 /**
  * Most UTF-8 bytes of a prefix. A subject is at most two prefixes, a 256-character name (768 bytes) and a few
  * tokens, well within the server's 4 KiB protocol line (`max_control_line`): a longer SUB makes the server drop the

@@ -286,6 +286,8 @@ export class Serializer implements Codec {
 
 /** Serializer's own `encode`: a codec that has it encodes as encodeDefault does. */
 const SERIALIZER_ENCODE = Serializer.prototype.encode;
+/** Serializer's own `decode`, whose values are never thenables (see decodeValue). */
+const SERIALIZER_DECODE = Serializer.prototype.decode;
 
 /** The codec a node uses unless told otherwise. */
 export const defaultCodec: Codec = new Serializer();
@@ -304,6 +306,9 @@ export function encodeValue(codec: Codec, value: unknown): EncodedPayload {
     if (result !== null && typeof result === 'object') {
       ({ encoding, payload } = result as Record<string, unknown>);
       promise = typeof (result as { then?: unknown }).then === 'function';
+      // An `async encode` that rejects would otherwise be an unhandled rejection (which ends the process), on top of
+      // this message's ERR_IPC_ENCODE: its outcome is ours to discard.
+      if (promise) Promise.resolve(result).catch(() => undefined);
       bytes = payload instanceof Uint8Array;
     }
   } catch (cause) {
@@ -395,15 +400,27 @@ export function decodeValue(codec: Codec, payload: Buffer, encoding: number, max
   const tooLarge = oversized(encoding, payload.length, maxDecodedSize);
   if (tooLarge) throw tooLarge;
   let value: unknown;
+  let serializer: boolean;
   try {
+    serializer = codec.decode === SERIALIZER_DECODE;
     value = codec.decode(payload, encoding);
   } catch (cause) {
     throw decodeFailed(payload, encoding, cause);
   }
+  // The Serializer's values carry no functions: only another codec's can be thenables (not looked for on this path).
+  if (serializer) return value;
   // An `async decode` delivered its Promise as the message's data, and its rejection ended the process unhandled.
-  if (value instanceof Promise) {
-    value.catch(() => {});
-    throw decodeFailed(payload, encoding, new TypeError('codec.decode returned a Promise: decode must be synchronous'));
+  // Any thenable, not only a Promise of this realm: `sendTo` resolved with a decoded thenable adopts it, so a reply
+  // decoded into `{ then() {} }` left the request pending for ever (its reply had come: no timeout ran any more).
+  let thenable: boolean;
+  try {
+    thenable = value instanceof Promise || (value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as { then?: unknown }).then === 'function');
+  } catch (cause) {
+    throw decodeFailed(payload, encoding, cause); // a Proxy (or getter) that throws on `then`
+  }
+  if (thenable) {
+    Promise.resolve(value).catch(() => undefined);
+    throw decodeFailed(payload, encoding, new TypeError('codec.decode returned a Promise (or another thenable): decode must be synchronous'));
   }
   return value;
 }
@@ -417,5 +434,12 @@ function decodeFailed(payload: Buffer, encoding: number, cause: unknown): CodecE
 }
 
 function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  if (error instanceof Error) return error.message;
+  // A codec may throw anything: String() itself throws for a null-prototype object or a throwing toString, and
+  // that TypeError escaped in place of the message's ERR_IPC_ENCODE/ERR_IPC_DECODE.
+  try {
+    return String(error);
+  } catch {
+    return 'a value that cannot be described';
+  }
 }

@@ -95,11 +95,12 @@ export const MAX_NAME_LENGTH = 256;
 export const NAME_CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 
 /**
- * A lone surrogate (half of a UTF-16 pair without its other half), which a name may not contain either: the HMAC
- * signs the names' UTF-8 bytes, where every lone surrogate becomes U+FFFD, so "b\uD800", "b\uDBFF" and "b\uFFFD"
- * would sign the same text (JSON carries them apart) — a relay could pass one server off as the other.
+ * A lone surrogate (U+D800–U+DFFF not part of a pair: with the `u` flag, a pair is one code point and does not
+ * match). The HMAC signs the names as UTF-8, where every lone surrogate becomes U+FFFD: "x\uD800", "x\uDC00" and
+ * "x\uFFFD" signed the same text, so a relay could pass a client named "x\uD800" off as "x\uFFFD" (and a NATS
+ * subject, UTF-8 too, would merge such names). Refused in names, ours and the peers', as control characters are.
  */
-export const NAME_LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+export const NAME_LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
 /** Payload limit used until the handshake completes. */
 export const HANDSHAKE_MAX_FRAME_SIZE = 16 * 1024;
