@@ -7,6 +7,10 @@ import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
 afterEach(closeAll);
 
 const SECRET = 'correct horse battery staple';
+/** A frame the state machine wrote, as the other side reads it (its payload a Buffer). */
+const asFrame = (f: { type: number; flags: number; id: number; encoding: number; payload: Uint8Array }) => ({ ...f, payload: Buffer.from(f.payload) });
+/** A hello with a nonce, as a peer would write it by hand. */
+const hello = (name: string, id: number, nonce: string) => jsonFrame(FrameType.HANDSHAKE, id, { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name, maxFrameSize: DEFAULT_MAX_FRAME_SIZE, nonce });
 
 /** A TCP proxy that records both directions. */
 async function recordingProxy(targetPort: number) {
@@ -108,7 +112,6 @@ describe('authentication (auth: { secret })', () => {
 
   it('the client proves first: a server hands no proof to a client that has not proven itself (no offline guessing)', async () => {
     const secret = Buffer.from(SECRET);
-    const asFrame = (f: { type: number; flags: number; id: number; encoding: number; payload: Uint8Array }) => ({ ...f, payload: Buffer.from(f.payload) });
     const body = (f: { payload: Uint8Array }) => JSON.parse(Buffer.from(f.payload).toString()) as Record<string, unknown>;
     // Pure state machines: the server's hello has a nonce and no proof; its proof comes in step 4, after the client's.
     const client = new Handshake('client', 'a', { expectedPeer: 'b', secret });
@@ -153,7 +156,6 @@ describe('authentication (auth: { secret })', () => {
 
   it('a client refuses a server that sends a nonce but cannot prove the secret (step 4), and tells it why', () => {
     const secret = Buffer.from(SECRET);
-    const asFrame = (f: { type: number; flags: number; id: number; encoding: number; payload: Uint8Array }) => ({ ...f, payload: Buffer.from(f.payload) });
     const accept = (body: object) => ({ type: FrameType.HANDSHAKE, flags: 0, id: 4, encoding: Encoding.JSON, payload: Buffer.from(JSON.stringify(body)) });
     for (const body of [{ proof: 'AAAA' }, {}, { proof: 7 }]) {
       const client = new Handshake('client', 'a', { expectedPeer: 'b', secret });
@@ -173,7 +175,6 @@ describe('authentication (auth: { secret })', () => {
     const nonce = () => Buffer.alloc(32, ++n);
     const client = new Handshake('client', 'a', { expectedPeer: 'b', secret, nonce });
     const server = new Handshake('server', 'b', { secret, nonce });
-    const asFrame = (f: { type: number; flags: number; id: number; encoding: number; payload: Uint8Array }) => ({ ...f, payload: Buffer.from(f.payload) });
     const hello = asFrame(client.start()!);
     const answer = server.receive(hello);
     const ack = client.receive(asFrame(answer.send!));
@@ -188,8 +189,6 @@ describe('authentication (auth: { secret })', () => {
 
   it('refuses a nonce that is not base64 text, either way (a line feed in it would give the signed text two readings)', () => {
     const secret = Buffer.from(SECRET);
-    const asFrame = (f: { type: number; flags: number; id: number; encoding: number; payload: Uint8Array }) => ({ ...f, payload: Buffer.from(f.payload) });
-    const hello = (name: string, id: number, nonce: string) => jsonFrame(FrameType.HANDSHAKE, id, { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name, maxFrameSize: DEFAULT_MAX_FRAME_SIZE, nonce });
     for (const bad of ['abc\ndef', 'not base64!', '', 'x'.repeat(1025)]) {
       const server = new Handshake('server', 'b', { secret });
       expect(server.receive(asFrame(hello('a', 1, bad))).error).toMatchObject({ code: ErrorCode.AUTH, message: expect.stringMatching(/nonce that is not base64 text/) });
@@ -201,7 +200,6 @@ describe('authentication (auth: { secret })', () => {
 
   it('(was possible) a relay cannot pass a client named "a" that dials "b\\nc" off as "a\\nb" to a real server "c": names with a line feed are refused', () => {
     const secret = Buffer.from(SECRET);
-    const asFrame = (f: { type: number; flags: number; id: number; encoding: number; payload: Uint8Array }) => ({ ...f, payload: Buffer.from(f.payload) });
     // Both proofs would sign "…\na\nb\nc": the client's ("a", "b\nc") and the server's ("a\nb", "c").
     const server = new Handshake('server', 'c', { secret });
     const relayed = jsonFrame(FrameType.HANDSHAKE, 1, { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name: 'a\nb', maxFrameSize: DEFAULT_MAX_FRAME_SIZE, nonce: Buffer.alloc(32, 1).toString('base64') });
@@ -212,7 +210,6 @@ describe('authentication (auth: { secret })', () => {
 
 describe('authentication: names and nonces the signed text must keep apart (review)', () => {
   const secret = Buffer.from('review secret');
-  const asFrame = (f: { type: number; flags: number; id: number; encoding: number; payload: Uint8Array }) => ({ ...f, payload: Buffer.from(f.payload) });
 
   it('(was possible) a relay cannot pass a server named "b\\uFFFD" off as "b\\uD800": HMAC signs UTF-8, where every lone surrogate becomes U+FFFD', () => {
     const client = new Handshake('client', 'a', { expectedPeer: 'b\uD800', secret });
@@ -226,7 +223,6 @@ describe('authentication: names and nonces the signed text must keep apart (revi
   });
 
   it('takes base64url nonces (as Python secrets.token_urlsafe or Go RawURLEncoding make them): only a line feed could harm', () => {
-    const hello = (name: string, id: number, nonce: string) => jsonFrame(FrameType.HANDSHAKE, id, { protocol: PROTOCOL_NAME, version: PROTOCOL_VERSION, name, maxFrameSize: DEFAULT_MAX_FRAME_SIZE, nonce });
     const nonce = Buffer.alloc(32, 0xfb).toString('base64url'); // "-_-_…" without padding
     expect(new Handshake('server', 'b', { secret }).receive(asFrame(hello('a', 1, nonce))).error).toBeUndefined();
     const client = new Handshake('client', 'a', { expectedPeer: 'b', secret });
