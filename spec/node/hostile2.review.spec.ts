@@ -46,6 +46,13 @@ describe('a user codec', () => {
     await expect(client.sendTo('srv', 'x')).resolves.toBe('fine');
   });
 
+  it("whose decode returns a Promise whose constructor getter throws fails with ERR_IPC_DECODE (that error escaped)", async () => {
+    const trap = () => Object.defineProperty(Promise.resolve(1), 'constructor', { get: () => { throw new Error('constructor trap'); } });
+    const { client } = await pair(poisonCodec(trap));
+    await expect(within(client.sendTo('srv', 'reply'))).rejects.toMatchObject({ code: ErrorCode.DECODE });
+    await expect(client.sendTo('srv', 'x')).resolves.toBe('fine');
+  });
+
   it('whose encode returns a rejecting Promise fails with ERR_IPC_ENCODE, and no rejection goes unhandled', async () => {
     const unhandled: unknown[] = [];
     const onUnhandled = (reason: unknown) => unhandled.push(reason);

@@ -419,7 +419,11 @@ export function decodeValue(codec: Codec, payload: Buffer, encoding: number, max
     throw decodeFailed(payload, encoding, cause); // a Proxy (or getter) that throws on `then`
   }
   if (thenable) {
-    Promise.resolve(value).catch(() => undefined);
+    try {
+      Promise.resolve(value).catch(() => undefined);
+    } catch {
+      // (A Promise subclass whose `constructor` getter throws: nothing to discard, the message fails below.)
+    }
     throw decodeFailed(payload, encoding, new TypeError('codec.decode returned a Promise (or another thenable): decode must be synchronous'));
   }
   return value;
