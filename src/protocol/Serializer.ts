@@ -138,7 +138,8 @@ const STANDARD_ERRORS: Record<string, ErrorConstructor> = {
 
 interface ErrorRecord {
   name: string;
-  message: string;
+  /** `error.message` as read: not always a string (`e.message = undefined`, `= 42`). */
+  message: unknown;
   stack: string | undefined;
   cause: unknown;
   /** Whether the error has a cause, even `undefined` (`new Error(m, { cause: undefined })`); absent: `cause !== undefined`. */
@@ -170,7 +171,14 @@ function recordToError(record: ErrorRecord): Error {
   const hasCause = !Object.hasOwn(props, 'cause') && (record.hasCause ?? record.cause !== undefined);
   const options = hasCause ? { cause: record.cause } : undefined;
   const { errors } = record;
-  const error = Array.isArray(errors) && record.name === 'AggregateError' ? new AggregateError(errors, record.message, options) : new Ctor(record.message, options);
+  const message = record.message as string | undefined;
+  const error = Array.isArray(errors) && record.name === 'AggregateError' ? new AggregateError(errors, message, options) : new Ctor(message, options);
+  // The constructor turns a message into a string, and leaves none for undefined: a message set after construction
+  // (`e.message = undefined`, `= 42`) arrived as "" or "42". Defined as sent, own and non-enumerable as the
+  // constructor's (an enumerable one is among the props).
+  if (!Object.is(error.message, record.message)) {
+    Object.defineProperty(error, 'message', { value: record.message, writable: true, configurable: true });
+  }
   if (Array.isArray(errors) && !Object.hasOwn(error, 'errors')) {
     Object.defineProperty(error, 'errors', { value: errors, writable: true, configurable: true });
   }
