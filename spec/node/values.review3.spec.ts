@@ -50,3 +50,31 @@ describe('an Error whose message is not a string (was: undefined arrived as "", 
     }
   });
 });
+
+/**
+ * Left open (see the report of review-values3): plain data is read twice — once by the JSON check, once by
+ * JSON.stringify — so a getter (or a Proxy trap) that answers a JSON-exact value first and something else next is
+ * sent as JSON of the second answer. Every sound fix measured (a property descriptor per key, a snapshot copy, a
+ * JSON.stringify replacer) cost 19–80% on 1 KB plain objects. These flip to passing once it is fixed: then drop
+ * `.failing`.
+ */
+describe('a getter that changes its answer between the check and JSON.stringify (open: read twice)', () => {
+  const flipping = (first: unknown, then: unknown) => {
+    let reads = 0;
+    return { get x() { return reads++ === 0 ? first : then; } };
+  };
+  it.failing.each<[string, unknown]>([
+    ['NaN (arrives as null)', NaN],
+    ['undefined (the key is dropped)', undefined],
+    ['a Date (arrives as its ISO string)', new Date(0)],
+    ['a Map (arrives as {})', new Map([[1, 2]])],
+  ])('1, then %s: arrives as one of its answers, or fails with ERR_IPC_ENCODE', async (_, then) => {
+    const { server, client } = await pair();
+    const arrived = once(server, 'message') as Promise<[NodeMessage]>;
+    const sent = await client.sendTo('server', flipping(1, then), { receptive: false }).then(() => true, (e: { code?: string }) => e.code);
+    if (sent !== true) return expect(sent).toBe('ERR_IPC_ENCODE');
+    const [message] = await arrived;
+    expect([{ x: 1 }, { x: then }]).toContainEqual(message.data);
+    expect(Object.keys(message.data as object)).toEqual(['x']);
+  });
+});
