@@ -1,8 +1,8 @@
 // Differential matrix: the same scenario through every "ask a peer" path — sendTo (PendingRequest), request$
 // without a scheduler (StreamRequest), request$ with a scheduler (rx/request.ts + RxJS timeout), iterate and
 // pullEach — over TCP and the in-memory link; outcomes compared, and no slot left behind on either side.
-import { asyncScheduler, defer, finalize, interval, lastValueFrom, map, NEVER, Observable, of, take, throwError, toArray } from 'rxjs';
-import { ErrorCode, pullEach, RemoteError, type Node, type NodeMessage } from '../../src';
+import { asyncScheduler, finalize, interval, lastValueFrom, Observable, of, take, throwError } from 'rxjs';
+import { ErrorCode, pullEach, type Node, type NodeMessage } from '../../src';
 import { closeAll, delay, link, node, serveTcp, until, type Transport } from '../helpers/net';
 
 afterEach(closeAll);
@@ -14,7 +14,7 @@ const STREAM_PATHS: Path[] = ['request$', 'request$sched', 'iterate', 'pullEach'
 interface Outcome {
   values: unknown[];
   completed: boolean;
-  error?: { name: string; code?: string; remoteCode?: string; message: string };
+  error?: { name: string; code?: string; remoteName?: string; remoteCode?: string; message: string };
 }
 
 /** What the responder saw of the latest request. */
@@ -115,8 +115,8 @@ async function rig(transport: Transport): Promise<Rig> {
 }
 
 function describeError(error: unknown): Outcome['error'] {
-  const e = error as Error & { code?: string; remoteCode?: string };
-  return { name: e.constructor.name, code: e.code, remoteCode: e.remoteCode, message: e.message };
+  const e = error as Error & { code?: string; remoteName?: string; remoteCode?: string };
+  return { name: e.constructor.name, code: e.code, remoteName: e.remoteName, remoteCode: e.remoteCode, message: e.message };
 }
 
 /** Every value of `source`, then its end: values before an error are kept. */
@@ -217,7 +217,7 @@ describe.each<Transport>(['link', 'tcp'])('the same request through every path (
         expect(outcome).toEqual({ values: before.slice(0, 1), completed: true });
       } else {
         expect({ path, values: outcome.values, completed: outcome.completed }).toEqual({ path, values: before, completed: false });
-        expect(outcome.error).toEqual({ name: 'RemoteError', code: ErrorCode.REMOTE, remoteCode, message });
+        expect(outcome.error).toEqual({ name: 'RemoteError', code: ErrorCode.REMOTE, remoteName, remoteCode, message });
       }
       if (data === 'failMid') await until(() => r.seen.torn, 2000, 'the generator finished');
       await settled(r);
@@ -354,6 +354,21 @@ describe.each<Transport>(['link', 'tcp'])('the same request through every path (
     await settled(r);
   });
 
+  it('idleTimeout 0 and a second value that comes later: the same timeout after the first value on every stream path', async () => {
+    for (const path of STREAM_PATHS) {
+      r.seen.torn = false;
+      const outcome = await run(r, path, 'ticks', { timeout: 2000, idleTimeout: 0 });
+      expect({ path, ...outcome }).toEqual({
+        path,
+        values: [0],
+        completed: false,
+        error: { name: 'IpcTimeoutError', code: ErrorCode.TIMEOUT, remoteCode: undefined, message: 'The request to "hub" sent no value for 0 ms' },
+      });
+      await until(() => r.seen.torn, 2000, `${path}: the stream torn down`);
+      await settled(r);
+    }
+  });
+
   it('not connected / after close: the same error on every path', async () => {
     for (const path of PATHS) {
       const outcome = await run(r, path, 'one', { timeout: 100 }).then((o) => o);
@@ -428,6 +443,26 @@ describe.each<Transport>(['link', 'tcp'])('the same request through every path (
     await settled(r);
   });
 
+  it('after every path with every kind of timeout, close() leaves no timer or handle behind', async () => {
+    const handles = () => process.getActiveResourcesInfo().filter((kind) => kind !== 'TTYWrap' && kind !== 'FSReqCallback');
+    const timers = () => handles().filter((kind) => kind === 'Timeout').length;
+    const before = timers(); // Jest's own (this test's timeout), and the rig's
+    for (const timeout of [50, 2 ** 31, 1e300, Infinity]) {
+      for (const path of PATHS) {
+        expect(await run(r, path, 'one', { timeout, idleTimeout: timeout })).toMatchObject({ completed: true });
+        await run(r, path, 'silent', { timeout: 20 });
+        await run(r, path, 'infinite', { timeout, idleTimeout: timeout }, 2);
+      }
+    }
+    await settled(r);
+    await closeAll();
+    await delay(5);
+    expect(handles()).not.toContain('TCPSocketWrap');
+    expect(handles()).not.toContain('TCPServerWrap');
+    // Every request timer (queue lanes, RxJS actions, iterate's) is cleared.
+    expect(timers()).toBeLessThanOrEqual(before);
+  });
+
   it('pingTo and broadcast time out like sendTo', async () => {
     const silent = await r.fast.pingTo('hub', { timeout: 50 });
     expect(typeof silent).toBe('number');
@@ -436,11 +471,4 @@ describe.each<Transport>(['link', 'tcp'])('the same request through every path (
     for (const o of settledOutcomes) expect(o).toMatchObject({ reason: { code: ErrorCode.TIMEOUT, message: `The request to "${o.name}" got no answer within 50 ms` } });
     await settled(r);
   });
-});
-
-it('keeps defer imported for later cases', () => {
-  expect(typeof defer).toBe('function');
-  expect(NEVER).toBeDefined();
-  expect(map).toBeDefined();
-  expect(RemoteError).toBeDefined();
 });
