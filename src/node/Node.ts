@@ -1291,12 +1291,14 @@ export class Node extends EventEmitter<NodeEvents> {
       const { registry } = connection;
       const request = new PendingRequest(resolve, reject, connection, this.timeouts, timeout);
       request.id = registry.register(request);
-      if (Number.isFinite(timeout)) this.timeouts.add(request, timeout, !(connection.socket instanceof net.Socket));
+      // 0 is no time at all: only an answer that came within send (an in-memory link) beats it — not a timer's race.
+      if (timeout > 0 && Number.isFinite(timeout)) this.timeouts.add(request, timeout, !(connection.socket instanceof net.Socket));
       try {
         connection.send(type, flags, request.id, encoded.encoding, encoded.payload);
       } catch (error) {
         registry.take(request.id)?.error(error as Error);
       }
+      if (timeout === 0 && registry.get(request.id) === request) request.expire();
     });
   }
 

@@ -53,14 +53,17 @@ export class StreamRequest extends ExpiringEntry implements Observer<unknown>, U
   start(encoding: number, payload: Uint8Array | string): void {
     const { registry } = this.connection;
     this.id = registry.register(this);
-    this.arm(this.timeout);
+    if (this.timeout > 0) this.arm(this.timeout);
     try {
       this.connection.send(FrameType.MESSAGE, FrameFlags.RECEPTIVE, this.id, encoding, payload, this.window);
     } catch (error) {
       registry.remove(this.id);
       this.timeouts.remove(this);
       this.subscriber.error(error);
+      return;
     }
+    // 0 is no time at all: only an answer that came within send (an in-memory link) beats it — not a timer's race.
+    if (this.timeout === 0 && this.seen === 0 && registry.get(this.id) === this) this.expire();
   }
 
   next(value: unknown): void {

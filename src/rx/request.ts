@@ -80,7 +80,8 @@ export function withTimeout<T>(source: Observable<T>, options: RequestOptions): 
   const label = options.label ?? 'The request';
   const on = (delay: number) => (delay > MAX_TIMER_DELAY ? longDelays(scheduler) : scheduler);
   let timed = source;
-  if (hasFirst) {
+  if (first === 0) timed = timed.pipe(answeredAtOnce(label));
+  else if (hasFirst) {
     timed = timed.pipe(
       rxTimeout({ first, scheduler: on(first), with: () => throwError(() => new IpcTimeoutError(`${label} got no answer within ${first} ms`)) }),
     );
@@ -112,6 +113,28 @@ export function longDelays(scheduler: SchedulerLike): SchedulerLike {
       return steps;
     },
   };
+}
+
+/**
+ * A first `timeout` of 0, no time at all: errors with `ERR_IPC_TIMEOUT` unless a value (or the end) came within
+ * `subscribe` — as an in-memory link answers. RxJS `timeout` would race a timer of about 1 ms against the reply.
+ */
+function answeredAtOnce<T>(label: string): MonoTypeOperatorFunction<T> {
+  return (source) =>
+    new RxObservable<T>((subscriber) => {
+      let seen = false;
+      const upstream = new Subscriber<T>({
+        next(value) {
+          seen = true;
+          subscriber.next(value);
+        },
+        error: (error: unknown) => subscriber.error(error),
+        complete: () => subscriber.complete(),
+      });
+      subscriber.add(upstream);
+      source.subscribe(upstream);
+      if (!seen && !subscriber.closed) subscriber.error(new IpcTimeoutError(`${label} got no answer within 0 ms`));
+    });
 }
 
 /** Errors with `ERR_IPC_TIMEOUT` when `each` ms pass between two values, counting from the first value on. */

@@ -142,13 +142,16 @@ export function requestIterator<T>(registry: RequestRegistry, send: (id: number)
   const arm = () => {
     const ms = seen === 0 ? options.timeout : options.idleTimeout;
     if (!Number.isFinite(ms)) return;
-    disarm = options.schedule(() => {
+    const expire = () => {
       disarm = null;
       stop();
       const message = seen === 0 ? `${options.label} got no answer within ${ms} ms` : `${options.label} sent no value for ${ms} ms`;
       failure = new IpcTimeoutError(message);
       settle();
-    }, ms);
+    };
+    // 0 is no time at all: what is not here already (an in-memory link answers within send) will not be in time.
+    if (ms === 0) return expire();
+    disarm = options.schedule(expire, ms);
   };
 
   return {
