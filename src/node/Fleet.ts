@@ -209,7 +209,13 @@ export class Fleet {
 
   /** A member's dialler gave up (its link ended): forget it; search again when none is ready. */
   private dropped(member: Dialler): void {
-    for (const [instance, candidate] of this.members) if (candidate === member) this.members.delete(instance);
+    for (const [instance, candidate] of this.members) {
+      if (candidate !== member) continue;
+      this.members.delete(instance);
+      // It told us not to come back (disconnectFrom, close({ reconnect: false })): never linked again, as a TCP
+      // client is not (the search goes on for the service's other instances).
+      if (member.toldNotToReturn) this.refused.set(instance, Infinity);
+    }
     this.ready.delete(member);
     this.membersChanged();
     if (!this.stopped && this.ready.size === 0) this.searchLater();
