@@ -198,13 +198,14 @@ export class Fleet {
     this.refused.set(instance, now + this.policy.maxRetryTime);
   }
 
-  /** A link failed before its handshake completed: one attempt more; reported (unless we stopped). */
+  /** A link failed before its handshake completed: one attempt more; reported once (unless we stopped). */
   private failed(error: Error): void {
     if (this.stopped) return;
     this.lastError = error;
     this.attempts++;
-    this.host.report(error);
-    this.giveUpIfSpent();
+    // The attempt that spends the retries is told once, as a Dialler tells it: by the rejection of a pending
+    // connectTo, else by the give-up's own 'error' (it was reported here first, then again, or beside the rejection).
+    if (!this.giveUpIfSpent()) this.host.report(error);
   }
 
   /** A member's dialler gave up (its link ended): forget it; search again when none is ready. */
