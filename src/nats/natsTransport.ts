@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { ConnectionOptions, Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { ErrorCode, IpcError, PeerDisconnectedError } from '../errors';
+import { ConnectError, ErrorCode, IpcError, PeerDisconnectedError } from '../errors';
 import { MAX_TIMER_DELAY } from '../limits';
 import type { Discovery, NodeTransport, TransportNode, TransportSession } from '../node/NodeTransport';
 import { NatsLink } from './NatsLink';
@@ -508,7 +508,7 @@ class NatsSession implements TransportSession {
       return link;
     } catch (error) {
       link?.destroy();
-      throw new IpcError(ErrorCode.CONNECT, `Could not open a link to an instance of "${service}" (${instance}): ${(error as Error).message}`, { cause: error });
+      throw new ConnectError(`Could not open a link to an instance of "${service}" (${instance}): ${(error as Error).message}`, { cause: error });
     }
   }
 
