@@ -6,7 +6,6 @@ import { readFileSync } from 'node:fs';
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import { take } from 'rxjs';
 import { createLinkPair, type Node, type NodeOptions } from '../../src';
 import { natsTransport } from '../../src/nats';
 import { cleanUp, exitWithin, ROOT, spawnNode, type Child } from '../helpers/child';
