@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { ConnectionOptions, Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { ErrorCode, IpcError, PeerDisconnectedError } from '../errors';
+import { ConnectError, ErrorCode, IpcError, PeerDisconnectedError } from '../errors';
 import { MAX_TIMER_DELAY } from '../limits';
 import type { Discovery, NodeTransport, TransportNode, TransportSession } from '../node/NodeTransport';
 import { NatsLink } from './NatsLink';
@@ -313,6 +313,8 @@ class NatsSession implements TransportSession {
   private readonly discoveries = new Set<Discovery & { renewed(): void }>();
   /** What `serve` was asked, to subscribe again on a new connection. */
   private serving: { service: string; onLink: (link: Duplex) => void } | null = null;
+  /** The subscriptions that make this node reachable (discover, open), while it serves. */
+  private servingSubscriptions: Subscription[] = [];
   private closed = false;
 
   constructor(
@@ -392,6 +394,12 @@ class NatsSession implements TransportSession {
       if (mine.some((subscription) => subscription.isClosed())) {
         throw new IpcError(ErrorCode.TRANSPORT, `NATS refused the subscriptions of "${service}" (${discover}, ${open}): check the user's permissions`);
       }
+      // Stopped serving meanwhile (close() began): not reachable after all.
+      if (this.serving === null) {
+        for (const subscription of mine) this.unsubscribe(subscription);
+        return '';
+      }
+      this.servingSubscriptions = mine;
       nc.publish(this.subject('announce', service), asJson({ instance }));
     } catch (error) {
       if (this.closed) return '';
@@ -508,7 +516,7 @@ class NatsSession implements TransportSession {
       return link;
     } catch (error) {
       link?.destroy();
-      throw new IpcError(ErrorCode.CONNECT, `Could not open a link to an instance of "${service}" (${instance}): ${(error as Error).message}`, { cause: error });
+      throw new ConnectError(`Could not open a link to an instance of "${service}" (${instance}): ${(error as Error).message}`, { cause: error });
     }
   }
 
@@ -538,6 +546,15 @@ class NatsSession implements TransportSession {
       this.reachable(service, onLink).catch((error: Error) => this.report(error));
     }
     for (const discovery of this.discoveries) discovery.renewed();
+  }
+
+  /**
+   * Not reachable any more (the node closes): no discovery answer, no new link — as a socket server stops listening
+   * first, before a `close({ drain })` drains. The links already up are the node's to end.
+   */
+  stopServing(): void {
+    this.serving = null;
+    for (const subscription of this.servingSubscriptions.splice(0)) this.unsubscribe(subscription);
   }
 
   /** The transport cannot go on (the user's connection closed): say so. */

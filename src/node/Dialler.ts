@@ -35,6 +35,11 @@ export class Dialler {
   connection: Connection | null = null;
   /** The resume token the server gave our last connection: shown when we come back, to take that one over. */
   resumeToken: string | undefined;
+  /**
+   * The peer ended our last connection saying not to come back (its `disconnectFrom`, `close({ reconnect: false })`):
+   * a fleet never links to that instance again.
+   */
+  toldNotToReturn = false;
   /** Failed attempts since the last successful handshake. */
   private attempts = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -77,8 +82,13 @@ export class Dialler {
     const { name } = this.socket;
     const error = connection.error;
     if (closing || this.stopped) return this.giveUp(new ClosedError(`The connection to "${name}" was closed on purpose`));
+    if (connection.final && !error) {
+      // The peer said not to come back (its disconnectFrom, a close({ reconnect: false })).
+      this.toldNotToReturn = true;
+      return this.giveUp(new PeerDisconnectedError(`"${name}" closed the connection for good`));
+    }
     if ('via' in this.target) return this.giveUp(error ?? new PeerDisconnectedError(`The link to "${name}" closed`));
-    if (connection.final) return this.giveUp(error ?? new PeerDisconnectedError(`"${name}" closed the connection for good`));
+    if (connection.final) return this.giveUp(error!);
     return this.retry(error);
   }
 

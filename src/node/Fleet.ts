@@ -198,18 +198,25 @@ export class Fleet {
     this.refused.set(instance, now + this.policy.maxRetryTime);
   }
 
-  /** A link failed before its handshake completed: one attempt more; reported (unless we stopped). */
+  /** A link failed before its handshake completed: one attempt more; reported once (unless we stopped). */
   private failed(error: Error): void {
     if (this.stopped) return;
     this.lastError = error;
     this.attempts++;
-    this.host.report(error);
-    this.giveUpIfSpent();
+    // The attempt that spends the retries is told once, as a Dialler tells it: by the rejection of a pending
+    // connectTo, else by the give-up's own 'error' (it was reported here first, then again, or beside the rejection).
+    if (!this.giveUpIfSpent()) this.host.report(error);
   }
 
   /** A member's dialler gave up (its link ended): forget it; search again when none is ready. */
   private dropped(member: Dialler): void {
-    for (const [instance, candidate] of this.members) if (candidate === member) this.members.delete(instance);
+    for (const [instance, candidate] of this.members) {
+      if (candidate !== member) continue;
+      this.members.delete(instance);
+      // It told us not to come back (disconnectFrom, close({ reconnect: false })): never linked again, as a TCP
+      // client is not (the search goes on for the service's other instances).
+      if (member.toldNotToReturn) this.refused.set(instance, Infinity);
+    }
     this.ready.delete(member);
     this.membersChanged();
     if (!this.stopped && this.ready.size === 0) this.searchLater();

@@ -965,6 +965,8 @@ export class Node extends EventEmitter<NodeEvents> {
     const done: Promise<unknown>[] = [];
     const server = this.server;
     if (server) done.push(closeServer(server));
+    // Over a transport too, nobody new comes in from now on (it answered discovery and opened links while draining).
+    this.session?.stopServing?.();
     // Nothing new is dialled while closing: a connectTo still waiting for its peer (backoff, handshake) ends now, and
     // a fleet searches and links no more (its ready members finish their requests).
     for (const dialler of this.dialled.values()) {

@@ -46,6 +46,8 @@ export interface TransportSession {
    * absent while it may. Searches then stop: a pending `connectTo` rejects with it, whatever `maxRetries`.
    */
   readonly failure?: Error | null;
+  /** Stops serving (the node closes): no longer reachable, the links already up stay until the node ends them. */
+  stopServing?(): void;
   /** Ends the session: its searches stop, its links are destroyed, what it holds on the transport is released. */
   close(): Promise<void>;
 }
