@@ -153,7 +153,10 @@ export interface NodeOptions {
 
 /** Options of `request$`. */
 export interface RequestStreamOptions extends SendOptions {
-  /** Milliseconds allowed between two values of a streamed reply. Default: no limit. */
+  /**
+   * Milliseconds allowed between two values of a streamed reply. `0`: no time at all, each later value must come in
+   * the same turn of the event loop as the one before (without a `scheduler`). Default: no limit.
+   */
   idleTimeout?: number;
   /** Credits granted to a streaming responder up front. Default: the node's `streamWindow`. */
   window?: number;
