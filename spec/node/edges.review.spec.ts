@@ -75,3 +75,45 @@ describe.each(TRANSPORTS)('idleTimeout 0 (%s): no time at all between two values
     await until(() => hub.stats().openStreams === 0 && client.stats().pendingRequests === 0, 2000, 'no slot left');
   });
 });
+
+/** The end of this turn of the event loop: the socket had its turn to hand what was written to the kernel. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe.each(TRANSPORTS)('a one-way sendTo with timeout 0 (%s): taken at once, or ERR_IPC_TIMEOUT at once', (transport) => {
+  const outcomeOf = (sent: Promise<unknown>) => sent.then(() => 'resolved', (e: { code?: string }) => String(e.code));
+
+  it('a payload of 8 KiB (copied) into an empty socket resolves, every time', async () => {
+    const { hub, client } = await pair(transport);
+    hub.on('message', () => undefined);
+    for (let i = 0; i < 20; i++) {
+      expect(await outcomeOf(client.sendTo('hub', Buffer.alloc(8 * 1024, 1), { receptive: false, timeout: 0 }))).toBe('resolved');
+      await nextTurn();
+    }
+  });
+
+  it('a payload over 8 KiB (taken by the socket later, without a copy) fails, every time, and is still delivered', async () => {
+    const { hub, client } = await pair(transport);
+    let received = 0;
+    hub.on('message', () => received++);
+    const outcomes = new Set<string>();
+    for (let i = 0; i < 20; i++) {
+      outcomes.add(await outcomeOf(client.sendTo('hub', Buffer.alloc(i % 2 ? 4 * 1024 * 1024 : 8 * 1024 + 1, 1), { receptive: false, timeout: 0 })));
+      await until(() => received === i + 1, 5000, 'the message delivered');
+    }
+    expect(outcomes).toEqual(new Set([ErrorCode.TIMEOUT]));
+  });
+
+  it('small payloads sent in one tick: those the socket takes at once resolve, the rest (waiting for a drain) fail at once', async () => {
+    const { hub, client } = await pair(transport);
+    let received = 0;
+    hub.on('message', () => received++);
+    for (let i = 0; i < 20; i++) {
+      const outcomes = await Promise.all(Array.from({ length: 64 }, () => outcomeOf(client.sendTo('hub', Buffer.alloc(4096, 1), { receptive: false, timeout: 0 }))));
+      const taken = outcomes.filter((o) => o === 'resolved').length;
+      expect(outcomes).toEqual([...Array(taken).fill('resolved'), ...Array(64 - taken).fill(ErrorCode.TIMEOUT)]);
+      // Over TCP the writer takes frames up to the socket's high-water mark (16 KiB); an in-memory link takes all.
+      expect(taken).toBe(transport === 'tcp' ? 3 : 64);
+      await until(() => received === 64 * (i + 1), 5000, 'every message delivered');
+    }
+  });
+});
