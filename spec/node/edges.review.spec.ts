@@ -117,3 +117,27 @@ describe.each(TRANSPORTS)('a one-way sendTo with timeout 0 (%s): taken at once, 
     }
   });
 });
+
+describe.each(TRANSPORTS)('a value at the peer\'s maxFrameSize (%s)', (transport) => {
+  it('sendTo takes a value of exactly maxFrameSize; request$ and iterate, whose request carries 4 bytes of credits, one of maxFrameSize − 4, and say why not above', async () => {
+    const hub = node('hub', { heartbeatInterval: 0, maxFrameSize: 1024 });
+    const client = node('client', { heartbeatInterval: 0 });
+    await link(hub, client, transport);
+    hub.on('message', (m: NodeMessage) => m.reply((m.data as Buffer).length));
+    await expect(client.sendTo('hub', Buffer.alloc(1024))).resolves.toBe(1024);
+    expect(await outcome(client.request$('hub', Buffer.alloc(1020)))).toEqual({ values: [1020] });
+    await expect(client.iterate('hub', Buffer.alloc(1020)).next()).resolves.toEqual({ value: 1020, done: false });
+    const refusal = {
+      code: ErrorCode.FRAME_TOO_LARGE,
+      message: 'A payload of 1021 bytes (and the 4 bytes of credits its request carries) exceeds the maxFrameSize of "hub" (1024 bytes): nothing was sent',
+    };
+    await expect(new Promise((_, reject) => client.request$('hub', Buffer.alloc(1021)).subscribe({ error: reject }))).rejects.toMatchObject(refusal);
+    await expect(client.iterate('hub', Buffer.alloc(1021)).next()).rejects.toMatchObject(refusal);
+    await expect(client.sendTo('hub', Buffer.alloc(1025))).rejects.toMatchObject({
+      message: 'A payload of 1025 bytes exceeds the maxFrameSize of "hub" (1024 bytes): nothing was sent',
+    });
+    // The connection goes on, and nothing is left pending.
+    await expect(client.sendTo('hub', Buffer.alloc(1))).resolves.toBe(1);
+    expect(client.stats().pendingRequests).toBe(0);
+  });
+});

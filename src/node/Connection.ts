@@ -264,9 +264,11 @@ export class Connection implements StreamSink {
     if ((text ? 3 * payload.length : payload.length) + extra <= this.peerMaxFrameSize) return;
     const length = (text ? Buffer.byteLength(payload, 'utf8') : payload.length) + extra;
     if (length <= this.peerMaxFrameSize) return;
+    // A request$/iterate request carries its credits (WINDOW, 4 bytes) in the frame's payload, ahead of the value.
+    const credits = extra > 0 ? ` (and the ${extra} bytes of credits its request carries)` : '';
     throw new IpcError(
       ErrorCode.FRAME_TOO_LARGE,
-      `A payload of ${length} bytes exceeds the maxFrameSize of "${this.peerName}" (${this.peerMaxFrameSize} bytes): nothing was sent`,
+      `A payload of ${length - extra} bytes${credits} exceeds the maxFrameSize of "${this.peerName}" (${this.peerMaxFrameSize} bytes): nothing was sent`,
     );
   }
 

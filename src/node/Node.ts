@@ -68,7 +68,10 @@ export interface NodeOptions {
   maxRetryTime?: number;
   /** Time allowed from opening a connection to the end of its handshake, in ms. Default 10 000. */
   handshakeTimeout?: number;
-  /** Largest payload accepted from a peer, in bytes. Default 64 MiB. */
+  /**
+   * Largest payload accepted from a peer, in bytes (a `request$`/`iterate` request counts the 4 bytes of credits it
+   * carries ahead of its value). Default 64 MiB.
+   */
   maxFrameSize?: number;
   /**
    * Largest payload decoded into objects, in bytes: V8, JSON, ERROR and user codec tags (every encoding but
