@@ -141,3 +141,22 @@ describe.each(TRANSPORTS)('a value at the peer\'s maxFrameSize (%s)', (transport
     expect(client.stats().pendingRequests).toBe(0);
   });
 });
+
+describe.each(TRANSPORTS)('maxDecodedSize 0 (%s): what still passes', (transport) => {
+  it('Buffers, Uint8Arrays, strings and numbers; not undefined (reply()), null, booleans or an error answer: those fail that request, the connection stays', async () => {
+    const { hub, client } = await pair(transport, { maxDecodedSize: 0 });
+    hub.on('message', (m: NodeMessage) => {
+      if (m.data === 'ack') m.reply();
+      else if (m.data === 'error') m.error(new Error('no'));
+      else if (m.data === 'empty') m.stream([]);
+      else m.reply(JSON.parse(m.data as string));
+    });
+    const tooLarge = { code: ErrorCode.FRAME_TOO_LARGE };
+    await expect(client.sendTo('hub', '7')).resolves.toBe(7);
+    await expect(client.sendTo('hub', '"text"')).resolves.toBe('text');
+    expect(await outcome(client.request$('hub', 'empty'))).toEqual({ values: [] });
+    for (const data of ['ack', 'error', 'null', 'true']) await expect(client.sendTo('hub', data)).rejects.toMatchObject(tooLarge);
+    await expect(client.sendTo('hub', '1')).resolves.toBe(1);
+    expect(client.stats().pendingRequests).toBe(0);
+  });
+});
