@@ -4,6 +4,8 @@
 import { Observable } from 'rxjs';
 import { ErrorCode, type Node, type NodeMessage } from '../../src';
 import { closeAll, link, node, until, type Transport } from '../helpers/net';
+import { bytes, closed, rawPeer } from '../helpers/raw';
+import { Encoding, FrameFlags, FrameType } from '../../src';
 
 afterEach(closeAll);
 
@@ -158,5 +160,19 @@ describe.each(TRANSPORTS)('maxDecodedSize 0 (%s): what still passes', (transport
     for (const data of ['ack', 'error', 'null', 'true']) await expect(client.sendTo('hub', data)).rejects.toMatchObject(tooLarge);
     await expect(client.sendTo('hub', '1')).resolves.toBe(1);
     expect(client.stats().pendingRequests).toBe(0);
+  });
+});
+
+describe('a frame of exactly maxFrameSize from a peer, and one byte more', () => {
+  it('the frame at the limit is handled; the one above it ends the connection with ERR_IPC_FRAME_TOO_LARGE', async () => {
+    const { server, raw, received } = await rawPeer((m) => m.reply((m.data as Buffer).length), { maxFrameSize: 1024 });
+    raw.write(bytes({ type: FrameType.MESSAGE, flags: FrameFlags.RECEPTIVE, id: 1, encoding: Encoding.BUFFER, payload: Buffer.alloc(1024) }));
+    await until(() => received.some((f) => f.type === FrameType.REPLY && f.id === 1), 2000, 'the reply');
+    raw.write(bytes({ type: FrameType.MESSAGE, flags: FrameFlags.RECEPTIVE, id: 2, encoding: Encoding.BUFFER, payload: Buffer.alloc(1025) }));
+    await closed(raw);
+    const close = received.find((f) => f.type === FrameType.CLOSE);
+    expect(JSON.parse(Buffer.from(close!.payload).toString())).toMatchObject({ code: ErrorCode.FRAME_TOO_LARGE });
+    expect(received.some((f) => f.id === 2 && (f.type === FrameType.REPLY || f.type === FrameType.ERROR))).toBe(false);
+    await until(() => server.get('raw') === undefined && server.stats().pendingRequests === 0, 2000, 'the peer forgotten');
   });
 });
