@@ -264,9 +264,11 @@ export class Connection implements StreamSink {
     if ((text ? 3 * payload.length : payload.length) + extra <= this.peerMaxFrameSize) return;
     const length = (text ? Buffer.byteLength(payload, 'utf8') : payload.length) + extra;
     if (length <= this.peerMaxFrameSize) return;
+    // A request$/iterate request carries its credits (WINDOW, 4 bytes) in the frame's payload, ahead of the value.
+    const credits = extra > 0 ? ` (and the ${extra} bytes of credits its request carries)` : '';
     throw new IpcError(
       ErrorCode.FRAME_TOO_LARGE,
-      `A payload of ${length} bytes exceeds the maxFrameSize of "${this.peerName}" (${this.peerMaxFrameSize} bytes): nothing was sent`,
+      `A payload of ${length - extra} bytes${credits} exceeds the maxFrameSize of "${this.peerName}" (${this.peerMaxFrameSize} bytes): nothing was sent`,
     );
   }
 
@@ -283,6 +285,9 @@ export class Connection implements StreamSink {
    * @throws NotConnectedError, IpcError `ERR_IPC_FRAME_TOO_LARGE` (see {@link Connection.send}).
    */
   sendOneWay(encoding: number, payload: Uint8Array | string, timeout = Infinity): Promise<void> {
+    // 0 is no time at all: taken at once (copied below the high-water mark), or it fails now (it may still be
+    // delivered) — not a race between a timer of about 1 ms and the socket's drain or write callback.
+    if (timeout === 0) return this.sendAtOnce(encoding, payload);
     // (Text is never over PACK_LIMIT bytes: see TEXT_LIMIT.)
     if (typeof payload !== 'string' && payload.length > PACK_LIMIT) return within(this.sendTaken(encoding, payload), timeout, () => this.notTaken(timeout));
     if (this.send(FrameType.MESSAGE, 0, 0, encoding, payload)) return SENT;
@@ -299,6 +304,19 @@ export class Connection implements StreamSink {
       waits.set(timeout, (wait = shared));
     }
     return wait;
+  }
+
+  /**
+   * sendOneWay with a timeout of 0: {@link SENT} when the socket took the message at once (up to 8 KiB, copied,
+   * below its high-water mark); else the message is written all the same and the send fails with `ERR_IPC_TIMEOUT`
+   * now — as a larger payload (taken by the kernel later, without a copy) always does.
+   */
+  private sendAtOnce(encoding: number, payload: Uint8Array | string): Promise<void> {
+    if (typeof payload !== 'string' && payload.length > PACK_LIMIT) {
+      this.sendTaken(encoding, payload).catch(() => undefined);
+      return Promise.reject(this.notTaken(0));
+    }
+    return this.send(FrameType.MESSAGE, 0, 0, encoding, payload) ? SENT : Promise.reject(this.notTaken(0));
   }
 
   private notTaken(timeout: number): IpcTimeoutError {

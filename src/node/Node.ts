@@ -68,7 +68,10 @@ export interface NodeOptions {
   maxRetryTime?: number;
   /** Time allowed from opening a connection to the end of its handshake, in ms. Default 10 000. */
   handshakeTimeout?: number;
-  /** Largest payload accepted from a peer, in bytes. Default 64 MiB. */
+  /**
+   * Largest payload accepted from a peer, in bytes (a `request$`/`iterate` request counts the 4 bytes of credits it
+   * carries ahead of its value). Default 64 MiB.
+   */
   maxFrameSize?: number;
   /**
    * Largest payload decoded into objects, in bytes: V8, JSON, ERROR and user codec tags (every encoding but
@@ -153,7 +156,11 @@ export interface NodeOptions {
 
 /** Options of `request$`. */
 export interface RequestStreamOptions extends SendOptions {
-  /** Milliseconds allowed between two values of a streamed reply. Default: no limit. */
+  /**
+   * Milliseconds allowed between two values of a streamed reply. `0`: no time at all, each later value must come in
+   * the same turn of the event loop as the one before (with the `scheduler` option: that scheduler's 0 ms action,
+   * about 1 ms of real time on `asyncScheduler`). Default: no limit.
+   */
   idleTimeout?: number;
   /** Credits granted to a streaming responder up front. Default: the node's `streamWindow`. */
   window?: number;

@@ -71,7 +71,8 @@ export class StreamRequest extends ExpiringEntry implements Observer<unknown>, U
     this.timeouts.remove(this);
     this.subscriber.next(value);
     if (this.subscriber.closed) return;
-    this.arm(this.idleTimeout);
+    if (this.idleTimeout === 0) this.nextAtOnce();
+    else this.arm(this.idleTimeout);
     // A single REPLY was already taken out of the table: nothing to grant credits for.
     if (++this.consumed >= this.half && this.connection.registry.get(this.id) === this) {
       this.connection.grantIfOpen(this.id, this.consumed);
@@ -103,6 +104,19 @@ export class StreamRequest extends ExpiringEntry implements Observer<unknown>, U
   unsubscribe(): void {
     this.timeouts.remove(this);
     if (this.connection.registry.take(this.id) !== undefined) this.connection.cancelIfOpen(this.id);
+  }
+
+  /**
+   * `idleTimeout` 0 is no time at all: the next value must come in this same turn of the event loop (the same read
+   * of the socket, or what an in-memory link delivers on its ticks), or the stream fails — checked once this turn's
+   * I/O is handled (`setImmediate`), not by a clock. A timer of 0 ms (1 ms to Node) raced the next reads: over TCP a
+   * value written a turn later passed or failed by chance.
+   */
+  private nextAtOnce(): void {
+    const seen = this.seen;
+    setImmediate(() => {
+      if (this.seen === seen && !this.subscriber.closed && this.connection.registry.get(this.id) === this) this.expire();
+    });
   }
 
   private arm(ms: number): void {
