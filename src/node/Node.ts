@@ -62,9 +62,15 @@ const MAX_HANDSHAKING_LINKS = 1024;
 export interface NodeOptions {
   /** Reconnection attempts after a connection fails or drops, before giving up. Default `Infinity`. */
   maxRetries?: number;
-  /** Base delay of the reconnection backoff, in ms (doubles each attempt, with jitter). Default 200. */
+  /**
+   * Base delay of the reconnection backoff, in ms (doubles each attempt, with jitter). Default 200. `0`: the
+   * first retry at once, then the delay grows from 1 ms (2, 4, 8… ms, with jitter), not a redial every ms for ever.
+   */
   retryTime?: number;
-  /** Cap of the reconnection backoff, in ms. Default 10 000. */
+  /**
+   * Cap of the reconnection backoff, in ms. Default 10 000. `0` makes every retry immediate, a busy loop against
+   * a port that refuses at once: only for a peer known to come back (tests), with a finite `maxRetries`.
+   */
   maxRetryTime?: number;
   /** Time allowed from opening a connection to the end of its handshake, in ms. Default 10 000. */
   handshakeTimeout?: number;

@@ -1,0 +1,56 @@
+// Small findings of the last reviews: each one reproduced here, then fixed.
+import { once } from 'node:events';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { backoffDelay } from '../../src/node/backoff';
+import { closeAll, delay, node } from '../helpers/net';
+
+afterEach(closeAll);
+
+/** A TCP server that counts connections and drops each one at once (as a refusal: no handshake, redial). */
+async function dropper(): Promise<{ server: Server; port: number; dials: () => number }> {
+  let dials = 0;
+  const server = createServer((socket) => {
+    dials++;
+    socket.destroy();
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, port: (server.address() as AddressInfo).port, dials: () => dials };
+}
+
+describe('retryTime 0 with unlimited maxRetries', () => {
+  it('backoff: the first retry at once, then doubling from 1 ms, still capped by maxRetryTime', () => {
+    const upper = (attempt: number, cap = Infinity) => backoffDelay(attempt, 0, cap, () => 1);
+    expect([1, 2, 3, 4, 5].map((a) => upper(a))).toEqual([0, 2, 4, 8, 16]);
+    expect(upper(20, 50)).toBe(50);
+    expect(backoffDelay(1, 200, 10_000, () => 1)).toBe(200);
+    expect(backoffDelay(3, 200, 10_000, () => 1)).toBe(800);
+  });
+
+  it('a client whose server drops every connection redials a dozen times in 1 s, not hundreds', async () => {
+    const { server, port, dials } = await dropper();
+    try {
+      const client = node('client', { retryTime: 0, maxRetries: Infinity });
+      client.connectTo('srv', port, '127.0.0.1').catch(() => undefined);
+      await delay(1000);
+      expect(dials()).toBeGreaterThanOrEqual(5);
+      expect(dials()).toBeLessThanOrEqual(20);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('maxRetryTime still caps it', async () => {
+    const { server, port, dials } = await dropper();
+    try {
+      const client = node('client', { retryTime: 0, maxRetryTime: 50, maxRetries: Infinity });
+      client.connectTo('srv', port, '127.0.0.1').catch(() => undefined);
+      await delay(1000);
+      // 0, 1-2, 2-4, 4-8, 8-16, 16-32, then 25-50 ms each: about 25 dials in the second, far from hundreds.
+      expect(dials()).toBeGreaterThanOrEqual(15);
+      expect(dials()).toBeLessThanOrEqual(50);
+    } finally {
+      server.close();
+    }
+  });
+});
