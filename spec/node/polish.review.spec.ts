@@ -2,7 +2,8 @@
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { backoffDelay } from '../../src/node/backoff';
-import { closeAll, delay, node } from '../helpers/net';
+import { ErrorCode } from '../../src';
+import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
 
 afterEach(closeAll);
 
@@ -52,5 +53,43 @@ describe('retryTime 0 with unlimited maxRetries', () => {
     } finally {
       server.close();
     }
+  });
+});
+
+describe('giving up after a dropped connection', () => {
+  it('with maxRetries 0 says no reconnection was attempted (it said "after 1 attempt")', async () => {
+    const hub = node('hub');
+    const port = await serveTcp(hub);
+    const client = node('client', { maxRetries: 0 });
+    await client.connectTo('hub', port, '127.0.0.1');
+    await hub.close();
+    await until(() => client.errors.length > 0);
+    expect(client.errors[0]).toMatchObject({
+      code: ErrorCode.CONNECT,
+      message: expect.stringMatching(/^Lost the connection to "hub" and made no attempt to reconnect \(maxRetries is 0\)/),
+    });
+  });
+
+  it('with maxRetries 2 counts only the redials', async () => {
+    const hub = node('hub');
+    const port = await serveTcp(hub);
+    const client = node('client', { maxRetries: 2, retryTime: 1 });
+    await client.connectTo('hub', port, '127.0.0.1');
+    await hub.close();
+    await until(() => client.errors.length > 0);
+    expect(client.errors[0]).toMatchObject({
+      code: ErrorCode.CONNECT,
+      message: expect.stringMatching(/^Lost the connection to "hub" and could not reconnect after 2 attempts/),
+    });
+  });
+
+  it('a first connection that never came up still counts its dials', async () => {
+    const { server, port } = await dropper();
+    await new Promise((resolve) => server.close(resolve)); // a closed port: refused at once
+    const client = node('client', { maxRetries: 0 });
+    await expect(client.connectTo('srv', port, '127.0.0.1')).rejects.toMatchObject({
+      code: ErrorCode.CONNECT,
+      message: expect.stringMatching(/^Could not connect to "srv" after 1 attempt: /),
+    });
   });
 });

@@ -40,8 +40,10 @@ export class Dialler {
    * a fleet never links to that instance again.
    */
   toldNotToReturn = false;
-  /** Failed attempts since the last successful handshake. */
+  /** Failed attempts since the last successful handshake (after one, the loss of that connection counts as one). */
   private attempts = 0;
+  /** A handshake succeeded once: a give-up is about reconnecting, and the first "attempt" was the lost connection. */
+  private wasUp = false;
   private timer: NodeJS.Timeout | null = null;
   private pending: { resolve(socket: NodeSocket): void; reject(error: Error): void } | null = null;
   /** `disconnectFrom` or `close` was called: never dial again. */
@@ -66,6 +68,7 @@ export class Dialler {
   /** The connection finished its handshake. */
   ready(): void {
     this.attempts = 0;
+    this.wasUp = true;
     const pending = this.pending;
     this.pending = null;
     pending?.resolve(this.socket);
@@ -123,7 +126,7 @@ export class Dialler {
     if (this.attempts > this.policy.maxRetries) {
       // A refusal by the peer (name in use, handshake timeout…) says more than "could not connect".
       if (error instanceof IpcError) return this.giveUp(error);
-      const message = `Could not connect to "${name}" after ${this.attempts} attempt${this.attempts === 1 ? '' : 's'}`;
+      const message = this.giveUpMessage(name);
       return this.giveUp(new ConnectError(error ? `${message}: ${error.message}` : message, { cause: error ?? undefined }));
     }
     const delay = backoffDelay(this.attempts, this.policy.retryTime, this.policy.maxRetryTime);
@@ -134,6 +137,19 @@ export class Dialler {
     // A refusal by the peer (its name taken by another client…) is worth knowing about while we retry; a peer that
     // went away (even mid-frame, or silent for the heartbeat) is only a 'disconnect', as for a peer of our server.
     return error instanceof IpcError && !(error instanceof PeerDisconnectedError) ? error : null;
+  }
+
+  /**
+   * Why we stop dialling, true to the count: the loss of an established connection is no dial of ours, so with
+   * `maxRetries: 0` there was no reconnection attempt at all (it said "after 1 attempt").
+   */
+  private giveUpMessage(name: string): string {
+    const attempts = (n: number) => `${n} attempt${n === 1 ? '' : 's'}`;
+    if (!this.wasUp) return `Could not connect to "${name}" after ${attempts(this.attempts)}`;
+    const dials = this.attempts - 1;
+    return dials === 0
+      ? `Lost the connection to "${name}" and made no attempt to reconnect (maxRetries is 0)`
+      : `Lost the connection to "${name}" and could not reconnect after ${attempts(dials)}`;
   }
 
   /**
