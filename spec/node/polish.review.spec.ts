@@ -93,3 +93,18 @@ describe('giving up after a dropped connection', () => {
     });
   });
 });
+
+describe('maxPendingRequests refusal', () => {
+  it.each([
+    [1, '1 request to "hub" already awaits an answer'],
+    [2, '2 requests to "hub" already await an answer'],
+  ])('maxPendingRequests %i: "%s"', async (max, text) => {
+    const hub = node('hub');
+    hub.on('message', () => undefined); // never answers
+    const port = await serveTcp(hub);
+    const client = node('client', { maxPendingRequests: max });
+    await client.connectTo('hub', port, '127.0.0.1');
+    for (let i = 0; i < max; i++) client.sendTo('hub', i).catch(() => undefined);
+    await expect(client.sendTo('hub', 'one too many')).rejects.toMatchObject({ code: ErrorCode.TOO_MANY_REQUESTS, message: text });
+  });
+});

@@ -1238,7 +1238,9 @@ export class Node extends EventEmitter<NodeEvents> {
       throw new NotConnectedError(`"${connection.peerName}" is closing: it takes no new requests (it answers those it has)`);
     }
     if (request && connection.registry.size >= this.maxPendingRequests) {
-      throw new IpcError(ErrorCode.TOO_MANY_REQUESTS, `${this.maxPendingRequests} requests to "${connection.peerName}" already await an answer`);
+      const n = this.maxPendingRequests;
+      const already = n === 1 ? '1 request to' : `${n} requests to`;
+      throw new IpcError(ErrorCode.TOO_MANY_REQUESTS, `${already} "${connection.peerName}" already ${n === 1 ? 'awaits' : 'await'} an answer`);
     }
     return connection;
   }
