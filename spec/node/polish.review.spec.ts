@@ -108,3 +108,18 @@ describe('maxPendingRequests refusal', () => {
     await expect(client.sendTo('hub', 'one too many')).rejects.toMatchObject({ code: ErrorCode.TOO_MANY_REQUESTS, message: text });
   });
 });
+
+describe('pingTo options', () => {
+  it('receptive: false is a TypeError (a ping cannot be one-way); true and absent still ping', async () => {
+    const hub = node('hub');
+    const port = await serveTcp(hub);
+    const client = node('client');
+    await client.connectTo('hub', port, '127.0.0.1');
+    const oneWay = { receptive: false } as { timeout?: number };
+    await expect(client.pingTo('hub', oneWay)).rejects.toThrow(
+      new TypeError('pingTo(target, options): options.receptive must be true or absent (a ping always awaits its pong: it cannot be one-way), received false'),
+    );
+    await expect(client.pingTo('hub', { receptive: true } as { timeout?: number })).resolves.toEqual(expect.any(Number));
+    await expect(client.pingTo('hub')).resolves.toEqual(expect.any(Number));
+  });
+});

@@ -45,6 +45,7 @@ import {
   checkListenArgs,
   checkName,
   checkOptions,
+  checkPingOptions,
   checkSendOptions,
   checkTarget,
   CREDITS_RANGE,
@@ -879,10 +880,13 @@ export class Node extends EventEmitter<NodeEvents> {
     });
   }
 
-  /** Measures the round trip to `target`, in milliseconds. */
+  /**
+   * Measures the round trip to `target`, in milliseconds. A ping always awaits its pong: `receptive: false` is a
+   * TypeError.
+   */
   async pingTo(target: Target, options: { timeout?: number } = {}): Promise<number> {
     checkTarget(target, 'pingTo(target): target', isSocket);
-    options = checkSendOptions(options, 'pingTo(target, options): options');
+    options = checkPingOptions(options, 'pingTo(target, options): options');
     const connection = this.sendable(target, true, true);
     const started = performance.now();
     await this.ask(connection, FrameType.PING, 0, { encoding: Encoding.BUFFER, payload: EMPTY_PAYLOAD }, this.timeoutOf(options));

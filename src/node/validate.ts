@@ -229,3 +229,13 @@ export function checkSendOptions<T extends { receptive?: boolean; timeout?: numb
   if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout >= 0))) fail(`${what}.timeout`, 'a number of ms from 0 to Infinity (none)', timeout);
   return options;
 }
+
+/**
+ * The options of `pingTo`: those of {@link checkSendOptions}, but a ping always awaits its pong — `receptive:
+ * false` (a one-way ping) was accepted and ignored: refused, as any invalid option.
+ */
+export function checkPingOptions<T extends { receptive?: boolean; timeout?: number }>(value: T | undefined, what: string): T {
+  const options = checkSendOptions(value, what);
+  if (options.receptive === false) fail(`${what}.receptive`, 'true or absent (a ping always awaits its pong: it cannot be one-way)', false);
+  return options;
+}
