@@ -102,9 +102,9 @@ function describe_(error: unknown): string {
   // to … after 1 attempt"), or lost its connection and, with maxRetries 0, made no redial ("Lost the connection to
   // … and made no attempt to reconnect"): same class and code, each count true to what that client did.
   const gaveUp = e.code === 'ERR_IPC_CONNECT' ? '<gave up>' : message;
-  // NATS has no socket that is "connecting or reconnecting" to explain: the sentence before it is the same.
-  const notUp = gaveUp.replace(/: its connection is not up \(connecting or reconnecting: await connectTo before sending\)$/, '');
-  return [e.constructor.name, e.code, e.remoteName, e.remoteCode, notUp].filter((x) => x !== undefined).join(' | ');
+  // ERR_IPC_NOT_CONNECTED says the same over NATS, where connectTo searches, as over a socket that is reconnecting:
+  // "its connection is not up (connecting or reconnecting: await connectTo before sending)" — compared as is.
+  return [e.constructor.name, e.code, e.remoteName, e.remoteCode, gaveUp].filter((x) => x !== undefined).join(' | ');
 }
 
 /**

@@ -1272,7 +1272,10 @@ export class Node extends EventEmitter<NodeEvents> {
 
   /** What an ERR_IPC_NOT_CONNECTED adds for the usual mistakes (built only for the error). */
   private whyNot(target: Target, socket: NodeSocket | undefined): string {
-    if (socket?.role === 'client' && this.knows(socket)) return ': its connection is not up (connecting or reconnecting: await connectTo before sending)';
+    const notUp = ': its connection is not up (connecting or reconnecting: await connectTo before sending)';
+    if (socket?.role === 'client' && this.knows(socket)) return notUp;
+    // Over a transport, connectTo(name) searches for instances: until one is linked there is no socket at all.
+    if (typeof target === 'string' && this.dialled.get(target) instanceof Fleet) return notUp;
     if (socket || typeof target !== 'string') return '';
     if (target === this.name) return ": that is this node's own name (send to the names of its peers)";
     if (target === this.#serverName) return ': that is the label given to serve, not a peer (send to the names of the peers that connected)';
