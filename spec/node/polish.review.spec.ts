@@ -1,7 +1,11 @@
 // Small findings of the last reviews: each one reproduced here, then fixed.
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server } from 'node:net';
+import { Subscription, type SchedulerLike } from 'rxjs';
 import { backoffDelay } from '../../src/node/backoff';
+import { MAX_COUNTED_DELAY, MAX_TIMER_DELAY, setLongTimeout } from '../../src/node/duration';
+import { ExpiringEntry, TimeoutQueue } from '../../src/node/TimeoutQueue';
+import { longDelays } from '../../src/rx/request';
 import { ErrorCode } from '../../src';
 import { closeAll, delay, node, serveTcp, until } from '../helpers/net';
 
@@ -121,5 +125,49 @@ describe('pingTo options', () => {
     );
     await expect(client.pingTo('hub', { receptive: true } as { timeout?: number })).resolves.toEqual(expect.any(Number));
     await expect(client.pingTo('hub')).resolves.toEqual(expect.any(Number));
+  });
+});
+
+describe('delays too large to count down: never, on every path', () => {
+  /** A scheduler that records what it is asked to schedule and runs nothing. */
+  function recorder(): SchedulerLike & { delays: number[] } {
+    const delays: number[] = [];
+    return { delays, now: () => 0, schedule: (_work: unknown, delay = 0) => (delays.push(delay), new Subscription()) } as never;
+  }
+
+  it('longDelays schedules nothing above MAX_COUNTED_DELAY (it stepped every 24.8 days for ever: 1e300 - step === 1e300)', () => {
+    expect(1e300 - MAX_TIMER_DELAY).toBe(1e300);
+    const scheduler = recorder();
+    longDelays(scheduler).schedule(() => undefined, 1e300);
+    expect(scheduler.delays).toEqual([]);
+    longDelays(scheduler).schedule(() => undefined, MAX_COUNTED_DELAY);
+    expect(scheduler.delays).toEqual([MAX_TIMER_DELAY]); // the largest counted delay still counts down
+  });
+
+  it('setLongTimeout arms no timer above MAX_COUNTED_DELAY, as for Infinity', () => {
+    expect(setLongTimeout(() => undefined, Infinity)).toBeNull();
+    expect(setLongTimeout(() => undefined, 1e300)).toBeNull();
+    expect(setLongTimeout(() => undefined, 2 ** 53)).toBeNull();
+    const counted = setLongTimeout(() => undefined, MAX_COUNTED_DELAY);
+    expect(counted).not.toBeNull();
+    clearInterval(counted!);
+  });
+
+  it("the node's TimeoutQueue arms no lane nor timer above MAX_COUNTED_DELAY (it re-armed every 24.8 days)", () => {
+    jest.useFakeTimers();
+    try {
+      const queue = new TimeoutQueue();
+      const entry = new (class extends ExpiringEntry {
+        expire = jest.fn();
+      })();
+      queue.add(entry, 1e300, true);
+      expect(jest.getTimerCount()).toBe(0);
+      queue.remove(entry); // a no-op
+      queue.add(entry, MAX_COUNTED_DELAY);
+      expect(jest.getTimerCount()).toBe(1);
+      queue.clear();
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });

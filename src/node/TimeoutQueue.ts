@@ -1,4 +1,4 @@
-import { MAX_TIMER_DELAY } from './duration';
+import { MAX_COUNTED_DELAY, MAX_TIMER_DELAY } from './duration';
 
 /**
  * Lanes a queue keeps armed while they are empty (see {@link TimeoutQueue.remove}): beyond this many lanes, one
@@ -44,11 +44,14 @@ export class TimeoutQueue {
   private readonly lanes = new Map<number, Lane>();
 
   /**
-   * Arms `entry` to expire after `duration` ms (a finite number; any size, see {@link MAX_TIMER_DELAY}).
+   * Arms `entry` to expire after `duration` ms (a finite number; any size, see {@link MAX_TIMER_DELAY}). A duration
+   * above {@link MAX_COUNTED_DELAY} (about 285,000 years) is never: the entry is not armed (no lane, no timer), as
+   * `request$` with a `scheduler` treats it (`longDelays`).
    * @param keepAlive the timer must keep the process up (nothing else does, as for a request over an in-memory
    *   link); the lane's timer then stays ref'd until the lane empties.
    */
   add(entry: Expiring, duration: number, keepAlive = false): void {
+    if (duration > MAX_COUNTED_DELAY) return;
     let lane = this.lanes.get(duration);
     if (lane === undefined) {
       lane = { duration, head: null, tail: null, timer: null, keepAlive };

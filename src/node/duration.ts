@@ -7,16 +7,17 @@
  * timer is never early, and late by less than 1 ms per 24.8 days.
  */
 
-import { MAX_TIMER_DELAY } from '../limits';
+import { MAX_COUNTED_DELAY, MAX_TIMER_DELAY } from '../limits';
 
-export { MAX_TIMER_DELAY };
+export { MAX_COUNTED_DELAY, MAX_TIMER_DELAY };
 
 /**
  * Like `setTimeout(callback, ms)`, for any `ms` ≥ 0. Returns null (and never calls back) when `ms` is
- * `Infinity`: no timer at all, nothing to clear.
+ * `Infinity`, or above {@link MAX_COUNTED_DELAY} (2^53-1 ms, about 285,000 years: never, as `Infinity`): no timer
+ * at all, nothing to clear.
  */
 export function setLongTimeout(callback: () => void, ms: number): NodeJS.Timeout | null {
-  if (ms === Infinity) return null;
+  if (ms > MAX_COUNTED_DELAY) return null;
   if (!(ms > MAX_TIMER_DELAY)) return setTimeout(callback, ms);
   const chunks = Math.ceil(ms / MAX_TIMER_DELAY);
   let elapsed = 0;

@@ -3,7 +3,7 @@ import { Observable as RxObservable } from 'rxjs/internal/Observable';
 import { Subscriber } from 'rxjs/internal/Subscriber';
 import { Subscription } from 'rxjs/internal/Subscription';
 import { IpcTimeoutError } from '../errors';
-import { MAX_TIMER_DELAY } from '../limits';
+import { MAX_COUNTED_DELAY, MAX_TIMER_DELAY } from '../limits';
 import { asyncScheduler, throwError, timeout as rxTimeout } from './lazy';
 import type { RequestRegistry } from './RequestRegistry';
 
@@ -94,13 +94,16 @@ export function withTimeout<T>(source: Observable<T>, options: RequestOptions): 
  * scheduler hands the delay of `timeout` to `setInterval`, which takes anything longer for 1 ms: a 25-day
  * timeout would fire at once. Each step is an ordinary action of `scheduler` (so a `TestScheduler` still drives
  * it in virtual time), the last one runs `work` itself; unsubscribing the returned Subscription cancels
- * whichever step is pending.
+ * whichever step is pending. A delay above {@link MAX_COUNTED_DELAY} (2^53-1 ms, about 285,000 years) is never,
+ * as `Infinity`: nothing is scheduled (counted down, `1e300 - (2^31-1) === 1e300` made a step every 24.8 days for
+ * ever), as the node's own timeout queue treats it.
  */
 export function longDelays(scheduler: SchedulerLike): SchedulerLike {
   return {
     now: () => scheduler.now(),
     schedule<S>(work: Parameters<SchedulerLike['schedule']>[0], delay = 0, state?: S): Subscription {
       if (!(delay > MAX_TIMER_DELAY)) return scheduler.schedule(work as never, delay, state);
+      if (delay > MAX_COUNTED_DELAY) return new Subscription();
       const steps = new Subscription();
       const step = (remaining: number): void => {
         steps.add(
