@@ -1,5 +1,7 @@
+import { join } from 'node:path';
 import { config } from 'rxjs';
 import { ErrorCode, type Node, type NodeSocket } from '../../src';
+import { cleanUp, ROOT, spawnNode } from '../helpers/child';
 import { closeAll, delay, freezableProxy, link, node, serveTcp, until, type Transport } from '../helpers/net';
 
 afterEach(closeAll);
@@ -328,5 +330,37 @@ describe('takeover re-entrancy (TCP)', () => {
     expect(server.get('client')).toBeUndefined();
     expect(client.get('server')).toBeUndefined();
     await proxy.close();
+  });
+});
+
+describe("RxJS's deprecated synchronous error handling (child process)", () => {
+  afterEach(cleanUp);
+
+  it('(was broken) a throwing subscriber still never reaches the node: the events, the answer, the connection and close() are as without it', async () => {
+    const child = spawnNode([join(ROOT, 'spec', 'fixtures', 'events-sync-errors.js')]);
+    await child.waitFor(/"(end|failed)"/, 10_000).catch(() => undefined);
+    const seen = child
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { event: string; node?: string; message?: string; reply?: string; server?: boolean; client?: boolean });
+    // Before: a connections$ subscriber's throw unwound into the frame handler, which ended the connection (no
+    // 'connect' nor 'connection', the request ERR_IPC_NOT_CONNECTED; over TCP the server closed it for good and told
+    // 'socketClose' without a 'connection'), and a complete callback's made close() reject, the node half closed.
+    const of = (who?: string) => seen.filter((l) => l.event !== 'uncaught' && l.node === who).map((l) => l.event);
+    expect(of('client')).toEqual(['connect', 'disconnect', 'close']);
+    expect(of('server')).toEqual(['connection', 'socketClose', 'close']);
+    expect(of(undefined)).toEqual(['reply', 'connected', 'closed', 'end']);
+    expect(seen.find((l) => l.event === 'reply')?.reply).toBe('re:x');
+    expect(seen.find((l) => l.event === 'connected')).toMatchObject({ server: true, client: true });
+    // Each throw is rethrown on its own, as a throwing listener's.
+    expect(seen.filter((l) => l.event === 'uncaught').map((l) => l.message).sort()).toEqual(
+      [
+        ...['client', 'server'].flatMap((n) => [`${n} connections$ next`, `${n} disconnections$ next`]),
+        'server messages$ next',
+        ...['client', 'server'].flatMap((n) => ['messages$', 'connections$', 'disconnections$'].map((s) => `${n} ${s} complete`)),
+      ].sort(),
+    );
+    await expect(child.exited).resolves.toEqual({ code: 0, signal: null });
   });
 });
