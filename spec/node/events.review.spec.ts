@@ -364,3 +364,24 @@ describe("RxJS's deprecated synchronous error handling (child process)", () => {
     await expect(child.exited).resolves.toEqual({ code: 0, signal: null });
   });
 });
+
+describe('more re-entrancy (TCP)', () => {
+  it('close() from a disconnections$ subscriber told of a stale connection taken over: close resolves, the new connection is told on both faces too', async () => {
+    const server = node('server', { heartbeatInterval: 60_000 });
+    const port = await serveTcp(server);
+    const proxy = await freezableProxy(port);
+    const client = node('client', { heartbeatInterval: 50, maxRetries: Infinity, retryTime: 10, maxRetryTime: 20 });
+    const s = record(server);
+    let closing: Promise<void> | undefined;
+    server.disconnections$.subscribe(() => (closing ??= server.close()));
+    await client.connectTo('server', proxy.port, '127.0.0.1');
+    proxy.freeze();
+    await until(() => closing !== undefined, 5000, 'the takeover');
+    await closing;
+    s.agree();
+    expect(s.events.map(([k]) => k)).toEqual(['up', 'down', 'up', 'down']);
+    expect(s.done).toEqual(['messages$', 'connections$', 'disconnections$', 'close']);
+    await proxy.close();
+  });
+
+});
