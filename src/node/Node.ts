@@ -1009,12 +1009,12 @@ export class Node extends EventEmitter<NodeEvents> {
       this.report(asError(error));
     }
     this.timeouts.clear();
-    this.messages.complete();
-    this.connections.complete();
-    this.disconnections.complete();
+    complete(this.messages);
+    complete(this.connections);
+    complete(this.disconnections);
     this.closeDone = true;
-    this.closed.next();
-    this.closed.complete();
+    next(this.closed, undefined);
+    complete(this.closed);
     this.emitSafely('close');
   }
 
@@ -1066,7 +1066,7 @@ export class Node extends EventEmitter<NodeEvents> {
       this.unidentified.delete(connection);
       socket.setName(name);
       this.admit(name, socket, connection.peerInstance, connection.peerResume);
-      this.connections.next(socket);
+      next(this.connections, socket);
       this.emitSafely('connection', name, socket);
       return;
     }
@@ -1077,14 +1077,14 @@ export class Node extends EventEmitter<NodeEvents> {
     if (entry instanceof Fleet) {
       if (dialler) entry.memberReady(dialler);
     } else dialler?.ready();
-    this.connections.next(socket);
+    next(this.connections, socket);
     this.emitSafely('connect', name, socket);
   }
 
   private messageReceived(connection: Connection, id: number, request: InboundRequest | null, data: unknown): void {
     const message = NodeMessage.create(connection, request, connection.owner, id, request !== null, data);
     // A Subject drops what nobody observes: skipping it then saves its per-value garbage (~100 bytes).
-    if (this.messages.observed) this.messages.next(message);
+    if (this.messages.observed) next(this.messages, message);
     try {
       this.emit('message', message);
     } catch (error) {
@@ -1107,7 +1107,7 @@ export class Node extends EventEmitter<NodeEvents> {
       if (name !== null) this.release(name, socket);
       // Tell, then report, as for a peer we dialled. A stale connection taken over (see admit) was told gone already.
       if (name !== null && !this.replaced.delete(connection)) {
-        this.disconnections.next(socket);
+        next(this.disconnections, socket);
         this.emitSafely('socketClose', name);
       }
       if (error && shouldReport(error)) this.report(error);
@@ -1117,7 +1117,7 @@ export class Node extends EventEmitter<NodeEvents> {
     const fleet = this.dialled.get(socket.name) instanceof Fleet;
     const unreported = this.diallerOf(connection)?.ended(connection, this.closing !== null) ?? null;
     if (name !== null) {
-      this.disconnections.next(socket);
+      next(this.disconnections, socket);
       this.emitSafely('disconnect', name, socket);
     }
     // A fleet's member that ends is dropped, the fleet goes on: that its instance went away is no error.
@@ -1150,7 +1150,7 @@ export class Node extends EventEmitter<NodeEvents> {
       if (!connection) continue;
       this.replaced.add(connection);
       void connection.drop(new PeerDisconnectedError(`"${name}" reconnected: its previous connection was stale`));
-      this.disconnections.next(stale);
+      next(this.disconnections, stale);
       this.emitSafely('socketClose', name);
     }
   }
@@ -1366,6 +1366,35 @@ export class Node extends EventEmitter<NodeEvents> {
       });
     }
   }
+}
+
+/**
+ * Feeds a stream without letting a throwing subscriber unwind into the node. RxJS reports such a throw on its own
+ * (`config.onUnhandledError`, else an uncaught exception), but with its deprecated `useDeprecatedSynchronousErrorHandling`
+ * it throws out of `next()`/`complete()`: it then ended the peer's connection (or made close() reject, half done).
+ * Rethrown on its own instead, as a throwing listener's is (see emitSafely).
+ */
+function next<T>(subject: Subject<T>, value: T): void {
+  try {
+    subject.next(value);
+  } catch (error) {
+    rethrowApart(error);
+  }
+}
+
+/** Completes a stream as {@link next} feeds it. */
+function complete<T>(subject: Subject<T>): void {
+  try {
+    subject.complete();
+  } catch (error) {
+    rethrowApart(error);
+  }
+}
+
+function rethrowApart(error: unknown): void {
+  setImmediate(() => {
+    throw error;
+  });
 }
 
 /** 8 random hex digits. Not a secret (peers see it), only unique: Math.random spares loading node:crypto. */
