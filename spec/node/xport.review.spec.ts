@@ -150,6 +150,24 @@ async function differential(scenario: (kind: Kind) => Promise<unknown>, kinds: K
   return results;
 }
 
+/**
+ * The hub streams to the leaf (two values in) and each side awaits an answer that never comes: the state the close
+ * and destroy scenarios start from.
+ */
+async function inFlight(hub: Awaited<ReturnType<typeof pair>>['hub'], leaf: Awaited<ReturnType<typeof pair>>['leaf']) {
+  hub.on('message', (m) => {
+    if (m.data === 'ticks') m.stream((async function* () { for (let i = 0; ; i++) { await delay(5); yield i; } })());
+  });
+  const values: unknown[] = [];
+  let end = '';
+  leaf.request$('hub', 'ticks', { timeout: 10_000 }).subscribe({ next: (v) => values.push(v), error: (e) => (end = describe_(e)), complete: () => (end = 'complete') });
+  await until(() => values.length >= 2);
+  const fromLeaf = outcome(leaf.sendTo('hub', 'hang', { timeout: 10_000 }));
+  const fromHub = outcome(hub.sendTo('leaf', 'hang', { timeout: 10_000 }));
+  await until(() => hub.stats().openStreams === 1 && hub.stats().pendingRequests === 1);
+  return { fromLeaf, fromHub, streamEnd: () => end };
+}
+
 describe('the same scenario over every transport', () => {
   it('connect, a request each way, the leaf closes: the same events on both sides, slots freed', async () => {
     await differential(async (kind) => {
@@ -165,63 +183,32 @@ describe('the same scenario over every transport', () => {
     });
   });
 
-  it('the leaf closes with requests in flight both ways and a stream open', async () => {
+  it.each(['leaf', 'hub'] as const)('the %s closes with requests in flight both ways and a stream open', async (closing) => {
     await differential(async (kind) => {
       const { hub, leaf } = await pair(kind);
-      hub.on('message', (m) => {
-        if (m.data === 'ticks') m.stream((async function* () { for (let i = 0; ; i++) { await delay(5); yield i; } })());
-      });
-      const values: unknown[] = [];
-      let streamEnd = '';
-      leaf.request$('hub', 'ticks', { timeout: 10_000 }).subscribe({ next: (v) => values.push(v), error: (e) => (streamEnd = describe_(e)), complete: () => (streamEnd = 'complete') });
-      await until(() => values.length >= 2);
-      const fromLeaf = outcome(leaf.sendTo('hub', 'hang', { timeout: 10_000 }));
-      const fromHub = outcome(hub.sendTo('leaf', 'hang', { timeout: 10_000 }));
-      await until(() => hub.stats().openStreams === 1 && hub.stats().pendingRequests === 1);
-      await leaf.close();
-      await until(() => hub.log.includes('socketClose leaf'), 5000, 'socketClose');
-      return { fromLeaf: await fromLeaf, fromHub: await fromHub, streamEnd, after: slots(hub), hubLog: hub.log, leafLog: leaf.log };
-    });
-  });
-
-  it('the hub closes with requests in flight both ways and a stream open', async () => {
-    await differential(async (kind) => {
-      const { hub, leaf } = await pair(kind);
-      hub.on('message', (m) => {
-        if (m.data === 'ticks') m.stream((async function* () { for (let i = 0; ; i++) { await delay(5); yield i; } })());
-      });
-      const values: unknown[] = [];
-      let streamEnd = '';
-      leaf.request$('hub', 'ticks', { timeout: 10_000 }).subscribe({ next: (v) => values.push(v), error: (e) => (streamEnd = describe_(e)), complete: () => (streamEnd = 'complete') });
-      await until(() => values.length >= 2);
-      const fromLeaf = outcome(leaf.sendTo('hub', 'hang', { timeout: 10_000 }));
-      const fromHub = outcome(hub.sendTo('leaf', 'hang', { timeout: 10_000 }));
-      await until(() => hub.stats().openStreams === 1 && hub.stats().pendingRequests === 1);
+      const { fromLeaf, fromHub, streamEnd } = await inFlight(hub, leaf);
+      const logs = () => ({ hubLog: hub.log, leafLog: leaf.log });
+      if (closing === 'leaf') {
+        await leaf.close();
+        await until(() => hub.log.includes('socketClose leaf'), 5000, 'socketClose');
+        return { fromLeaf: await fromLeaf, fromHub: await fromHub, streamEnd: streamEnd(), after: slots(hub), ...logs() };
+      }
       await hub.close();
       await until(() => leaf.log.includes('disconnect hub'), 5000, 'disconnect');
       await gaveUp(leaf);
-      return { fromLeaf: await fromLeaf, fromHub: await fromHub, streamEnd, after: slots(leaf), hubLog: hub.log, leafLog: leaf.log, notConnected: (await outcome(leaf.sendTo('hub', 'x'))) };
+      return { fromLeaf: await fromLeaf, fromHub: await fromHub, streamEnd: streamEnd(), after: slots(leaf), ...logs(), notConnected: await outcome(leaf.sendTo('hub', 'x')) };
     });
   });
 
   it('the underlying socket destroyed mid-request and mid-stream', async () => {
     await differential(async (kind) => {
       const { hub, leaf } = await pair(kind);
-      hub.on('message', (m) => {
-        if (m.data === 'ticks') m.stream((async function* () { for (let i = 0; ; i++) { await delay(5); yield i; } })());
-      });
-      const values: unknown[] = [];
-      let streamEnd = '';
-      leaf.request$('hub', 'ticks', { timeout: 10_000 }).subscribe({ next: (v) => values.push(v), error: (e) => (streamEnd = describe_(e)), complete: () => (streamEnd = 'complete') });
-      await until(() => values.length >= 2);
-      const fromLeaf = outcome(leaf.sendTo('hub', 'hang', { timeout: 10_000 }));
-      const fromHub = outcome(hub.sendTo('leaf', 'hang', { timeout: 10_000 }));
-      await until(() => hub.stats().openStreams === 1 && hub.stats().pendingRequests === 1);
+      const { fromLeaf, fromHub, streamEnd } = await inFlight(hub, leaf);
       (leaf.get('hub') as unknown as { connection: { socket: Socket } }).connection.socket.destroy();
       await until(() => hub.log.includes('socketClose leaf') && leaf.log.includes('disconnect hub'), 5000, 'both sides noticed');
       await until(() => hub.stats().openStreams === 0, 2000, 'the stream released');
       await gaveUp(leaf);
-      return { fromLeaf: await fromLeaf, fromHub: await fromHub, streamEnd, hub: slots(hub), leaf: slots(leaf), hubLog: hub.log, leafLog: leaf.log };
+      return { fromLeaf: await fromLeaf, fromHub: await fromHub, streamEnd: streamEnd(), hub: slots(hub), leaf: slots(leaf), hubLog: hub.log, leafLog: leaf.log };
     }, KINDS.filter((k) => k !== 'nats'));
   });
 
