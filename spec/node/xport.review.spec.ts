@@ -384,7 +384,9 @@ describe('the same scenario over every transport', () => {
         await until(() => hub.stats().pendingRequests === 1 && leaf.stats().pendingRequests === 1);
         const result = who === 'hub' ? await hub.disconnectFrom('leaf') : await leaf.disconnectFrom('hub');
         await until(() => hub.log.includes('socketClose leaf') && leaf.log.includes('disconnect hub'), 5000, 'both sides');
-        await delay(800); // more than a NATS search round (250 ms): a client told not to come back must not
+        // Longer than a NATS search round (250 ms), or than 10 retry periods (10 ms) of a socket or link client: a
+        // client told not to come back has not come back by then.
+        await delay(kind === 'nats' ? 800 : 100);
         // Told not to come back, a socket or link client gives up ('error' ERR_IPC_PEER_DISCONNECTED "… for good");
         // a NATS client never links to that instance again but searches on for the service's other instances
         // (README, "Over NATS"): the one documented difference, checked here and left out of the comparison.
