@@ -111,7 +111,7 @@ describeNats('the NATS transport under careless and hostile use (second review)'
     expect(links).toBeGreaterThan(0);
     expect(links).toBeLessThanOrEqual(1024);
     expect(worker.errors.some((e) => /handshake/.test(e.message))).toBe(true);
-    // A real client gets in once the forged ones timed out.
+    // A real client gets in: its link drops the forged one that has waited longest (maxHandshaking, default 1,024).
     const api = natsNode('api', server.url, { maxRetries: Infinity, retryTime: 20 });
     await within(api.connectTo('worker'), 15_000);
     expect(await api.sendTo('worker', 'hi')).toBe('ok');

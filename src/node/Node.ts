@@ -53,12 +53,6 @@ import {
   received,
 } from './validate';
 
-/**
- * Most links of a transport (`options.transport`) waiting for their handshake at once: whoever may publish on the
- * transport can ask for links, and each one held until `handshakeTimeout` costs a subscription and a connection.
- */
-const MAX_HANDSHAKING_LINKS = 1024;
-
 /** Options of `new Node(name, options)`. Every one is optional; the defaults are documented in the README. */
 export interface NodeOptions {
   /** Reconnection attempts after a connection fails or drops, before giving up. Default `Infinity`. */
@@ -124,6 +118,14 @@ export interface NodeOptions {
    * rejects with it. Default 100 000.
    */
   maxPendingRequests?: number;
+  /**
+   * Most peers waiting for their handshake at once (connections accepted by `serve` or `acceptVia`, links of a
+   * transport; over TLS, as many more in their TLS handshake): one more makes room by dropping the one that has
+   * waited longest, reported as a retryable `ERR_IPC_HANDSHAKE` error (a real client it was tries again). A silent
+   * connection is otherwise held until `handshakeTimeout`, so a flood of them costs at most this many sockets, and a
+   * real client — whose handshake takes milliseconds, not seconds — still gets in. Default 1024.
+   */
+  maxHandshaking?: number;
   /**
    * Most bytes queued for one connection (written, not yet taken by the kernel) before `sendTo`, `broadcast`
    * and `request$` reject with `ERR_IPC_WRITE_BUFFER_FULL` instead of queueing more. Answers are not refused:
@@ -275,6 +277,7 @@ export class Node extends EventEmitter<NodeEvents> {
   private readonly retryPolicy: RetryPolicy;
   private readonly requestTimeout: number;
   private readonly maxPendingRequests: number;
+  private readonly maxHandshaking: number;
   private readonly maxWriteBuffer: number;
   private readonly socketMode: number | undefined;
   private readonly secret: Buffer | undefined;
@@ -328,6 +331,8 @@ export class Node extends EventEmitter<NodeEvents> {
   private turn = 0;
   /** Accepted connections whose handshake is not done. */
   private readonly unidentified = new Set<Connection>();
+  /** Connections dropped to make room (maxHandshaking) whose socket has not closed yet: close() waits for them too. */
+  private readonly dropped = new Set<Connection>();
   /** Stale connections taken over by their node's new one (see admit), whose end was told already. */
   private readonly replaced = new WeakSet<Connection>();
   private closing: Promise<void> | null = null;
@@ -367,6 +372,7 @@ export class Node extends EventEmitter<NodeEvents> {
     const exposeErrorStack = checkBoolean(options.exposeErrorStack, opt('exposeErrorStack'), false);
     this.requestTimeout = checkDuration(options.requestTimeout, opt('requestTimeout'), 30_000);
     this.maxPendingRequests = checkInteger(options.maxPendingRequests, opt('maxPendingRequests'), 100_000, 1, Infinity);
+    this.maxHandshaking = checkInteger(options.maxHandshaking, opt('maxHandshaking'), 1024, 1, Infinity);
     this.maxWriteBuffer = checkInteger(options.maxWriteBuffer, opt('maxWriteBuffer'), 64 * 1024 * 1024, 0, Infinity);
     if (options.tls !== undefined) {
       checkTlsSettings(checkOptions(options.tls, opt('tls')), opt('tls'));
@@ -466,7 +472,10 @@ export class Node extends EventEmitter<NodeEvents> {
     }
     // A TLS client has handshakeTimeout for its TLS handshake too (Node's default is 120 s), unless tls says otherwise.
     const settings = tls && { handshakeTimeout: Math.min(this.host.handshakeTimeout, MAX_TIMER_DELAY), ...tls };
-    const server = createServer(settings, (socket) => this.accept(socket, unverifiedClient(tls, socket)));
+    const server = createServer(settings, (socket) => this.accept(socket, unverifiedClient(tls, socket)), {
+      max: this.maxHandshaking,
+      dropped: () => this.report(new HandshakeError(ErrorCode.HANDSHAKE, `A client was dropped in its TLS handshake to make room for a new one: ${this.crowded()}`, { retryable: true })),
+    });
     // A client failing the TLS handshake (no or untrusted certificate, TLS handshake timeout) is reported and its
     // socket destroyed: Node leaves it open on a timeout, so a client that never finished held it for good. One
     // that only hung up first (ECONNRESET: a TCP health check, a port scan) is no TLS refusal: silent, as over TCP.
@@ -999,7 +1008,7 @@ export class Node extends EventEmitter<NodeEvents> {
     }
     for (const dialler of this.dialled.values()) done.push(dialler.stop(reason.message));
     for (const socket of [...this.accepted.values()].flat()) if (socket.connection) done.push(socket.connection.close(reason));
-    for (const connection of this.unidentified) done.push(connection.close(reason));
+    for (const connection of [...this.unidentified, ...this.dropped]) done.push(connection.close(reason));
     await Promise.all(done);
     try {
       await this.session?.close();
@@ -1104,6 +1113,7 @@ export class Node extends EventEmitter<NodeEvents> {
     const error = connection.error;
     if (connection.role === 'server') {
       this.unidentified.delete(connection);
+      this.dropped.delete(connection);
       if (name !== null) this.release(name, socket);
       // Tell, then report, as for a peer we dialled. A stale connection taken over (see admit) was told gone already.
       if (name !== null && !this.replaced.delete(connection)) {
@@ -1164,18 +1174,31 @@ export class Node extends EventEmitter<NodeEvents> {
 
   // ─── opening connections ────────────────────────────────────────────────────────────────────────────
 
+  /**
+   * `maxHandshaking` peers wait for their handshake and one more came: the one that has waited longest (the first
+   * of `unidentified`, a Set keeps the order of insertion) is dropped at once — its socket destroyed, no CLOSE —
+   * and reported as a retryable `ERR_IPC_HANDSHAKE` error once its socket has closed, as a handshake timeout is. It
+   * moves to `dropped` at once, so that the next one to come drops the next longest waiting.
+   */
+  private dropLongestWaiting(): void {
+    const [longest] = this.unidentified;
+    this.unidentified.delete(longest);
+    this.dropped.add(longest);
+    void longest.drop(new HandshakeError(ErrorCode.HANDSHAKE, `A peer was dropped before its handshake to make room for a new one: ${this.crowded()}`, { retryable: true }));
+  }
+
+  /** Why a peer waiting for its handshake was dropped (see dropLongestWaiting). */
+  private crowded(): string {
+    return `${this.maxHandshaking} peers already waited for their handshake with "${this.name}" (maxHandshaking; a flood of silent connections?)`;
+  }
+
   /** @param refusal why the peer is refused at once (a client certificate that failed verification), told with a CLOSE. */
   private accept(raw: ByteStream, refusal: IpcError | null = null): void {
     if (this.closing) {
       raw.destroy();
       return;
     }
-    if (this.session && this.unidentified.size >= MAX_HANDSHAKING_LINKS) {
-      raw.destroy();
-      const why = `${MAX_HANDSHAKING_LINKS} links to "${this.name}" already wait for their handshake (a flood of link requests?)`;
-      this.report(new HandshakeError(ErrorCode.HANDSHAKE, `A link was refused: ${why}`, { retryable: true }));
-      return;
-    }
+    if (this.unidentified.size >= this.maxHandshaking) this.dropLongestWaiting();
     const link: { connection: Connection | null } = { connection: null };
     const socket = NodeSocket.create(this, 'server', '', link);
     // Twins are refused, unless the transport serves many nodes of one name; the same node coming back is not a twin.

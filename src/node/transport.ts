@@ -31,13 +31,26 @@ export function checkTlsSettings(settings: TlsSettings, what: string): void {
 /**
  * A server for `serve`: plain TCP/Unix, or TLS when `tlsSettings` is given. A TLS server that verifies client
  * certificates leaves the verdict to the node (see serverTlsSettings): check `unverifiedClient` for each socket.
+ * At most `tlsLimit.max` clients of a TLS server are in their TLS handshake at once: one more makes room by
+ * destroying the one that has waited longest, and `tlsLimit.dropped()` is called (the node's `maxHandshaking`).
  */
-export function createServer(tlsSettings: TlsSettings | undefined, onSocket: (socket: net.Socket) => void): net.Server {
+export function createServer(
+  tlsSettings: TlsSettings | undefined,
+  onSocket: (socket: net.Socket) => void,
+  tlsLimit: { max: number; dropped: () => void } = { max: Infinity, dropped: () => undefined },
+): net.Server {
   if (!tlsSettings) return net.createServer(onSocket);
   const server = loadTls().createServer(serverTlsSettings(tlsSettings), onSocket);
-  // The TCP sockets of clients still in their TLS handshake: no node knows them yet (see closeServer).
+  // The TCP sockets of clients still in their TLS handshake: no node knows them yet (see closeServer). A Set keeps
+  // the order they came in: the first is the one that has waited longest.
   const handshaking = new Set<net.Socket>();
   server.on('connection', (raw: net.Socket) => {
+    if (handshaking.size >= tlsLimit.max) {
+      const [longest] = handshaking;
+      handshaking.delete(longest);
+      longest.destroy();
+      tlsLimit.dropped();
+    }
     handshaking.add(raw);
     raw.once('close', () => handshaking.delete(raw));
   });
