@@ -41,8 +41,9 @@ const codes = (errors: Error[]) => errors.map((e) => (e as IpcError).code);
 /**
  * A neighbour on the same NATS account publishing into established links, and users sharing one connection.
  * Forging inside a link is inherent to NATS core without permissions (SECURITY.md, "NATS"): what must hold is that
- * the link ends with a stable code, its requests reject at once, and the client links again. Garbage to the
- * instance failed before its fix (the client never linked to it again).
+ * the link ends with a stable code, its requests reject at once, and the client links again. Two cases failed
+ * before their fix: garbage to the instance (the client never linked to it again) and a FIN followed by data in one
+ * go (an 'error' event with Node's ERR_STREAM_PUSH_AFTER_EOF).
  */
 describeNats('the NATS transport and a neighbour on the same account', () => {
   let server: NatsServer;
@@ -91,6 +92,18 @@ describeNats('the NATS transport and a neighbour on the same account', () => {
     ['a spoofed FIN then data, to the instance', async (l) => {
       await raw.forge(l.to, 1);
       await raw.forge(l.to, 0, Buffer.from('more'));
+    }],
+    // The data, pushed after the end the FIN pushed, made the link emit ERR_STREAM_PUSH_AFTER_EOF: an 'error' event
+    // of the node with Node's code, not ours.
+    ['a spoofed FIN and data in one go, to the client', async (l) => {
+      const next = raw.next(l.from);
+      void raw.forge(l.from, 1, Buffer.alloc(0), next);
+      await raw.forge(l.from, 0, Buffer.from('more'), next + 1);
+    }],
+    ['a spoofed FIN and data in one go, to the instance', async (l) => {
+      const next = raw.next(l.to);
+      void raw.forge(l.to, 1, Buffer.alloc(0), next);
+      await raw.forge(l.to, 0, Buffer.from('more'), next + 1);
     }],
     ['a duplicate number, to the client', (l) => raw.forge(l.from, 0, Buffer.from('x'), raw.next(l.from) - 1)],
     ['a far-future number, to the client', (l) => raw.forge(l.from, 0, Buffer.from('x'), raw.next(l.from) + 1_000_000)],
