@@ -25,7 +25,9 @@ const CONFIRM_EVERY = 1024 * 1024;
  *
  * NATS core delivers at most once, so every NATS message of the link is numbered: a gap (a message lost while a
  * server was down, or cut by a slow-consumer limit) destroys the link with `ERR_IPC_PEER_DISCONNECTED` — the
- * node's pending requests then reject at once — instead of passing on a stream with a hole. Writes of one tick
+ * node's pending requests then reject at once — instead of passing on a stream with a hole. A message that is no
+ * link message (under 5 bytes, an unknown kind) or comes after the peer's FIN ends the link with `ERR_IPC_PROTOCOL`
+ * (anyone who may publish on the subject can send one). Writes of one tick
  * (the node's writer corks the stream) leave as one NATS message, split at the server's `max_payload`.
  */
 export class NatsLink extends Duplex {
@@ -40,6 +42,8 @@ export class NatsLink extends Duplex {
   /** The callback of a write that waits for confirmations (the stream passes one write at a time). */
   private waiting: ((error?: Error | null) => void) | null = null;
   private finished = false;
+  /** The peer's FIN came: the stream's end is pushed, nothing may follow. */
+  private peerFinished = false;
   private readonly subscription: Subscription;
   /** @internal test hook: numbers of messages to leave out (to prove the gap check). */
   skipNext = 0;
@@ -70,13 +74,21 @@ export class NatsLink extends Duplex {
     if (data.length < LINK_HEADER || (data[0] !== DATA && data[0] !== FIN)) {
       return void this.destroy(new ProtocolError(ErrorCode.PROTOCOL, `Malformed NATS link message (${data.length} bytes) on "${this.from}"`));
     }
+    // Nothing follows a real FIN: a message after one was published by someone else (or the FIN was), and pushed
+    // after the end it made the stream emit ERR_STREAM_PUSH_AFTER_EOF, reported as the node's 'error'.
+    if (this.peerFinished) {
+      return void this.destroy(new ProtocolError(ErrorCode.PROTOCOL, `A NATS link message after the end of the link on "${this.from}"`));
+    }
     const seq = Buffer.from(data.buffer, data.byteOffset, data.length).readUInt32BE(1);
     if (seq !== ((this.received + 1) >>> 0)) {
       const lost = seq > this.received ? `${seq - this.received - 1} message(s) lost` : `message ${seq} after ${this.received}`;
       return void this.destroy(new PeerDisconnectedError(`The NATS link broke: ${lost} (NATS delivers at most once)`));
     }
     this.received = seq;
-    if (data[0] === FIN) this.push(null);
+    if (data[0] === FIN) {
+      this.peerFinished = true;
+      this.push(null);
+    }
     else if (data.length > LINK_HEADER) this.push(Buffer.from(data.buffer, data.byteOffset + LINK_HEADER, data.length - LINK_HEADER));
   }
 

@@ -108,6 +108,11 @@ export class Connection implements StreamSink {
   error: Error | null = null;
   /** Reconnecting is pointless or unwanted: the peer said so, refused us for good, or broke the protocol. */
   final = false;
+  /**
+   * The code of the CLOSE the peer ended the connection with, if it sent one: `ERR_IPC_CLOSED` when it closed on
+   * purpose, else the error it found in what it received (`ERR_IPC_PROTOCOL`…).
+   */
+  peerCloseCode: string | null = null;
   /** The public handle this connection serves. */
   owner!: NodeSocket;
   /** Frames and bytes received (stats). */
@@ -659,6 +664,7 @@ export class Connection implements StreamSink {
         return;
       case FrameType.CLOSE: {
         const body = readClose(frame);
+        this.peerCloseCode = body.code;
         void this.end({ final: !body.reconnect, pending: new PeerDisconnectedError(`"${this.peerName}" closed the connection: ${body.message}`) });
         return;
       }

@@ -36,8 +36,9 @@ export class Dialler {
   /** The resume token the server gave our last connection: shown when we come back, to take that one over. */
   resumeToken: string | undefined;
   /**
-   * The peer ended our last connection saying not to come back (its `disconnectFrom`, `close({ reconnect: false })`):
-   * a fleet never links to that instance again.
+   * The peer ended our last connection on purpose saying not to come back (its `disconnectFrom`,
+   * `close({ reconnect: false })`): a fleet never links to that instance again. Not set by a refusal over an error
+   * the peer found in what it received (see {@link Dialler.ended}).
    */
   toldNotToReturn = false;
   /** Failed attempts since the last successful handshake (after one, the loss of that connection counts as one). */
@@ -86,8 +87,11 @@ export class Dialler {
     const error = connection.error;
     if (closing || this.stopped) return this.giveUp(new ClosedError(`The connection to "${name}" was closed on purpose`));
     if (connection.final && !error) {
-      // The peer said not to come back (its disconnectFrom, a close({ reconnect: false })).
-      this.toldNotToReturn = true;
+      // The peer said not to come back. On purpose (its disconnectFrom, a close({ reconnect: false }): a CLOSE
+      // ERR_IPC_CLOSED), a fleet never links to that instance again; over an error in what it received (a protocol
+      // violation), it links again: over NATS anyone who may publish on the link's subject can cause one, and one
+      // forged message cut a client off from that instance for good.
+      this.toldNotToReturn = connection.peerCloseCode === ErrorCode.CLOSED;
       return this.giveUp(new PeerDisconnectedError(`"${name}" closed the connection for good`));
     }
     if ('via' in this.target) return this.giveUp(error ?? new PeerDisconnectedError(`The link to "${name}" closed`));

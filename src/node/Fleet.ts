@@ -214,7 +214,8 @@ export class Fleet {
       if (candidate !== member) continue;
       this.members.delete(instance);
       // It told us not to come back (disconnectFrom, close({ reconnect: false })): never linked again, as a TCP
-      // client is not (the search goes on for the service's other instances).
+      // client is not (the search goes on for the service's other instances). One that ended the link over a
+      // protocol violation is found and linked again: the bytes may have been forged by another NATS client.
       if (member.toldNotToReturn) this.refused.set(instance, Infinity);
     }
     this.ready.delete(member);
