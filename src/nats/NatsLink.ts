@@ -88,8 +88,7 @@ export class NatsLink extends Duplex {
     if (data[0] === FIN) {
       this.peerFinished = true;
       this.push(null);
-    }
-    else if (data.length > LINK_HEADER) this.push(Buffer.from(data.buffer, data.byteOffset + LINK_HEADER, data.length - LINK_HEADER));
+    } else if (data.length > LINK_HEADER) this.push(Buffer.from(data.buffer, data.byteOffset + LINK_HEADER, data.length - LINK_HEADER));
   }
 
   override _read(): void {}
