@@ -9,7 +9,10 @@ export interface RequestIteratorOptions {
   window: number;
   /** Ms to wait for the first value (`Infinity`: for ever). */
   timeout: number;
-  /** Ms to wait for each later value while the consumer waits (`Infinity`: for ever). */
+  /**
+   * Ms to wait for each later value while the consumer waits (`Infinity`: for ever; `0`: it must come in the same
+   * turn of the event loop as that `next()` call, checked on `setImmediate`).
+   */
   idleTimeout: number;
   /** Describes the request in timeout messages. */
   label: string;
@@ -149,8 +152,16 @@ export function requestIterator<T>(registry: RequestRegistry, send: (id: number)
       failure = new IpcTimeoutError(message);
       settle();
     };
-    // 0 is no time at all: what is not here already (an in-memory link answers within send) will not be in time.
-    if (ms === 0) return expire();
+    // 0 is no time at all. The first answer: what did not come within send (an in-memory link answers there) is
+    // late. A later value: it must come in this same turn of the event loop (checked once its I/O is handled, on
+    // setImmediate), as request$ has it — expiring at once failed a stream over an in-memory link after its first
+    // value, its next values being on their way in the same turn.
+    if (ms === 0 && seen === 0) return expire();
+    if (ms === 0) {
+      const check = setImmediate(expire);
+      disarm = () => clearImmediate(check);
+      return;
+    }
     disarm = options.schedule(expire, ms);
   };
 
