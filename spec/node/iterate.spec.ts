@@ -122,7 +122,7 @@ describe('node.iterate: errors and edges', () => {
 });
 
 describe('node.iterate with a large window and a consumer that pulls late', () => {
-  it('(was quadratic: Array#shift on the queue, 55.9 s) hands out 400,000 queued objects in order, in well under 10 s', async () => {
+  it('(was quadratic: Array#shift on the queue, 55.9 s) hands out 400,000 queued objects in order, in well under 30 s', async () => {
     const server = node('hub', { heartbeatInterval: 0, streamBuffer: Infinity });
     const client = node('client', { heartbeatInterval: 0 });
     server.on('message', (m) => m.stream(range(0, 400_000).pipe(map((i) => ({ i })))));
@@ -139,6 +139,8 @@ describe('node.iterate with a large window and a consumer that pulls late', () =
       if (result.value.i !== count++) inOrder = false;
     }
     expect({ count, inOrder }).toEqual({ count: 400_000, inOrder: true });
-    expect(Date.now() - start).toBeLessThan(10_000);
+    // 1–4 s alone; 14.9 s was seen in a full run on a loaded machine: a bound far from both the quadratic
+    // 55.9 s and a loaded CI machine.
+    expect(Date.now() - start).toBeLessThan(30_000);
   }, 90_000);
 });
