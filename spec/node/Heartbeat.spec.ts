@@ -97,7 +97,9 @@ describe('Heartbeat', () => {
     expect(ping).not.toHaveBeenCalled();
   });
 
-  it.each([0, Infinity])('is disabled for an interval of %s', (interval) => {
+  // Above 2^53-1 ms (~285,000 years) it is never, as every duration of the node: no timer at all (it kept an
+  // interval that woke every 24.8 days and never ticked).
+  it.each([0, Infinity, 2 ** 53, 1e300])('is disabled for an interval of %s', (interval) => {
     const { beat, ping, dead } = heartbeat(interval);
     beat.start();
     expect(jest.getTimerCount()).toBe(0);

@@ -1,4 +1,4 @@
-import { setLongInterval } from './duration';
+import { MAX_COUNTED_DELAY, setLongInterval } from './duration';
 
 /** Heartbeat ticks without a byte from the peer before it is taken for dead. */
 export const SILENT_TICKS = 3;
@@ -19,7 +19,8 @@ export interface HeartbeatHost {
 /**
  * A connection's liveness check (as nats.js' `heartbeats.ts`, rsocket's keep-alive): every `interval` ms it pings
  * the peer and counts the ticks in which nothing at all arrived; after {@link SILENT_TICKS} of them in a row it
- * declares the peer dead (once) and stops. An `interval` of 0 or Infinity disables it. The timer is unref'd (it
+ * declares the peer dead (once) and stops. An `interval` of 0, Infinity or above {@link MAX_COUNTED_DELAY} (never,
+ * as every duration of the node) disables it. The timer is unref'd (it
  * never keeps the process up) and takes intervals above 2^31-1 ms (`setLongInterval`).
  */
 export class Heartbeat {
@@ -50,7 +51,7 @@ export class Heartbeat {
   /** Starts ticking (nothing when disabled or already started). */
   start(): void {
     const { interval } = this;
-    if (this.timer !== null || !(interval > 0) || !Number.isFinite(interval)) return;
+    if (this.timer !== null || !(interval > 0) || !(interval <= MAX_COUNTED_DELAY)) return;
     this.timer = setLongInterval(() => this.tick(), interval).unref();
   }
 
