@@ -762,7 +762,8 @@ export class Node extends EventEmitter<NodeEvents> {
    * as `next()` is called, not as values arrive, so the responder never runs more than `window` values ahead and
    * at most `window` values wait here — whatever the loop body does between two pulls. Nothing is sent before the
    * first `next()`. Leaving early (`break`, `return()`, a throw in the loop) sends CANCEL: the responder's source
-   * is torn down. `timeout` bounds the wait for the first value, `idleTimeout` each later wait. Errors (a
+   * is torn down; so does dropping the iterator without `return()`, once it is garbage-collected (GC decides when:
+   * call `return()` to free the request at once). `timeout` bounds the wait for the first value, `idleTimeout` each later wait. Errors (a
    * `RemoteError`, `ERR_IPC_PEER_DISCONNECTED`, bad arguments, `ERR_IPC_NOT_CONNECTED`) reject a `next()`.
    *
    * It behaves as an async generator: `next()` may be called again before the previous call settled (the calls
@@ -778,27 +779,6 @@ export class Node extends EventEmitter<NodeEvents> {
    */
   iterate<T = unknown>(target: Target, data: unknown, options: IterateOptions = {}): AsyncIterableIterator<T> {
     let inner: AsyncIterableIterator<T> | null = null;
-    const open = (): AsyncIterableIterator<T> => {
-      checkTarget(target, 'iterate(target): target', isSocket);
-      const checked: RequestStreamOptions = checkRequestOptions(options, 'iterate(target, data, options): options');
-      // Refused by the type too; a JavaScript caller (or a cast) may still pass it.
-      if (checked.receptive === false) throw new TypeError('iterate(target, data, options): options.receptive must not be false (there is nothing to iterate)');
-      const connection = this.sendable(target, true);
-      const { encoding, payload } = encodeWire(this.codec, data);
-      const window = checked.window ?? this.streamWindow;
-      return requestIterator<T>(connection.registry, (id) => connection.send(FrameType.MESSAGE, FrameFlags.RECEPTIVE, id, encoding, payload, window), {
-        window,
-        timeout: this.timeoutOf(checked),
-        idleTimeout: checked.idleTimeout ?? Infinity,
-        label: `The request to "${connection.peerName}"`,
-        grant: (id, n) => connection.grantIfOpen(id, n),
-        cancel: (id) => connection.cancelIfOpen(id),
-        schedule: (callback, ms) => {
-          const timer = setLongTimeout(callback, ms);
-          return () => clearTimeout(timer!);
-        },
-      });
-    };
     // Before the first next() there is no request yet: return() or throw() then end it without ever sending one,
     // and arguments that fail reject that one next() (later ones are done), as an async generator would.
     let ended = false;
@@ -807,7 +787,7 @@ export class Node extends EventEmitter<NodeEvents> {
       next: () => {
         if (inner === null && !ended) {
           try {
-            inner = open();
+            inner = this.openIterator<T>(target, data, options);
           } catch (error) {
             ended = true;
             return Promise.reject(error);
@@ -827,6 +807,33 @@ export class Node extends EventEmitter<NodeEvents> {
         return this;
       },
     };
+  }
+
+  /**
+   * The request of an `iterate`, made at its first `next()`. A method of its own, not a closure within `iterate`:
+   * the callbacks it hands to the pending table must not keep `iterate`'s scope alive — it holds the iterator, which
+   * then could never be collected (and cancelled, see requestIterator) once the caller dropped it.
+   */
+  private openIterator<T>(target: Target, data: unknown, options: IterateOptions): AsyncIterableIterator<T> {
+    checkTarget(target, 'iterate(target): target', isSocket);
+    const checked: RequestStreamOptions = checkRequestOptions(options, 'iterate(target, data, options): options');
+    // Refused by the type too; a JavaScript caller (or a cast) may still pass it.
+    if (checked.receptive === false) throw new TypeError('iterate(target, data, options): options.receptive must not be false (there is nothing to iterate)');
+    const connection = this.sendable(target, true);
+    const { encoding, payload } = encodeWire(this.codec, data);
+    const window = checked.window ?? this.streamWindow;
+    return requestIterator<T>(connection.registry, (id) => connection.send(FrameType.MESSAGE, FrameFlags.RECEPTIVE, id, encoding, payload, window), {
+      window,
+      timeout: this.timeoutOf(checked),
+      idleTimeout: checked.idleTimeout ?? Infinity,
+      label: `The request to "${connection.peerName}"`,
+      grant: (id, n) => connection.grantIfOpen(id, n),
+      cancel: (id) => connection.cancelIfOpen(id),
+      schedule: (callback, ms) => {
+        const timer = setLongTimeout(callback, ms);
+        return () => clearTimeout(timer!);
+      },
+    });
   }
 
   /**

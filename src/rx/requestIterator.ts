@@ -24,6 +24,14 @@ export interface RequestIteratorOptions {
   schedule(callback: () => void, ms: number): () => void;
 }
 
+/**
+ * Iterators dropped without `return()`: once one is garbage-collected, its request is cancelled (see `abandon` in
+ * {@link requestIterator}). Best effort — GC decides when — for the careless case only (`await node.iterate(…).next()`
+ * for the first value): before this, the request and the responder's stream (a database cursor…) stayed open for
+ * the life of the connection, with a pending slot on each side.
+ */
+const dropped = new FinalizationRegistry<() => void>((abandon) => abandon());
+
 /** A `next()` call waiting for its result. */
 interface Waiter<T> {
   resolve(result: IteratorResult<T>): void;
@@ -56,6 +64,8 @@ export function requestIterator<T>(registry: RequestRegistry, send: (id: number)
   let consumed = 0;
   let seen = 0;
   let disarm: (() => void) | null = null;
+  /** The iterator was garbage-collected: nobody can pull any more, so it stops once no `next()` waits. */
+  let orphaned = false;
 
   const stopTimer = () => {
     disarm?.();
@@ -81,6 +91,7 @@ export function requestIterator<T>(registry: RequestRegistry, send: (id: number)
       else break;
     }
     settling = false;
+    if (orphaned && waiters.length === 0) stop();
     if (delivered || waiters.length === 0 || finished) stopTimer();
     if (waiters.length > 0 && !finished && disarm === null) arm();
   };
@@ -165,7 +176,8 @@ export function requestIterator<T>(registry: RequestRegistry, send: (id: number)
     disarm = options.schedule(expire, ms);
   };
 
-  return {
+  // Not referenced by any closure here (its methods use `this`): the registry's callback must not keep it alive.
+  const iterator: AsyncIterableIterator<T> = {
     next(): Promise<IteratorResult<T>> {
       if (!started && !finished) start();
       return new Promise((resolve, reject) => {
@@ -185,4 +197,10 @@ export function requestIterator<T>(registry: RequestRegistry, send: (id: number)
       return this;
     },
   };
+  // A `next()` still waiting (its Promise awaited, the iterator itself dropped) gets its value first.
+  dropped.register(iterator, () => {
+    orphaned = true;
+    if (waiters.length === 0) stop();
+  });
+  return iterator;
 }
