@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Observable } from 'rxjs';
 import { createLinkPair, Node, type NodeMessage, type NodeOptions } from '../../src';
 
 /** Nodes created by a test, closed by {@link closeAll}. */
@@ -71,6 +72,26 @@ export async function link(server: Node, client: Node, transport: Transport): Pr
   } else {
     await client.connectTo(server.name, await serveTcp(server), '127.0.0.1');
   }
+}
+
+/** A hub and a client linked over `transport`, both without heartbeat; `options` are the client's. */
+export async function quietPair(transport: Transport, options: NodeOptions = {}): Promise<{ hub: Node & { errors: Error[] }; client: Node & { errors: Error[] } }> {
+  const hub = node('hub', { heartbeatInterval: 0 });
+  const client = node('client', { heartbeatInterval: 0, ...options });
+  await link(hub, client, transport);
+  return { hub, client };
+}
+
+/** Every value of `source` and how it ended (the error's code, if it failed). */
+export function outcome(source: Observable<unknown>): Promise<{ values: unknown[]; code?: string }> {
+  const values: unknown[] = [];
+  return new Promise((resolve) =>
+    source.subscribe({
+      next: (v) => values.push(v),
+      error: (e: { code?: string }) => resolve({ values, code: e.code }),
+      complete: () => resolve({ values }),
+    }),
+  );
 }
 
 /**

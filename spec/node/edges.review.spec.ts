@@ -2,8 +2,8 @@
 // what the README and TSDoc promise, deterministically: races show as flakiness, so what timing could sway runs
 // 20 times, over TCP and over the in-memory link.
 import { Observable } from 'rxjs';
-import { ErrorCode, type Node, type NodeMessage } from '../../src';
-import { closeAll, link, node, until, type Transport } from '../helpers/net';
+import { ErrorCode, type NodeMessage } from '../../src';
+import { closeAll, link, node, outcome, quietPair, until, type Transport } from '../helpers/net';
 import { bytes, closed, rawPeer } from '../helpers/raw';
 import { Encoding, FrameFlags, FrameType } from '../../src';
 
@@ -11,24 +11,7 @@ afterEach(closeAll);
 
 const TRANSPORTS: Transport[] = ['tcp', 'link'];
 
-/** Every value of `source` and how it ended. */
-function outcome(source: Observable<unknown>): Promise<{ values: unknown[]; code?: string }> {
-  const values: unknown[] = [];
-  return new Promise((resolve) =>
-    source.subscribe({
-      next: (v) => values.push(v),
-      error: (e: { code?: string }) => resolve({ values, code: e.code }),
-      complete: () => resolve({ values }),
-    }),
-  );
-}
-
-async function pair(transport: Transport, options = {}): Promise<{ hub: Node & { errors: Error[] }; client: Node & { errors: Error[] } }> {
-  const hub = node('hub', { heartbeatInterval: 0 });
-  const client = node('client', { heartbeatInterval: 0, ...options });
-  await link(hub, client, transport);
-  return { hub, client };
-}
+const pair = quietPair;
 
 describe.each(TRANSPORTS)('idleTimeout 0 (%s): no time at all between two values', (transport) => {
   it('a second value written a turn of the event loop after the first was delivered fails the stream, every time', async () => {

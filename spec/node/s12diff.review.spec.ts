@@ -1,28 +1,12 @@
 import { Observable } from 'rxjs';
-import { ErrorCode, type Node, type NodeMessage } from '../../src';
-import { closeAll, link, node, until, type Transport } from '../helpers/net';
+import { ErrorCode, type NodeMessage } from '../../src';
+import { closeAll, outcome, quietPair, until, type Transport } from '../helpers/net';
 
 afterEach(closeAll);
 
 const TRANSPORTS: Transport[] = ['tcp', 'link'];
 
-async function pair(transport: Transport, options = {}): Promise<{ hub: Node & { errors: Error[] }; client: Node & { errors: Error[] } }> {
-  const hub = node('hub', { heartbeatInterval: 0 });
-  const client = node('client', { heartbeatInterval: 0, ...options });
-  await link(hub, client, transport);
-  return { hub, client };
-}
-
-function outcome(source: Observable<unknown>): Promise<{ values: unknown[]; code?: string }> {
-  const values: unknown[] = [];
-  return new Promise((resolve) =>
-    source.subscribe({
-      next: (v) => values.push(v),
-      error: (e: { code?: string }) => resolve({ values, code: e.code }),
-      complete: () => resolve({ values }),
-    }),
-  );
-}
+const pair = quietPair;
 
 async function drain(it: AsyncIterableIterator<unknown>): Promise<{ values: unknown[]; code?: string }> {
   const values: unknown[] = [];
