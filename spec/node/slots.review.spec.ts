@@ -1,0 +1,56 @@
+import { config, lastValueFrom, Observable, toArray } from 'rxjs';
+import { RemoteError } from '../../src';
+import { closeAll, link, node, until, type Transport } from '../helpers/net';
+
+// Slots, streams and closes on the responder's side that a careless source or consumer could leave open.
+
+afterEach(closeAll);
+
+async function pair(transport: Transport) {
+  const server = node('server', { heartbeatInterval: 0 });
+  const client = node('client', { heartbeatInterval: 0 });
+  await link(server, client, transport);
+  return { server, client };
+}
+
+/** An Observable that emits 1 then ends (`complete`, or `error`) on a timer, and whose teardown throws. */
+function throwingTeardown(end: 'complete' | 'error'): Observable<number> {
+  return new Observable<number>((subscriber) => {
+    const timer = setTimeout(() => {
+      subscriber.next(1);
+      if (end === 'complete') subscriber.complete();
+      else subscriber.error(new Error('source failed'));
+    }, 5);
+    return () => {
+      clearTimeout(timer);
+      throw new Error('teardown failed');
+    };
+  });
+}
+
+describe.each(['tcp', 'link'] as Transport[])('a streamed Observable whose teardown throws, over %s', (transport) => {
+  const unhandled: unknown[] = [];
+  beforeEach(() => {
+    unhandled.length = 0;
+    config.onUnhandledError = (error) => unhandled.push(error);
+  });
+  afterEach(() => {
+    config.onUnhandledError = null;
+  });
+
+  // Before: end() unsubscribed the source first, and the teardown's throw (an UnsubscriptionError) skipped the
+  // release of the request: openStreams stayed 1 and the peer's slot held until the connection ended — a
+  // close({ drain }) then waited its whole deadline for it.
+  it.each(['complete', 'error'] as const)('a source that ends (%s) still frees its slot; the throw is RxJS’s to report', async (end) => {
+    const { server, client } = await pair(transport);
+    server.on('message', (m) => m.stream(throwingTeardown(end)));
+    const answer = lastValueFrom(client.request$('server', 'go', { timeout: 2000 }).pipe(toArray()));
+    if (end === 'complete') await expect(answer).resolves.toEqual([1]);
+    else await expect(answer).rejects.toThrow(RemoteError);
+    await until(() => unhandled.length === 1, 2000, 'the teardown error reported');
+    expect(server.stats().openStreams).toBe(0);
+    const started = Date.now();
+    await server.close({ drain: 5000 });
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+});
