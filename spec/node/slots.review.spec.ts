@@ -54,3 +54,38 @@ describe.each(['tcp', 'link'] as Transport[])('a streamed Observable whose teard
     expect(Date.now() - started).toBeLessThan(2000);
   });
 });
+
+describe.each(['tcp', 'link'] as Transport[])('an async generator cancelled while it awaits inside its body, over %s', (transport) => {
+  // JavaScript queues an async generator's return() behind its pending next(): the library cannot run its
+  // `finally` sooner. What it must do (and the README says): free the slot at once, never wait for the generator.
+  it('frees the slot and closes at once; its finally runs once that await settles', async () => {
+    const { server, client } = await pair(transport);
+    let release!: () => void;
+    const wait = new Promise<void>((resolve) => (release = resolve));
+    let finalized = false;
+    server.on('message', (m) =>
+      m.stream(
+        (async function* () {
+          try {
+            yield 1;
+            await wait; // a query that does not come back
+            yield 2;
+          } finally {
+            finalized = true;
+          }
+        })(),
+      ),
+    );
+    const iterator = client.iterate('server', 'rows', { window: 4 });
+    await expect(iterator.next()).resolves.toEqual({ value: 1, done: false });
+    await until(() => server.stats().openStreams === 1, 1000, 'the stream open');
+    await iterator.return!();
+    await until(() => server.stats().openStreams === 0, 1000, 'the slot freed');
+    expect(finalized).toBe(false);
+    const started = Date.now();
+    await server.close({ drain: 5000 });
+    expect(Date.now() - started).toBeLessThan(2000);
+    release();
+    await until(() => finalized, 1000, 'the finally run');
+  });
+});

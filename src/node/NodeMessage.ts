@@ -71,7 +71,8 @@ export class NodeMessage<T = unknown> {
    * or `stream([value])`; `stream(from(value))` streams its elements); an `Observable` pushes, and may
    * run at most `streamBuffer` values ahead before the stream fails with `ERR_IPC_STREAM_OVERFLOW`. When the
    * requester unsubscribes or the connection is lost, `source` is unsubscribed (its `finalize` runs) or the
-   * iterator returned. A pulled source may reuse a Buffer it yielded once asked for the next value (a large one
+   * iterator returned, and the request's slot freed at once — an async generator awaiting inside its body runs its
+   * `finally` only once that await settles (its `return()` waits for the pending `next()`). A pulled source may reuse a Buffer it yielded once asked for the next value (a large one
    * is sent without a copy, and the next value is pulled once the socket has taken it); a pushed one must not
    * change a value it emitted. Returns false when nothing awaits an answer (as {@link NodeMessage.reply}):
    * `source` is then released as a cancelled stream's would be — an iterator returned (a Readable destroyed, a
