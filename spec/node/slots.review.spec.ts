@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { config, lastValueFrom, Observable, toArray } from 'rxjs';
 import { RemoteError } from '../../src';
 import { closeAll, link, node, until, type Transport } from '../helpers/net';
@@ -87,5 +88,46 @@ describe.each(['tcp', 'link'] as Transport[])('an async generator cancelled whil
     expect(Date.now() - started).toBeLessThan(2000);
     release();
     await until(() => finalized, 1000, 'the finally run');
+  });
+});
+
+describe.each(['tcp', 'link'] as Transport[])('message.stream(source) called again with the source it streams, over %s', (transport) => {
+  // The second call returns false (the message is answered) and released its source "as a cancelled stream's
+  // would be": the very source the first call was streaming. Before, the requester got [0] and a completion from
+  // the generator (returned under the stream's feet), and 'Premature close' from the Readable (destroyed).
+  it.each([
+    ['an async generator', () => (async function* () { for (let i = 0; i < 5; i++) yield await new Promise<number>((resolve) => setTimeout(() => resolve(i), 1)); })()],
+    ['a Readable', () => Readable.from([0, 1, 2, 3, 4])],
+  ])('%s: the second call returns false and the first stream goes on whole', async (_, make) => {
+    const { server, client } = await pair(transport);
+    const answers: boolean[] = [];
+    server.on('message', (m) => {
+      const source = make();
+      answers.push(m.stream(source), m.stream(source));
+    });
+    await expect(lastValueFrom(client.request$('server', 'rows', { timeout: 2000 }).pipe(toArray()))).resolves.toEqual([0, 1, 2, 3, 4]);
+    expect(answers).toEqual([true, false]);
+    await until(() => server.stats().openStreams === 0, 1000, 'the stream ended');
+  });
+
+  it('another source handed to an answered message is still released (its finally runs)', async () => {
+    const { server, client } = await pair(transport);
+    let finalized = false;
+    let answer: boolean | undefined;
+    server.on('message', (m) => {
+      m.stream([1, 2]);
+      const late = (function* () {
+        try {
+          yield 1;
+        } finally {
+          finalized = true;
+        }
+      })();
+      late.next();
+      answer = m.stream(late);
+    });
+    await expect(lastValueFrom(client.request$('server', 'rows', { timeout: 2000 }).pipe(toArray()))).resolves.toEqual([1, 2]);
+    expect(answer).toBe(false);
+    expect(finalized).toBe(true);
   });
 });

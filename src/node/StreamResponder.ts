@@ -163,6 +163,11 @@ export class StreamResponder {
     });
   }
 
+  /** True while `source` is the pulled source this stream sends (an Observable is never released: not needed). */
+  pulls(source: unknown): boolean {
+    return this.source !== null && this.source === source;
+  }
+
   /** The requester granted `n` more values. */
   grant(n: number): void {
     this.credits = Math.min(MAX_CREDITS, this.credits + n);
