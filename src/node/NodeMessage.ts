@@ -71,16 +71,20 @@ export class NodeMessage<T = unknown> {
    * or `stream([value])`; `stream(from(value))` streams its elements); an `Observable` pushes, and may
    * run at most `streamBuffer` values ahead before the stream fails with `ERR_IPC_STREAM_OVERFLOW`. When the
    * requester unsubscribes or the connection is lost, `source` is unsubscribed (its `finalize` runs) or the
-   * iterator returned. A pulled source may reuse a Buffer it yielded once asked for the next value (a large one
+   * iterator returned, and the request's slot freed at once — an async generator awaiting inside its body runs its
+   * `finally` only once that await settles (its `return()` waits for the pending `next()`). A pulled source may reuse a Buffer it yielded once asked for the next value (a large one
    * is sent without a copy, and the next value is pulled once the socket has taken it); a pushed one must not
    * change a value it emitted. Returns false when nothing awaits an answer (as {@link NodeMessage.reply}):
    * `source` is then released as a cancelled stream's would be — an iterator returned (a Readable destroyed, a
-   * generator's `finally` run), an Observable never subscribed — so that one handed over too late leaks nothing.
+   * generator's `finally` run), an Observable never subscribed — so that one handed over too late leaks nothing;
+   * but not the source this message streams already (a second `stream(source)` leaves that stream alone).
    * @throws TypeError when `source` is none of those, or a string, Buffer or typed array; the requester then gets
    *   that error.
    */
   stream(source: ObservableInput<unknown> | AsyncIterable<unknown> | Iterable<unknown>): boolean {
     if (this.claim() && this.#connection.stream(this.#request!, source)) return true;
+    // Called again with the source it streams already: releasing that one would end its own stream early.
+    if (this.#request?.responder?.pulls(source)) return false;
     releaseSource(source);
     return false;
   }

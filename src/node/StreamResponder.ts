@@ -163,6 +163,11 @@ export class StreamResponder {
     });
   }
 
+  /** True while `source` is the pulled source this stream sends (an Observable is never released: not needed). */
+  pulls(source: unknown): boolean {
+    return this.source !== null && this.source === source;
+  }
+
   /** The requester granted `n` more values. */
   grant(n: number): void {
     this.credits = Math.min(MAX_CREDITS, this.credits + n);
@@ -276,17 +281,22 @@ export class StreamResponder {
     this.end();
   }
 
+  /**
+   * Ends the stream: frees its request, then stops its source. In that order: a pushed source's teardown that
+   * throws (an `UnsubscriptionError`, RxJS's to report, as for any subscriber) must not leave the request's slot
+   * held, and the stream counted in `openStreams`, until the connection ends.
+   */
   private end(): void {
     if (this.ended) return;
     this.ended = true;
     this.queue.clear();
-    this.stop?.next();
-    this.subscription?.unsubscribe();
+    this.sink.release(this.id);
     const iterator = this.iterator;
     this.iterator = null;
     this.wake?.();
     if (iterator) releaseSource(this.source, iterator);
     this.source = null;
-    this.sink.release(this.id);
+    this.stop?.next();
+    this.subscription?.unsubscribe();
   }
 }
