@@ -477,8 +477,13 @@ export class Connection implements StreamSink {
     void this.end({ error, final, notify: { code: error.code, message: error.message, reconnect: !final } });
   }
 
-  /** Ends at once without a word to the peer (it is gone, or was replaced): the socket is destroyed. */
+  /**
+   * Ends at once without a word to the peer (it is gone, or was replaced): the socket is destroyed — also when
+   * the connection was closing already (a CLOSE sent, the peer's FIN awaited for up to CLOSE_GRACE_MS): a peer
+   * dropped by maxHandshaking after it sent garbage, and that never reads, was held that long.
+   */
   drop(error: Error): Promise<void> {
+    if (this.state === 'closing') this.socket.destroy();
     return this.end({ error, destroy: true });
   }
 

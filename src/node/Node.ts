@@ -121,7 +121,8 @@ export interface NodeOptions {
   /**
    * Most peers waiting for their handshake at once (connections accepted by `serve` or `acceptVia`, links of a
    * transport; over TLS, as many more in their TLS handshake): one more makes room by dropping the one that has
-   * waited longest, reported as a retryable `ERR_IPC_HANDSHAKE` error (a real client it was tries again). A silent
+   * waited longest, reported as a retryable `ERR_IPC_HANDSHAKE` error (a real client it was tries again; one over
+   * `connectVia` cannot, its `connectVia` rejects). A silent
    * connection is otherwise held until `handshakeTimeout`, so a flood of them costs at most this many sockets, and a
    * real client — whose handshake takes milliseconds, not seconds — still gets in. Default 1024.
    */
