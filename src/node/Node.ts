@@ -1206,7 +1206,6 @@ export class Node extends EventEmitter<NodeEvents> {
       raw.destroy();
       return;
     }
-    if (this.unidentified.size >= this.maxHandshaking) this.dropLongestWaiting();
     const link: { connection: Connection | null } = { connection: null };
     const socket = NodeSocket.create(this, 'server', '', link);
     // Twins are refused, unless the transport serves many nodes of one name; the same node coming back is not a twin.
@@ -1220,6 +1219,8 @@ export class Node extends EventEmitter<NodeEvents> {
     };
     try {
       link.connection = this.startConnection(raw, 'server', socket, { secret: this.secret, accept });
+      // Room is made once this one could start (a byte stream that cannot is no reason to drop another).
+      if (this.unidentified.size >= this.maxHandshaking) this.dropLongestWaiting();
       this.unidentified.add(link.connection);
       // Refused before anything of it is read; reported ('error') once its socket closed, as any failed handshake.
       if (refusal) link.connection.fail(refusal);
