@@ -169,7 +169,8 @@ export interface RequestStreamOptions extends SendOptions {
   /**
    * Milliseconds allowed between two values of a streamed reply. `0`: no time at all, each later value must come in
    * the same turn of the event loop as the one before (`iterate`: as the `next()` call that waits for it; with the
-   * `scheduler` option: that scheduler's 0 ms action, about 1 ms of real time on `asyncScheduler`). Default: no limit.
+   * `scheduler` option: that scheduler's 0 ms action, about 1 ms of real time on `asyncScheduler`) — a long stream
+   * fails part way (both sides let the event loop turn every 1,024 values). Default: no limit.
    */
   idleTimeout?: number;
   /** Credits granted to a streaming responder up front. Default: the node's `streamWindow`. */
