@@ -138,6 +138,10 @@ export class Connection implements StreamSink {
   private resolveClosed!: () => void;
   private readonly writer: FrameWriter;
   private readonly handshake: Handshake;
+  /** A server's: the client's hello arrived and was taken (its handshake is under way); see Node#dropLongestWaiting. */
+  get helloTaken(): boolean {
+    return this.handshake.helloTaken;
+  }
   private subscription: Subscription | null = null;
   private drain: { promise: Promise<void>; resolve(): void; reject(error: Error): void; within?: Map<number, Promise<void>> } | null = null;
   private handshakeTimer: NodeJS.Timeout | null = null;

@@ -121,7 +121,9 @@ export interface NodeOptions {
   /**
    * Most peers waiting for their handshake at once (connections accepted by `serve` or `acceptVia`, links of a
    * transport; over TLS, as many more in their TLS handshake): one more makes room by dropping the one that has
-   * waited longest, reported as a retryable `ERR_IPC_HANDSHAKE` error (a real client it was tries again; one over
+   * waited longest among those that have not said hello yet (when all have, the one that has waited longest: a
+   * client whose hello was taken is one round trip from done, and is not dropped for a newcomer that said nothing),
+   * reported as a retryable `ERR_IPC_HANDSHAKE` error (a real client it was tries again; one over
    * `connectVia` cannot, its `connectVia` rejects). A silent
    * connection is otherwise held until `handshakeTimeout`, so a flood of them costs at most this many sockets, and a
    * real client — whose handshake takes milliseconds, not seconds — still gets in. Default 1024.
@@ -1184,13 +1186,24 @@ export class Node extends EventEmitter<NodeEvents> {
   // ─── opening connections ────────────────────────────────────────────────────────────────────────────
 
   /**
-   * `maxHandshaking` peers wait for their handshake and one more came: the one that has waited longest (the first
-   * of `unidentified`, a Set keeps the order of insertion) is dropped at once — its socket destroyed, no CLOSE —
-   * and reported as a retryable `ERR_IPC_HANDSHAKE` error once its socket has closed, as a handshake timeout is. It
-   * moves to `dropped` at once, so that the next one to come drops the next longest waiting.
+   * `maxHandshaking` peers wait for their handshake and one more came: the one that has waited longest among those
+   * that have not said hello yet (the first of `unidentified`, a Set keeps the order of insertion) is dropped at once
+   * — its socket destroyed, no CLOSE — or, when every one of them has, the one that has waited longest. A peer whose
+   * hello was taken is a real client waiting for its own next step (one round trip): dropping it for a newcomer that
+   * has said nothing yet wasted its progress, and in a herd of real clients (a hub restarted, a busy hub) dropped
+   * the oldest, nearly done, over and over (36 of 40 clients under a cap of 4). It is reported as a retryable
+   * `ERR_IPC_HANDSHAKE` error once its socket has closed, as a handshake timeout is, and moves to `dropped` at once,
+   * so that the next one to come drops the next.
    */
   private dropLongestWaiting(): void {
-    const [longest] = this.unidentified;
+    let longest: Connection | undefined;
+    for (const connection of this.unidentified) {
+      if (!connection.helloTaken) {
+        longest = connection;
+        break;
+      }
+    }
+    longest ??= this.unidentified.values().next().value as Connection;
     this.unidentified.delete(longest);
     this.dropped.add(longest);
     void longest.drop(new HandshakeError(ErrorCode.HANDSHAKE, `A peer was dropped before its handshake to make room for a new one: ${this.crowded()}`, { retryable: true }));

@@ -96,6 +96,10 @@ export type AcceptPeer = (name: string, instance: string | undefined, resume: st
 export class Handshake {
   private step = 0;
   private peer: string | null = null;
+  /** A server's: the client's hello arrived and was taken (the handshake is under way, the peer speaks the protocol). */
+  get helloTaken(): boolean {
+    return this.step !== 0;
+  }
   /** The peer's announced `maxFrameSize`, once its hello arrived. */
   peerMaxFrameSize = 0;
   /** The peer's announced instance id, once its hello arrived (if it gave one). */
