@@ -1,4 +1,4 @@
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import * as net from 'node:net';
 import { firstValueFrom, toArray } from 'rxjs';
 import { ErrorCode, FrameReader, ProtocolError, type Frame } from '../../src';
@@ -72,5 +72,44 @@ describe('FrameReader (a net socket read straight into frames)', () => {
     const error = await new Promise((resolve) => reader.frames(socket).subscribe({ next: (f) => seen.push(f), error: resolve }));
     expect(seen).toHaveLength(0);
     expect((error as ProtocolError).code).toBe(ErrorCode.PEER_DISCONNECTED);
+  });
+});
+
+describe('FrameReader: the read buffer every reader of the process shares', () => {
+  /** `count` frames of 1 KiB (header included) with ids from `first` on, payloads filled with `fill`. */
+  const kib = (first: number, count: number, fill: number) => wire(...Array.from({ length: count }, (_, i) => frame({ id: first + i, payload: Buffer.alloc(1024 - 16, fill) })));
+
+  it("a read that lands in it while another is copied out fails that other connection, never hands it the new read's bytes", () => {
+    const a = new FrameReader();
+    const b = new FrameReader();
+    const scratch = a.onread.buffer as Buffer;
+    expect(b.onread.buffer).toBe(scratch);
+    const ofA: Array<{ id: number; fill: number[] }> = [];
+    const ofB: number[] = [];
+    let errorOfA: unknown = null;
+    const fills = (f: Frame) => [...new Set(f.payload)];
+    // B's read arrives (as if re-entered) while A's frame 50 is handled: A's read still had 6 frames to copy out.
+    a.frames(new EventEmitter()).subscribe({
+      next: (f) => {
+        ofA.push({ id: f.id, fill: fills(f) });
+        if (f.id !== 50) return;
+        const ofTheOther = kib(100, 20, 0xbb);
+        ofTheOther.copy(scratch);
+        b.onread.callback(ofTheOther.length, scratch);
+      },
+      error: (error: unknown) => (errorOfA = error),
+    });
+    b.frames(new EventEmitter()).subscribe((f) => ofB.push(f.id));
+    // 50 KiB first: the decoder's slab then has 14 KiB of room, so A's next read of 20 KiB is copied in two parts.
+    for (const read of [kib(0, 50, 0xaa), kib(50, 20, 0xaa)]) {
+      read.copy(scratch);
+      a.onread.callback(read.length, scratch);
+    }
+    expect(ofB).toEqual(Array.from({ length: 20 }, (_, i) => 100 + i));
+    // A got its own frames up to the part copied before B's read, then an error: never B's frames as its own.
+    expect(ofA.map((f) => f.id)).toEqual(Array.from({ length: 64 }, (_, i) => i));
+    expect(ofA.every((f) => f.fill.length === 1 && f.fill[0] === 0xaa)).toBe(true);
+    expect(errorOfA).toBeInstanceOf(ProtocolError);
+    expect(errorOfA).toMatchObject({ code: ErrorCode.PROTOCOL, message: expect.stringMatching(/overwrote the rest of this read/) });
   });
 });

@@ -1,6 +1,7 @@
 import type { OnReadOpts } from 'node:net';
 import type { Observable, Subscriber } from 'rxjs';
 import { Observable as RxObservable } from 'rxjs/internal/Observable';
+import { ErrorCode, ProtocolError } from '../errors';
 import type { Frame } from '../protocol/Frame';
 import { DEFAULT_MAX_FRAME_SIZE } from '../protocol/constants';
 import { FrameDecoder, type FrameDecoderOptions } from '../protocol/FrameDecoder';
@@ -15,6 +16,12 @@ const READ_SIZE = 64 * 1024;
  * idle connections: 64 MB). Allocated on first use.
  */
 let sharedScratch: Buffer | null = null;
+/**
+ * The reader whose read is being copied out of `sharedScratch`, if any. Node reads one socket at a time, so no other
+ * read can land there meanwhile; if one ever did (a read re-entered from within a frame's handling), the rest of the
+ * first read was overwritten: that connection fails instead of decoding another socket's bytes as its own.
+ */
+let copying: FrameReader | null = null;
 
 /**
  * Frames read from a socket without a chunk per read: create the socket with `reader.onread`
@@ -40,6 +47,8 @@ export class FrameReader {
   private subscriber: Subscriber<Frame> | null = null;
   private limit: () => number = () => 0;
   private onChunk: ((chunk: Buffer) => void) | undefined;
+  /** Another reader's read landed in the shared buffer while this one's was being copied out (see `copying`). */
+  private overwritten = false;
 
   constructor() {
     this.decoder = new FrameDecoder((frame) => this.subscriber?.next(frame), { maxFrameSize: () => this.limit() });
@@ -50,12 +59,24 @@ export class FrameReader {
     this.onread = {
       buffer: scratch,
       callback: (n) => {
-        for (let at = 0; at < n && this.subscriber; ) {
-          const target = this.decoder.readTarget();
-          const length = Math.min(target.length, n - at);
-          scratch.copy(target, 0, at, at + length);
-          at += length;
-          this.arrived(length);
+        const outer = copying;
+        if (outer !== null) outer.overwritten = true;
+        copying = this;
+        try {
+          for (let at = 0; at < n && this.subscriber; ) {
+            const target = this.decoder.readTarget();
+            const length = Math.min(target.length, n - at);
+            scratch.copy(target, 0, at, at + length);
+            at += length;
+            this.arrived(length);
+            if (this.overwritten && at < n) {
+              this.subscriber?.error(new ProtocolError(ErrorCode.PROTOCOL, 'Another socket\'s read overwrote the rest of this read before it was decoded (a re-entrant read): the connection cannot go on'));
+              break;
+            }
+          }
+        } finally {
+          this.overwritten = false;
+          copying = outer;
         }
         return true;
       },
