@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { encodeFrame, encodeHeader, Encoding, FrameType, type IpcError } from '../../src';
 import { natsTransport } from '../../src/nats';
-import type { NatsLink } from '../../src/nats/NatsLink';
+import { NatsLink } from '../../src/nats/NatsLink';
 import { exitWithin, killChildren, spawnNode } from '../helpers/child';
 import { closeAll, delay, node, until } from '../helpers/net';
 import { describeNats, startNatsServer, type NatsServer } from '../helpers/natsServer';
@@ -194,6 +194,17 @@ describeNats('the NATS transport and a neighbour on the same account', () => {
     expect((await nc.request('spec.echo', 'x')).string()).toBe('x');
     echo.unsubscribe();
     await nc.close();
+  });
+
+  it('a write to a link whose NATS connection refuses to publish (closed, draining) ends it with ERR_IPC_PEER_DISCONNECTED (it was the NATS error, with no code, reported by the serving node)', async () => {
+    const nc = await connect({ servers: server.url });
+    const link = new NatsLink(nc, 'spec.link.in', () => undefined);
+    link.to = 'spec.link.out';
+    await nc.close();
+    link.write(Buffer.from('frame bytes'));
+    const [error] = (await once(link, 'error')) as [IpcError];
+    expect(error).toMatchObject({ code: 'ERR_IPC_PEER_DISCONNECTED', message: expect.stringMatching(/^The NATS link could not publish: /) });
+    expect((error as Error & { cause?: unknown }).cause).toBeInstanceOf(Error);
   });
 
   it.each(['close', 'drain'])('the user %ss the shared connection while links are busy: pending requests reject at once with ERR_IPC_ codes, no crash, the process exits by itself', async (how) => {

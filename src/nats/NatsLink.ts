@@ -101,7 +101,10 @@ export class NatsLink extends Duplex {
     try {
       this.publishBytes(chunks.map((c) => c.chunk));
     } catch (error) {
-      return callback(error as Error);
+      // nats.js refuses to publish on a connection that is closed or draining (its errors carry no code): the link is
+      // lost, as when a socket's write fails — not an error of the peer's (it was reported with no code at all).
+      const why = (error as Error)?.message ?? String(error);
+      return callback(new PeerDisconnectedError(`The NATS link could not publish: ${why}`, { cause: error }));
     }
     if (this.published - this.asked >= CONFIRM_EVERY) this.askConfirmation();
     if (this.published - this.confirmed < UNCONFIRMED_LIMIT) return callback();
