@@ -25,8 +25,8 @@ export interface RequestIteratorOptions {
 }
 
 /**
- * Iterators dropped without `return()`: once one is garbage-collected, its request is cancelled (see `abandon` in
- * {@link requestIterator}). Best effort — GC decides when — for the careless case only (`await node.iterate(…).next()`
+ * Iterators dropped without `return()`: once one is garbage-collected, its request is cancelled (registered at the
+ * end of {@link requestIterator}). Best effort — GC decides when — for the careless case only (`await node.iterate(…).next()`
  * for the first value): before this, the request and the responder's stream (a database cursor…) stayed open for
  * the life of the connection, with a pending slot on each side.
  */
