@@ -58,6 +58,8 @@ export interface ConnectionHost {
   readonly maxPendingRequests: number;
   readonly maxWriteBuffer: number;
   onReady(connection: Connection): void;
+  /** A server's connection took the client's hello: its handshake is under way (see the node's `maxHandshaking`). */
+  onHello(connection: Connection): void;
   /**
    * A message arrived: `request` is its admission when it is receptive (it holds a slot until answered, cancelled
    * or the end), null when it awaits no answer.
@@ -138,10 +140,6 @@ export class Connection implements StreamSink {
   private resolveClosed!: () => void;
   private readonly writer: FrameWriter;
   private readonly handshake: Handshake;
-  /** A server's: the client's hello arrived and was taken (its handshake is under way); see Node#dropLongestWaiting. */
-  get helloTaken(): boolean {
-    return this.handshake.helloTaken;
-  }
   private subscription: Subscription | null = null;
   private drain: { promise: Promise<void>; resolve(): void; reject(error: Error): void; within?: Map<number, Promise<void>> } | null = null;
   private handshakeTimer: NodeJS.Timeout | null = null;
@@ -734,7 +732,9 @@ export class Connection implements StreamSink {
   }
 
   private dispatchHandshake(frame: Frame): void {
+    const silent = this.role === 'server' && !this.handshake.helloTaken;
     const result = this.handshake.receive(frame);
+    if (silent && this.handshake.helloTaken) this.host.onHello(this);
     if (result.send) this.sendControl(result.send);
     if (result.error) {
       // The refusal (if any) was just sent: end without another CLOSE. A peer that closed on purpose before the

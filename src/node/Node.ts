@@ -335,6 +335,8 @@ export class Node extends EventEmitter<NodeEvents> {
   private turn = 0;
   /** Accepted connections whose handshake is not done. */
   private readonly unidentified = new Set<Connection>();
+  /** Those of `unidentified` whose hello has not come yet, in the order they came (see dropLongestWaiting). */
+  private readonly silent = new Set<Connection>();
   /** Connections dropped to make room (maxHandshaking) whose socket has not closed yet: close() waits for them too. */
   private readonly dropped = new Set<Connection>();
   /** Stale connections taken over by their node's new one (see admit), whose end was told already. */
@@ -412,6 +414,7 @@ export class Node extends EventEmitter<NodeEvents> {
       maxPendingRequests: this.maxPendingRequests,
       maxWriteBuffer: this.maxWriteBuffer,
       onReady: (connection) => this.connectionReady(connection),
+      onHello: (connection) => void this.silent.delete(connection),
       onMessage: (connection, id, request, data) => this.messageReceived(connection, id, request, data),
       refusal: (connection) => (this.draining ? this.drainRefusal(connection) : null),
       onRaw: (connection, chunk) => this.rawReceived(connection, chunk),
@@ -1084,6 +1087,7 @@ export class Node extends EventEmitter<NodeEvents> {
     if (this.draining) connection.goAway();
     if (connection.role === 'server') {
       this.unidentified.delete(connection);
+      this.silent.delete(connection);
       socket.setName(name);
       this.admit(name, socket, connection.peerInstance, connection.peerResume);
       next(this.connections, socket);
@@ -1124,6 +1128,7 @@ export class Node extends EventEmitter<NodeEvents> {
     const error = connection.error;
     if (connection.role === 'server') {
       this.unidentified.delete(connection);
+      this.silent.delete(connection);
       this.dropped.delete(connection);
       if (name !== null) this.release(name, socket);
       // Tell, then report, as for a peer we dialled. A stale connection taken over (see admit) was told gone already.
@@ -1187,7 +1192,7 @@ export class Node extends EventEmitter<NodeEvents> {
 
   /**
    * `maxHandshaking` peers wait for their handshake and one more came: the one that has waited longest among those
-   * that have not said hello yet (the first of `unidentified`, a Set keeps the order of insertion) is dropped at once
+   * that have not said hello yet (the first of `silent`: a Set keeps the order of insertion) is dropped at once
    * — its socket destroyed, no CLOSE — or, when every one of them has, the one that has waited longest. A peer whose
    * hello was taken is a real client waiting for its own next step (one round trip): dropping it for a newcomer that
    * has said nothing yet wasted its progress, and in a herd of real clients (a hub restarted, a busy hub) dropped
@@ -1196,15 +1201,12 @@ export class Node extends EventEmitter<NodeEvents> {
    * so that the next one to come drops the next.
    */
   private dropLongestWaiting(): void {
-    let longest: Connection | undefined;
-    for (const connection of this.unidentified) {
-      if (!connection.helloTaken) {
-        longest = connection;
-        break;
-      }
-    }
-    longest ??= this.unidentified.values().next().value as Connection;
+    // The first of each Set: no scan, whatever the cap (a flood that says hello and then stalls would make one long).
+    const [silent] = this.silent;
+    const [first] = this.unidentified;
+    const longest = silent ?? first;
     this.unidentified.delete(longest);
+    this.silent.delete(longest);
     this.dropped.add(longest);
     void longest.drop(new HandshakeError(ErrorCode.HANDSHAKE, `A peer was dropped before its handshake to make room for a new one: ${this.crowded()}`, { retryable: true }));
   }
@@ -1236,6 +1238,7 @@ export class Node extends EventEmitter<NodeEvents> {
       // Room is made once this one could start (a byte stream that cannot is no reason to drop another).
       if (this.unidentified.size >= this.maxHandshaking) this.dropLongestWaiting();
       this.unidentified.add(link.connection);
+      this.silent.add(link.connection);
       // Refused before anything of it is read; reported ('error') once its socket closed, as any failed handshake.
       if (refusal) link.connection.fail(refusal);
     } catch (error) {
