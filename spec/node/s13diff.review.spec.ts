@@ -8,7 +8,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { from, lastValueFrom, map, timer, toArray } from 'rxjs';
 import { pullEach } from '../../src';
-import { closeAll, counting, delay, link, node, serveTcp } from '../helpers/net';
+import { closeAll, counting, delay, link, node, serveTcp, type Transport } from '../helpers/net';
 import { closed, rawClient } from '../helpers/raw';
 
 setFlagsFromString('--expose-gc');
@@ -68,12 +68,18 @@ describe('maxHandshaking over TLS', () => {
 });
 
 describe('iterators in use are never cancelled by a collection', () => {
-  it('for await with a slow body, GC all along', async () => {
+  /** A hub streaming `count` values to whoever asks (`counting`), and a client linked to it over `transport`. */
+  async function countingPair(count: number, transport: Transport) {
     const hub = node('hub', { heartbeatInterval: 0 });
-    const { state, handle } = counting(40);
+    const { state, handle } = counting(count);
     hub.on('message', handle);
     const client = node('client', { heartbeatInterval: 0 });
-    await link(hub, client, 'tcp');
+    await link(hub, client, transport);
+    return { client, state };
+  }
+
+  it('for await with a slow body, GC all along', async () => {
+    const { client, state } = await countingPair(40, 'tcp');
     const got = await gcWhile(
       (async () => {
         const out: number[] = [];
@@ -89,21 +95,13 @@ describe('iterators in use are never cancelled by a collection', () => {
   });
 
   it('pullEach with slow work, GC all along', async () => {
-    const hub = node('hub', { heartbeatInterval: 0 });
-    const { handle } = counting(30);
-    hub.on('message', handle);
-    const client = node('client', { heartbeatInterval: 0 });
-    await link(hub, client, 'tcp');
+    const { client } = await countingPair(30, 'tcp');
     const got = await gcWhile(lastValueFrom(pullEach(client.iterate<number>('hub', 'go', { window: 2 }), (v) => timer(3).pipe(map(() => v))).pipe(toArray())));
     expect(got).toHaveLength(30);
   });
 
   it('rxjs from(), GC all along', async () => {
-    const hub = node('hub', { heartbeatInterval: 0 });
-    const { handle } = counting(30);
-    hub.on('message', handle);
-    const client = node('client', { heartbeatInterval: 0 });
-    await link(hub, client, 'link');
+    const { client } = await countingPair(30, 'link');
     const got = await gcWhile(lastValueFrom(from(client.iterate<number>('hub', 'go', { window: 1 })).pipe(toArray())));
     expect(got).toHaveLength(30);
   });
