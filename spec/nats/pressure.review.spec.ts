@@ -1,0 +1,49 @@
+// The NATS transport under pressure: slow consumers, blocked event loops, small server limits (a review).
+import { ErrorCode, type IpcError } from '../../src';
+import { closeAll, delay, until } from '../helpers/net';
+import { describeNats, startNatsServer, type NatsServer } from '../helpers/natsServer';
+import { natsNode, serving, within } from '../helpers/natsNodes';
+
+/** Blocks the event loop for `ms` (a sync handler busy for a while). */
+function busy(ms: number): void {
+  const end = Date.now() + ms;
+  while (Date.now() < end);
+}
+
+/** Our subscriptions (`ipc.…`) on `server`. */
+async function ours(server: NatsServer): Promise<string[]> {
+  return (await server.clientSubscriptions()).map((s) => s.subject).filter((subject) => subject.startsWith('ipc.'));
+}
+
+describeNats('the NATS transport under pressure (slow consumers, small server limits)', () => {
+  let server: NatsServer;
+  // A server that cuts a client off as a slow consumer soon: 256 KiB pending, 200 ms to write to it.
+  beforeAll(async () => (server = await startNatsServer({ maxPayload: 64 * 1024, config: 'max_pending: 262144\nwrite_deadline: "200ms"\n' })));
+  afterEach(closeAll);
+
+  it('(was broken) an instance cut off as a slow consumer (its event loop blocked): the client\'s pending request rejects with ERR_IPC_PEER_DISCONNECTED once the instance is back (it waited for its timeout: the FIN sent while disconnected was dropped by nats.js)', async () => {
+    const sink = await serving('sink', server.url, { heartbeatInterval: 0 });
+    let got = 0;
+    sink.on('message', (m) => {
+      if (++got === 1) busy(1000);
+      if (m.receptive) m.reply('ok');
+    });
+    const api = natsNode('api', server.url, { heartbeatInterval: 0, requestTimeout: 30_000, maxRetries: Infinity });
+    await api.connectTo('sink');
+    const slowBefore = (await server.varz()).slow_consumers;
+    const pending = api.sendTo('sink', 'first').then(
+      () => 'resolved',
+      (error: IpcError) => error.code,
+    );
+    const chunk = Buffer.alloc(64 * 1024, 1);
+    for (let i = 0; i < 160; i++) await api.sendTo('sink', chunk, { receptive: false }).catch(() => undefined);
+    expect(await within(pending, 6000)).toBe(ErrorCode.PEER_DISCONNECTED);
+    expect((await server.varz()).slow_consumers).toBeGreaterThan(slowBefore);
+    // Both sides recover: the client links again, a new request is answered.
+    await until(() => Object.keys(api.stats().peers).length === 1, 8000, 'a new link');
+    expect(await within(api.sendTo('sink', 'again'), 5000)).toBe('ok');
+    await within(api.close(), 5000);
+    await within(sink.close(), 5000);
+    expect(await ours(server)).toEqual([]);
+  }, 20_000);
+});
