@@ -49,3 +49,46 @@ describeNats('the NATS transport under pressure (slow consumers, small server li
     expect(await ours(server)).toEqual([]);
   }, 20_000);
 });
+
+describeNats('streams across a slow-consumer cut', () => {
+  let server: NatsServer;
+  beforeAll(async () => (server = await startNatsServer({ maxPayload: 64 * 1024, config: 'max_pending: 262144\nwrite_deadline: "200ms"\n' })));
+  afterEach(closeAll);
+
+  it('a consumer cut off while its event loop is blocked: its stream errors with ERR_IPC_PEER_DISCONNECTED, the producer\'s generator finally runs', async () => {
+    const feed = await serving('feed', server.url, { heartbeatInterval: 0 });
+    let finallyRan = false;
+    let produced = 0;
+    feed.on('message', (m) => {
+      m.stream(
+        (async function* () {
+          try {
+            for (;;) {
+              produced++;
+              yield Buffer.alloc(1024 * 1024, 2);
+            }
+          } finally {
+            finallyRan = true;
+          }
+        })(),
+      );
+    });
+    const api = natsNode('api', server.url, { heartbeatInterval: 0, maxFrameSize: 4 * 1024 * 1024, maxRetries: Infinity });
+    await api.connectTo('feed');
+    const slowBefore = (await server.varz()).slow_consumers;
+    let values = 0;
+    const ended = new Promise<string>((resolve) =>
+      api.request$('feed', 'go', { window: 16, timeout: 30_000, idleTimeout: 30_000 }).subscribe({
+        next: () => {
+          if (++values === 1) busy(1000);
+        },
+        error: (error: IpcError) => resolve(error.code),
+        complete: () => resolve('complete'),
+      }),
+    );
+    expect(await within(ended, 6000)).toBe(ErrorCode.PEER_DISCONNECTED);
+    await until(() => finallyRan, 6000, "the generator's finally");
+    expect((await server.varz()).slow_consumers).toBeGreaterThan(slowBefore);
+    expect(produced).toBeLessThan(40);
+  }, 20_000);
+});
