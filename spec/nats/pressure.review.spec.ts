@@ -92,3 +92,29 @@ describeNats('streams across a slow-consumer cut', () => {
     expect(produced).toBeLessThan(40);
   }, 20_000);
 });
+
+describeNats('one-way sends to a receiver slower than its sender', () => {
+  let server: NatsServer;
+  // The server holds at most 16 MiB for a client that does not read (5 s to write to it).
+  beforeAll(async () => (server = await startNatsServer({ maxPayload: 64 * 1024, config: 'max_pending: 16777216\nwrite_deadline: "5s"\n' })));
+  afterEach(closeAll);
+
+  it('a producer that awaits each one-way send waits for a receiver whose event loop is blocked: no slow-consumer cut, nothing lost (the server stalls the producer, its confirmations slow its writes)', async () => {
+    const sink = await serving('sink', server.url, { heartbeatInterval: 0 });
+    let got = 0;
+    sink.on('message', () => {
+      if (++got === 1) busy(1000);
+    });
+    const api = natsNode('api', server.url, { heartbeatInterval: 0 });
+    await api.connectTo('sink');
+    let disconnects = 0;
+    api.on('disconnect', () => disconnects++);
+    const slowBefore = (await server.varz()).slow_consumers;
+    const chunk = Buffer.alloc(64 * 1024, 1);
+    const count = 480; // 30 MiB
+    let failed: unknown;
+    for (let i = 0; i < count && failed === undefined; i++) await api.sendTo('sink', chunk, { receptive: false }).catch((error: unknown) => (failed = error));
+    await until(() => got === count || disconnects > 0, 8000, 'every message or the end of the link');
+    expect({ failed, disconnects, got, slow: (await server.varz()).slow_consumers - slowBefore }).toEqual({ failed: undefined, disconnects: 0, got: count, slow: 0 });
+  }, 20_000);
+});
