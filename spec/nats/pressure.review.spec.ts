@@ -118,3 +118,44 @@ describeNats('one-way sends to a receiver slower than its sender', () => {
     expect({ failed, disconnects, got, slow: (await server.varz()).slow_consumers - slowBefore }).toEqual({ failed: undefined, disconnects: 0, got: count, slow: 0 });
   }, 20_000);
 });
+
+describeNats('a nats-server restarted while large messages are split in flight', () => {
+  let server: NatsServer;
+  beforeAll(async () => (server = await startNatsServer({ maxPayload: 64 * 1024 })));
+  afterEach(closeAll);
+
+  /** 2 MiB that say which one they are in every byte (so a mix of two, or a hole, shows). */
+  const payload = (i: number) => Buffer.alloc(2 * 1024 * 1024, i + 1);
+  const whole = (data: unknown) => Buffer.isBuffer(data) && data.length === 2 * 1024 * 1024 && data.every((b) => b === data[0]);
+
+  it('every large request arrives whole or rejects with ERR_IPC_PEER_DISCONNECTED; both sides link again', async () => {
+    const sink = await serving('sink', server.url, { heartbeatInterval: 0, maxFrameSize: 4 * 1024 * 1024 });
+    const garbled: unknown[] = [];
+    sink.on('message', (m) => {
+      if (m.data === 'ping') return m.reply('pong');
+      if (!whole(m.data)) garbled.push(m.data);
+      m.reply((m.data as Buffer)[0]);
+    });
+    const api = natsNode('api', server.url, { heartbeatInterval: 0, maxFrameSize: 4 * 1024 * 1024, requestTimeout: 30_000, maxRetries: Infinity }, { reconnectTimeWait: 50 });
+    await api.connectTo('sink');
+    let links = 0;
+    api.on('connect', () => links++);
+    let answered = 0;
+    const results = Array.from({ length: 12 }, (_, i) =>
+      api.sendTo('sink', payload(i)).then(
+        (value) => (answered++, value === i + 1 ? 'whole' : `wrong answer ${String(value)}`),
+        (error: IpcError) => error.code,
+      ),
+    );
+    // Killed mid-way: some requests were answered, the next is split in flight.
+    await until(() => answered >= 2, 8000, 'a few answers');
+    await server.restart();
+    const outcomes = await within(Promise.all(results), 8000);
+    for (const outcome of outcomes) expect(['whole', ErrorCode.PEER_DISCONNECTED]).toContain(outcome);
+    expect(outcomes).toContain(ErrorCode.PEER_DISCONNECTED);
+    expect(outcomes).toContain('whole');
+    expect(garbled).toEqual([]);
+    await until(() => links >= 1, 8000, 'a new link');
+    expect(await within(api.sendTo('sink', 'ping'), 5000)).toBe('pong');
+  }, 20_000);
+});
