@@ -76,9 +76,9 @@ export class NatsLink extends Duplex {
     if (data.length < LINK_HEADER || (data[0] !== DATA && data[0] !== FIN)) {
       return void this.destroy(new ProtocolError(ErrorCode.PROTOCOL, `Malformed NATS link message (${data.length} bytes) on "${this.from}"`));
     }
+    const seq = Buffer.from(data.buffer, data.byteOffset, data.length).readUInt32BE(1);
     // Nothing follows a real FIN: a message after one was published by someone else (or the FIN was), and pushed
     // after the end it made the stream emit ERR_STREAM_PUSH_AFTER_EOF, reported as the node's 'error'.
-    const seq = Buffer.from(data.buffer, data.byteOffset, data.length).readUInt32BE(1);
     if (this.peerFinished) {
       // The peer's FIN again (it repeats one it published while its NATS connection was down): nothing new.
       if (data[0] === FIN && seq === this.received) return;
