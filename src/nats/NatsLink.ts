@@ -42,6 +42,8 @@ export class NatsLink extends Duplex {
   /** The callback of a write that waits for confirmations (the stream passes one write at a time). */
   private waiting: ((error?: Error | null) => void) | null = null;
   private finished = false;
+  /** The number our FIN went with (0: none sent), to repeat it after a NATS reconnect ({@link repeatFin}). */
+  private finSeq = 0;
   /** The peer's FIN came: the stream's end is pushed, nothing may follow. */
   private peerFinished = false;
   private readonly subscription: Subscription;
@@ -74,12 +76,14 @@ export class NatsLink extends Duplex {
     if (data.length < LINK_HEADER || (data[0] !== DATA && data[0] !== FIN)) {
       return void this.destroy(new ProtocolError(ErrorCode.PROTOCOL, `Malformed NATS link message (${data.length} bytes) on "${this.from}"`));
     }
+    const seq = Buffer.from(data.buffer, data.byteOffset, data.length).readUInt32BE(1);
     // Nothing follows a real FIN: a message after one was published by someone else (or the FIN was), and pushed
     // after the end it made the stream emit ERR_STREAM_PUSH_AFTER_EOF, reported as the node's 'error'.
     if (this.peerFinished) {
+      // The peer's FIN again (it repeats one it published while its NATS connection was down): nothing new.
+      if (data[0] === FIN && seq === this.received) return;
       return void this.destroy(new ProtocolError(ErrorCode.PROTOCOL, `A NATS link message after the end of the link on "${this.from}"`));
     }
-    const seq = Buffer.from(data.buffer, data.byteOffset, data.length).readUInt32BE(1);
     if (seq !== ((this.received + 1) >>> 0)) {
       const lost = seq > this.received ? `${seq - this.received - 1} message(s) lost` : `message ${seq} after ${this.received}`;
       return void this.destroy(new PeerDisconnectedError(`The NATS link broke: ${lost} (NATS delivers at most once)`));
@@ -161,6 +165,25 @@ export class NatsLink extends Duplex {
     this.finished = true;
     try {
       this.publish(FIN, []);
+      this.finSeq = this.sent;
+    } catch {
+      // the connection is closing: the peer's heartbeat will tell it
+    }
+  }
+
+  /**
+   * @internal Publishes our FIN again, with the same number: one published while the NATS connection was down was
+   * dropped (nats.js empties its outbound buffer when it reconnects), and the peer — which saw no disconnect of its
+   * own, say when the server cut us off as a slow consumer — kept the link, its requests pending until their timeout.
+   * The peer ignores a FIN it already has.
+   */
+  repeatFin(): void {
+    if (this.finSeq === 0 || this.nc.isClosed()) return;
+    const message = Buffer.allocUnsafe(LINK_HEADER);
+    message[0] = FIN;
+    message.writeUInt32BE(this.finSeq, 1);
+    try {
+      this.nc.publish(this.to, message);
     } catch {
       // the connection is closing: the peer's heartbeat will tell it
     }

@@ -316,6 +316,10 @@ class NatsSession implements TransportSession {
   /** The subscriptions that make this node reachable (discover, open), while it serves. */
   private servingSubscriptions: Subscription[] = [];
   private closed = false;
+  /** Between a NATS disconnect and the reconnect: links that end meanwhile repeat their FIN once it is back. */
+  private down = false;
+  /** Links that ended while the connection was down: their FIN may have been dropped. */
+  private readonly finsOwed = new Set<NatsLink>();
 
   constructor(
     private readonly shared: SharedConnection,
@@ -522,23 +526,32 @@ class NatsSession implements TransportSession {
 
   /** A link reading a fresh subject of ours. */
   private link(nc: NatsConnection): NatsLink {
-    const link = new NatsLink(nc, this.subject('link', freshId()), (gone) => this.links.delete(gone));
+    const link = new NatsLink(nc, this.subject('link', freshId()), (gone) => {
+      this.links.delete(gone);
+      if (this.down) this.finsOwed.add(gone);
+    });
     this.links.add(link);
     return link;
   }
 
   /** The NATS connection was lost: every link ends now (what was in flight may be lost). */
   lost(): void {
+    this.down = true;
     for (const link of this.links) link.destroy(new PeerDisconnectedError(`"${this.node.name}" lost its NATS connection`));
   }
 
   /** The NATS connection is back: search again at once. */
   regained(): void {
+    this.down = false;
+    for (const link of this.finsOwed) link.repeatFin();
+    this.finsOwed.clear();
     for (const discovery of this.discoveries) void discovery.refresh();
   }
 
   /** A new NATS connection replaced one closed for good: subscribe again, search again. */
   renewed(): void {
+    this.down = false;
+    this.finsOwed.clear();
     if (this.closed) return;
     this.subscriptions.clear();
     if (this.serving) {
@@ -574,6 +587,7 @@ class NatsSession implements TransportSession {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.finsOwed.clear();
     for (const discovery of [...this.discoveries]) discovery.stop();
     for (const subscription of [...this.subscriptions]) this.unsubscribe(subscription);
     for (const link of this.links) link.destroy();
