@@ -1,0 +1,54 @@
+// Fairness review: one careless or hostile peer must never stall or starve the node for its other peers, nor make
+// it hold unbounded memory. Each "(was broken)" test failed before its fix.
+import { ErrorCode, FrameFlags, FrameType, type NodeMessage } from '../../src';
+import { cleanUp } from '../helpers/child';
+import { delay, node, until } from '../helpers/net';
+import { bytes, rawPeer } from '../helpers/raw';
+
+afterEach(cleanUp);
+
+/** `count` receptive requests (JSON `1`) from id `first` on, as one buffer. */
+function requests(count: number, first = 1): Buffer {
+  const frames: Buffer[] = [];
+  for (let id = first; id < first + count; id++) frames.push(bytes({ type: FrameType.MESSAGE, flags: FrameFlags.RECEPTIVE, id, encoding: 5, payload: Buffer.from('1') }));
+  return Buffer.concat(frames);
+}
+
+describe('a peer that asks and never reads, of a handler that answers later', () => {
+  it('(was broken) its answers stop queueing past maxWriteBuffer: the rest fail with ERR_IPC_WRITE_BUFFER_FULL; another peer keeps its answers', async () => {
+    const answer = 'y'.repeat(16 * 1024);
+    const maxWriteBuffer = 256 * 1024;
+    let peak = 0;
+    let handled = 0;
+    const { server, port, raw, received, peer } = await rawPeer(
+      (m: NodeMessage) => {
+        if (m.data === 'ping') return void m.reply('pong');
+        // An async handler (a database call): every request read meanwhile is admitted before any answer is queued.
+        setTimeout(() => {
+          handled++;
+          m.reply(answer);
+          peak = Math.max(peak, peer.connection?.queuedBytes ?? 0);
+        }, 100);
+      },
+      { maxWriteBuffer },
+    );
+    raw.pause(); // reads nothing from now on
+    raw.write(requests(3000)); // 48 MB of answers if nothing stopped them
+    const b = node('b', { heartbeatInterval: 0 });
+    await b.connectTo('hub', port, '127.0.0.1');
+    await until(() => handled > 0);
+    await delay(400); // the requests read before reading paused are all answered by now
+    // Before: every answer queued, 45 MB for a limit of 256 KiB; now the limit, an answer, and a small error for
+    // each request refused (~250 bytes).
+    expect(peak).toBeLessThan(2 * 1024 * 1024);
+    const started = performance.now();
+    await expect(b.sendTo('hub', 'ping', { timeout: 2000 })).resolves.toBe('pong');
+    expect(performance.now() - started).toBeLessThan(1000);
+    // The requests refused are told why, once the peer reads again.
+    raw.resume();
+    await until(() => received.some((f) => f.type === FrameType.ERROR && Buffer.from(f.payload).toString().includes(ErrorCode.WRITE_BUFFER_FULL)), 3000, 'a refusal');
+    expect(server.errors.some((e) => (e as { code?: string }).code === ErrorCode.WRITE_BUFFER_FULL)).toBe(true);
+    await delay(10);
+    raw.destroy();
+  });
+});
