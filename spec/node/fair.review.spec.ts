@@ -52,3 +52,63 @@ describe('a peer that asks and never reads, of a handler that answers later', ()
     raw.destroy();
   });
 });
+
+describe('a peer that floods', () => {
+  it('one-way messages as fast as it can: another peer still gets its answers in bounded time', async () => {
+    const { port, raw } = await rawPeer((m: NodeMessage) => {
+      if (m.data === 'ping') m.reply('pong');
+    });
+    const flood = Buffer.concat(Array.from({ length: 2000 }, () => bytes({ type: FrameType.MESSAGE, flags: 0, id: 0, encoding: 5, payload: Buffer.from('1') })));
+    let flooding = true;
+    const pump = () => {
+      while (flooding && raw.write(flood));
+      if (flooding) raw.once('drain', pump);
+    };
+    pump();
+    const b = node('b', { heartbeatInterval: 0 });
+    await b.connectTo('hub', port, '127.0.0.1');
+    let worst = 0;
+    for (let i = 0; i < 20; i++) {
+      const started = performance.now();
+      await expect(b.sendTo('hub', 'ping', { timeout: 2000 })).resolves.toBe('pong');
+      worst = Math.max(worst, performance.now() - started);
+      await delay(10);
+    }
+    flooding = false;
+    expect(worst).toBeLessThan(500);
+    raw.destroy();
+  });
+
+  it('streams of an endless synchronous generator with all the credits, never reading: bounded, and freed when it leaves', async () => {
+    const value = 'v'.repeat(100);
+    const { server, port, raw, peer } = await rawPeer((m: NodeMessage) => {
+      if (m.data === 'ping') return void m.reply('pong');
+      m.stream(
+        (function* () {
+          for (;;) yield value;
+        })(),
+      );
+    });
+    raw.pause();
+    const requests: Buffer[] = [];
+    for (let id = 1; id <= 50; id++) {
+      const payload = Buffer.alloc(5);
+      payload.writeUInt32BE(0xffff_ffff, 0); // every credit there is
+      payload[4] = 0x31; // JSON 1
+      requests.push(bytes({ type: FrameType.MESSAGE, flags: FrameFlags.RECEPTIVE | FrameFlags.WINDOW, id, encoding: 5, payload }));
+    }
+    raw.write(Buffer.concat(requests));
+    await until(() => server.stats().openStreams === 50);
+    await delay(200);
+    // 1 MiB of backlog plus at most a value per stream: the generators wait for a drain that does not come.
+    expect(peer.connection!.queuedBytes).toBeLessThan(2 * 1024 * 1024);
+    const b = node('b', { heartbeatInterval: 0 });
+    await b.connectTo('hub', port, '127.0.0.1');
+    const started = performance.now();
+    await expect(b.sendTo('hub', 'ping', { timeout: 2000 })).resolves.toBe('pong');
+    expect(performance.now() - started).toBeLessThan(500);
+    raw.destroy();
+    await until(() => server.get('raw') === undefined);
+    expect(server.stats().openStreams).toBe(0);
+  });
+});
