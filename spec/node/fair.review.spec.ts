@@ -1,11 +1,24 @@
 // Fairness review: one careless or hostile peer must never stall or starve the node for its other peers, nor make
 // it hold unbounded memory. Each "(was broken)" test failed before its fix.
+import { Observable } from 'rxjs';
 import { ErrorCode, FrameFlags, FrameType, type NodeMessage } from '../../src';
 import { cleanUp } from '../helpers/child';
 import { delay, node, until } from '../helpers/net';
 import { bytes, rawPeer } from '../helpers/raw';
 
 afterEach(cleanUp);
+
+/** `count` requests for a stream (JSON `1`) granting every credit there is, as one buffer. */
+function streamRequests(count: number): Buffer {
+  const frames: Buffer[] = [];
+  for (let id = 1; id <= count; id++) {
+    const payload = Buffer.alloc(5);
+    payload.writeUInt32BE(0xffff_ffff, 0);
+    payload[4] = 0x31; // JSON 1
+    frames.push(bytes({ type: FrameType.MESSAGE, flags: FrameFlags.RECEPTIVE | FrameFlags.WINDOW, id, encoding: 5, payload }));
+  }
+  return Buffer.concat(frames);
+}
 
 /** `count` receptive requests (JSON `1`) from id `first` on, as one buffer. */
 function requests(count: number, first = 1): Buffer {
@@ -110,5 +123,32 @@ describe('a peer that floods', () => {
     raw.destroy();
     await until(() => server.get('raw') === undefined);
     expect(server.stats().openStreams).toBe(0);
+  });
+});
+
+describe('a peer that asks for streams and hangs up at once', () => {
+  it('(was broken) the streams stop once a write failed, not after a MiB of values each into the void', async () => {
+    let emitted = 0;
+    const value = 'v'.repeat(100);
+    const { server, raw } = await rawPeer((m: NodeMessage) =>
+      m.stream(
+        new Observable((s) => {
+          for (let i = 0; i < 100_000 && !s.closed; i++) {
+            emitted++;
+            s.next(value);
+          }
+        }),
+      ),
+    );
+    raw.write(streamRequests(200));
+    raw.destroy();
+    const started = performance.now();
+    await until(() => server.get('raw') === undefined, 5000, 'the peer gone');
+    // Before: once a write failed (ECONNRESET), the socket's queue was empty again for each stream, which wrote 1 MiB
+    // more into the void (10,065 values each: 2,013,000, 1.5 s of blocked loop). Now the first stream's ~10,000; or,
+    // when the reset comes later, 1 MiB queued, then up to streamBuffer (1,024) values each, as for a peer that does
+    // not read.
+    expect(emitted).toBeLessThan(400_000);
+    expect(performance.now() - started).toBeLessThan(1000);
   });
 });
