@@ -131,8 +131,9 @@ export interface NodeOptions {
   maxHandshaking?: number;
   /**
    * Most bytes queued for one connection (written, not yet taken by the kernel) before `sendTo`, `broadcast`
-   * and `request$` reject with `ERR_IPC_WRITE_BUFFER_FULL` instead of queueing more. Answers are not refused:
-   * while more than this waits for a peer, the node stops reading that peer's requests until it drained.
+   * and `request$` reject with `ERR_IPC_WRITE_BUFFER_FULL` instead of queueing more. Answers are not refused,
+   * but: while more than this waits for a peer, the node stops reading that peer's requests until it drained, and
+   * an answer given meanwhile (an async handler's) is replaced by an `ERR_IPC_WRITE_BUFFER_FULL` error.
    * Default 64 MiB.
    */
   maxWriteBuffer?: number;
