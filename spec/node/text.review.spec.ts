@@ -28,7 +28,7 @@ import {
   type NodeOptions,
 } from '../../src';
 import { natsTransport } from '../../src/nats';
-import { closeAll, delay, node, serveTcp, socketPath, until } from '../helpers/net';
+import { bytesAsHex, closeAll, delay, node, serveTcp, socketPath, until } from '../helpers/net';
 import { describeNats, startNatsServer, type NatsServer } from '../helpers/natsServer';
 import { bytes, handshakeBytes, rawClient } from '../helpers/raw';
 
@@ -253,7 +253,7 @@ describe.each(['tcp', 'unix'] as const)('many texts in one tick (%s)', (transpor
     }
     await Promise.all(sends);
     await until(() => arrived.length === sent.length, 20_000, 'all values');
-    expect(arrived).toEqual(sent);
+    expect(arrived.map(bytesAsHex)).toEqual(sent.map(bytesAsHex));
   });
 
   it('200 receptive request$ (4-byte WINDOW) and sendTo of wide text in one tick: every answer matches its request', async () => {
