@@ -91,3 +91,14 @@ export async function cleanUp(): Promise<void> {
   await killChildren();
   await closeAll();
 }
+
+/**
+ * Runs a scenario of spec/fixtures/iterator-gc.js (iterators and garbage collection) in a child process of its own,
+ * with `--expose-gc`, and returns what it reported. It must exit by itself once its nodes are closed.
+ */
+export async function iteratorGc(scenario: string, transport: 'tcp' | 'link'): Promise<Record<string, unknown>> {
+  const child = spawnNode(['--expose-gc', join(ROOT, 'spec', 'fixtures', 'iterator-gc.js'), scenario, transport]);
+  const exited = await child.exited;
+  if (exited.code !== 0) throw new Error(`iterator-gc.js ${scenario} ${transport} exited with ${JSON.stringify(exited)}:\n${child.output()}`);
+  return JSON.parse(child.output().trim()) as Record<string, unknown>;
+}
