@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { ConnectionOptions, Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { ConnectError, ErrorCode, IpcError, PeerDisconnectedError } from '../errors';
+import { ClosedError, ConnectError, ErrorCode, IpcError, PeerDisconnectedError } from '../errors';
 import { MAX_TIMER_DELAY } from '../limits';
 import type { Discovery, NodeTransport, TransportNode, TransportSession } from '../node/NodeTransport';
 import { NatsLink } from './NatsLink';
@@ -9,8 +9,8 @@ import { NatsLink } from './NatsLink';
 /** Options of {@link natsTransport}. */
 export type NatsTransportOptions = (
   | /**
-     * nats.js connection options (`servers`, `user`/`pass`, `token`, `authenticator`, `tls`…): the transport connects,
-     * and closes when its last node closes. Not `noEcho: true` (a `TypeError`: it would hide the nodes sharing the
+     * nats.js connection options (`servers`, `user`/`pass`, `token`, `authenticator`, `tls`…): the transport connects
+     * on first use, and closes when the last node that used it (served or connected) closes. Not `noEcho: true` (a `TypeError`: it would hide the nodes sharing the
      * connection from each other).
      */ (Omit<ConnectionOptions, 'noEcho'> & { noEcho?: false })
   | ({
@@ -191,6 +191,7 @@ class SharedConnection {
     return new IpcError(ErrorCode.TRANSPORT, 'The NATS connection given to natsTransport is closed');
   }
 
+  /** `session` uses the connection from now on (its first serve, search or link): kept open until it leaves. */
   join(session: NatsSession): void {
     this.sessions.add(session);
   }
@@ -277,8 +278,8 @@ class SharedConnection {
    * being opened is not waited for: it is closed as soon as it is up (or its attempt fails).
    */
   async leave(session: NatsSession): Promise<void> {
-    this.sessions.delete(session);
-    if (this.sessions.size > 0) return;
+    // A session that never used the connection has nothing to let go of.
+    if (!this.sessions.delete(session) || this.sessions.size > 0) return;
     if (this.renewTimer) clearTimeout(this.renewTimer);
     this.renewTimer = null;
     if (!this.connecting) return;
@@ -327,7 +328,17 @@ class NatsSession implements TransportSession {
     private readonly settings: SessionSettings,
   ) {
     this.maxInstances = settings.maxInstances;
-    shared.join(this);
+  }
+
+  /**
+   * The NATS connection, joining the nodes that use it on first use: a node that never serves nor connects holds
+   * nothing (it kept the connection of a shared transport open after every other node closed: the process hung).
+   */
+  private connection(): Promise<NatsConnection> {
+    // Closed: no connection may be opened for it (nobody would close it).
+    if (this.closed) return Promise.reject(new ClosedError(`Node "${this.node.name}" is closed`));
+    this.shared.join(this);
+    return this.shared.get();
   }
 
   get failure(): Error | null {
@@ -377,7 +388,7 @@ class NatsSession implements TransportSession {
   }
 
   private async reachable(service: string, onLink: (link: Duplex) => void): Promise<string> {
-    const nc = await this.shared.get();
+    const nc = await this.connection();
     if (this.closed) return '';
     const { instance } = this.node;
     const discover = this.subject('discover', service);
@@ -454,7 +465,7 @@ class NatsSession implements TransportSession {
       if (typeof instance === 'string' && TOKEN.test(instance) && instance !== this.node.instance && !stopped) found(instance);
     };
     const ask = (): Promise<Error | undefined> =>
-      this.shared.get().then(
+      this.connection().then(
         async (nc) => {
           if (stopped || this.closed) return undefined;
           try {
@@ -497,7 +508,7 @@ class NatsSession implements TransportSession {
   }
 
   async open(service: string, instance: string): Promise<Duplex> {
-    const nc = await this.shared.get();
+    const nc = await this.connection();
     let link: NatsLink | undefined;
     // Until the node reads it, the link's 'error' (a NATS disconnect, a malformed message published on its subject
     // by anyone who saw the request) has no listener of the node's: emitted unheard, it crashed the process.

@@ -1,0 +1,205 @@
+import { once } from 'node:events';
+import { connect } from '@nats-io/transport-node';
+import { ErrorCode } from '../../src';
+import { natsTransport } from '../../src/nats';
+import { closeAll, delay, node } from '../helpers/net';
+import { describeNats, startNatsServer, type NatsServer } from '../helpers/natsServer';
+import { natsNode, serving, within } from '../helpers/natsNodes';
+
+/** Our subscriptions (`<prefix>.…`) on `server`. */
+async function ours(server: NatsServer, prefix = 'ipc.'): Promise<string[]> {
+  return (await server.clientSubscriptions()).map((s) => s.subject).filter((subject) => subject.startsWith(prefix));
+}
+
+/** Waits until `check` resolves true (polled every 20 ms), or throws after `ms`. */
+async function eventually(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await delay(20);
+  }
+}
+
+/** The NATS API used carelessly: calls made twice, concurrently, before connect, after close; objects shared. */
+describeNats('the NATS transport used carelessly (misuse review)', () => {
+  let server: NatsServer;
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  beforeAll(async () => {
+    server = await startNatsServer();
+    process.on('unhandledRejection', onUnhandled);
+  });
+  afterAll(() => process.off('unhandledRejection', onUnhandled));
+  afterEach(async () => {
+    await closeAll();
+    expect(unhandled).toEqual([]);
+  });
+
+  it('one natsTransport object for two nodes, then for a new node once both closed: each works, nothing left on the server', async () => {
+    const transport = natsTransport({ servers: server.url, discoveryInterval: 50 });
+    const worker = node('worker', { transport });
+    worker.on('message', (m) => m.reply(`${m.data}!`));
+    worker.serve('worker');
+    await once(worker, 'listening');
+    const api = node('api', { transport, maxRetries: 20 });
+    await within(api.connectTo('worker'), 5000);
+    expect(await api.sendTo('worker', 'a')).toBe('a!');
+    await Promise.all([api.close(), worker.close()]);
+    expect(await ours(server)).toEqual([]);
+    const again = node('worker', { transport });
+    again.on('message', (m) => m.reply('again'));
+    again.serve('worker');
+    await within(once(again, 'listening'), 5000);
+    const api2 = node('api', { transport, maxRetries: 20 });
+    await within(api2.connectTo('worker'), 5000);
+    expect(await api2.sendTo('worker', 'a')).toBe('again');
+    await Promise.all([api2.close(), again.close()]);
+    expect(await ours(server)).toEqual([]);
+  });
+
+  it('a node closed while serving, a new one on the same transport serving at once', async () => {
+    const transport = natsTransport({ servers: server.url, discoveryInterval: 50 });
+    const first = node('worker', { transport });
+    first.serve('worker');
+    const closing = first.close();
+    const second = node('worker', { transport });
+    second.on('message', (m) => m.reply('second'));
+    second.serve('worker');
+    await within(closing, 5000);
+    await within(once(second, 'listening'), 5000);
+    const api = natsNode('api', server.url, { maxRetries: 20 }, { discoveryInterval: 50 });
+    await within(api.connectTo('worker'), 5000);
+    expect(await api.sendTo('worker', 'x')).toBe('second');
+    expect([...first.errors, ...second.errors, ...api.errors]).toEqual([]);
+  });
+
+  it('serve twice, serve after close', async () => {
+    const worker = natsNode('worker', server.url);
+    worker.serve('worker');
+    expect(() => worker.serve('worker')).toThrow(expect.objectContaining({ code: ErrorCode.ALREADY_CONNECTED }));
+    await once(worker, 'listening');
+    expect(() => worker.serve('worker')).toThrow(expect.objectContaining({ code: ErrorCode.ALREADY_CONNECTED }));
+    await worker.close();
+    expect(() => worker.serve('worker')).toThrow(expect.objectContaining({ code: ErrorCode.CLOSED }));
+    expect(worker.errors).toEqual([]);
+  });
+
+  it('connectTo ×10 at once: one links, nine reject ERR_IPC_ALREADY_CONNECTED', async () => {
+    const worker = await serving('worker', server.url);
+    worker.on('message', (m) => m.reply('ok'));
+    const api = natsNode('api', server.url, { maxRetries: 20 }, { discoveryInterval: 50 });
+    const results = await within(Promise.allSettled(Array.from({ length: 10 }, () => api.connectTo('worker'))), 5000);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    for (const r of results) if (r.status === 'rejected') expect(r.reason.code).toBe(ErrorCode.ALREADY_CONNECTED);
+    expect(await api.sendTo('worker', 1)).toBe('ok');
+  });
+
+  it('connectTo then disconnectFrom before it resolved; during a search; close during connectTo', async () => {
+    const api = natsNode('api', server.url, { maxRetries: Infinity }, { discoveryInterval: 50 });
+    const searching = api.connectTo('nobody');
+    await delay(100);
+    expect(await api.disconnectFrom('nobody')).toBe(true);
+    await expect(within(searching, 2000)).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+    await delay(50);
+    expect(await ours(server)).toEqual([]);
+    const worker = await serving('worker', server.url);
+    const racing = api.connectTo('worker');
+    const stopped = api.disconnectFrom('worker');
+    await expect(within(racing, 2000)).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+    await stopped;
+    const closing = api.connectTo('nobody2');
+    await delay(20);
+    await within(api.close(), 2000);
+    await expect(within(closing, 2000)).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+    await worker.close();
+    expect(await ours(server)).toEqual([]);
+    expect(api.errors).toEqual([]);
+  });
+
+  it('a node connecting to the service it serves, with no other instance: ERR_IPC_CONNECT, never a link to itself', async () => {
+    const worker = await serving('worker', server.url, { maxRetries: 1, retryTime: 20 }, { discoveryInterval: 50 });
+    await expect(within(worker.connectTo('worker'), 5000)).rejects.toMatchObject({ code: ErrorCode.CONNECT });
+  });
+
+  it('two nodes of one name on one user connection, both serving, each connecting to the other', async () => {
+    const nc = await connect({ servers: server.url });
+    try {
+      const a = node('svc', { transport: natsTransport({ connection: nc, discoveryInterval: 50 }), maxRetries: 20 });
+      const b = node('svc', { transport: natsTransport({ connection: nc, discoveryInterval: 50 }), maxRetries: 20 });
+      a.on('message', (m) => m.reply('a'));
+      b.on('message', (m) => m.reply('b'));
+      a.serve('svc');
+      b.serve('svc');
+      await Promise.all([once(a, 'listening'), once(b, 'listening')]);
+      await within(Promise.all([a.connectTo('svc'), b.connectTo('svc')]), 5000);
+      expect(await a.sendTo('svc', 1)).toBe('b');
+      expect(await b.sendTo('svc', 1)).toBe('a');
+      await Promise.all([a.close(), b.close()]);
+      expect(await ours(server)).toEqual([]);
+      expect([...a.errors, ...b.errors]).toEqual([]);
+      expect(nc.isClosed()).toBe(false);
+    } finally {
+      await nc.close();
+    }
+  });
+
+  it('close twice at once, close({ drain }) while a stream runs, stats back to zero', async () => {
+    const worker = await serving('worker', server.url);
+    worker.on('message', (m) => m.reply('ok'));
+    const api = natsNode('api', server.url, { maxRetries: 20 }, { discoveryInterval: 50 });
+    await api.connectTo('worker');
+    const c1 = api.close({ drain: 500 });
+    const c2 = api.close({ drain: 500 });
+    expect(c1).toBe(c2);
+    await within(c1, 3000);
+    expect(api.stats().pendingRequests).toBe(0);
+    expect(Object.keys(api.stats().peers)).toEqual([]);
+  });
+
+  it('two fleets with different prefixes on one server never see each other', async () => {
+    const a = await serving('worker', server.url, {}, { prefix: 'ipc' });
+    const b = await serving('worker', server.url, {}, { prefix: 'ipc.link' });
+    a.on('message', (m) => m.reply('a'));
+    b.on('message', (m) => m.reply('b'));
+    const apiA = natsNode('api', server.url, { maxRetries: 20 }, { prefix: 'ipc', discoveryInterval: 50 });
+    const apiB = natsNode('api', server.url, { maxRetries: 20 }, { prefix: 'ipc.link', discoveryInterval: 50 });
+    await Promise.all([apiA.connectTo('worker'), apiB.connectTo('worker')]);
+    await delay(200);
+    for (let i = 0; i < 5; i++) {
+      expect(await apiA.sendTo('worker', i)).toBe('a');
+      expect(await apiB.sendTo('worker', i)).toBe('b');
+    }
+  });
+
+  it('(was broken) a node that never served nor connected keeps no NATS connection open: the last node that used a shared transport closes it', async () => {
+    const before = (await server.varz()).connections;
+    const transport = natsTransport({ servers: server.url });
+    const idle = node('idle', { transport });
+    const worker = node('worker', { transport });
+    worker.serve('worker');
+    await once(worker, 'listening');
+    expect((await server.varz()).connections).toBe(before + 1);
+    await worker.close();
+    // The idle node holds nothing (over TCP it holds nothing either): the connection goes with the last user.
+    await eventually(async () => (await server.varz()).connections === before, 3000, 'the connection closed');
+    expect(idle.errors).toEqual([]);
+    // The idle node may still be used: it connects then.
+    idle.serve('idle');
+    await within(once(idle, 'listening'), 5000);
+    await idle.close();
+  });
+
+  it('links that come and go leave no subscription behind on either side', async () => {
+    const worker = await serving('worker', server.url);
+    const api = natsNode('api', server.url, { maxRetries: 20 }, { discoveryInterval: 50 });
+    const base = (await ours(server)).length;
+    for (let i = 0; i < 5; i++) {
+      await within(api.connectTo('worker'), 5000);
+      expect(await api.disconnectFrom('worker')).toBe(true);
+    }
+    await delay(100);
+    expect((await ours(server)).sort()).toEqual([`ipc.discover.worker`, `ipc.open.${worker.instance}`].sort());
+    expect(base).toBe(2);
+    expect(Object.keys(worker.stats().peers)).toEqual([]);
+  });
+});
