@@ -1,8 +1,10 @@
 import { once } from 'node:events';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
 import { connect } from '@nats-io/transport-node';
-import { ErrorCode } from '../../src';
+import { ErrorCode, Node } from '../../src';
 import { natsTransport } from '../../src/nats';
-import { closeAll, delay, node } from '../helpers/net';
+import { closeAll, delay, node, until } from '../helpers/net';
 import { describeNats, startNatsServer, type NatsServer } from '../helpers/natsServer';
 import { natsNode, serving, within } from '../helpers/natsNodes';
 
@@ -201,5 +203,105 @@ describeNats('the NATS transport used carelessly (misuse review)', () => {
     expect((await ours(server)).sort()).toEqual([`ipc.discover.worker`, `ipc.open.${worker.instance}`].sort());
     expect(base).toBe(2);
     expect(Object.keys(worker.stats().peers)).toEqual([]);
+  });
+
+  it('PROBE an instance that disconnectFrom()s its client: the client is told, and may connectTo it again', async () => {
+    const worker = await serving('worker', server.url);
+    worker.on('message', (m) => m.reply('ok'));
+    const api = natsNode('api', server.url, { maxRetries: 3 }, { discoveryInterval: 50 });
+    await api.connectTo('worker');
+    const gone = once(api, 'disconnect');
+    expect(await worker.disconnectFrom('api')).toBe(true);
+    await within(gone, 3000);
+    await delay(300);
+    const again = await within(api.connectTo('worker').then(() => 'linked', (e) => e.code), 5000);
+    console.log('PROBE again:', again, api.errors.map((e) => (e as any).code));
+  });
+
+  it('PROBE connectTo that gave up, then again once an instance serves; sendTo while none is live yet', async () => {
+    const api = natsNode('api', server.url, { maxRetries: 0 }, { discoveryInterval: 50 });
+    await expect(within(api.connectTo('late'), 5000)).rejects.toMatchObject({ code: ErrorCode.CONNECT });
+    const pending = api.connectTo('late');
+    await expect(api.sendTo('late', 1)).rejects.toMatchObject({ code: ErrorCode.NOT_CONNECTED });
+    const worker = natsNode('late', server.url);
+    worker.on('message', (m) => m.reply('ok'));
+    worker.serve('late');
+    console.log('PROBE pending:', await within(pending.then(() => 'linked', (e) => e.code), 5000));
+  });
+
+  it('PROBE names at the edges', async () => {
+    const long = 'n'.repeat(256);
+    expect(() => natsNode('n'.repeat(257), server.url)).toThrow(TypeError);
+    const w = await serving(long, server.url);
+    w.on('message', (m) => m.reply('long'));
+    const emoji = '😀'.repeat(128);
+    const e = await serving(emoji, server.url);
+    e.on('message', (m) => m.reply('emoji'));
+    const api = natsNode('api', server.url, { maxRetries: 20 }, { discoveryInterval: 50 });
+    await api.connectTo(long);
+    await api.connectTo(emoji);
+    expect(await api.sendTo(long, 1)).toBe('long');
+    expect(await api.sendTo(emoji, 1)).toBe('emoji');
+    // A service named as another node's instance id.
+    const twin = await serving(w.instance, server.url);
+    twin.on('message', (m) => m.reply('twin'));
+    await api.connectTo(w.instance);
+    expect(await api.sendTo(w.instance, 1)).toBe('twin');
+    expect(await api.sendTo(long, 1)).toBe('long');
+    const spaced = natsNode('a b', server.url);
+    expect(() => spaced.serve('a b')).toThrow(TypeError);
+    await expect(api.connectTo('a b')).rejects.toBeInstanceOf(TypeError);
+    await expect(api.connectTo('')).rejects.toBeInstanceOf(TypeError);
+    console.log('PROBE names errors', [...api.errors, ...spaced.errors]);
+  });
+
+  it('PROBE a stream and requests while the client disconnectFrom()s, and while the instance close({ drain })s', async () => {
+    const { interval, map, take, lastValueFrom, toArray } = require('rxjs');
+    const worker = await serving('worker', server.url);
+    worker.on('message', (m) => (m.data === 'stream' ? m.stream(interval(5).pipe(take(40), map((i: number) => i))) : m.reply('ok')));
+    const api = natsNode('api', server.url, { maxRetries: 20 }, { discoveryInterval: 50 });
+    await api.connectTo('worker');
+    const stream = lastValueFrom(api.request$('worker', 'stream').pipe(toArray())).then((a: any) => a.length, (e: any) => e.code);
+    await delay(50);
+    const closing = worker.close({ drain: 2000 });
+    console.log('PROBE drained stream:', await within(stream, 5000));
+    await within(closing, 5000);
+    const w2 = await serving('worker', server.url);
+    w2.on('message', (m) => (m.data === 'stream' ? m.stream(interval(5).pipe(take(400), map((i: number) => i))) : m.reply('ok')));
+    await until(() => api.stats().peers && Object.keys(api.stats().peers).length > 0 && api.sendTo !== undefined, 5000);
+    await delay(200);
+    const s2 = lastValueFrom(api.request$('worker', 'stream').pipe(toArray())).then((a: any) => a.length, (e: any) => e.code);
+    await delay(50);
+    await api.disconnectFrom('worker');
+    console.log('PROBE stream on disconnectFrom:', await within(s2, 5000), api.stats(), worker.errors, api.errors);
+  });
+
+  it('(was broken) a node closed on a connection of the user is let go: nothing of it stays reachable from the connection (each one leaked ~1 KB)', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const nc = await connect({ servers: server.url });
+    try {
+      // One job: a node on the connection, serving, then closed; what the transport keeps of it, weakly.
+      const job = async (): Promise<WeakRef<object>> => {
+        const worker = new Node('job', { transport: natsTransport({ connection: nc }) });
+        worker.serve('job');
+        await once(worker, 'listening');
+        const ref = new WeakRef((worker as unknown as { session: { shared: object } }).session.shared);
+        await worker.close();
+        return ref;
+      };
+      const refs: WeakRef<object>[] = [];
+      for (let i = 0; i < 6; i++) refs.push(await job());
+      // Let what is still under way finish (the last close's flush), then collect.
+      await nc.flush();
+      await delay(100);
+      gc();
+      await delay(10);
+      gc();
+      expect(refs.filter((ref) => ref.deref() !== undefined)).toHaveLength(0);
+      expect(nc.isClosed()).toBe(false);
+    } finally {
+      await nc.close();
+    }
   });
 });

@@ -230,14 +230,25 @@ class SharedConnection {
   /** Follows the connection: a disconnect ends every link at once, a reconnect searches again, a close replaces it. */
   private watch(nc: NatsConnection): void {
     const status = nc.status() as AsyncIterable<{ type: string }> & { stop?(): void };
-    this.statusWatch = { stop: () => status.stop?.() };
+    let released = false;
+    this.statusWatch = {
+      stop: () => {
+        released = true;
+        status.stop?.();
+      },
+    };
     void (async () => {
       for await (const event of status) {
         if (event.type === 'disconnect') for (const session of this.sessions) session.lost();
         else if (event.type === 'reconnect') for (const session of this.sessions) session.regained();
       }
-    })().catch(() => undefined);
-    void nc.closed().then((error) => this.closedForGood(nc, error));
+    })()
+      .catch(() => undefined)
+      // nats.js ends every status iterator when the connection closes: only then is `closed()` waited for. Waited for
+      // from the start, a connection of the user's that lives on kept every transport that ever used it (~1 KB each).
+      .then(() => {
+        if (!released) void nc.closed().then((error) => this.closedForGood(nc, error));
+      });
   }
 
   /** `nc` closed for good (not by us): links end; ours is replaced, the user's ends the transport. */
