@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { connect } from '@nats-io/transport-node';
-import { ErrorCode, Node } from '../../src';
+import { ErrorCode, type IpcError, Node } from '../../src';
 import { natsTransport } from '../../src/nats';
 import { closeAll, delay, node, until } from '../helpers/net';
 import { describeNats, startNatsServer, type NatsServer } from '../helpers/natsServer';
@@ -300,6 +300,49 @@ describeNats('the NATS transport used carelessly (misuse review)', () => {
       gc();
       expect(refs.filter((ref) => ref.deref() !== undefined)).toHaveLength(0);
       expect(nc.isClosed()).toBe(false);
+    } finally {
+      await nc.close();
+    }
+  });
+
+  it('PROBE after close', async () => {
+    const { lastValueFrom, toArray } = require('rxjs');
+    const worker = await serving('worker', server.url);
+    const api = natsNode('api', server.url, { maxRetries: 20 }, { discoveryInterval: 50 });
+    await api.connectTo('worker');
+    await api.close();
+    const r = await Promise.allSettled([
+      api.sendTo('worker', 1),
+      api.connectTo('worker'),
+      api.disconnectFrom('worker'),
+      lastValueFrom(api.request$('worker', 1).pipe(toArray())),
+      lastValueFrom(api.stats$.pipe(toArray())),
+      Promise.resolve().then(() => api.broadcast('x')),
+      api.close(),
+    ]);
+    console.log('PROBE after close', r.map((x: any) => x.status === 'fulfilled' ? ['ok', x.value] : ['rej', x.reason.code ?? x.reason.message]));
+    console.log('PROBE errors', api.errors, worker.errors, await ours(server));
+  });
+
+  it('(was broken) close() during connectTo, at every moment: the instance is told at once, no link of ours waits there for its handshakeTimeout', async () => {
+    const worker = await serving('worker', server.url, { handshakeTimeout: 60_000 });
+    const nc = await connect({ servers: server.url });
+    try {
+      // Our connection, then one the client opens itself: with both, the link request may be out when close() comes.
+      for (const transport of [() => natsTransport({ connection: nc, discoveryInterval: 50 }), () => natsTransport({ servers: server.url, discoveryInterval: 50 })]) {
+        for (let i = 0; i < 24; i++) {
+          const api = node('api', { transport: transport(), maxRetries: 5 });
+          const connecting = api.connectTo('worker').then(() => 'linked', (error: IpcError) => error.code);
+          await delay(i % 6);
+          await new Promise(setImmediate);
+          await within(api.close(), 5000);
+          expect(['linked', ErrorCode.CLOSED]).toContain(await connecting);
+        }
+      }
+      // Each one was held until the instance's handshakeTimeout (10 s by default): 1,024 of them crowd it out.
+      await eventually(async () => worker.stats().handshaking === 0, 2000, 'no link handshaking on the instance');
+      await eventually(async () => (await ours(server, 'ipc.link.')).length === 0, 2000, 'no link subscription left');
+      expect(worker.errors).toEqual([]);
     } finally {
       await nc.close();
     }

@@ -31,7 +31,10 @@ export type NatsTransportOptions = (
   maxInstances?: number;
   /** How often a client asks who serves its services, in ms (new instances also announce themselves). Default 2 000. */
   discoveryInterval?: number;
-  /** Time allowed for an instance to answer a link request, in ms. Default 5 000. */
+  /**
+   * Time allowed for an instance to answer a link request, in ms. Default 5 000. `close()` waits for the answers to
+   * the requests out (a round trip; at most 1 s), to tell those instances the link is off.
+   */
   openTimeout?: number;
 };
 
@@ -51,6 +54,8 @@ const TOKEN = /^[^.*>\s\u0000-\u001f\u007f\uD800-\uDFFF]+$/u;
  * connection, and nats.js subscribes again on every reconnect.
  */
 const MAX_PREFIX_BYTES = 256;
+/** Longest close() waits for the answers to its link requests out, in ms (see NatsSession#close). */
+const CLOSE_GRACE = 1000;
 
 /**
  * A transport that carries a node's links over NATS (`new Node(name, { transport: natsTransport(…) })`): names are
@@ -332,6 +337,8 @@ class NatsSession implements TransportSession {
   private down = false;
   /** Links that ended while the connection was down: their FIN may have been dropped. */
   private readonly finsOwed = new Set<NatsLink>();
+  /** Link requests out (see open): close() waits for their answers, to tell those instances the link is off. */
+  private readonly requests = new Set<Promise<Msg>>();
 
   constructor(
     private readonly shared: SharedConnection,
@@ -528,15 +535,22 @@ class NatsSession implements TransportSession {
     try {
       link = this.link(nc);
       link.on('error', onError);
-      const answer = await nc.request(this.subject('open', instance), asJson({ subject: link.from, name: this.node.name }), { timeout: this.settings.openTimeout });
-      // Destroyed while the request was out (a NATS disconnect, our close): a late answer must not hand it over, a
-      // Connection over a stream already closed waits for a 'close' that never comes (node.close() hung).
-      if (link.destroyed) throw lostWith ?? new Error('the link was closed while it was being opened');
+      const request = nc.request(this.subject('open', instance), asJson({ subject: link.from, name: this.node.name }), { timeout: this.settings.openTimeout });
+      this.requests.add(request);
+      const answer = await request.finally(() => this.requests.delete(request));
       const to = readBody(answer)?.subject;
       // One token after the prefix, as linkRequested checks of the other side: a wildcard (`ipc.link.*`) or a
       // subject of many tokens from a hostile instance would have us publish our frames wherever it chose.
       const linkPrefix = `${this.settings.prefix}.link.`;
-      if (typeof to !== 'string' || !to.startsWith(linkPrefix) || !TOKEN.test(to.slice(linkPrefix.length))) throw new Error('malformed answer');
+      const valid = typeof to === 'string' && to.startsWith(linkPrefix) && TOKEN.test(to.slice(linkPrefix.length));
+      // Destroyed while the request was out (a NATS disconnect, our close): a late answer must not hand it over, a
+      // Connection over a stream already closed waits for a 'close' that never comes (node.close() hung). The
+      // instance is told the link is off (it held its end until its handshakeTimeout).
+      if (link.destroyed) {
+        if (valid) link.finishLate(to);
+        throw lostWith ?? new Error('the link was closed while it was being opened');
+      }
+      if (!valid) throw new Error('malformed answer');
       link.to = to;
       link.off('error', onError);
       return link;
@@ -613,6 +627,16 @@ class NatsSession implements TransportSession {
     for (const discovery of [...this.discoveries]) discovery.stop();
     for (const subscription of [...this.subscriptions]) this.unsubscribe(subscription);
     for (const link of this.links) link.destroy();
+    // An instance answers a link request within a round trip: a connection we opened, closed before, lost the answer,
+    // and the instance held its end of the link until its handshakeTimeout. Waited for at most CLOSE_GRACE (an
+    // instance that never answers must not hold close() for openTimeout); a connection of the user's stays open, and
+    // the answer is taken care of when it comes (see open).
+    if (this.requests.size > 0 && this.shared.owned) {
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.min(this.settings.openTimeout, CLOSE_GRACE))));
+      await Promise.race([Promise.allSettled([...this.requests]), grace]);
+      clearTimeout(timer);
+    }
     await this.shared.leave(this);
   }
 }
