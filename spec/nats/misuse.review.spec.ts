@@ -357,4 +357,23 @@ describeNats('the NATS transport used carelessly (misuse review)', () => {
       await nc.close();
     }
   });
+
+  it('the client close({ drain })s while its stream runs over a shared transport: the stream ends whole, the connection closes with the last node', async () => {
+    const before = (await server.varz()).connections;
+    const transport = natsTransport({ servers: server.url, discoveryInterval: 50 });
+    const worker = node('worker', { transport });
+    worker.on('message', (m) => m.stream(interval(5).pipe(take(30))));
+    worker.serve('worker');
+    await once(worker, 'listening');
+    const api = node('api', { transport, maxRetries: 20 });
+    await api.connectTo('worker');
+    const stream = lastValueFrom(api.request$('worker', 'go').pipe(toArray()));
+    await delay(30);
+    await within(api.close({ drain: 3000 }), 5000);
+    expect(await stream).toHaveLength(30);
+    expect((await server.varz()).connections).toBe(before + 1);
+    await worker.close();
+    await eventually(async () => (await server.varz()).connections === before, 3000, 'the connection closed');
+    expect([...api.errors, ...worker.errors]).toEqual([]);
+  });
 });
