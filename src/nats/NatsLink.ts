@@ -155,6 +155,16 @@ export class NatsLink extends Duplex {
     callback(error);
   }
 
+  /**
+   * @internal The peer's subject came after the link was destroyed (our node closed while the link was being
+   * opened): tells the peer at once that the link is over, which otherwise waited for its handshakeTimeout.
+   */
+  finishLate(to: string): void {
+    if (this.to !== '') return;
+    this.to = to;
+    this.sendFin();
+  }
+
   /** Mirrors `net.Socket#setNoDelay` (nothing to do). */
   setNoDelay(): this {
     return this;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { ConnectionOptions, Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
-import { ConnectError, ErrorCode, IpcError, PeerDisconnectedError } from '../errors';
+import { ClosedError, ConnectError, ErrorCode, IpcError, PeerDisconnectedError } from '../errors';
 import { MAX_TIMER_DELAY } from '../limits';
 import type { Discovery, NodeTransport, TransportNode, TransportSession } from '../node/NodeTransport';
 import { NatsLink } from './NatsLink';
@@ -9,8 +9,8 @@ import { NatsLink } from './NatsLink';
 /** Options of {@link natsTransport}. */
 export type NatsTransportOptions = (
   | /**
-     * nats.js connection options (`servers`, `user`/`pass`, `token`, `authenticator`, `tls`…): the transport connects,
-     * and closes when its last node closes. Not `noEcho: true` (a `TypeError`: it would hide the nodes sharing the
+     * nats.js connection options (`servers`, `user`/`pass`, `token`, `authenticator`, `tls`…): the transport connects
+     * on first use, and closes when the last node that used it (served or connected) closes. Not `noEcho: true` (a `TypeError`: it would hide the nodes sharing the
      * connection from each other).
      */ (Omit<ConnectionOptions, 'noEcho'> & { noEcho?: false })
   | ({
@@ -31,7 +31,10 @@ export type NatsTransportOptions = (
   maxInstances?: number;
   /** How often a client asks who serves its services, in ms (new instances also announce themselves). Default 2 000. */
   discoveryInterval?: number;
-  /** Time allowed for an instance to answer a link request, in ms. Default 5 000. */
+  /**
+   * Time allowed for an instance to answer a link request, in ms. Default 5 000. `close()` waits for the answers to
+   * the requests out (a round trip; at most 1 s), to tell those instances the link is off.
+   */
   openTimeout?: number;
 };
 
@@ -51,6 +54,8 @@ const TOKEN = /^[^.*>\s\u0000-\u001f\u007f\uD800-\uDFFF]+$/u;
  * connection, and nats.js subscribes again on every reconnect.
  */
 const MAX_PREFIX_BYTES = 256;
+/** Longest close() waits for the answers to its link requests out, in ms (see NatsSession#close). */
+const CLOSE_GRACE = 1000;
 
 /**
  * A transport that carries a node's links over NATS (`new Node(name, { transport: natsTransport(…) })`): names are
@@ -191,6 +196,7 @@ class SharedConnection {
     return new IpcError(ErrorCode.TRANSPORT, 'The NATS connection given to natsTransport is closed');
   }
 
+  /** `session` uses the connection from now on (its first serve, search or link): kept open until it leaves. */
   join(session: NatsSession): void {
     this.sessions.add(session);
   }
@@ -229,14 +235,25 @@ class SharedConnection {
   /** Follows the connection: a disconnect ends every link at once, a reconnect searches again, a close replaces it. */
   private watch(nc: NatsConnection): void {
     const status = nc.status() as AsyncIterable<{ type: string }> & { stop?(): void };
-    this.statusWatch = { stop: () => status.stop?.() };
+    let released = false;
+    this.statusWatch = {
+      stop: () => {
+        released = true;
+        status.stop?.();
+      },
+    };
     void (async () => {
       for await (const event of status) {
         if (event.type === 'disconnect') for (const session of this.sessions) session.lost();
         else if (event.type === 'reconnect') for (const session of this.sessions) session.regained();
       }
-    })().catch(() => undefined);
-    void nc.closed().then((error) => this.closedForGood(nc, error));
+    })()
+      .catch(() => undefined)
+      // nats.js ends every status iterator when the connection closes: only then is `closed()` waited for. Waited for
+      // from the start, a connection of the user's that lives on kept every transport that ever used it (~1 KB each).
+      .then(() => {
+        if (!released) void nc.closed().then((error) => this.closedForGood(nc, error));
+      });
   }
 
   /** `nc` closed for good (not by us): links end; ours is replaced, the user's ends the transport. */
@@ -277,8 +294,8 @@ class SharedConnection {
    * being opened is not waited for: it is closed as soon as it is up (or its attempt fails).
    */
   async leave(session: NatsSession): Promise<void> {
-    this.sessions.delete(session);
-    if (this.sessions.size > 0) return;
+    // A session that never used the connection has nothing to let go of.
+    if (!this.sessions.delete(session) || this.sessions.size > 0) return;
     if (this.renewTimer) clearTimeout(this.renewTimer);
     this.renewTimer = null;
     if (!this.connecting) return;
@@ -320,6 +337,8 @@ class NatsSession implements TransportSession {
   private down = false;
   /** Links that ended while the connection was down: their FIN may have been dropped. */
   private readonly finsOwed = new Set<NatsLink>();
+  /** Link requests out (see open): close() waits for their answers, to tell those instances the link is off. */
+  private readonly requests = new Set<Promise<Msg>>();
 
   constructor(
     private readonly shared: SharedConnection,
@@ -327,7 +346,17 @@ class NatsSession implements TransportSession {
     private readonly settings: SessionSettings,
   ) {
     this.maxInstances = settings.maxInstances;
-    shared.join(this);
+  }
+
+  /**
+   * The NATS connection, joining the nodes that use it on first use: a node that never serves nor connects holds
+   * nothing (it kept the connection of a shared transport open after every other node closed: the process hung).
+   */
+  private connection(): Promise<NatsConnection> {
+    // Closed: no connection may be opened for it (nobody would close it).
+    if (this.closed) return Promise.reject(new ClosedError(`Node "${this.node.name}" is closed`));
+    this.shared.join(this);
+    return this.shared.get();
   }
 
   get failure(): Error | null {
@@ -377,7 +406,7 @@ class NatsSession implements TransportSession {
   }
 
   private async reachable(service: string, onLink: (link: Duplex) => void): Promise<string> {
-    const nc = await this.shared.get();
+    const nc = await this.connection();
     if (this.closed) return '';
     const { instance } = this.node;
     const discover = this.subject('discover', service);
@@ -454,7 +483,7 @@ class NatsSession implements TransportSession {
       if (typeof instance === 'string' && TOKEN.test(instance) && instance !== this.node.instance && !stopped) found(instance);
     };
     const ask = (): Promise<Error | undefined> =>
-      this.shared.get().then(
+      this.connection().then(
         async (nc) => {
           if (stopped || this.closed) return undefined;
           try {
@@ -497,7 +526,7 @@ class NatsSession implements TransportSession {
   }
 
   async open(service: string, instance: string): Promise<Duplex> {
-    const nc = await this.shared.get();
+    const nc = await this.connection();
     let link: NatsLink | undefined;
     // Until the node reads it, the link's 'error' (a NATS disconnect, a malformed message published on its subject
     // by anyone who saw the request) has no listener of the node's: emitted unheard, it crashed the process.
@@ -506,15 +535,22 @@ class NatsSession implements TransportSession {
     try {
       link = this.link(nc);
       link.on('error', onError);
-      const answer = await nc.request(this.subject('open', instance), asJson({ subject: link.from, name: this.node.name }), { timeout: this.settings.openTimeout });
-      // Destroyed while the request was out (a NATS disconnect, our close): a late answer must not hand it over, a
-      // Connection over a stream already closed waits for a 'close' that never comes (node.close() hung).
-      if (link.destroyed) throw lostWith ?? new Error('the link was closed while it was being opened');
+      const request = nc.request(this.subject('open', instance), asJson({ subject: link.from, name: this.node.name }), { timeout: this.settings.openTimeout });
+      this.requests.add(request);
+      const answer = await request.finally(() => this.requests.delete(request));
       const to = readBody(answer)?.subject;
       // One token after the prefix, as linkRequested checks of the other side: a wildcard (`ipc.link.*`) or a
       // subject of many tokens from a hostile instance would have us publish our frames wherever it chose.
       const linkPrefix = `${this.settings.prefix}.link.`;
-      if (typeof to !== 'string' || !to.startsWith(linkPrefix) || !TOKEN.test(to.slice(linkPrefix.length))) throw new Error('malformed answer');
+      const valid = typeof to === 'string' && to.startsWith(linkPrefix) && TOKEN.test(to.slice(linkPrefix.length));
+      // Destroyed while the request was out (a NATS disconnect, our close): a late answer must not hand it over, a
+      // Connection over a stream already closed waits for a 'close' that never comes (node.close() hung). The
+      // instance is told the link is off (it held its end until its handshakeTimeout).
+      if (link.destroyed) {
+        if (valid) link.finishLate(to);
+        throw lostWith ?? new Error('the link was closed while it was being opened');
+      }
+      if (!valid) throw new Error('malformed answer');
       link.to = to;
       link.off('error', onError);
       return link;
@@ -591,6 +627,16 @@ class NatsSession implements TransportSession {
     for (const discovery of [...this.discoveries]) discovery.stop();
     for (const subscription of [...this.subscriptions]) this.unsubscribe(subscription);
     for (const link of this.links) link.destroy();
+    // An instance answers a link request within a round trip: a connection we opened, closed before, lost the answer,
+    // and the instance held its end of the link until its handshakeTimeout. Waited for at most CLOSE_GRACE (an
+    // instance that never answers must not hold close() for openTimeout); a connection of the user's stays open, and
+    // the answer is taken care of when it comes (see open).
+    if (this.requests.size > 0 && this.shared.owned) {
+      let timer: NodeJS.Timeout | undefined;
+      const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.min(this.settings.openTimeout, CLOSE_GRACE))));
+      await Promise.race([Promise.allSettled([...this.requests]), grace]);
+      clearTimeout(timer);
+    }
     await this.shared.leave(this);
   }
 }
