@@ -167,6 +167,31 @@ function transportError(doing: string, error: unknown): IpcError {
   return new IpcError(ErrorCode.TRANSPORT, `NATS: ${doing} failed: ${message}`, { cause: error });
 }
 
+/** What to do when a connection closes for good, per connection: see {@link whenClosed}. */
+const closeWatchers = new WeakMap<NatsConnection, Set<(error: void | Error) => void>>();
+
+/**
+ * Calls `then` once `nc` closes for good; returns what stops that. One wait on `nc.closed()` per connection, not one
+ * per transport: each wait is a callback that `nc` keeps until it closes, so a connection of the user's that lives on
+ * kept every transport that ever used it (~1 KB each; a node per job on one long-lived connection grew for ever).
+ */
+function whenClosed(nc: NatsConnection, then: (error: void | Error) => void): () => void {
+  const watchers = closeWatchers.get(nc) ?? watchClose(nc);
+  watchers.add(then);
+  return () => void watchers.delete(then);
+}
+
+/** The one wait on `nc.closed()` (a function of its own: a closure made in whenClosed would keep its first `then`). */
+function watchClose(nc: NatsConnection): Set<(error: void | Error) => void> {
+  const watchers = new Set<(error: void | Error) => void>();
+  closeWatchers.set(nc, watchers);
+  void nc.closed().then((error) => {
+    closeWatchers.delete(nc);
+    for (const watcher of [...watchers]) watcher(error);
+  });
+  return watchers;
+}
+
 /**
  * The NATS connection of one transport, shared by the nodes attached to it: opened on first use, closed when the
  * last of them closes (unless the user gave it). Tells every session when it is lost, regained, or replaced: a
@@ -235,10 +260,10 @@ class SharedConnection {
   /** Follows the connection: a disconnect ends every link at once, a reconnect searches again, a close replaces it. */
   private watch(nc: NatsConnection): void {
     const status = nc.status() as AsyncIterable<{ type: string }> & { stop?(): void };
-    let released = false;
+    const unwatch = whenClosed(nc, (error) => this.closedForGood(nc, error));
     this.statusWatch = {
       stop: () => {
-        released = true;
+        unwatch();
         status.stop?.();
       },
     };
@@ -247,13 +272,7 @@ class SharedConnection {
         if (event.type === 'disconnect') for (const session of this.sessions) session.lost();
         else if (event.type === 'reconnect') for (const session of this.sessions) session.regained();
       }
-    })()
-      .catch(() => undefined)
-      // nats.js ends every status iterator when the connection closes: only then is `closed()` waited for. Waited for
-      // from the start, a connection of the user's that lives on kept every transport that ever used it (~1 KB each).
-      .then(() => {
-        if (!released) void nc.closed().then((error) => this.closedForGood(nc, error));
-      });
+    })().catch(() => undefined);
   }
 
   /** `nc` closed for good (not by us): links end; ours is replaced, the user's ends the transport. */
