@@ -34,6 +34,7 @@ function sink(): StreamSink & { sent: Sent[]; released: boolean; backlog: boolea
       s.sent.push({ type, error: { name: error.name, message: error.message, code: (error as IpcError).code } });
     },
     release: () => (s.released = true),
+    turnWork: 0,
     get backlogged() {
       return s.backlog;
     },

@@ -30,6 +30,11 @@ export interface StreamSink {
   sendErrorIfOpen(type: number, id: number, error: Error): void;
   /** Forgets the stream (it ended). */
   release(id: number): void;
+  /**
+   * Values taken from pushed sources since reading last yielded: counted as frames toward the turn (see
+   * `Connection#yieldTurn`), as one frame can start a synchronous Observable's 1,025 values (to overflow).
+   */
+  turnWork: number;
 }
 
 const MAX_CREDITS = 0xffff_ffff;
@@ -74,7 +79,8 @@ export function releaseSource(source: unknown, iterator?: AsyncIterator<unknown>
  *   buffered up to `maxBuffer`, then the stream fails with `ERR_IPC_STREAM_OVERFLOW` and the source is
  *   unsubscribed — at once, even from inside a synchronous emission loop.
  * Cancellation (CANCEL frame, lost connection) unsubscribes the source / returns the iterator: its `finalize`
- * runs.
+ * runs. The values a pushed source emits count toward the reading turn of the connection
+ * (`StreamSink#turnWork`): a peer cannot have 1,024 synchronous streams started in one turn of the event loop.
  */
 export class StreamResponder {
   private credits: number;
@@ -209,6 +215,7 @@ export class StreamResponder {
 
   private push(value: unknown): void {
     if (this.ended) return;
+    this.sink.turnWork++;
     if (this.credits > 0 && this.queue.length === 0 && !this.sink.backlogged) {
       this.credits--;
       this.sendValue(value);
