@@ -34,7 +34,7 @@ function sink(): StreamSink & { sent: Sent[]; released: boolean; backlog: boolea
       s.sent.push({ type, error: { name: error.name, message: error.message, code: (error as IpcError).code } });
     },
     release: () => (s.released = true),
-    turnWork: 0,
+    tookValue: () => undefined,
     get backlogged() {
       return s.backlog;
     },

@@ -148,7 +148,7 @@ describe('a stream cancelled before its first pull', () => {
       trySendFrame: () => true,
       sendErrorIfOpen: () => undefined,
       release: () => undefined,
-      turnWork: 0,
+      tookValue: () => undefined,
       backlogged: true, // the socket is full: the first value waits for a drain
       drained: () => new Promise<void>(() => undefined),
     };

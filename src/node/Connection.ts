@@ -165,8 +165,8 @@ export class Connection implements StreamSink {
   /** Reading is paused until the next turn of the event loop (see yieldTurn); `framesIn` when it last was. */
   private yielding = false;
   private framesAtYield = 0;
-  /** StreamSink: values pushed sources took since reading last yielded, counted as frames (see yieldTurn). */
-  turnWork = 0;
+  /** Values pushed sources took since reading last yielded, counted as frames (see yieldTurn, tookValue). */
+  private turnWork = 0;
   /** The stream delivers writes synchronously (an in-memory link): never paused to yield. */
   private readonly immediate: boolean;
   /** The FrameReader `socket` reads through, when it was created with one. */
@@ -448,6 +448,11 @@ export class Connection implements StreamSink {
 
   get codec(): Codec {
     return this.host.codec;
+  }
+
+  /** StreamSink: a stream took a value from its pushed source (counted toward the reading turn: see yieldTurn). */
+  tookValue(): void {
+    this.turnWork++;
   }
 
   /** StreamSink: writes a stream frame (`written`: see FrameWriter#write); false when the connection is gone. */

@@ -31,10 +31,10 @@ export interface StreamSink {
   /** Forgets the stream (it ended). */
   release(id: number): void;
   /**
-   * Values taken from pushed sources since reading last yielded: counted as frames toward the turn (see
-   * `Connection#yieldTurn`), as one frame can start a synchronous Observable's 1,025 values (to overflow).
+   * A value was taken from a pushed source: counted as a frame toward the reading turn (see `Connection#yieldTurn`),
+   * as one frame can start a synchronous Observable's 1,025 values (to overflow).
    */
-  turnWork: number;
+  tookValue(): void;
 }
 
 const MAX_CREDITS = 0xffff_ffff;
@@ -80,7 +80,7 @@ export function releaseSource(source: unknown, iterator?: AsyncIterator<unknown>
  *   unsubscribed — at once, even from inside a synchronous emission loop.
  * Cancellation (CANCEL frame, lost connection) unsubscribes the source / returns the iterator: its `finalize`
  * runs. The values a pushed source emits count toward the reading turn of the connection
- * (`StreamSink#turnWork`): a peer cannot have 1,024 synchronous streams started in one turn of the event loop.
+ * (`StreamSink#tookValue`): a peer cannot have 1,024 synchronous streams started in one turn of the event loop.
  */
 export class StreamResponder {
   private credits: number;
@@ -215,7 +215,7 @@ export class StreamResponder {
 
   private push(value: unknown): void {
     if (this.ended) return;
-    this.sink.turnWork++;
+    this.sink.tookValue();
     if (this.credits > 0 && this.queue.length === 0 && !this.sink.backlogged) {
       this.credits--;
       this.sendValue(value);
