@@ -10,8 +10,8 @@ import { NatsLink } from './NatsLink';
 export type NatsTransportOptions = (
   | /**
      * nats.js connection options (`servers`, `user`/`pass`, `token`, `authenticator`, `tls`…): the transport connects
-     * on first use, and closes when the last node that used it (served or connected) closes. Not `noEcho: true` (a `TypeError`: it would hide the nodes sharing the
-     * connection from each other).
+     * on first use, and closes when the last node that used it (served or connected) closes. Not `noEcho: true` (a
+     * `TypeError`: it would hide the nodes sharing the connection from each other).
      */ (Omit<ConnectionOptions, 'noEcho'> & { noEcho?: false })
   | ({
       /** A connection you opened (`connect()` of `@nats-io/transport-node`): used as it is, never closed by us. */
