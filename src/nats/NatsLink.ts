@@ -189,11 +189,8 @@ export class NatsLink extends Duplex {
    */
   repeatFin(): void {
     if (this.finSeq === 0 || this.nc.isClosed()) return;
-    const message = Buffer.allocUnsafe(LINK_HEADER);
-    message[0] = FIN;
-    message.writeUInt32BE(this.finSeq, 1);
     try {
-      this.nc.publish(this.to, message);
+      this.nc.publish(this.to, putLinkHeader(Buffer.allocUnsafe(LINK_HEADER), FIN, this.finSeq));
     } catch {
       // the connection is closing: the peer's heartbeat will tell it
     }
@@ -231,9 +228,14 @@ export class NatsLink extends Duplex {
     // Numbers wrap at 2 ** 32, on both sides alike.
     this.sent = (this.sent + 1 + this.skipNext) >>> 0;
     this.skipNext = 0;
-    message[0] = kind;
-    message.writeUInt32BE(this.sent, 1);
-    this.nc.publish(this.to, message);
+    this.nc.publish(this.to, putLinkHeader(message, kind, this.sent));
     this.published += message.length;
   }
+}
+
+/** Writes a link message's header — kind, sequence number — at the start of `message`, and returns it. */
+function putLinkHeader(message: Buffer, kind: number, seq: number): Buffer {
+  message[0] = kind;
+  message.writeUInt32BE(seq, 1);
+  return message;
 }

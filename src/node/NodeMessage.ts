@@ -46,9 +46,10 @@ export class NodeMessage<T = unknown> {
    * Answers the message with `value`; the sender's `sendTo` resolves with it. Returns false, and does nothing,
    * when the message awaits no reply, was already answered, the requester gave up (timeout, unsubscribe), or
    * its connection is gone; also false when more than `maxWriteBuffer` already waits for a requester that does not
-   * read (the requester then gets `ERR_IPC_WRITE_BUFFER_FULL` instead, and the node one `'error'` event). A Buffer or Uint8Array of up to 8 KiB is copied (reuse it at once); a larger one is
-   * sent without a copy, with no signal when the socket has taken it, so it must not change after `reply`
-   * (reply with a fresh Buffer, or a copy of a scratch one).
+   * read (the requester then gets `ERR_IPC_WRITE_BUFFER_FULL` instead, and the node one `'error'` event). A Buffer
+   * or Uint8Array of up to 8 KiB is copied (reuse it at once); a larger one is sent without a copy, with no signal
+   * when the socket has taken it, so it must not change after `reply` (reply with a fresh Buffer, or a copy of a
+   * scratch one).
    * @throws CodecError (`ERR_IPC_ENCODE`) when `value` cannot be encoded, IpcError (`ERR_IPC_FRAME_TOO_LARGE`)
    *   when it exceeds the requester's `maxFrameSize`; the requester then gets that error instead.
    */

@@ -27,9 +27,9 @@ let copying: FrameReader | null = null;
  * Frames read from a socket without a chunk per read: create the socket with `reader.onread`
  * (`net.connect({ ..., onread: reader.onread })`), then subscribe to `reader.frames(socket)`. It is
  * `fromSocket(socket).pipe(decodeFrames())` without the stream's chunks: each read lands in one fixed 64 KiB
- * buffer (shared by every reader of the process) and is copied once, straight where the decoder wants it — small frames into slabs, handed out as views;
- * a large body into the buffer that becomes its payload, so it is never reassembled from chunks (see
- * {@link FrameDecoder.readTarget}).
+ * buffer (shared by every reader of the process) and is copied once, straight where the decoder wants it — small
+ * frames into slabs, handed out as views; a large body into the buffer that becomes its payload, so it is never
+ * reassembled from chunks (see {@link FrameDecoder.readTarget}).
  *
  * Subscribe before the socket can receive anything (in the same tick as creating it): bytes that arrive with
  * no subscriber are dropped. One subscriber at a time. A socket that ignores `onread` (a TLS socket wrapping
