@@ -377,3 +377,69 @@ describeNats('the NATS transport used carelessly (misuse review)', () => {
     expect([...api.errors, ...worker.errors]).toEqual([]);
   });
 });
+
+describeNats('a shared transport whose last node closes while a new one starts on it', () => {
+  let server: NatsServer | undefined;
+  afterEach(async () => {
+    await closeAll();
+    await server?.stop();
+  });
+
+  it('(was broken) the closing node lets go of its own watch of the NATS connection, not the new node\'s: both nodes let go once closed, and a disconnect still ends the new one\'s links at once', async () => {
+    server = await startNatsServer();
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const worker = await serving('worker', server.url, { heartbeatInterval: 60_000 });
+    worker.on('message', () => undefined); // never answers: only the disconnect can end the requests
+    const nc = await connect({ servers: server.url });
+    // Nodes of its own (the helpers' `node` keeps every node until the test ends): closed by the test.
+    const made: Node[] = [];
+    const handover = async (transport: ReturnType<typeof natsTransport>, microtasks: number) => {
+      const first = new Node('first', { transport });
+      first.serve('first');
+      await once(first, 'listening');
+      const closing = first.close();
+      for (let k = 0; k < microtasks; k++) await Promise.resolve();
+      const api = new Node('api', { transport, maxRetries: 20, heartbeatInterval: 60_000 });
+      made.push(api);
+      await within(api.connectTo('worker'), 5000);
+      await within(closing, 5000);
+      return api;
+    };
+    try {
+      // On the user's connection: the new node's watch started before the closing node's release, which stopped it
+      // (the closing node's own watch ran on, keeping its transport reachable from the connection for its life).
+      const cycle = async (microtasks: number): Promise<WeakRef<object>> => {
+        const api = await handover(natsTransport({ connection: nc, discoveryInterval: 50 }), microtasks);
+        const ref = new WeakRef((api as unknown as { session: { shared: object } }).session.shared);
+        await api.close();
+        made.pop();
+        return ref;
+      };
+      const refs: WeakRef<object>[] = [];
+      for (let microtasks = 0; microtasks < 8; microtasks++) refs.push(await cycle(microtasks));
+      await nc.flush();
+      await delay(100);
+      gc();
+      await delay(10);
+      gc();
+      expect(refs.map((ref, i) => (ref.deref() === undefined ? -1 : i)).filter((i) => i >= 0)).toEqual([]);
+      // Either connection, at any moment: the new node follows it, and a NATS disconnect ends its links at once.
+      const outcomes: Promise<string>[] = [];
+      for (let microtasks = 0; microtasks < 8; microtasks++) {
+        for (const transport of [natsTransport({ connection: nc, discoveryInterval: 50 }), natsTransport({ servers: server.url, discoveryInterval: 50 })]) {
+          const api = await handover(transport, microtasks);
+          outcomes.push(api.sendTo('worker', microtasks, { timeout: 60_000 }).then(() => 'answered', (error: IpcError) => error.code));
+        }
+      }
+      await delay(100);
+      const killed = performance.now();
+      await server.kill();
+      expect(await within(Promise.all(outcomes), 5000)).toEqual(outcomes.map(() => ErrorCode.PEER_DISCONNECTED));
+      expect(performance.now() - killed).toBeLessThan(1000);
+    } finally {
+      await Promise.all(made.map((api) => api.close()));
+      await nc.close();
+    }
+  });
+});

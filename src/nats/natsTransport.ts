@@ -203,7 +203,12 @@ class SharedConnection {
   /** `connecting`, once it resolved. */
   private connected: Promise<NatsConnection> | null = null;
   private readonly sessions = new Set<NatsSession>();
-  private statusWatch: { stop(): void } | null = null;
+  /**
+   * What stops following each connection attempt's connection (see watch), by attempt: a release stops its own
+   * attempt's watch, never the next one's (one field for both stopped the watch a node starting at that moment
+   * had just begun on the user's connection, and kept the closing one's for the connection's life).
+   */
+  private readonly unwatch = new Map<Promise<NatsConnection>, () => void>();
   private renewTimer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -231,6 +236,7 @@ class SharedConnection {
     if (this.connecting) return this.connecting;
     const connecting: Promise<NatsConnection> = this.open().then(
       (nc) => {
+        this.unwatch.set(connecting, this.watch(nc));
         if (this.connecting === connecting) this.connected = connecting;
         return nc;
       },
@@ -253,26 +259,32 @@ class SharedConnection {
       // Async traces cost ~40% of request throughput; reconnect forever unless told otherwise.
       nc = await this.nats.connect({ maxReconnectAttempts: -1, ...connectOptions, noAsyncTraces: true });
     }
-    this.watch(nc);
     return nc;
   }
 
-  /** Follows the connection: a disconnect ends every link at once, a reconnect searches again, a close replaces it. */
-  private watch(nc: NatsConnection): void {
+  /**
+   * Follows the connection: a disconnect ends every link at once, a reconnect searches again, a close replaces it.
+   * Returns what stops following it.
+   */
+  private watch(nc: NatsConnection): () => void {
     const status = nc.status() as AsyncIterable<{ type: string }> & { stop?(): void };
     const unwatch = whenClosed(nc, (error) => this.closedForGood(nc, error));
-    this.statusWatch = {
-      stop: () => {
-        unwatch();
-        status.stop?.();
-      },
-    };
     void (async () => {
       for await (const event of status) {
         if (event.type === 'disconnect') for (const session of this.sessions) session.lost();
         else if (event.type === 'reconnect') for (const session of this.sessions) session.regained();
       }
     })().catch(() => undefined);
+    return () => {
+      unwatch();
+      status.stop?.();
+    };
+  }
+
+  /** Stops following the connection of the attempt `connecting`. */
+  private stopWatching(connecting: Promise<NatsConnection>): void {
+    this.unwatch.get(connecting)?.();
+    this.unwatch.delete(connecting);
   }
 
   /** `nc` closed for good (not by us): links end; ours is replaced, the user's ends the transport. */
@@ -282,7 +294,7 @@ class SharedConnection {
     void current.then((live) => {
       if (live !== nc || this.connected !== current) return;
       this.connecting = this.connected = null;
-      this.statusWatch = null;
+      this.stopWatching(current);
       for (const session of this.sessions) session.lost();
       const why = error ? `: ${error.message}` : '';
       if (!this.owned) {
@@ -323,8 +335,7 @@ class SharedConnection {
     this.connecting = null;
     this.connected = null;
     const release = async (nc: NatsConnection) => {
-      this.statusWatch?.stop();
-      this.statusWatch = null;
+      this.stopWatching(connecting);
       if (nc.isClosed()) return;
       if (this.owned) await nc.close();
       else await nc.flush().catch(() => undefined);
