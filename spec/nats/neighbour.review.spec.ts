@@ -210,8 +210,8 @@ describeNats('the NATS transport and a neighbour on the same account', () => {
   it.each(['close', 'drain'])('the user %ss the shared connection while links are busy: pending requests reject at once with ERR_IPC_ codes, no crash, the process exits by itself', async (how) => {
     const script = `
       const { connect } = require('@nats-io/transport-node');
-      const { Node } = require('./src');
-      const { natsTransport } = require('./src/nats');
+      const { Node } = require('ipc-link-core');
+      const { natsTransport } = require('ipc-link-core/nats');
       const servers = ${JSON.stringify(server.url)};
       process.on('unhandledRejection', (e) => { console.log('UNHANDLED ' + (e && e.stack)); process.exitCode = 3; });
       (async () => {
@@ -246,7 +246,7 @@ describeNats('the NATS transport and a neighbour on the same account', () => {
         await Promise.all([api.close(), worker.close()]);
         console.log('closed');
       })().catch((e) => { console.log('FAILED ' + e.stack); process.exitCode = 2; });`;
-    const run = spawnNode(['-r', 'ts-node/register/transpile-only', '-e', script]);
+    const run = spawnNode(['-e', script]); // the built library (npm test builds first), as fixtures use it
     const exit = await exitWithin(run, 20_000);
     expect(exit).toEqual({ code: 0, signal: null });
     const out = run.output();

@@ -196,8 +196,8 @@ describeNats('the NATS transport under careless and hostile use (second review)'
   it('a process that went through all of this exits by itself after close(), leaving no subscription of ours', async () => {
     const script = `
       const { connect } = require('@nats-io/transport-node');
-      const { Node } = require('./src');
-      const { natsTransport } = require('./src/nats');
+      const { Node } = require('ipc-link-core');
+      const { natsTransport } = require('ipc-link-core/nats');
       const servers = ${JSON.stringify(server.url)};
       (async () => {
         const raw = await connect({ servers });
@@ -221,7 +221,7 @@ describeNats('the NATS transport under careless and hostile use (second review)'
         await raw.close();
         console.log('closed');
       })();`;
-    const run = spawnNode(['-r', 'ts-node/register/transpile-only', '-e', script]);
+    const run = spawnNode(['-e', script]); // the built library (npm test builds first), as fixtures use it
     expect(await exitWithin(run, 20_000)).toEqual({ code: 0, signal: null });
     expect(run.output()).toContain('pending connectTo: ERR_IPC_TRANSPORT');
     expect(run.output()).toContain('closed');
