@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, readlinkSync, unlinkSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import * as net from 'node:net';
 import type * as tls from 'node:tls';
@@ -90,7 +90,8 @@ export function dial(tlsSettings: TlsSettings | undefined, connectArgs: unknown[
  * that cannot be removed is reported with the unlink's code, e.g. EPERM); if the file is gone meanwhile (its server
  * just closed), listening is retried as it is; if it was replaced meanwhile (another server reclaimed it at the
  * same moment), the check starts over (and finds that server live). A live socket is left alone: `onError` gets
- * the original EADDRINUSE; so is a file that is not a socket, or a directory: an EADDRINUSE that says which. A
+ * the original EADDRINUSE; so is a file that is not a socket, a directory or a symbolic link (even one to a stale
+ * socket, or to nothing): an EADDRINUSE that says which. A
  * server closed during that check does not listen after all. `socketMode`, when given, is applied to the socket file before `onListening`.
  */
 export function listen(
@@ -136,8 +137,9 @@ export function listen(
     });
     probe.once('error', (probeError: NodeJS.ErrnoException) => {
       if (closed) return;
-      // The file went away meanwhile (the server that held it closed): the path is free.
-      if (probeError.code === 'ENOENT') return start();
+      // The file went away meanwhile (the server that held it closed): the path is free. Unless it is a symbolic link to
+      // nothing (bind does not follow it): listening again failed the same way, and ended in a bare EADDRINUSE.
+      if (probeError.code === 'ENOENT') return isSymbolicLink(path) ? onError(notASocket(path, error) ?? error) : start();
       if (probeError.code !== 'ECONNREFUSED') return onError(error);
       if (!isSocketFile(path)) return onError(notASocket(path, error) ?? error);
       // Replaced since the probe began: another server reclaimed the path at the same moment (two processes
@@ -177,14 +179,20 @@ function missingFolder(path: string, error: NodeJS.ErrnoException): Error | unde
 }
 
 /**
- * EADDRINUSE for a path that holds a directory or a file that is no socket (left alone: it is not ours to remove)
- * says so: "address already in use" alone sent people looking for a server that does not exist. Undefined when
+ * EADDRINUSE for a path that holds a directory, a file that is no socket or a symbolic link (left alone: it is not
+ * ours to remove) says so: "address already in use" alone sent people looking for a server that does not exist. Undefined when
  * there is nothing at `path` any more.
  */
 function notASocket(path: string, error: NodeJS.ErrnoException): Error | undefined {
   let what: string;
   try {
-    what = lstatSync(path).isDirectory() ? 'a directory' : 'a file';
+    const stats = lstatSync(path);
+    // A link is never followed nor removed: it says where it points, and whether anything is there.
+    what = stats.isSymbolicLink()
+      ? `a symbolic link (to ${readlinkSync(path)}${existsSync(path) ? '' : ', where nothing is'})`
+      : stats.isDirectory()
+        ? 'a directory'
+        : 'a file';
   } catch {
     return undefined;
   }
@@ -202,6 +210,14 @@ function fileId(path: string): string | undefined {
     return `${dev}:${ino}:${ctimeNs}`;
   } catch {
     return undefined;
+  }
+}
+
+function isSymbolicLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
   }
 }
 
