@@ -3,7 +3,7 @@
 // CLI processes by the hundred, serve/close cycles. Each test marked "(was broken)" failed before its fix; the
 // others pin down what held.
 import { once } from 'node:events';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { ErrorCode, type IpcError, type Node, type NodeMessage, type NodeOptions } from '../../src';
@@ -265,6 +265,33 @@ describe('addresses that are taken, or no socket', () => {
       expect(client.get('daemon')).toBeUndefined();
       expect(client.errors).toEqual([]);
       expect(what === 'a file' ? readFileSync(path, 'utf8') : lstatSync(path).isDirectory()).toEqual(what === 'a file' ? 'not a socket' : true);
+    });
+
+    it("(was broken) a daemon whose socket file was deleted and taken by a new daemon (an init script's rm -f, then start) closes without removing the new one's file (it did: the new daemon, still listening, was unreachable)", async () => {
+      const path = socketPath();
+      const old = await daemon('unix', path);
+      unlinkSync(path);
+      const fresh = await daemon('unix', path);
+      fresh.node.on('message', (message: NodeMessage) => message.reply('fresh'));
+      const { ino } = lstatSync(path);
+      await old.node.close();
+      expect(existsSync(path) && lstatSync(path).ino).toBe(ino);
+      const client = node('cli');
+      await client.connectTo('daemon', path);
+      await expect(client.sendTo('daemon', 'x')).resolves.toBe('fresh');
+      await fresh.node.close();
+      // The new daemon's own close still removes its file, as any server's does; nothing else is left in the folder.
+      expect(readdirSync(dirname(path))).toEqual([]);
+    });
+
+    it("(was broken) a daemon whose socket file was replaced by a user's file closes without removing that file", async () => {
+      const path = socketPath();
+      const old = await daemon('unix', path);
+      unlinkSync(path);
+      writeFileSync(path, 'notes');
+      await old.node.close();
+      expect(readFileSync(path, 'utf8')).toBe('notes');
+      expect(readdirSync(dirname(path))).toEqual([path.slice(dirname(path).length + 1)]);
     });
 
     it('a path of exactly 108 bytes serves and connects; 109 bytes is a TypeError, nothing created', async () => {
