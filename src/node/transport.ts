@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, lstatSync, readlinkSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, lstatSync, readlinkSync, renameSync, unlinkSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import * as net from 'node:net';
 import type * as tls from 'node:tls';
@@ -70,9 +70,52 @@ const tlsHandshakes = new WeakMap<net.Server, Set<net.Socket>>();
  * connects and never speaks) held `close()` up for that long (10 s by default, 24 days for `Infinity`).
  */
 export function closeServer(server: net.Server): Promise<void> {
+  const socketFile = socketFiles.get(server);
+  // libuv removes a Unix server's path when it closes, whatever is there now: when our socket file was deleted and
+  // the path taken since (an init script's `rm -f`, then a new daemon; a user's file), that file would go instead —
+  // the new daemon, still listening, unreachable. A hard link keeps it through the close and is renamed back.
+  const keep = socketFile && inodeOf(socketFile.path) !== socketFile.inode ? keepAside(socketFile.path) : undefined;
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  if (keep) putBack(keep, socketFile!.path);
   for (const raw of tlsHandshakes.get(server) ?? []) raw.destroy();
   return closed;
+}
+
+/** The socket file a server listens on (see closeServer): its path and `device:inode` once listening. */
+const socketFiles = new WeakMap<net.Server, { path: string; inode: string | undefined }>();
+
+/** The file at `path` as `device:inode` (no change time: a `chmod` of our socket file leaves it ours). */
+function inodeOf(path: string): string | undefined {
+  try {
+    const { dev, ino } = lstatSync(path, { bigint: true });
+    return `${dev}:${ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A hard link to what is at `path` now, beside it (undefined when nothing is there, or it cannot be made). */
+function keepAside(path: string): string | undefined {
+  const aside = `${path}.${process.pid}.${Date.now().toString(36)}.keep`;
+  try {
+    linkSync(path, aside);
+    return aside;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Renames `aside` back to `path` (or removes it, when that fails). */
+function putBack(aside: string, path: string): void {
+  try {
+    renameSync(aside, path);
+  } catch {
+    try {
+      unlinkSync(aside);
+    } catch {
+      // Nothing more to do: it was ours, and is gone.
+    }
+  }
 }
 
 /**
@@ -122,6 +165,8 @@ export function listen(
         return onError(Object.assign(new Error(`Cannot give ${JSON.stringify(address)} the socketMode 0o${socketMode.toString(8)}: ${why}`, { cause: error }), { code }));
       }
     }
+    // Our socket file, to tell it from one that took its path later (see closeServer). An abstract socket has none.
+    if (typeof address === 'string' && !address.startsWith('\0') && process.platform !== 'win32') socketFiles.set(server, { path: address, inode: inodeOf(address) });
     onListening(address);
   });
   server.on('error', (error: NodeJS.ErrnoException) => {
