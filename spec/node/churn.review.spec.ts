@@ -294,6 +294,20 @@ describe('addresses that are taken, or no socket', () => {
       expect(readdirSync(dirname(path))).toEqual([path.slice(dirname(path).length + 1)]);
     });
 
+    it('(was broken, as above) a reconnecting client whose daemon left a file where its socket was: one ERR_IPC_CONNECT error, and it stops (it retried for ever, in silence)', async () => {
+      const path = socketPath();
+      const d = await daemon('unix', path);
+      const client = reconnecting('cli');
+      await client.connectTo('daemon', path);
+      await d.node.close();
+      writeFileSync(path, 'pid 1234');
+      await until(() => client.errors.length > 0, 5000, 'the error');
+      await delay(300);
+      expect(client.errors.map((e) => [codeOf(e), e.message])).toEqual([[ErrorCode.CONNECT, expect.stringContaining('it is a file, not a Unix socket (not retried)')]]);
+      expect(client.seen).toEqual({ connect: 1, disconnect: 1 });
+      expect(client.get('daemon')).toBeUndefined();
+    });
+
     it('a path of exactly 108 bytes serves and connects; 109 bytes is a TypeError, nothing created', async () => {
       const folder = dirname(socketPath());
       const path = (bytes: number) => join(folder, 'x'.repeat(bytes - folder.length - 1));
