@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import type { ByteStream } from './ByteStream';
 import type { ObservableInput, Observer, Subscription } from 'rxjs';
 import { ClosedError, ConnectError, ErrorCode, HandshakeError, IpcError, IpcTimeoutError, NotConnectedError, PeerDisconnectedError, ProtocolError, RemoteError } from '../errors';
@@ -802,13 +803,15 @@ export class Connection implements StreamSink {
 
   /**
    * Keeps the first socket error; a TLS refusal becomes an `ERR_IPC_TLS` error, a connect we may not make
-   * (`EACCES`/`EPERM`) an `ERR_IPC_CONNECT` one, and both are final.
+   * (`EACCES`/`EPERM`) or one to a Unix path that holds no socket (a file, a folder) an `ERR_IPC_CONNECT` one, and
+   * all are final.
    */
   private noteSocketError(error: Error): void {
     const tls = tlsErrorOf(error, this.role === 'client' ? `the connection to "${this.owner?.name}"` : 'a client');
-    const denied = tls ? null : this.role === 'client' ? permissionDenied(error, this.owner?.name) : null;
-    // A certificate that fails verification will fail again, and so will a socket file we may not write: do not
-    // retry (a CLI run as the wrong user would wait for ever, without a word).
+    const denied = tls ? null : this.role === 'client' ? (permissionDenied(error, this.owner?.name) ?? notASocket(error, this.owner?.name)) : null;
+    // A certificate that fails verification will fail again, and so will a socket file we may not write, or a path
+    // that holds a file or a folder (no server replaces it): do not retry (a CLI run as the wrong user, or given the
+    // wrong path, would wait for ever, without a word).
     if (tls || denied) this.final = true;
     this.error ??= tls ?? denied ?? error;
   }
@@ -879,6 +882,26 @@ function permissionDenied(error: Error, name: string | undefined): ConnectError 
   const { code, syscall } = error as NodeJS.ErrnoException;
   if (syscall !== 'connect' || (code !== 'EACCES' && code !== 'EPERM')) return null;
   return new ConnectError(`Could not connect to "${name}": ${error.message}: this process may not connect there (not retried)`, { cause: error });
+}
+
+/**
+ * A Unix socket path refused (`ECONNREFUSED`) because what is there is no socket — a file, a folder (or a link to
+ * one) —, as a final `ERR_IPC_CONNECT` error saying so: no server will listen there until someone removes it (a
+ * server's `serve` never does), and "connection refused" read as "the daemon is down". Else null (a TCP refusal, a
+ * stale socket file: a server may come back).
+ */
+function notASocket(error: Error, name: string | undefined): ConnectError | null {
+  const { code, syscall, address, port } = error as NodeJS.ErrnoException & { address?: unknown; port?: unknown };
+  if (syscall !== 'connect' || code !== 'ECONNREFUSED' || typeof address !== 'string' || port !== undefined) return null;
+  let what: string;
+  try {
+    const stats = statSync(address);
+    if (stats.isSocket()) return null;
+    what = stats.isDirectory() ? 'a directory' : 'a file';
+  } catch {
+    return null;
+  }
+  return new ConnectError(`Could not connect to "${name}": ${error.message}: it is ${what}, not a Unix socket (not retried)`, { cause: error });
 }
 
 /** True for a CLOSE `ERR_IPC_CLOSED`: its sender closes on purpose (disconnectFrom, close), refusing nothing. */

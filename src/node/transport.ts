@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, lstatSync, readlinkSync, renameSync, unlinkSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import * as net from 'node:net';
 import type * as tls from 'node:tls';
@@ -70,9 +70,52 @@ const tlsHandshakes = new WeakMap<net.Server, Set<net.Socket>>();
  * connects and never speaks) held `close()` up for that long (10 s by default, 24 days for `Infinity`).
  */
 export function closeServer(server: net.Server): Promise<void> {
+  const socketFile = socketFiles.get(server);
+  // libuv removes a Unix server's path when it closes, whatever is there now: when our socket file was deleted and
+  // the path taken since (an init script's `rm -f`, then a new daemon; a user's file), that file would go instead —
+  // the new daemon, still listening, unreachable. A hard link keeps it through the close and is renamed back.
+  const keep = socketFile && inodeOf(socketFile.path) !== socketFile.inode ? keepAside(socketFile.path) : undefined;
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  if (keep) putBack(keep, socketFile!.path);
   for (const raw of tlsHandshakes.get(server) ?? []) raw.destroy();
   return closed;
+}
+
+/** The socket file a server listens on (see closeServer): its path and `device:inode` once listening. */
+const socketFiles = new WeakMap<net.Server, { path: string; inode: string | undefined }>();
+
+/** The file at `path` as `device:inode` (no change time: a `chmod` of our socket file leaves it ours). */
+function inodeOf(path: string): string | undefined {
+  try {
+    const { dev, ino } = lstatSync(path, { bigint: true });
+    return `${dev}:${ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A hard link to what is at `path` now, beside it (undefined when nothing is there, or it cannot be made). */
+function keepAside(path: string): string | undefined {
+  const aside = `${path}.${process.pid}.${Date.now().toString(36)}.keep`;
+  try {
+    linkSync(path, aside);
+    return aside;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Renames `aside` back to `path` (or removes it, when that fails). */
+function putBack(aside: string, path: string): void {
+  try {
+    renameSync(aside, path);
+  } catch {
+    try {
+      unlinkSync(aside);
+    } catch {
+      // Nothing more to do: it was ours, and is gone.
+    }
+  }
 }
 
 /**
@@ -90,7 +133,8 @@ export function dial(tlsSettings: TlsSettings | undefined, connectArgs: unknown[
  * that cannot be removed is reported with the unlink's code, e.g. EPERM); if the file is gone meanwhile (its server
  * just closed), listening is retried as it is; if it was replaced meanwhile (another server reclaimed it at the
  * same moment), the check starts over (and finds that server live). A live socket is left alone: `onError` gets
- * the original EADDRINUSE; so is a file that is not a socket, or a directory: an EADDRINUSE that says which. A
+ * the original EADDRINUSE; so is a file that is not a socket, a directory or a symbolic link (even one to a stale
+ * socket, or to nothing): an EADDRINUSE that says which. A
  * server closed during that check does not listen after all. `socketMode`, when given, is applied to the socket file before `onListening`.
  */
 export function listen(
@@ -121,6 +165,8 @@ export function listen(
         return onError(Object.assign(new Error(`Cannot give ${JSON.stringify(address)} the socketMode 0o${socketMode.toString(8)}: ${why}`, { cause: error }), { code }));
       }
     }
+    // Our socket file, to tell it from one that took its path later (see closeServer). An abstract socket has none.
+    if (typeof address === 'string' && !address.startsWith('\0') && process.platform !== 'win32') socketFiles.set(server, { path: address, inode: inodeOf(address) });
     onListening(address);
   });
   server.on('error', (error: NodeJS.ErrnoException) => {
@@ -136,8 +182,9 @@ export function listen(
     });
     probe.once('error', (probeError: NodeJS.ErrnoException) => {
       if (closed) return;
-      // The file went away meanwhile (the server that held it closed): the path is free.
-      if (probeError.code === 'ENOENT') return start();
+      // The file went away meanwhile (the server that held it closed): the path is free. Unless it is a symbolic link to
+      // nothing (bind does not follow it): listening again failed the same way, and ended in a bare EADDRINUSE.
+      if (probeError.code === 'ENOENT') return isSymbolicLink(path) ? onError(notASocket(path, error) ?? error) : start();
       if (probeError.code !== 'ECONNREFUSED') return onError(error);
       if (!isSocketFile(path)) return onError(notASocket(path, error) ?? error);
       // Replaced since the probe began: another server reclaimed the path at the same moment (two processes
@@ -177,14 +224,20 @@ function missingFolder(path: string, error: NodeJS.ErrnoException): Error | unde
 }
 
 /**
- * EADDRINUSE for a path that holds a directory or a file that is no socket (left alone: it is not ours to remove)
- * says so: "address already in use" alone sent people looking for a server that does not exist. Undefined when
+ * EADDRINUSE for a path that holds a directory, a file that is no socket or a symbolic link (left alone: it is not
+ * ours to remove) says so: "address already in use" alone sent people looking for a server that does not exist. Undefined when
  * there is nothing at `path` any more.
  */
 function notASocket(path: string, error: NodeJS.ErrnoException): Error | undefined {
   let what: string;
   try {
-    what = lstatSync(path).isDirectory() ? 'a directory' : 'a file';
+    const stats = lstatSync(path);
+    // A link is never followed nor removed: it says where it points, and whether anything is there.
+    what = stats.isSymbolicLink()
+      ? `a symbolic link (to ${readlinkSync(path)}${existsSync(path) ? '' : ', where nothing is'})`
+      : stats.isDirectory()
+        ? 'a directory'
+        : 'a file';
   } catch {
     return undefined;
   }
@@ -202,6 +255,14 @@ function fileId(path: string): string | undefined {
     return `${dev}:${ino}:${ctimeNs}`;
   } catch {
     return undefined;
+  }
+}
+
+function isSymbolicLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
   }
 }
 
