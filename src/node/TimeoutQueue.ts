@@ -115,8 +115,20 @@ export class TimeoutQueue {
     // over an in-memory link has none and must still time out. A head due in more than 2^31-1 ms (which
     // setTimeout would take for 1 ms) is reached in steps: fire() re-arms while it is not due.
     const delay = Math.min(Math.max(0, lane.head!.expiresAt - performance.now()) + 1, MAX_TIMER_DELAY);
-    lane.timer = setTimeout(() => this.fire(lane), delay);
+    lane.timer = setTimeout(() => this.due(lane), delay);
     if (!lane.keepAlive) lane.timer.unref();
+  }
+
+  /**
+   * The lane's timer fired: expire what is due once this turn's I/O has been read. Node runs due timers before it
+   * polls the sockets, so after the event loop was blocked past a deadline (synchronous work, a long GC pause) the
+   * answer that arrived meanwhile still sat unread in the socket, and its request failed with `ERR_IPC_TIMEOUT`
+   * (the answer then dropped as late). `setImmediate` runs after the poll phase: such an answer settles its entry
+   * first. `lane.timer` keeps the fired timer until then, so no entry added meanwhile arms another.
+   */
+  private due(lane: Lane): void {
+    const wake = setImmediate(() => this.fire(lane));
+    if (!lane.keepAlive) wake.unref();
   }
 
   private fire(lane: Lane): void {
