@@ -153,6 +153,55 @@ describe('heartbeats across a blocked loop', () => {
   });
 });
 
+describe('handshake and a blocked loop', () => {
+  it.each<Via>(['tcp', 'unix'])('(was broken) %s: the handshake\'s last step (id=4) that sat in the socket while the loop was blocked past handshakeTimeout completes it', async (via) => {
+    const hub = node('hub', { heartbeatInterval: 0 });
+    const client = node('client', { heartbeatInterval: 0, handshakeTimeout: 300 });
+    // The server sends the handshake's last step (id=4, written at the end of this tick), then the process stalls.
+    let blocked = false;
+    hub.on('connection', () => {
+      if (!blocked) setImmediate(() => block(800));
+      blocked = true;
+    });
+    let where: [number, string] | [string];
+    if (via === 'tcp') where = [await serveTcp(hub), '127.0.0.1'];
+    else {
+      where = [socketPath()];
+      hub.serve('hub', where[0]);
+      await new Promise((resolve) => hub.once('listening', resolve));
+    }
+    const outcome = await client.connectTo('hub', ...(where as [number, string])).then(
+      () => 'connected',
+      (e: { code?: string }) => e.code,
+    );
+    expect({ outcome, blocked, errors: client.errors.map((e) => (e as { code?: string }).code) }).toEqual({ outcome: 'connected', blocked: true, errors: [] });
+    hub.on('message', (m: NodeMessage) => m.reply('ok'));
+    await expect(client.sendTo('hub', 'x', { timeout: 2000 })).resolves.toBe('ok');
+  });
+});
+
+describe('a server blocked longer than its client\'s 3 heartbeat intervals', () => {
+  it('the client (another process) drops it, reconnects once it answers again — one new connection, no storm, no NAME_IN_USE', async () => {
+    const hub = node('hub', { heartbeatInterval: 100 });
+    const port = await serveTcp(hub);
+    const connections: string[] = [];
+    const closes: string[] = [];
+    hub.on('connection', (name: string) => connections.push(name));
+    hub.on('socketClose', (name: string) => closes.push(name));
+    const child = spawnNode([join(ROOT, 'spec', 'fixtures', 'peer.js'), 'responder', String(port), 'worker'], {
+      PEER_OPTIONS: JSON.stringify({ heartbeatInterval: 100, maxRetries: 100, retryTime: 50 }),
+    });
+    await child.waitFor('ready');
+    await until(() => connections.length === 1, 5000, 'first connection');
+    expect(await hub.sendTo('worker', 'a', { timeout: 3000 })).toBe('worker:a');
+    block(1500); // the worker takes us for dead after ~300–400 ms, and dials again (its connect waits in our backlog)
+    await until(() => connections.length === 2, 8000, 'reconnection');
+    expect(await hub.sendTo('worker', 'b', { timeout: 3000 })).toBe('worker:b');
+    await delay(500);
+    expect({ connections, closes, errors: hub.errors.map((e) => (e as { code?: string }).code ?? e.message) }).toEqual({ connections: ['worker', 'worker'], closes: ['worker'], errors: [] });
+  });
+});
+
 describe('heartbeat: the peer was silent 2 intervals, then talked while our loop was blocked', () => {
   it('(was broken) on waking, the third silent tick does not declare it dead: its bytes sat unread in the socket', async () => {
     const port = await freePort();

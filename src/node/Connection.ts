@@ -10,7 +10,7 @@ import { decodeValue, encodeWire, type Codec } from '../protocol/Serializer';
 import { decodeFrames } from '../rx/decodeFrames';
 import { fromSocket } from '../rx/fromSocket';
 import type { FrameReader } from '../rx/FrameReader';
-import { setLongTimeout, within } from './duration';
+import { setLongTimeoutAfterIO, within } from './duration';
 import { FrameWriter, PACK_LIMIT } from './FrameWriter';
 import { Heartbeat, PING_STAMP_SIZE } from './Heartbeat';
 import type { NodeSocket } from './NodeSocket';
@@ -142,7 +142,8 @@ export class Connection implements StreamSink {
   private readonly handshake: Handshake;
   private subscription: Subscription | null = null;
   private drain: { promise: Promise<void>; resolve(): void; reject(error: Error): void; within?: Map<number, Promise<void>> } | null = null;
-  private handshakeTimer: NodeJS.Timeout | null = null;
+  /** Disarms the handshake timer (null when none is armed). */
+  private handshakeTimer: (() => void) | null = null;
   private readonly heartbeat: Heartbeat;
   private graceTimer: NodeJS.Timeout | null = null;
   /** What ended the connection on purpose (our close, the peer's CLOSE): what the sends it leaves behind reject with. */
@@ -225,7 +226,8 @@ export class Connection implements StreamSink {
     socket.once('close', () => this.finish());
     const hello = this.handshake.start();
     if (hello) this.sendControl(hello);
-    this.handshakeTimer = setLongTimeout(() => {
+    // After the I/O of its turn: a hello that arrived while the event loop was blocked past the deadline counts.
+    this.handshakeTimer = setLongTimeoutAfterIO(() => {
       this.fail(new HandshakeError(ErrorCode.HANDSHAKE, `No handshake within ${host.handshakeTimeout} ms`, { retryable: true }));
     }, host.handshakeTimeout);
   }
@@ -781,7 +783,7 @@ export class Connection implements StreamSink {
       return;
     }
     if (result.done !== undefined) {
-      clearTimeout(this.handshakeTimer!);
+      this.handshakeTimer?.();
       this.handshakeTimer = null;
       this.peerName = result.done;
       this.peerMaxFrameSize = this.handshake.peerMaxFrameSize;
@@ -834,7 +836,7 @@ export class Connection implements StreamSink {
   }
 
   private stopTimers(): void {
-    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    this.handshakeTimer?.();
     this.handshakeTimer = null;
     this.heartbeat.stop();
   }
