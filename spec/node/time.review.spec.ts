@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { lastValueFrom, Subject, toArray } from 'rxjs';
 import { ErrorCode, Node, type NodeMessage, type NodeOptions } from '../../src';
 import { Heartbeat, SILENT_TICKS } from '../../src/node/Heartbeat';
+import { MAX_CATCH_UP, TimeoutQueue, type Expiring } from '../../src/node/TimeoutQueue';
 import { ROOT, exitWithin, killChildren, spawnNode } from '../helpers/child';
 import { closeAll, delay, freePort, node, serveTcp, socketPath, until } from '../helpers/net';
 
@@ -153,6 +154,53 @@ describe('heartbeats across a blocked loop', () => {
   });
 });
 
+describe('many answers that sat in the socket while the loop was blocked past their deadline', () => {
+  it('(was broken) 3,000 answers written at once (all taken by the kernel: a Unix socket), then a 1 s block: every request resolves, none ERR_IPC_TIMEOUT', async () => {
+    const { hub, client } = await pair('unix');
+    const count = 3000;
+    const waiting: NodeMessage[] = [];
+    let taken = false;
+    hub.on('message', (m: NodeMessage) => {
+      if (waiting.push(m) < count) return;
+      for (const w of waiting) w.reply(w.data);
+      setImmediate(() => {
+        taken = m.socket.connection!.queuedBytes === 0; // every answer is in the kernel, none left to write
+        block(1000);
+      });
+    });
+    const calls = Array.from({ length: count }, (_, i) => client.sendTo('hub', i, { timeout: 500 }).then(() => 'ok', (e: { code?: string }) => e.code));
+    const codes = await Promise.all(calls);
+    const tally: Record<string, number> = {};
+    for (const code of codes) tally[String(code)] = (tally[String(code)] ?? 0) + 1;
+    expect({ taken, tally }).toEqual({ taken: true, tally: { ok: count } });
+    expect(pending(client)).toBe(0);
+  });
+});
+
+describe('TimeoutQueue (unit, fake timers): a due entry whose connection is catching up', () => {
+  afterEach(() => jest.useRealTimers());
+  it('waits while busy, expires once no longer busy — and at most MAX_CATCH_UP ms after it first waited (a peer that floods for ever)', () => {
+    jest.useFakeTimers();
+    const queue = new TimeoutQueue();
+    const log: string[] = [];
+    let busy = true;
+    const entry = (name: string, isBusy: () => boolean): Expiring => ({ expiresAt: 0, prevExpiring: null, nextExpiring: null, lane: null, expire: () => log.push(name), busy: isBusy });
+    queue.add(entry('catching-up', () => busy), 100);
+    queue.add(entry('other', () => false), 100);
+    jest.advanceTimersByTime(110);
+    expect(log).toEqual(['other']); // the one behind it is not held up
+    busy = false;
+    jest.advanceTimersByTime(3);
+    expect(log).toEqual(['other', 'catching-up']);
+    queue.add(entry('flooded', () => true), 100);
+    jest.advanceTimersByTime(102 + MAX_CATCH_UP - 10);
+    expect(log).toEqual(['other', 'catching-up']);
+    jest.advanceTimersByTime(20);
+    expect(log).toEqual(['other', 'catching-up', 'flooded']);
+    expect(jest.getTimerCount()).toBe(0);
+  });
+});
+
 describe('handshake and a blocked loop', () => {
   it.each<Via>(['tcp', 'unix'])('(was broken) %s: the handshake\'s last step (id=4) that sat in the socket while the loop was blocked past handshakeTimeout completes it', async (via) => {
     const hub = node('hub', { heartbeatInterval: 0 });
@@ -199,6 +247,29 @@ describe('a server blocked longer than its client\'s 3 heartbeat intervals', () 
     expect(await hub.sendTo('worker', 'b', { timeout: 3000 })).toBe('worker:b');
     await delay(500);
     expect({ connections, closes, errors: hub.errors.map((e) => (e as { code?: string }).code ?? e.message) }).toEqual({ connections: ['worker', 'worker'], closes: ['worker'], errors: [] });
+  });
+});
+
+describe('close({ drain }) and a blocked loop', () => {
+  it.each<Via>(['tcp', 'unix'])('%s: an answer that sat in the socket when the drain deadline passed during the block is delivered, not cut by ERR_IPC_CLOSED', async (via) => {
+    const { hub, client } = await pair(via);
+    let asked!: () => void;
+    const seen = new Promise<void>((resolve) => (asked = resolve));
+    hub.on('message', (m: NodeMessage) => {
+      asked();
+      setTimeout(() => {
+        m.reply('ok');
+        setImmediate(() => block(800)); // the answer is written; then the process stalls past the drain deadline
+      }, 50);
+    });
+    const answer = client.sendTo('hub', 'x', { timeout: 5000 }).then(
+      (value) => value,
+      (e: { code?: string }) => e.code,
+    );
+    await seen;
+    const closed = client.close({ drain: 300 });
+    expect(await answer).toBe('ok');
+    await closed;
   });
 });
 

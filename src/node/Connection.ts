@@ -165,6 +165,8 @@ export class Connection implements StreamSink {
   private wentAway = false;
   /** Reading is paused until the next turn of the event loop (see yieldTurn); `framesIn` when it last was. */
   private yielding = false;
+  /** Reading resumed after a yield in this turn, and the socket was not polled since (see catchingUp). */
+  private resumed = false;
   private framesAtYield = 0;
   /** Values pushed sources took since reading last yielded, counted as frames (see yieldTurn, tookValue). */
   private turnWork = 0;
@@ -230,6 +232,15 @@ export class Connection implements StreamSink {
     this.handshakeTimer = setLongTimeoutAfterIO(() => {
       this.fail(new HandshakeError(ErrorCode.HANDSHAKE, `No handshake within ${host.handshakeTimeout} ms`, { retryable: true }));
     }, host.handshakeTimeout);
+  }
+
+  /**
+   * Frames were read and not all handled yet: reading pauses for a turn of the event loop (see yieldTurn), or it
+   * resumed this turn and the socket was not read since, so an answer may wait among them. A timeout due now waits
+   * for them (see {@link Expiring.busy}).
+   */
+  get catchingUp(): boolean {
+    return this.yielding || this.resumed;
   }
 
   /** True when frames may be written. */
@@ -642,7 +653,12 @@ export class Connection implements StreamSink {
     setImmediate(() => {
       this.yielding = false;
       this.receiveHeld();
-      if (this.state === 'open' && !this.readingPaused && !this.yielding) this.socket.resume();
+      if (this.state === 'open' && !this.readingPaused && !this.yielding) {
+        this.socket.resume();
+        // What waits in the socket is read in the next poll phase: until the check phase after it, still catching up.
+        this.resumed = true;
+        setImmediate(() => (this.resumed = false));
+      }
     });
   }
 

@@ -14,7 +14,20 @@ export interface Expiring {
   /** @internal */ lane: Lane | null;
   /** Called once when the entry expires (it is already removed). */
   expire(): void;
+  /**
+   * True while the answer that would settle the entry may be among frames already read and not yet handled (its
+   * connection handles them over the next turns of the event loop): a due entry then waits, its lane re-checking
+   * every millisecond, for at most {@link MAX_CATCH_UP} ms.
+   */
+  busy?(): boolean;
 }
+
+/**
+ * Longest a due entry waits for its connection to catch up with the frames it read ({@link Expiring.busy}): after
+ * a blocked event loop, thousands of answers come in at once and are handled 1,024 a turn; a peer that floods us
+ * without end must not hold a timeout off for ever.
+ */
+export const MAX_CATCH_UP = 1000;
 
 /** An {@link Expiring} with its queue links in place: extend it and implement `expire()`. */
 export abstract class ExpiringEntry implements Expiring {
@@ -33,6 +46,8 @@ export interface Lane {
   timer: NodeJS.Timeout | null;
   /** The timer is ref'd (see {@link TimeoutQueue.add}). */
   keepAlive: boolean;
+  /** When a due entry was first left waiting for its connection to catch up ({@link Expiring.busy}); else null. */
+  catchUpSince?: number | null;
 }
 
 /**
@@ -134,13 +149,21 @@ export class TimeoutQueue {
   private fire(lane: Lane): void {
     lane.timer = null;
     const now = performance.now();
+    let waiting = false;
     try {
-      while (lane.head && lane.head.expiresAt <= now) {
-        const entry = lane.head;
-        this.remove(entry);
-        entry.expire();
+      let entry = lane.head;
+      while (entry !== null && entry.expiresAt <= now) {
+        const next = entry.nextExpiring;
+        // Its answer may wait among the frames read and not yet handled: left in place (the lane re-arms for it).
+        if (entry.busy?.() && now - (lane.catchUpSince ??= now) < MAX_CATCH_UP) waiting = true;
+        else {
+          this.remove(entry);
+          entry.expire();
+        }
+        entry = next;
       }
     } finally {
+      if (!waiting) lane.catchUpSince = null;
       // An expire() that throws (say, a user's byte stream whose write throws) must not strand the entries behind
       // it: the lane is re-armed (they expire a millisecond later) before the error goes on.
       this.rearm(lane);
