@@ -201,6 +201,29 @@ describe('TimeoutQueue (unit, fake timers): a due entry whose connection is catc
   });
 });
 
+describe('TimeoutQueue (unit, fake timers): expiries that change the lane', () => {
+  afterEach(() => jest.useRealTimers());
+  it('an expire() that removes the next due entry (a subscriber unsubscribing another request) never expires the removed one', () => {
+    jest.useFakeTimers();
+    const queue = new TimeoutQueue();
+    const log: string[] = [];
+    const make = (name: string, onExpire: () => void = () => undefined, busy?: () => boolean): Expiring => ({
+      expiresAt: 0, prevExpiring: null, nextExpiring: null, lane: null, busy,
+      expire: () => (log.push(name), onExpire()),
+    });
+    const waiting = make('waiting', undefined, () => log.length < 10 && !log.includes('third'));
+    const second = make('second');
+    const first = make('first', () => queue.remove(second));
+    queue.add(waiting, 100);
+    queue.add(first, 100);
+    queue.add(second, 100);
+    queue.add(make('third'), 100);
+    jest.advanceTimersByTime(105);
+    expect(log).toEqual(['first', 'third', 'waiting']);
+    expect(jest.getTimerCount()).toBe(0);
+  });
+});
+
 describe('handshake and a blocked loop', () => {
   it.each<Via>(['tcp', 'unix'])('(was broken) %s: the handshake\'s last step (id=4) that sat in the socket while the loop was blocked past handshakeTimeout completes it', async (via) => {
     const hub = node('hub', { heartbeatInterval: 0 });
@@ -242,10 +265,18 @@ describe('a server blocked longer than its client\'s 3 heartbeat intervals', () 
     await child.waitFor('ready');
     await until(() => connections.length === 1, 5000, 'first connection');
     expect(await hub.sendTo('worker', 'a', { timeout: 3000 })).toBe('worker:a');
+    let settled = 0;
+    const hung = hub.sendTo('worker', 'hang', { timeout: 20_000 }).then(
+      () => (settled++, 'answered'),
+      (e: { code?: string }) => (settled++, e.code),
+    );
+    await delay(50);
     block(1500); // the worker takes us for dead after ~300–400 ms, and dials again (its connect waits in our backlog)
     await until(() => connections.length === 2, 8000, 'reconnection');
+    expect(await hung).toBe(ErrorCode.PEER_DISCONNECTED); // at once on waking, not after its 20 s
     expect(await hub.sendTo('worker', 'b', { timeout: 3000 })).toBe('worker:b');
     await delay(500);
+    expect({ settled, pending: pending(hub) }).toEqual({ settled: 1, pending: 0 });
     expect({ connections, closes, errors: hub.errors.map((e) => (e as { code?: string }).code ?? e.message) }).toEqual({ connections: ['worker', 'worker'], closes: ['worker'], errors: [] });
   });
 });

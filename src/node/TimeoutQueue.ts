@@ -47,7 +47,7 @@ export interface Lane {
   /** The timer is ref'd (see {@link TimeoutQueue.add}). */
   keepAlive: boolean;
   /** When a due entry was first left waiting for its connection to catch up ({@link Expiring.busy}); else null. */
-  catchUpSince?: number | null;
+  catchUpSince: number | null;
 }
 
 /**
@@ -69,7 +69,7 @@ export class TimeoutQueue {
     if (duration > MAX_COUNTED_DELAY) return;
     let lane = this.lanes.get(duration);
     if (lane === undefined) {
-      lane = { duration, head: null, tail: null, timer: null, keepAlive };
+      lane = { duration, head: null, tail: null, timer: null, keepAlive, catchUpSince: null };
       this.lanes.set(duration, lane);
     } else if (keepAlive && !lane.keepAlive) {
       lane.keepAlive = true;
@@ -151,16 +151,21 @@ export class TimeoutQueue {
     const now = performance.now();
     let waiting = false;
     try {
-      let entry = lane.head;
-      while (entry !== null && entry.expiresAt <= now) {
-        const next = entry.nextExpiring;
+      // The last due entry left waiting (still in the lane): the walk goes on after it. An expire() may remove others
+      // (a subscriber that unsubscribes more requests): then it starts again from the head, never from a removed one.
+      let kept: Expiring | null = null;
+      for (;;) {
+        if (kept !== null && kept.lane !== lane) kept = null;
+        const entry: Expiring | null = kept === null ? lane.head : kept.nextExpiring;
+        if (entry === null || entry.expiresAt > now) break;
         // Its answer may wait among the frames read and not yet handled: left in place (the lane re-arms for it).
-        if (entry.busy?.() && now - (lane.catchUpSince ??= now) < MAX_CATCH_UP) waiting = true;
-        else {
-          this.remove(entry);
-          entry.expire();
+        if (entry.busy?.() && now - (lane.catchUpSince ??= now) < MAX_CATCH_UP) {
+          waiting = true;
+          kept = entry;
+          continue;
         }
-        entry = next;
+        this.remove(entry);
+        entry.expire();
       }
     } finally {
       if (!waiting) lane.catchUpSince = null;
