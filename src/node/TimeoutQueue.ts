@@ -139,11 +139,11 @@ export class TimeoutQueue {
    * polls the sockets, so after the event loop was blocked past a deadline (synchronous work, a long GC pause) the
    * answer that arrived meanwhile still sat unread in the socket, and its request failed with `ERR_IPC_TIMEOUT`
    * (the answer then dropped as late). `setImmediate` runs after the poll phase: such an answer settles its entry
-   * first. `lane.timer` keeps the fired timer until then, so no entry added meanwhile arms another.
+   * first. `lane.timer` keeps the fired timer until then, so no entry added meanwhile arms another. Ref'd (it holds
+   * the process for this one turn only): an entry that needs the process kept up may join the lane meanwhile.
    */
   private due(lane: Lane): void {
-    const wake = setImmediate(() => this.fire(lane));
-    if (!lane.keepAlive) wake.unref();
+    setImmediate(() => this.fire(lane));
   }
 
   private fire(lane: Lane): void {
