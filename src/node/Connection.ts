@@ -11,7 +11,7 @@ import { decodeValue, encodeWire, type Codec } from '../protocol/Serializer';
 import { decodeFrames } from '../rx/decodeFrames';
 import { fromSocket } from '../rx/fromSocket';
 import type { FrameReader } from '../rx/FrameReader';
-import { setLongTimeout, within } from './duration';
+import { setLongTimeoutAfterIO, within } from './duration';
 import { FrameWriter, PACK_LIMIT } from './FrameWriter';
 import { Heartbeat, PING_STAMP_SIZE } from './Heartbeat';
 import type { NodeSocket } from './NodeSocket';
@@ -143,7 +143,8 @@ export class Connection implements StreamSink {
   private readonly handshake: Handshake;
   private subscription: Subscription | null = null;
   private drain: { promise: Promise<void>; resolve(): void; reject(error: Error): void; within?: Map<number, Promise<void>> } | null = null;
-  private handshakeTimer: NodeJS.Timeout | null = null;
+  /** Disarms the handshake timer (null when none is armed). */
+  private handshakeTimer: (() => void) | null = null;
   private readonly heartbeat: Heartbeat;
   private graceTimer: NodeJS.Timeout | null = null;
   /** What ended the connection on purpose (our close, the peer's CLOSE): what the sends it leaves behind reject with. */
@@ -165,6 +166,8 @@ export class Connection implements StreamSink {
   private wentAway = false;
   /** Reading is paused until the next turn of the event loop (see yieldTurn); `framesIn` when it last was. */
   private yielding = false;
+  /** Reading resumed after a yield in this turn, and the socket was not polled since (see catchingUp). */
+  private resumed = false;
   private framesAtYield = 0;
   /** Values pushed sources took since reading last yielded, counted as frames (see yieldTurn, tookValue). */
   private turnWork = 0;
@@ -226,9 +229,19 @@ export class Connection implements StreamSink {
     socket.once('close', () => this.finish());
     const hello = this.handshake.start();
     if (hello) this.sendControl(hello);
-    this.handshakeTimer = setLongTimeout(() => {
+    // After the I/O of its turn: a hello that arrived while the event loop was blocked past the deadline counts.
+    this.handshakeTimer = setLongTimeoutAfterIO(() => {
       this.fail(new HandshakeError(ErrorCode.HANDSHAKE, `No handshake within ${host.handshakeTimeout} ms`, { retryable: true }));
     }, host.handshakeTimeout);
+  }
+
+  /**
+   * Frames were read and not all handled yet: reading pauses for a turn of the event loop (see yieldTurn), or it
+   * resumed this turn and the socket was not read since, so an answer may wait among them. A timeout due now waits
+   * for them (see {@link Expiring.busy}).
+   */
+  get catchingUp(): boolean {
+    return this.yielding || this.resumed;
   }
 
   /** True when frames may be written. */
@@ -641,7 +654,12 @@ export class Connection implements StreamSink {
     setImmediate(() => {
       this.yielding = false;
       this.receiveHeld();
-      if (this.state === 'open' && !this.readingPaused && !this.yielding) this.socket.resume();
+      if (this.state === 'open' && !this.readingPaused && !this.yielding) {
+        this.socket.resume();
+        // What waits in the socket is read in the next poll phase: until the check phase after it, still catching up.
+        this.resumed = true;
+        setImmediate(() => (this.resumed = false));
+      }
     });
   }
 
@@ -782,7 +800,7 @@ export class Connection implements StreamSink {
       return;
     }
     if (result.done !== undefined) {
-      clearTimeout(this.handshakeTimer!);
+      this.handshakeTimer?.();
       this.handshakeTimer = null;
       this.peerName = result.done;
       this.peerMaxFrameSize = this.handshake.peerMaxFrameSize;
@@ -837,7 +855,7 @@ export class Connection implements StreamSink {
   }
 
   private stopTimers(): void {
-    if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
+    this.handshakeTimer?.();
     this.handshakeTimer = null;
     this.heartbeat.stop();
   }

@@ -19,12 +19,15 @@ export interface HeartbeatHost {
 /**
  * A connection's liveness check (as nats.js' `heartbeats.ts`, rsocket's keep-alive): every `interval` ms it pings
  * the peer and counts the ticks in which nothing at all arrived; after {@link SILENT_TICKS} of them in a row it
- * declares the peer dead (once) and stops. An `interval` of 0, Infinity or above {@link MAX_COUNTED_DELAY} (never,
+ * declares the peer dead (once) and stops — judged once the I/O of that turn is read, so bytes that arrived while our own
+ * event loop was blocked count. An `interval` of 0, Infinity or above {@link MAX_COUNTED_DELAY} (never,
  * as every duration of the node) disables it. The timer is unref'd (it
  * never keeps the process up) and takes intervals above 2^31-1 ms (`setLongInterval`).
  */
 export class Heartbeat {
   private timer: NodeJS.Timeout | null = null;
+  /** The verdict on a peer silent for {@link SILENT_TICKS} ticks, due once this turn's I/O is read. */
+  private verdict: NodeJS.Immediate | null = null;
   /** Bytes arrived since the last tick. */
   private heardSinceTick = true;
   /** Ticks in a row without a byte from the peer. */
@@ -78,7 +81,20 @@ export class Heartbeat {
   /** Stops ticking; idempotent. */
   stop(): void {
     if (this.timer !== null) clearInterval(this.timer);
+    if (this.verdict !== null) clearImmediate(this.verdict);
     this.timer = null;
+    this.verdict = null;
+  }
+
+  /** A peer silent for {@link SILENT_TICKS} ticks, now this turn's I/O was read: dead, unless it spoke after all. */
+  private judge(): void {
+    this.verdict = null;
+    if (this.heardSinceTick) {
+      this.silentTicks = 0;
+      return;
+    }
+    this.stop();
+    this.host.dead(SILENT_TICKS * this.interval);
   }
 
   private tick(): void {
@@ -86,8 +102,9 @@ export class Heartbeat {
       this.heardSinceTick = false;
       this.silentTicks = 0;
     } else if (++this.silentTicks >= SILENT_TICKS) {
-      this.stop();
-      this.host.dead(SILENT_TICKS * this.interval);
+      // Node runs due timers before it reads the sockets: after our own loop was blocked (synchronous work, a GC
+      // pause), what the peer sent meanwhile still sits unread. Judged once this turn's I/O is read (setImmediate).
+      this.verdict ??= setImmediate(() => this.judge()).unref();
       return;
     }
     const stamp = Buffer.allocUnsafe(PING_STAMP_SIZE);

@@ -21,7 +21,7 @@ import { request$ } from '../rx/request';
 import { requestIterator } from '../rx/requestIterator';
 import { Connection, SENT, type ConnectionHost, type ConnectionStats } from './Connection';
 import { asError } from './asError';
-import { setLongTimeout } from './duration';
+import { setLongTimeoutAfterIO } from './duration';
 import type { ByteStream } from './ByteStream';
 import { LinkSocket } from './Link';
 import { Dialler, type DialTarget, type DiallerHost, type RetryPolicy } from './Dialler';
@@ -837,10 +837,7 @@ export class Node extends EventEmitter<NodeEvents> {
       label: `The request to "${connection.peerName}"`,
       grant: (id, n) => connection.grantIfOpen(id, n),
       cancel: (id) => connection.cancelIfOpen(id),
-      schedule: (callback, ms) => {
-        const timer = setLongTimeout(callback, ms);
-        return () => clearTimeout(timer!);
-      },
+      schedule: setLongTimeoutAfterIO,
     });
   }
 

@@ -42,6 +42,10 @@ export class PendingRequest extends ExpiringEntry implements Observer<unknown> {
     this.reject(new IpcError(ErrorCode.EMPTY_REPLY, `The request to "${this.connection.peerName}" was answered by a stream that completed without a value`));
   }
 
+  busy(): boolean {
+    return this.connection.catchingUp;
+  }
+
   expire(): void {
     if (this.connection.registry.take(this.id) !== undefined) this.connection.cancelIfOpen(this.id);
     this.reject(new IpcTimeoutError(`The request to "${this.connection.peerName}" got no answer within ${this.timeout} ms`));

@@ -90,6 +90,10 @@ export class StreamRequest extends ExpiringEntry implements Observer<unknown>, U
     this.subscriber.complete();
   }
 
+  busy(): boolean {
+    return this.connection.catchingUp;
+  }
+
   expire(): void {
     if (this.connection.registry.take(this.id) !== undefined) this.connection.cancelIfOpen(this.id);
     const label = `The request to "${this.connection.peerName}"`;

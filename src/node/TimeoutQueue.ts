@@ -14,7 +14,20 @@ export interface Expiring {
   /** @internal */ lane: Lane | null;
   /** Called once when the entry expires (it is already removed). */
   expire(): void;
+  /**
+   * True while the answer that would settle the entry may be among frames already read and not yet handled (its
+   * connection handles them over the next turns of the event loop): a due entry then waits, its lane re-checking
+   * every millisecond, for at most {@link MAX_CATCH_UP} ms.
+   */
+  busy?(): boolean;
 }
+
+/**
+ * Longest a due entry waits for its connection to catch up with the frames it read ({@link Expiring.busy}): after
+ * a blocked event loop, thousands of answers come in at once and are handled 1,024 a turn; a peer that floods us
+ * without end must not hold a timeout off for ever.
+ */
+export const MAX_CATCH_UP = 1000;
 
 /** An {@link Expiring} with its queue links in place: extend it and implement `expire()`. */
 export abstract class ExpiringEntry implements Expiring {
@@ -33,6 +46,8 @@ export interface Lane {
   timer: NodeJS.Timeout | null;
   /** The timer is ref'd (see {@link TimeoutQueue.add}). */
   keepAlive: boolean;
+  /** When a due entry was first left waiting for its connection to catch up ({@link Expiring.busy}); else null. */
+  catchUpSince: number | null;
 }
 
 /**
@@ -54,7 +69,7 @@ export class TimeoutQueue {
     if (duration > MAX_COUNTED_DELAY) return;
     let lane = this.lanes.get(duration);
     if (lane === undefined) {
-      lane = { duration, head: null, tail: null, timer: null, keepAlive };
+      lane = { duration, head: null, tail: null, timer: null, keepAlive, catchUpSince: null };
       this.lanes.set(duration, lane);
     } else if (keepAlive && !lane.keepAlive) {
       lane.keepAlive = true;
@@ -115,20 +130,45 @@ export class TimeoutQueue {
     // over an in-memory link has none and must still time out. A head due in more than 2^31-1 ms (which
     // setTimeout would take for 1 ms) is reached in steps: fire() re-arms while it is not due.
     const delay = Math.min(Math.max(0, lane.head!.expiresAt - performance.now()) + 1, MAX_TIMER_DELAY);
-    lane.timer = setTimeout(() => this.fire(lane), delay);
+    lane.timer = setTimeout(() => this.due(lane), delay);
     if (!lane.keepAlive) lane.timer.unref();
+  }
+
+  /**
+   * The lane's timer fired: expire what is due once this turn's I/O has been read. Node runs due timers before it
+   * polls the sockets, so after the event loop was blocked past a deadline (synchronous work, a long GC pause) the
+   * answer that arrived meanwhile still sat unread in the socket, and its request failed with `ERR_IPC_TIMEOUT`
+   * (the answer then dropped as late). `setImmediate` runs after the poll phase: such an answer settles its entry
+   * first. `lane.timer` keeps the fired timer until then, so no entry added meanwhile arms another. Ref'd (it holds
+   * the process for this one turn only): an entry that needs the process kept up may join the lane meanwhile.
+   */
+  private due(lane: Lane): void {
+    setImmediate(() => this.fire(lane));
   }
 
   private fire(lane: Lane): void {
     lane.timer = null;
     const now = performance.now();
+    let waiting = false;
     try {
-      while (lane.head && lane.head.expiresAt <= now) {
-        const entry = lane.head;
+      // The last due entry left waiting (still in the lane): the walk goes on after it. An expire() may remove others
+      // (a subscriber that unsubscribes more requests): then it starts again from the head, never from a removed one.
+      let kept: Expiring | null = null;
+      for (;;) {
+        if (kept !== null && kept.lane !== lane) kept = null;
+        const entry: Expiring | null = kept === null ? lane.head : kept.nextExpiring;
+        if (entry === null || entry.expiresAt > now) break;
+        // Its answer may wait among the frames read and not yet handled: left in place (the lane re-arms for it).
+        if (entry.busy?.() && now - (lane.catchUpSince ??= now) < MAX_CATCH_UP) {
+          waiting = true;
+          kept = entry;
+          continue;
+        }
         this.remove(entry);
         entry.expire();
       }
     } finally {
+      if (!waiting) lane.catchUpSince = null;
       // An expire() that throws (say, a user's byte stream whose write throws) must not strand the entries behind
       // it: the lane is re-armed (they expire a millisecond later) before the error goes on.
       this.rearm(lane);

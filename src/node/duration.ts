@@ -63,3 +63,18 @@ export function within<T>(promise: Promise<T>, ms: number, timedOut: () => Error
     promise.then(resolve, reject);
   });
 }
+
+/**
+ * Like {@link setLongTimeout}, for a timer that declares something lost (a timeout): `callback` runs once the I/O
+ * of the turn in which the timer fired has been read (`setImmediate`, after the poll phase). Node runs due timers
+ * before it polls the sockets: after the event loop was blocked past the deadline, what arrived meanwhile (the
+ * awaited answer) still sits unread. Returns the function that disarms it (timer and pending callback).
+ */
+export function setLongTimeoutAfterIO(callback: () => void, ms: number): () => void {
+  let wake: NodeJS.Immediate | null = null;
+  const timer = setLongTimeout(() => (wake = setImmediate(callback)), ms);
+  return () => {
+    if (timer !== null) clearTimeout(timer);
+    if (wake !== null) clearImmediate(wake);
+  };
+}
