@@ -65,20 +65,24 @@ describe.each<Via>(['tcp', 'unix'])('an answer that sat in the socket while the 
     expect([...client.errors, ...hub.errors]).toEqual([]);
   });
 
+  /**
+   * Streams 'a', then 'b' 100 ms later — written at the end of that tick (the nextTick queued after it runs after the
+   * flush) — then stalls the whole process past the idleTimeout armed at 'a'.
+   */
+  const streamThenBlock = (m: NodeMessage) => {
+    const values = new Subject<string>();
+    m.stream(values);
+    values.next('a');
+    setTimeout(() => setImmediate(() => {
+      values.next('b');
+      values.complete();
+      process.nextTick(() => block(1200));
+    }), 100);
+  };
+
   it('(was broken) request$: a stream value that came during the block is delivered, not an idleTimeout', async () => {
     const { hub, client } = await pair(via);
-    hub.on('message', (m: NodeMessage) => {
-      // 'b' is written (at the end of this tick: the nextTick queued after it runs after the flush), then the whole
-      // process stalls past the idleTimeout armed at 'a'.
-      const values = new Subject<string>();
-      m.stream(values);
-      values.next('a');
-      setTimeout(() => setImmediate(() => {
-        values.next('b');
-        values.complete();
-        process.nextTick(() => block(1200));
-      }), 100);
-    });
+    hub.on('message', streamThenBlock);
     const values = await lastValueFrom(client.request$('hub', 'x', { timeout: 5000, idleTimeout: 400 }).pipe(toArray())).catch((e: { code?: string }) => e.code);
     expect(values).toEqual(['a', 'b']);
     await until(() => pending(client) === 0 && hub.stats().openStreams === 0, 2000, 'slots freed');
@@ -86,18 +90,7 @@ describe.each<Via>(['tcp', 'unix'])('an answer that sat in the socket while the 
 
   it('(was broken) iterate: the same with its idleTimeout', async () => {
     const { hub, client } = await pair(via);
-    hub.on('message', (m: NodeMessage) => {
-      // 'b' is written (at the end of this tick: the nextTick queued after it runs after the flush), then the whole
-      // process stalls past the idleTimeout armed at 'a'.
-      const values = new Subject<string>();
-      m.stream(values);
-      values.next('a');
-      setTimeout(() => setImmediate(() => {
-        values.next('b');
-        values.complete();
-        process.nextTick(() => block(1200));
-      }), 100);
-    });
+    hub.on('message', streamThenBlock);
     const values: unknown[] = [];
     const outcome = await (async () => {
       for await (const value of client.iterate('hub', 'x', { timeout: 5000, idleTimeout: 400 })) values.push(value);
