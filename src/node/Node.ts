@@ -1085,6 +1085,8 @@ export class Node extends EventEmitter<NodeEvents> {
   private connectionReady(connection: Connection): void {
     const socket = connection.owner;
     const name = connection.peerName!;
+    // Kept once the connection ended: the 'disconnect' of a fleet's member says which instance left.
+    socket.setInstance(connection.peerInstance);
     if (this.draining) connection.goAway();
     if (connection.role === 'server') {
       this.unidentified.delete(connection);
