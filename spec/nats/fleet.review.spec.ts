@@ -278,6 +278,34 @@ describeNats('a fleet over NATS that scales, crashes and stalls under load (flee
     expect(unhandled).toEqual([]);
   });
 
+  it('(was broken) requests that cross the GOAWAY of an idle instance are refused unhandled (ERR_IPC_CLOSED), never lost with ERR_IPC_PEER_DISCONNECTED (its drain ended before they arrived)', async () => {
+    const child = childInstance(server.url);
+    await child.waitFor('listening');
+    const api = natsNode('api', server.url, { heartbeatInterval: 300 }, { discoveryInterval: 200 });
+    const member = await api.connectTo('worker');
+    expect(await api.sendTo(member, { id: 'first' })).toMatchObject({ data: { id: 'first' } });
+    await api.sendTo(member, 'exit', { receptive: false });
+    // Written (the node's writer flushes on nextTick, nats.js in a microtask), nothing read yet.
+    await new Promise((resolve) => process.nextTick(resolve));
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    // The client is slow to read (its event loop busy): the instance drains meanwhile, and the client still sends.
+    const busyUntil = Date.now() + 500;
+    while (Date.now() < busyUntil);
+    const outcomes = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        api.sendTo(member, { id: `late${i}` }, { timeout: 10_000 }).then(
+          () => 'answered',
+          (error: { code?: string; remoteCode?: string }) => lossOf(error),
+        ),
+      ),
+    );
+    // Answered or refused unhandled (safe to send again): never "disconnected", which may have been handled.
+    expect(outcomes.filter((o) => o !== 'answered' && o !== 'remote:ERR_IPC_CLOSED')).toEqual([]);
+    expect(await within(child.exited, 6000)).toEqual({ code: 0, signal: null });
+    expect(child.output()).toContain('closed');
+    expect(api.stats()).toMatchObject({ pendingRequests: 0 });
+  });
+
   it('scale 1 → 5 → 1 with one instance SIGKILLed and one blocked for 2 s: losses are ERR_IPC_PEER_DISCONNECTED within heartbeats, new instances take requests at once, links balanced', async () => {
     const seen = new Map<string, number>();
     const inProcess = async () => {

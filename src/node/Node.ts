@@ -1058,7 +1058,10 @@ export class Node extends EventEmitter<NodeEvents> {
    * its for ours (`'inbound'`). Only asked while one side drains (see drainRefusal and sendable).
    */
   private waiting(peer: string | null, side: 'registry' | 'inbound'): boolean {
-    return this.sockets().some((socket) => socket.name === peer && (socket.connection?.[side].size ?? 0) > 0);
+    return this.sockets().some((socket) => {
+      const connection = socket.connection;
+      return socket.name === peer && connection !== null && (side === 'registry' ? connection.awaited : connection.inbound.size) > 0;
+    });
   }
 
   /** Resolves once no request is in flight on any connection, or at `drainUntil` (which a later close() may bring forward). */
