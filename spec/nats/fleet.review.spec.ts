@@ -3,8 +3,10 @@ import { lastValueFrom, toArray } from 'rxjs';
 import { ErrorCode, type Node, type NodeSocket, type RemoteError } from '../../src';
 import { closeAll, delay, until } from '../helpers/net';
 import { killChildren, spawnNode, type Child } from '../helpers/child';
-import { describeNats, startNatsServer, type NatsServer } from '../helpers/natsServer';
+import { describeNats, startNatsCluster, startNatsServer, type NatsCluster, type NatsServer } from '../helpers/natsServer';
 import { natsNode, within } from '../helpers/natsNodes';
+import { natsTransport } from '../../src/nats';
+import { node } from '../helpers/net';
 
 type TestNode = Node & { errors: Error[] };
 
@@ -116,6 +118,7 @@ function load(api: Node, inFlight: number, streams: number, tag: string) {
     async stop(): Promise<Report> {
       stopped = true;
       await within(Promise.all(loops), 20_000);
+      if (process.env.FLEET_REPORT) console.log(JSON.stringify({ tag, requests: report.requests, ok: report.ok, streams: report.streams, oneWay: report.oneWay, failures: Object.fromEntries(report.failures), slowest: Math.round(report.slowest) }));
       return report;
     },
   };
@@ -162,9 +165,18 @@ describeNats('a fleet over NATS as an operator runs it (fleet review)', () => {
     expect(unhandled).toEqual([]);
   });
 
+  afterEach(() => served.clear());
   const quick = { discoveryInterval: 200 };
+  /** Per instance: its 'connection' events, connections$ and disconnections$ values, 'socketClose' events. */
+  const served = new Map<TestNode, number[]>();
   const instance = async (seen: Map<string, number>, options = {}): Promise<TestNode> => {
     const n = natsNode('worker', server.url, { heartbeatInterval: 500, ...options }, quick);
+    const counts = [0, 0, 0, 0];
+    served.set(n, counts);
+    n.on('connection', () => counts[0]++);
+    n.connections$.subscribe(() => counts[1]++);
+    n.disconnections$.subscribe(() => counts[2]++);
+    n.on('socketClose', () => counts[3]++);
     work(n, seen);
     n.serve('worker');
     await within(once(n, 'listening'), 5000);
@@ -229,7 +241,8 @@ describeNats('a fleet over NATS as an operator runs it (fleet review)', () => {
     expect(api.errors).toEqual([]);
     for (const n of fleet) expect(n.errors).toEqual([]);
     await Promise.all(fleet.map((n) => n.close()));
-    await until(() => true);
+    // Each instance saw its one client link come and go, once.
+    expect([...served.values()]).toEqual(Array(6).fill([1, 1, 1, 1]));
     expect(await ours(server)).toEqual([]);
   }, 40_000);
 });
@@ -364,7 +377,76 @@ describeNats('a fleet over NATS that scales, crashes and stalls under load (flee
     expect(links.connects.get(ids[1])).toBe(2);
     expect(api.errors).toEqual([]);
     await first.close();
-    await until(() => true);
     expect(await ours(server)).toEqual([]);
+  }, 40_000);
+});
+
+describeNats("two clients sharing one natsTransport while their own nats-server restarts (fleet review)", () => {
+  let cluster: NatsCluster;
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  beforeAll(async () => {
+    cluster = await startNatsCluster(2);
+    process.on('unhandledRejection', onUnhandled);
+  });
+  afterAll(async () => {
+    process.off('unhandledRejection', onUnhandled);
+    await cluster.stop();
+  });
+  afterEach(async () => {
+    for (const stop of loads) stop();
+    loads.clear();
+    await closeAll();
+    expect(unhandled).toEqual([]);
+  });
+
+  it('every call settles at the restart (ERR_IPC_PEER_DISCONNECTED, never its timeout), both clients link again and serve, links balanced, nothing left on either server', async () => {
+    const [a, b] = cluster.servers;
+    const seen = new Map<string, number>();
+    const workers = await Promise.all(
+      [0, 1].map(async () => {
+        const n = natsNode('worker', b.url, { heartbeatInterval: 500 }, { discoveryInterval: 200 });
+        work(n, seen);
+        n.serve('worker');
+        await within(once(n, 'listening'), 5000);
+        return n;
+      }),
+    );
+    await cluster.waitForInterest(b, a);
+    const transport = natsTransport({ servers: a.url, discoveryInterval: 200, reconnectTimeWait: 50 });
+    const clients = ['api', 'cron'].map((name) => node(name, { transport, heartbeatInterval: 500, maxRetries: Infinity, retryTime: 50 }));
+    const links = clients.map(watchLinks);
+    await Promise.all(clients.map((c) => c.connectTo('worker')));
+    await until(() => links.every((l) => l.live.size === 2), 5000, 'links to the 2 instances');
+    const running = clients.map((c, i) => load(c, 100, 2, `c${i}-`));
+    await delay(300);
+    const killed = performance.now();
+    await a.kill();
+    await until(() => links.every((l) => l.live.size === 0), 2000, 'every link to end at once');
+    expect(performance.now() - killed).toBeLessThan(2000);
+    await a.restart();
+    await until(() => links.every((l) => l.live.size === 2), 8000, 'both clients to link again');
+    const before = running.map((r) => r.report.ok);
+    await until(() => running.every((r, i) => r.report.ok > before[i] + 100), 5000, 'requests answered again');
+    const reports = await Promise.all(running.map((r) => r.stop()));
+    for (const report of reports) {
+      expect(report.badStreams).toEqual([]);
+      expect(report.details.filter((detail) => !/ERR_IPC_PEER_DISCONNECTED|ERR_IPC_NOT_CONNECTED/.test(detail))).toEqual([]);
+      expect(report.slowest).toBeLessThan(5000);
+    }
+    expect([...seen.values()].filter((count) => count > 1)).toEqual([]);
+    for (const c of clients) expect(c.stats()).toMatchObject({ pendingRequests: 0, openStreams: 0 });
+    for (const l of links) expect(l.duplicates).toEqual([]);
+    // No storm: a NATS disconnect is no error of a node's.
+    for (const c of clients) expect(c.errors.length).toBeLessThan(5);
+    await Promise.all(clients.map((c) => c.close()));
+    for (const l of links) {
+      for (const [id, count] of l.connects) {
+        expect([id, l.disconnects.get(id), l.streamConnects.get(id), l.streamDisconnects.get(id)]).toEqual([id, count, count, count]);
+      }
+    }
+    await Promise.all(workers.map((w) => w.close()));
+    expect(await ours(a)).toEqual([]);
+    expect(await ours(b)).toEqual([]);
   }, 40_000);
 });
