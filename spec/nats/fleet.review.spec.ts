@@ -319,6 +319,60 @@ describeNats('a fleet over NATS that scales, crashes and stalls under load (flee
     expect(api.stats()).toMatchObject({ pendingRequests: 0 });
   });
 
+  it('a client process closed under load while its fleet changes: every call settles (ERR_IPC_CLOSED at the close), stats back to zero, the process exits by itself, no subscription left', async () => {
+    const seen = new Map<string, number>();
+    const first = natsNode('worker', server.url, { heartbeatInterval: 300 }, { discoveryInterval: 200 });
+    work(first, seen);
+    first.serve('worker');
+    await within(once(first, 'listening'), 5000);
+    const script = `
+      const { Node } = require('ipc-link-core');
+      const { natsTransport } = require('ipc-link-core/nats');
+      const api = new Node('api', { heartbeatInterval: 300, transport: natsTransport({ servers: ${JSON.stringify(server.url)}, discoveryInterval: 200 }) });
+      const errors = [];
+      api.on('error', (e) => errors.push(e.code));
+      const outcomes = {};
+      let started = 0, settled = 0, stop = false;
+      const count = (key) => { outcomes[key] = (outcomes[key] || 0) + 1; settled++; };
+      const call = (p) => { started++; return p.then(() => count('ok'), (e) => count(e.code === 'ERR_IPC_REMOTE' ? 'remote:' + e.remoteCode : e.code)); };
+      const requester = async (i) => { while (!stop) await call(api.sendTo('worker', { id: 'p' + i + '-' + started })); };
+      const iterator = async () => { while (!stop) await call((async () => { for await (const v of api.iterate('worker', { stream: 500 }, { window: 8 })) void v; })()); };
+      api.connectTo('worker').then(async () => {
+        console.log('linked');
+        const loops = [...Array.from({ length: 100 }, (_, i) => requester(i)), iterator(), iterator()];
+        process.stdin.once('data', async () => {
+          process.stdin.destroy();
+          // Loops end at their next turn (a rejected sendTo in a loop with no await of I/O would starve the close).
+          stop = true;
+          await api.close();
+          await Promise.all(loops);
+          console.log(JSON.stringify({ started, settled, outcomes, errors, stats: api.stats() }));
+        });
+        console.log('loaded');
+      });`;
+    const client = spawnNode(['-e', script]);
+    await client.waitFor('loaded');
+    const second = natsNode('worker', server.url, { heartbeatInterval: 300 }, { discoveryInterval: 200 });
+    work(second, seen);
+    second.serve('worker');
+    await within(once(second, 'listening'), 5000);
+    await delay(600);
+    await within(first.close({ drain: 3000 }), 5000);
+    await delay(300);
+    client.process.stdin!.write('close\n');
+    expect([await within(client.exited, 8000).catch((e: Error) => e.message), client.output()]).toEqual([{ code: 0, signal: null }, client.output()]);
+    const result = JSON.parse(client.output().trim().split('\n').pop()!) as { started: number; settled: number; outcomes: Record<string, number>; errors: string[]; stats: { pendingRequests: number; openStreams: number } };
+    if (process.env.FLEET_REPORT) console.log(JSON.stringify(result));
+    expect(result.settled).toBe(result.started);
+    expect(Object.keys(result.outcomes).filter((k) => !['ok', ErrorCode.CLOSED, 'remote:ERR_IPC_CLOSED'].includes(k))).toEqual([]);
+    expect(result.outcomes.ok).toBeGreaterThan(100);
+    expect(result.errors).toEqual([]);
+    expect(result.stats).toMatchObject({ pendingRequests: 0, openStreams: 0 });
+    expect([...seen.values()].filter((n) => n > 1)).toEqual([]);
+    await second.close();
+    expect(await ours(server)).toEqual([]);
+  });
+
   it('scale 1 → 5 → 1 with one instance SIGKILLed and one blocked for 2 s: losses are ERR_IPC_PEER_DISCONNECTED within heartbeats, new instances take requests at once, links balanced', async () => {
     const seen = new Map<string, number>();
     const inProcess = async () => {
