@@ -164,6 +164,8 @@ export class Connection implements StreamSink {
   private peerGoingAway = false;
   /** We sent GOAWAY. */
   private wentAway = false;
+  /** The id of the PING behind our GOAWAY, until its PONG (0: none out). */
+  private goAwayPing = 0;
   /** Reading is paused until the next turn of the event loop (see yieldTurn); `framesIn` when it last was. */
   private yielding = false;
   /** Reading resumed after a yield in this turn, and the socket was not polled since (see catchingUp). */
@@ -390,11 +392,24 @@ export class Connection implements StreamSink {
     return this.drain.promise;
   }
 
-  /** Tells the peer that we drain (GOAWAY, once): it sends its new requests elsewhere. */
+  /**
+   * Tells the peer that we drain (GOAWAY, once): it sends its new requests elsewhere. A PING goes right behind it,
+   * held in `registry` until its PONG: the connection is in order, so the PONG comes after every request the peer
+   * wrote before it saw the GOAWAY — a drain that waits for it refuses those (unhandled, safe to send again) instead
+   * of closing before they arrive (they were lost, `ERR_IPC_PEER_DISCONNECTED`, as if maybe handled).
+   */
   goAway(): void {
     if (!this.writable || this.wentAway) return;
     this.wentAway = true;
     this.writer.write(FrameType.GOAWAY, 0, 0, Encoding.BUFFER, EMPTY_PAYLOAD);
+    const confirmed = () => (this.goAwayPing = 0);
+    this.goAwayPing = this.registry.register({ next: () => undefined, error: confirmed, complete: confirmed });
+    this.writer.write(FrameType.PING, 0, this.goAwayPing, Encoding.BUFFER, EMPTY_PAYLOAD);
+  }
+
+  /** Requests of ours awaiting the peer's answer (the PING behind our GOAWAY is none: see {@link goAway}). */
+  get awaited(): number {
+    return this.registry.size - (this.goAwayPing === 0 ? 0 : 1);
   }
 
   /** Tells the responder to stop answering request `id` (and free its slot). */
@@ -566,7 +581,7 @@ export class Connection implements StreamSink {
       framesOut: this.writer.framesOut,
       bytesIn: this.bytesIn,
       bytesOut: this.writer.bytesOut,
-      pendingRequests: this.registry.size,
+      pendingRequests: this.awaited,
       openStreams: this.inbound.streaming,
       lastRtt: this.lastRtt,
     };

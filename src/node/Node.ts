@@ -1055,7 +1055,10 @@ export class Node extends EventEmitter<NodeEvents> {
    * its for ours (`'inbound'`). Only asked while one side drains (see drainRefusal and sendable).
    */
   private waiting(peer: string | null, side: 'registry' | 'inbound'): boolean {
-    return this.sockets().some((socket) => socket.name === peer && (socket.connection?.[side].size ?? 0) > 0);
+    return this.sockets().some((socket) => {
+      const connection = socket.connection;
+      return socket.name === peer && connection !== null && (side === 'registry' ? connection.awaited : connection.inbound.size) > 0;
+    });
   }
 
   /** Resolves once no request is in flight on any connection, or at `drainUntil` (which a later close() may bring forward). */
@@ -1082,6 +1085,8 @@ export class Node extends EventEmitter<NodeEvents> {
   private connectionReady(connection: Connection): void {
     const socket = connection.owner;
     const name = connection.peerName!;
+    // Kept once the connection ended: the 'disconnect' of a fleet's member says which instance left.
+    socket.setInstance(connection.peerInstance);
     if (this.draining) connection.goAway();
     if (connection.role === 'server') {
       this.unidentified.delete(connection);

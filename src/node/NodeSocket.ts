@@ -26,6 +26,8 @@ interface SocketOwner {
  */
 export class NodeSocket {
   #name: string;
+  /** The peer's instance id, as its last connection announced it (see {@link instance}). */
+  #instance: string | undefined;
   readonly #link: { readonly connection: Connection | null };
 
   /**
@@ -66,10 +68,16 @@ export class NodeSocket {
 
   /**
    * The peer's instance id, as announced in its handshake (`node.instance` over there): tells apart the
-   * instances of one service reached through a transport. Undefined while there is no connection.
+   * instances of one service reached through a transport. Once a connection ended, still the instance it was to (a
+   * `'disconnect'` listener or `disconnections$` can tell which instance left); undefined before the first handshake.
    */
   get instance(): string | undefined {
-    return this.connection?.peerInstance;
+    return this.connection?.peerInstance ?? this.#instance;
+  }
+
+  /** @internal A connection of this socket completed its handshake with that instance. */
+  setInstance(instance: string | undefined): void {
+    this.#instance = instance;
   }
 
   /** True while the connection is up and usable. */
