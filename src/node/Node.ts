@@ -1293,7 +1293,7 @@ export class Node extends EventEmitter<NodeEvents> {
     if (request && !ping && connection.goingAway && !this.waiting(connection.peerName, 'inbound')) {
       throw new NotConnectedError(`"${connection.peerName}" is closing: it takes no new requests (it answers those it has)`);
     }
-    if (request && connection.registry.size >= this.maxPendingRequests) {
+    if (request && connection.awaited >= this.maxPendingRequests) {
       const n = this.maxPendingRequests;
       const already = n === 1 ? '1 request to' : `${n} requests to`;
       throw new IpcError(ErrorCode.TOO_MANY_REQUESTS, `${already} "${connection.peerName}" already ${n === 1 ? 'awaits' : 'await'} an answer`);
