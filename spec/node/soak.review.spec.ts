@@ -262,7 +262,9 @@ describe('timeouts with late replies, and streams left early, by the thousand', 
     );
     // Over the link a reply can come before a short timeout fires: only timeouts and answers, nothing else.
     expect(Object.keys(tally(outcomes)).filter((k) => k !== ErrorCode.TIMEOUT && k !== 'ok')).toEqual([]);
-    expect(outcomes.filter((o) => o === ErrorCode.TIMEOUT).length).toBeGreaterThan(outcomes.length / 2);
+    // Most give up; fewer on a loaded machine: a late loop runs the 15 ms reply's timer in the same turn as the timeout's,
+    // and the timeout expires after that turn's I/O (README, "A blocked event loop"), the reply first. 28% once in CI.
+    expect(outcomes.filter((o) => o === ErrorCode.TIMEOUT).length).toBeGreaterThan(outcomes.length / 10);
   });
 });
 
