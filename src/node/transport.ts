@@ -73,8 +73,10 @@ export function closeServer(server: net.Server): Promise<void> {
   const socketFile = socketFiles.get(server);
   // libuv removes a Unix server's path when it closes, whatever is there now: when our socket file was deleted and
   // the path taken since (an init script's `rm -f`, then a new daemon; a user's file), that file would go instead —
-  // the new daemon, still listening, unreachable. A hard link keeps it through the close and is renamed back.
-  const keep = socketFile && inodeOf(socketFile.path) !== socketFile.inode ? keepAside(socketFile.path) : undefined;
+  // the new daemon, still listening, unreachable. A hard link keeps it through the close and is renamed back. Only
+  // while listening: a server closed already (`node.server.close()`) unlinks nothing, and the rename back onto the
+  // same file would do nothing (rename(2)), leaving the link behind as a `.keep` file.
+  const keep = socketFile && server.listening && inodeOf(socketFile.path) !== socketFile.inode ? keepAside(socketFile.path) : undefined;
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   if (keep) putBack(keep, socketFile!.path);
   for (const raw of tlsHandshakes.get(server) ?? []) raw.destroy();
