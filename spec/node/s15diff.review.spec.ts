@@ -6,7 +6,8 @@ import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
-import { ErrorCode, FrameType, type IpcError } from '../../src';
+import { of } from 'rxjs';
+import { ErrorCode, FrameType, type IpcError, type NodeMessage } from '../../src';
 import { ROOT } from '../helpers/child';
 import { bytes, rawPeer } from '../helpers/raw';
 import { closeAll, delay, node, serveTcp, socketPath, staleSocket, until } from '../helpers/net';
@@ -113,7 +114,7 @@ describe('the PING behind a drain’s GOAWAY', () => {
 });
 
 describe('timeouts while a connection catches up', () => {
-  it('a request to a peer that floods us for ever still times out within timeout + MAX_CATCH_UP (+ slack); one to a quiet peer of the same lane is not held behind it', async () => {
+  it('a request (sendTo, iterate) to a peer that floods us for ever still times out within timeout + MAX_CATCH_UP (+ slack); one to a quiet peer of the same lane is not held behind it', async () => {
     const { server, raw } = await rawPeer(() => undefined);
     // A second peer, quiet: its request shares the lane (same timeout) and is due right after the flooded one.
     const other = node('other', { heartbeatInterval: 0 });
@@ -132,12 +133,54 @@ describe('timeouts while a connection catches up', () => {
     const flooded = settled(server.sendTo('raw', 'x', { timeout: 300 }), start);
     await delay(20);
     const quiet = settled(server.sendTo('other', 'x', { timeout: 300 }), start);
-    const [f, q] = await Promise.all([flooded, quiet]);
+    const iterated = settled((async () => {
+      for await (const _ of server.iterate('raw', 'x', { timeout: 300 })) void _;
+    })(), start);
+    const [f, q, i] = await Promise.all([flooded, quiet, iterated]);
+    expect(i.code).toBe(ErrorCode.TIMEOUT);
+    expect(i.at).toBeLessThan(300 + 1000 + 2500);
     flooding = false;
     expect(f.code).toBe(ErrorCode.TIMEOUT);
     expect(q.code).toBe(ErrorCode.TIMEOUT);
     expect(f.at).toBeLessThan(300 + 1000 + 2500);
     expect(q.at).toBeLessThan(f.at + 1); // not held until the flooded one's catch-up ends
+  }, 15_000);
+});
+
+/** Blocks this process's event loop for `ms` (synchronous work, a long GC pause). */
+function block(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    /* busy */
+  }
+}
+
+describe('a connection catching up with 3,000 answers after a block', () => {
+  it('(was broken) iterate’s first answer, behind them in the socket: delivered, not ERR_IPC_TIMEOUT (its timer waited one turn, not for the catch-up)', async () => {
+    const hub = node('hub', { heartbeatInterval: 0 });
+    const client = node('client', { heartbeatInterval: 0 });
+    const path = socketPath();
+    hub.serve('hub', path);
+    await once(hub, 'listening');
+    await client.connectTo('hub', path);
+    const count = 3000;
+    const waiting: NodeMessage[] = [];
+    hub.on('message', (m: NodeMessage) => {
+      if (waiting.push(m) <= count) return;
+      for (const w of waiting) {
+        if (w.data === 'it') w.stream(of('v'));
+        else w.reply(w.data);
+      }
+      setImmediate(() => block(1000));
+    });
+    const calls = Array.from({ length: count }, (_, i) => client.sendTo('hub', i, { timeout: 10_000 }).catch((e: IpcError) => e.code));
+    const iterated = (async () => {
+      const values: unknown[] = [];
+      for await (const value of client.iterate('hub', 'it', { timeout: 500 })) values.push(value);
+      return values;
+    })().catch((e: IpcError) => e.code);
+    await Promise.all(calls);
+    expect(await iterated).toEqual(['v']);
   }, 15_000);
 });
 

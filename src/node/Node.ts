@@ -32,7 +32,7 @@ import { NodeMessage } from './NodeMessage';
 import { NO_TRAFFIC, NodeSocket } from './NodeSocket';
 import { PendingRequest } from './PendingRequest';
 import { StreamRequest } from './StreamRequest';
-import { TimeoutQueue } from './TimeoutQueue';
+import { MAX_CATCH_UP, TimeoutQueue } from './TimeoutQueue';
 import { checkTlsSettings, closeServer, createServer, dial, listen, type TlsSettings } from './transport';
 import { MAX_TIMER_DELAY } from '../limits';
 import { tlsErrorOf, unverifiedClient } from './tlsError';
@@ -837,7 +837,8 @@ export class Node extends EventEmitter<NodeEvents> {
       label: `The request to "${connection.peerName}"`,
       grant: (id, n) => connection.grantIfOpen(id, n),
       cancel: (id) => connection.cancelIfOpen(id),
-      schedule: setLongTimeoutAfterIO,
+      // Its answer may wait among frames the connection read and has not handled yet (see TimeoutQueue's busy()).
+      schedule: (callback, ms) => setLongTimeoutAfterIO(callback, ms, () => connection.catchingUp, MAX_CATCH_UP),
     });
   }
 
