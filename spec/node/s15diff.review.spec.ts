@@ -155,6 +155,29 @@ function block(ms: number): void {
   }
 }
 
+describe('many lanes due at once while their connection catches up', () => {
+  it('(was broken) 500 requests with 500 different timeouts to a flooding peer: a few hundred timers over the catch-up second, not one per lane per millisecond; each times out within timeout + MAX_CATCH_UP (+ slack)', async () => {
+    const { server, raw } = await rawPeer(() => undefined);
+    const chunk = Buffer.concat(Array.from({ length: 4000 }, () => control(FrameType.PONG, 0, Buffer.from('x'))));
+    let flooding = true;
+    const pump = () => {
+      while (flooding && !raw.destroyed && raw.write(chunk));
+      if (flooding && !raw.destroyed) raw.once('drain', pump);
+    };
+    pump();
+    await delay(100);
+    const timers = jest.spyOn(global, 'setTimeout');
+    const start = performance.now();
+    const outcomes = await Promise.all(Array.from({ length: 500 }, (_, i) => settled(server.sendTo('raw', 'x', { timeout: 300 + i * 0.2 }), start)));
+    const armed = timers.mock.calls.length;
+    timers.mockRestore();
+    flooding = false;
+    expect(outcomes.every((o) => o.code === ErrorCode.TIMEOUT)).toBe(true);
+    expect(Math.max(...outcomes.map((o) => o.at))).toBeLessThan(400 + 1000 + 2500);
+    expect(armed).toBeLessThan(10_000); // was ~500 per millisecond: 100,000s, and the flood read several times slower
+  }, 15_000);
+});
+
 describe('a connection catching up with 3,000 answers after a block', () => {
   it('(was broken) iterate’s first answer, behind them in the socket: delivered, not ERR_IPC_TIMEOUT (its timer waited one turn, not for the catch-up)', async () => {
     const hub = node('hub', { heartbeatInterval: 0 });

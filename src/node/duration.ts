@@ -69,10 +69,10 @@ export function within<T>(promise: Promise<T>, ms: number, timedOut: () => Error
  * of the turn in which the timer fired has been read (`setImmediate`, after the poll phase). Node runs due timers
  * before it polls the sockets: after the event loop was blocked past the deadline, what arrived meanwhile (the
  * awaited answer) still sits unread. While `busy()` (its connection still handles frames it read: the answer may be
- * among them), it waits on, re-checking every millisecond, for at most `maxWait` ms (as a TimeoutQueue entry's
+ * among them), it waits on, re-checking every `every` ms, for at most `maxWait` ms (as a TimeoutQueue entry's
  * `busy()`, `MAX_CATCH_UP`). Returns the function that disarms it (timer and pending callback).
  */
-export function setLongTimeoutAfterIO(callback: () => void, ms: number, busy?: () => boolean, maxWait = 0): () => void {
+export function setLongTimeoutAfterIO(callback: () => void, ms: number, busy?: () => boolean, maxWait = 0, every = 10): () => void {
   let wake: NodeJS.Immediate | null = null;
   let retry: NodeJS.Timeout | null = null;
   let since = NaN;
@@ -81,7 +81,7 @@ export function setLongTimeoutAfterIO(callback: () => void, ms: number, busy?: (
     const now = performance.now();
     if (Number.isNaN(since)) since = now;
     if (busy?.() && now - since < maxWait) {
-      retry = setTimeout(() => (wake = setImmediate(check)), 1);
+      retry = setTimeout(() => (wake = setImmediate(check)), every);
       return;
     }
     callback();
