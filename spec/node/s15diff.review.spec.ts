@@ -111,6 +111,14 @@ describe('the PING behind a drain’s GOAWAY', () => {
     expect(closed2.at).toBeGreaterThanOrEqual(550);
     expect(closed2.at).toBeLessThan(3000);
   }, 15_000);
+
+  it('(was broken) close({ drain: Infinity }) with nothing in flight, facing a peer that never answers the PING: closes after requestTimeout, not never', async () => {
+    const { server } = await rawPeer(() => undefined, { requestTimeout: 500 }, 'deaf');
+    const start = performance.now();
+    const outcome = await Promise.race([server.close({ drain: Infinity }).then(() => 'closed'), delay(4000).then(() => 'still draining after 4 s')]);
+    expect(outcome).toBe('closed');
+    expect(performance.now() - start).toBeGreaterThanOrEqual(450);
+  }, 15_000);
 });
 
 describe('timeouts while a connection catches up', () => {

@@ -398,7 +398,8 @@ export class Connection implements StreamSink {
    * Tells the peer that we drain (GOAWAY, once): it sends its new requests elsewhere. A PING goes right behind it,
    * held in `registry` until its PONG: the connection is in order, so the PONG comes after every request the peer
    * wrote before it saw the GOAWAY — a drain that waits for it refuses those (unhandled, safe to send again) instead
-   * of closing before they arrive (they were lost, `ERR_IPC_PEER_DISCONNECTED`, as if maybe handled).
+   * of closing before they arrive (they were lost, `ERR_IPC_PEER_DISCONNECTED`, as if maybe handled). A peer that never
+   * answers it holds the drain for the node's `requestTimeout` at most (see the node's `drained`).
    */
   goAway(): void {
     if (!this.writable || this.wentAway) return;

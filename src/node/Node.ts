@@ -1065,7 +1065,11 @@ export class Node extends EventEmitter<NodeEvents> {
   /** Resolves once no request is in flight on any connection, or at `drainUntil` (which a later close() may bring forward). */
   private drained(): Promise<void> {
     const connections = () => this.sockets().flatMap((s) => (s.connection ? [s.connection] : []));
-    const idle = () => connections().every((c) => c.registry.size === 0 && c.inbound.size === 0);
+    // The PING behind a GOAWAY (see Connection.goAway) is awaited as a request: a peer that never answers it (one that
+    // ignores PINGs, an older version that skips them under a write backlog) holds the drain for requestTimeout at
+    // most — not for ever with `drain: Infinity` (nothing in flight, and close() never returned).
+    const pingsUntil = performance.now() + this.requestTimeout;
+    const idle = () => connections().every((c) => c.inbound.size === 0 && (c.registry.size === 0 || (c.awaited === 0 && performance.now() >= pingsUntil)));
     return new Promise((resolve) => {
       const check = () => {
         if (idle() || performance.now() >= this.drainUntil) return resolve();
