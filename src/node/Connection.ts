@@ -166,6 +166,8 @@ export class Connection implements StreamSink {
   private wentAway = false;
   /** The id of the PING behind our GOAWAY, until its PONG (0: none out). */
   private goAwayPing = 0;
+  /** The peer sent GOAWAY and no PING since: the next one is answered even past PONG_BACKLOG (see dispatch). */
+  private goAwayPongOwed = false;
   /** Reading is paused until the next turn of the event loop (see yieldTurn); `framesIn` when it last was. */
   private yielding = false;
   /** Reading resumed after a yield in this turn, and the socket was not polled since (see catchingUp). */
@@ -396,7 +398,8 @@ export class Connection implements StreamSink {
    * Tells the peer that we drain (GOAWAY, once): it sends its new requests elsewhere. A PING goes right behind it,
    * held in `registry` until its PONG: the connection is in order, so the PONG comes after every request the peer
    * wrote before it saw the GOAWAY — a drain that waits for it refuses those (unhandled, safe to send again) instead
-   * of closing before they arrive (they were lost, `ERR_IPC_PEER_DISCONNECTED`, as if maybe handled).
+   * of closing before they arrive (they were lost, `ERR_IPC_PEER_DISCONNECTED`, as if maybe handled). A peer that never
+   * answers it holds the drain for the node's `requestTimeout` at most (see the node's `drained`).
    */
   goAway(): void {
     if (!this.writable || this.wentAway) return;
@@ -698,7 +701,10 @@ export class Connection implements StreamSink {
       case FrameType.PING:
         // A peer that sends pings and never reads the answers gets no more once they pile up. A payload of up to 8
         // bytes (a heartbeat's send time) is echoed (copied by the writer: the frame's bytes are only lent to us).
-        if (this.writer.queuedBytes < PONG_BACKLOG) {
+        // The first PING after the peer's GOAWAY is answered whatever waits (one frame): its drain waits for that
+        // PONG (see goAway), and ran to its deadline when we had more than PONG_BACKLOG to write to it.
+        if (this.writer.queuedBytes < PONG_BACKLOG || this.goAwayPongOwed) {
+          this.goAwayPongOwed = false;
           this.writer.write(FrameType.PONG, 0, frame.id, Encoding.BUFFER, frame.payload.length <= PING_STAMP_SIZE ? frame.payload : EMPTY_PAYLOAD);
         }
         return;
@@ -733,6 +739,7 @@ export class Connection implements StreamSink {
         this.inbound.grant(frame.id, readRequestN(frame));
         return;
       case FrameType.GOAWAY:
+        if (!this.peerGoingAway) this.goAwayPongOwed = true;
         this.peerGoingAway = true;
         return;
       case FrameType.CLOSE: {

@@ -32,7 +32,7 @@ import { NodeMessage } from './NodeMessage';
 import { NO_TRAFFIC, NodeSocket } from './NodeSocket';
 import { PendingRequest } from './PendingRequest';
 import { StreamRequest } from './StreamRequest';
-import { TimeoutQueue } from './TimeoutQueue';
+import { MAX_CATCH_UP, TimeoutQueue } from './TimeoutQueue';
 import { checkTlsSettings, closeServer, createServer, dial, listen, type TlsSettings } from './transport';
 import { MAX_TIMER_DELAY } from '../limits';
 import { tlsErrorOf, unverifiedClient } from './tlsError';
@@ -837,7 +837,8 @@ export class Node extends EventEmitter<NodeEvents> {
       label: `The request to "${connection.peerName}"`,
       grant: (id, n) => connection.grantIfOpen(id, n),
       cancel: (id) => connection.cancelIfOpen(id),
-      schedule: setLongTimeoutAfterIO,
+      // Its answer may wait among frames the connection read and has not handled yet (see TimeoutQueue's busy()).
+      schedule: (callback, ms) => setLongTimeoutAfterIO(callback, ms, () => connection.catchingUp, MAX_CATCH_UP),
     });
   }
 
@@ -1064,7 +1065,11 @@ export class Node extends EventEmitter<NodeEvents> {
   /** Resolves once no request is in flight on any connection, or at `drainUntil` (which a later close() may bring forward). */
   private drained(): Promise<void> {
     const connections = () => this.sockets().flatMap((s) => (s.connection ? [s.connection] : []));
-    const idle = () => connections().every((c) => c.registry.size === 0 && c.inbound.size === 0);
+    // The PING behind a GOAWAY (see Connection.goAway) is awaited as a request: a peer that never answers it (one that
+    // ignores PINGs, an older version that skips them under a write backlog) holds the drain for requestTimeout at
+    // most — not for ever with `drain: Infinity` (nothing in flight, and close() never returned).
+    const pingsUntil = performance.now() + this.requestTimeout;
+    const idle = () => connections().every((c) => c.inbound.size === 0 && (c.registry.size === 0 || (c.awaited === 0 && performance.now() >= pingsUntil)));
     return new Promise((resolve) => {
       const check = () => {
         if (idle() || performance.now() >= this.drainUntil) return resolve();

@@ -16,8 +16,8 @@ export interface Expiring {
   expire(): void;
   /**
    * True while the answer that would settle the entry may be among frames already read and not yet handled (its
-   * connection handles them over the next turns of the event loop): a due entry then waits, its lane re-checking
-   * every millisecond, for at most {@link MAX_CATCH_UP} ms.
+   * connection handles them over the next turns of the event loop): a due entry then waits, its lane re-checked
+   * every {@link CATCH_UP_CHECK} ms, for at most {@link MAX_CATCH_UP} ms.
    */
   busy?(): boolean;
 }
@@ -28,6 +28,12 @@ export interface Expiring {
  * without end must not hold a timeout off for ever.
  */
 export const MAX_CATCH_UP = 1000;
+
+/**
+ * How often lanes whose due head waits for its connection to catch up are checked again (ms): the answer settles
+ * its entry whenever it is handled; this only bounds how late an entry expires once the catch-up ended.
+ */
+const CATCH_UP_CHECK = 10;
 
 /** An {@link Expiring} with its queue links in place: extend it and implement `expire()`. */
 export abstract class ExpiringEntry implements Expiring {
@@ -48,6 +54,8 @@ export interface Lane {
   keepAlive: boolean;
   /** When a due entry was first left waiting for its connection to catch up ({@link Expiring.busy}); else null. */
   catchUpSince: number | null;
+  /** The lane waits for the queue's shared catch-up check (see {@link TimeoutQueue.rearm}), not for a timer of its own. */
+  catchingUp?: boolean;
 }
 
 /**
@@ -57,6 +65,13 @@ export interface Lane {
  */
 export class TimeoutQueue {
   private readonly lanes = new Map<number, Lane>();
+  /**
+   * Lanes whose due head waits for its connection to catch up, re-checked together by one timer:
+   * a timer and an immediate per lane and per millisecond (2,000 lanes: a deadline passed down as each request's
+   * timeout) read a flooding peer 7× slower for the whole second they waited.
+   */
+  private readonly catchingUp = new Set<Lane>();
+  private catchUpTimer: NodeJS.Timeout | null = null;
 
   /**
    * Arms `entry` to expire after `duration` ms (a finite number; any size, see {@link MAX_TIMER_DELAY}). A duration
@@ -82,7 +97,7 @@ export class TimeoutQueue {
     if (lane.tail) lane.tail.nextExpiring = entry;
     else lane.head = entry;
     lane.tail = entry;
-    if (lane.timer === null) this.schedule(lane);
+    if (lane.timer === null && !lane.catchingUp) this.schedule(lane);
   }
 
   /** Disarms `entry` (no-op when it is not armed). */
@@ -118,6 +133,9 @@ export class TimeoutQueue {
 
   /** Disarms every entry without expiring it, and clears every timer. */
   clear(): void {
+    if (this.catchUpTimer) clearTimeout(this.catchUpTimer);
+    this.catchUpTimer = null;
+    this.catchingUp.clear();
     for (const lane of this.lanes.values()) {
       if (lane.timer) clearTimeout(lane.timer);
       while (lane.head) this.remove(lane.head);
@@ -171,8 +189,36 @@ export class TimeoutQueue {
       if (!waiting) lane.catchUpSince = null;
       // An expire() that throws (say, a user's byte stream whose write throws) must not strand the entries behind
       // it: the lane is re-armed (they expire a millisecond later) before the error goes on.
-      this.rearm(lane);
+      if (waiting && lane.timer === null) this.checkLater(lane);
+      else this.rearm(lane);
     }
+  }
+
+  /** `lane` fires again at the next shared catch-up check (in {@link CATCH_UP_CHECK} ms, after that turn's I/O). */
+  private checkLater(lane: Lane): void {
+    lane.catchingUp = true;
+    this.catchingUp.add(lane);
+    if (this.catchUpTimer === null) {
+      this.catchUpTimer = setTimeout(() => setImmediate(() => this.checkCatchingUp()), CATCH_UP_CHECK);
+      if (![...this.catchingUp].some((l) => l.keepAlive)) this.catchUpTimer.unref();
+    } else if (lane.keepAlive) this.catchUpTimer.ref();
+  }
+
+  private checkCatchingUp(): void {
+    this.catchUpTimer = null;
+    const lanes = [...this.catchingUp];
+    this.catchingUp.clear();
+    for (const lane of lanes) lane.catchingUp = false;
+    let failure: unknown = null;
+    for (const lane of lanes) {
+      try {
+        // A lane retired meanwhile (emptied) is only retired again; one with a timer armed since fires on it.
+        if (lane.timer === null) this.fire(lane);
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+    if (failure !== null) throw failure;
   }
 
   /** After a firing: arms the lane's timer for its head, or retires the lane when it is empty. */

@@ -68,13 +68,28 @@ export function within<T>(promise: Promise<T>, ms: number, timedOut: () => Error
  * Like {@link setLongTimeout}, for a timer that declares something lost (a timeout): `callback` runs once the I/O
  * of the turn in which the timer fired has been read (`setImmediate`, after the poll phase). Node runs due timers
  * before it polls the sockets: after the event loop was blocked past the deadline, what arrived meanwhile (the
- * awaited answer) still sits unread. Returns the function that disarms it (timer and pending callback).
+ * awaited answer) still sits unread. While `busy()` (its connection still handles frames it read: the answer may be
+ * among them), it waits on, re-checking every `every` ms, for at most `maxWait` ms (as a TimeoutQueue entry's
+ * `busy()`, `MAX_CATCH_UP`). Returns the function that disarms it (timer and pending callback).
  */
-export function setLongTimeoutAfterIO(callback: () => void, ms: number): () => void {
+export function setLongTimeoutAfterIO(callback: () => void, ms: number, busy?: () => boolean, maxWait = 0, every = 10): () => void {
   let wake: NodeJS.Immediate | null = null;
-  const timer = setLongTimeout(() => (wake = setImmediate(callback)), ms);
+  let retry: NodeJS.Timeout | null = null;
+  let since = NaN;
+  const check = () => {
+    wake = retry = null;
+    const now = performance.now();
+    if (Number.isNaN(since)) since = now;
+    if (busy?.() && now - since < maxWait) {
+      retry = setTimeout(() => (wake = setImmediate(check)), every);
+      return;
+    }
+    callback();
+  };
+  const timer = setLongTimeout(() => (wake = setImmediate(check)), ms);
   return () => {
     if (timer !== null) clearTimeout(timer);
     if (wake !== null) clearImmediate(wake);
+    if (retry !== null) clearTimeout(retry);
   };
 }

@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, linkSync, lstatSync, readlinkSync, renameSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, readlinkSync, renameSync, unlinkSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import * as net from 'node:net';
 import type * as tls from 'node:tls';
@@ -73,8 +73,10 @@ export function closeServer(server: net.Server): Promise<void> {
   const socketFile = socketFiles.get(server);
   // libuv removes a Unix server's path when it closes, whatever is there now: when our socket file was deleted and
   // the path taken since (an init script's `rm -f`, then a new daemon; a user's file), that file would go instead —
-  // the new daemon, still listening, unreachable. A hard link keeps it through the close and is renamed back.
-  const keep = socketFile && inodeOf(socketFile.path) !== socketFile.inode ? keepAside(socketFile.path) : undefined;
+  // the new daemon, still listening, unreachable. It is moved aside through the close and renamed back. Only
+  // while listening: a server closed already (`node.server.close()`) unlinks nothing, so there is nothing to keep
+  // from it (a hard link kept there was left behind as a `.keep` file: renamed onto the same file, rename(2) does nothing).
+  const keep = socketFile && server.listening && inodeOf(socketFile.path) !== socketFile.inode ? keepAside(socketFile.path) : undefined;
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   if (keep) putBack(keep, socketFile!.path);
   for (const raw of tlsHandshakes.get(server) ?? []) raw.destroy();
@@ -94,27 +96,28 @@ function inodeOf(path: string): string | undefined {
   }
 }
 
-/** A hard link to what is at `path` now, beside it (undefined when nothing is there, or it cannot be made). */
+/**
+ * Moves what is at `path` now beside it (a rename, so libuv's unlink finds nothing), and returns where; undefined when
+ * nothing is there or it cannot be moved — then libuv's unlink cannot remove it either (a sticky folder such as
+ * `/tmp`, a read-only folder). Not a hard link: one to another user's file is refused (`fs.protected_hardlinks`, on
+ * by default), and in a folder both may write, that file was removed.
+ */
 function keepAside(path: string): string | undefined {
   const aside = `${path}.${process.pid}.${Date.now().toString(36)}.keep`;
   try {
-    linkSync(path, aside);
+    renameSync(path, aside);
     return aside;
   } catch {
     return undefined;
   }
 }
 
-/** Renames `aside` back to `path` (or removes it, when that fails). */
+/** Renames `aside` back to `path` (left where it is when that fails: it is not ours to remove). */
 function putBack(aside: string, path: string): void {
   try {
     renameSync(aside, path);
   } catch {
-    try {
-      unlinkSync(aside);
-    } catch {
-      // Nothing more to do: it was ours, and is gone.
-    }
+    // Left as `aside`: the only copy of someone's file.
   }
 }
 
