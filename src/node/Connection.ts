@@ -233,7 +233,7 @@ export class Connection implements StreamSink {
     if (hello) this.sendControl(hello);
     // After the I/O of its turn: a hello that arrived while the event loop was blocked past the deadline counts.
     this.handshakeTimer = setLongTimeoutAfterIO(() => {
-      this.fail(new HandshakeError(ErrorCode.HANDSHAKE, `No handshake within ${host.handshakeTimeout} ms`, { retryable: true }));
+      this.fail(new HandshakeError(ErrorCode.HANDSHAKE, `No handshake within ${host.handshakeTimeout} ms (the handshakeTimeout of "${host.name}")`, { retryable: true }));
     }, host.handshakeTimeout);
   }
 
@@ -287,16 +287,21 @@ export class Connection implements StreamSink {
    * @throws IpcError `ERR_IPC_FRAME_TOO_LARGE` when the payload exceeds the peer's limit.
    */
   checkSize(payload: Uint8Array | string, extra = 0): void {
-    const text = typeof payload === 'string';
-    if ((text ? 3 * payload.length : payload.length) + extra <= this.peerMaxFrameSize) return;
-    const length = (text ? Buffer.byteLength(payload, 'utf8') : payload.length) + extra;
-    if (length <= this.peerMaxFrameSize) return;
+    if (this.fits(payload, extra)) return;
+    const length = (typeof payload === 'string' ? Buffer.byteLength(payload, 'utf8') : payload.length) + extra;
     // A request$/iterate request carries its credits (WINDOW, 4 bytes) in the frame's payload, ahead of the value.
     const credits = extra > 0 ? ` (and the ${extra} bytes of credits its request carries)` : '';
     throw new IpcError(
       ErrorCode.FRAME_TOO_LARGE,
       `A payload of ${length - extra} bytes${credits} exceeds the maxFrameSize of "${this.peerName}" (${this.peerMaxFrameSize} bytes): nothing was sent`,
     );
+  }
+
+  /** Whether `payload` (bytes, or text as UTF-8) and `extra` bytes before it are within the peer's `maxFrameSize`. */
+  fits(payload: Uint8Array | string, extra = 0): boolean {
+    const text = typeof payload === 'string';
+    if ((text ? 3 * payload.length : payload.length) + extra <= this.peerMaxFrameSize) return true;
+    return (text ? Buffer.byteLength(payload, 'utf8') : payload.length) + extra <= this.peerMaxFrameSize;
   }
 
   /** Bytes written and not yet taken by the kernel. */
@@ -775,7 +780,7 @@ export class Connection implements StreamSink {
       if (admitted === 'duplicate') throw new ProtocolError(ErrorCode.PROTOCOL, `Request id ${frame.id} already awaits an answer`);
       if (admitted === 'full') {
         const limit = this.host.maxPendingRequests;
-        this.sendErrorIfOpen(FrameType.ERROR, frame.id, new IpcError(ErrorCode.TOO_MANY_REQUESTS, `"${this.host.name}" already has ${limit} requests from "${this.peerName}" to answer`));
+        this.sendErrorIfOpen(FrameType.ERROR, frame.id, new IpcError(ErrorCode.TOO_MANY_REQUESTS, `"${this.host.name}" already has ${limit} requests from "${this.peerName}" to answer (its maxPendingRequests)`));
         return;
       }
       const closing = this.host.refusal(this);
