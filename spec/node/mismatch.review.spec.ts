@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { Observable, firstValueFrom, toArray } from 'rxjs';
 import { ErrorCode, Encoding, type Codec, type NodeMessage, type NodeOptions } from '../../src';
-import { closeAll, delay, node, outcome, serveTcp, socketPath, until } from '../helpers/net';
+import { closeAll, delay, freePort, node, outcome, serveTcp, socketPath, until } from '../helpers/net';
 import { describeNats, startNatsServer, type NatsServer } from '../helpers/natsServer';
 import { natsNode, serving } from '../helpers/natsNodes';
 
@@ -88,7 +88,7 @@ describe('codecs that differ', () => {
     await settled(server, client);
   });
 
-  it('a reply or stream value the requester cannot decode fails that request only, locally; the responder’s slot is freed', async () => {
+  it('(was broken) a reply or stream value the requester cannot decode fails that request only, locally; the responder’s slot is freed', async () => {
     // The server answers some values under a tag only it knows (a new codec on half the fleet).
     const mixed: Codec = {
       encode: (value) => (value === 'new' ? tagged.encode(value) : { encoding: Encoding.STRING, payload: Buffer.from(String(value)) }),
@@ -277,6 +277,38 @@ describe('maxDecodedSize that differs', () => {
   });
 });
 
+describe('a server restarted with other options under a reconnecting client (a rolling deploy)', () => {
+  it('a smaller maxFrameSize is learnt from the new handshake (a send over it fails alone); a new secret is ERR_IPC_AUTH once, final', async () => {
+    const port = await freePort();
+    const restart = async (options: NodeOptions, answer: string) => {
+      const server = node('server', { heartbeatInterval: 0, ...options });
+      server.on('message', (m: NodeMessage) => m.reply(answer));
+      server.serve('server', port, '127.0.0.1');
+      await once(server, 'listening');
+      return server;
+    };
+    const first = await restart({ maxFrameSize: 1 << 20 }, 'first');
+    const client = node('client', { heartbeatInterval: 0, maxRetries: Infinity, retryTime: 5, maxRetryTime: 20 });
+    await client.connectTo('server', port, '127.0.0.1');
+    const big = Buffer.alloc(100_000);
+    expect(await client.sendTo('server', big)).toBe('first');
+    await first.close();
+    const second = await restart({ maxFrameSize: 64 * 1024 }, 'second');
+    await once(client, 'connect');
+    expect(await failure(client.sendTo('server', big))).toMatchObject({ code: ErrorCode.FRAME_TOO_LARGE, message: expect.stringContaining('the maxFrameSize of "server" (65536 bytes)') });
+    expect(await client.sendTo('server', 'small')).toBe('second');
+    expect(second.errors).toEqual([]);
+    await second.close();
+    const third = await restart({ auth: { secret: 'rotated-secret-c04f' } }, 'third');
+    let connections = 0;
+    third.server!.on('connection', () => connections++);
+    await until(() => client.errors.length > 0, 5000, 'the refusal');
+    await delay(200); // room for a retry storm (retryTime 5 ms), were there one
+    expect([connections, client.errors.map((e) => (e as { code?: string }).code)]).toEqual([1, [ErrorCode.AUTH]]);
+    expect(await failure(client.sendTo('server', 'x'))).toMatchObject({ code: ErrorCode.NOT_CONNECTED });
+  });
+});
+
 describeNats('instances of one service configured differently (NATS)', () => {
   let nats: NatsServer;
   beforeAll(async () => {
@@ -306,6 +338,20 @@ describeNats('instances of one service configured differently (NATS)', () => {
     // Too large for every instance: the usual local error.
     expect(await failure(client.sendTo('svc', Buffer.alloc(2 << 20)))).toMatchObject({ code: ErrorCode.FRAME_TOO_LARGE });
     await settled(client, small, large);
+  });
+
+  it('(was broken) two clients of one name with different maxFrameSize: the server’s sendTo(name) of a large value goes to the one that takes it', async () => {
+    const service = await serving('svc', nats.url, { heartbeatInterval: 0 });
+    const small = natsNode('api', nats.url, { heartbeatInterval: 0, maxFrameSize: 64 * 1024 });
+    const large = natsNode('api', nats.url, { heartbeatInterval: 0, maxFrameSize: 1 << 20 });
+    for (const n of [small, large]) {
+      n.on('message', (m: NodeMessage) => m.reply(n.instance));
+      await n.connectTo('svc');
+    }
+    await until(() => (service.stats().peers ? Object.keys(service.stats().peers).length === 2 : false), 5000, 'both clients admitted');
+    const answers = await Promise.allSettled(Array.from({ length: 10 }, () => service.sendTo('api', Buffer.alloc(100_000))));
+    expect(answers.map((a) => (a.status === 'fulfilled' ? a.value : (a.reason as { code: string }).code))).toEqual(Array(10).fill(large.instance));
+    await settled(service, small, large);
   });
 
   it('different secrets on two instances: the wrong one is reported once and left alone, every request goes to the right one', async () => {
