@@ -275,6 +275,21 @@ describe('maxDecodedSize that differs', () => {
     expect(server.errors).toMatchObject([{ code: ErrorCode.FRAME_TOO_LARGE }]);
     expect(client.errors).toMatchObject([]);
   });
+
+  it('(was broken) an error answer over the requester’s maxDecodedSize says so, not that some payload of ours was too large', async () => {
+    // A requester with a tiny limit (a copy-paste of a test setting): the server's refusal of a too large request
+    // cannot be read. Was: "A payload of 157 bytes (encoding 0x5) is over maxDecodedSize (100 bytes): not decoded",
+    // which reads as if the 2,008-byte request or an answer of ours were the problem.
+    const { server, client } = await pair({ maxDecodedSize: 1000 }, { maxDecodedSize: 100 });
+    server.on('message', (m: NodeMessage) => m.reply(m.data));
+    const error = await failure(client.sendTo('server', { s: 'x'.repeat(2000) }));
+    expect(error).toMatchObject({
+      code: ErrorCode.FRAME_TOO_LARGE,
+      message: expect.stringMatching(/^The error answer of "server" \(\d+ bytes\) is over the maxDecodedSize of "client" \(100 bytes\): not read/),
+    });
+    expect(await client.sendTo('server', 'fine')).toBe('fine');
+    await settled(server, client);
+  });
 });
 
 describe('a server restarted with other options under a reconnecting client (a rolling deploy)', () => {

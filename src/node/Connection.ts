@@ -304,6 +304,25 @@ export class Connection implements StreamSink {
     return (text ? Buffer.byteLength(payload, 'utf8') : payload.length) + extra <= this.peerMaxFrameSize;
   }
 
+  /**
+   * What an ERROR or STREAM_ERROR frame reports: a RemoteError, or, for a body over our `maxDecodedSize`, an
+   * `ERR_IPC_FRAME_TOO_LARGE` that says it was the peer's error answer and whose limit it broke (it stands in for
+   * the peer's error, which was not read: not a value of ours, nor the peer's limit).
+   */
+  private remoteError(frame: Frame): IpcError {
+    let body: ErrorBody;
+    try {
+      body = readError(frame, this.host.maxDecodedSize);
+    } catch (tooLarge) {
+      return new ProtocolError(
+        ErrorCode.FRAME_TOO_LARGE,
+        `The error answer of "${this.peerName}" (${frame.payload.length} bytes) is over the maxDecodedSize of "${this.host.name}" (${this.host.maxDecodedSize} bytes): not read (raise it to see the error)`,
+        { cause: tooLarge },
+      );
+    }
+    return new RemoteError(body.name, body.message, body.code, body.stack);
+  }
+
   /** Bytes written and not yet taken by the kernel. */
   get queuedBytes(): number {
     return this.writer.queuedBytes;
@@ -729,7 +748,7 @@ export class Connection implements StreamSink {
         return;
       case FrameType.ERROR:
       case FrameType.STREAM_ERROR:
-        this.registry.take(frame.id)?.error(remoteError(frame, this.host.maxDecodedSize));
+        this.registry.take(frame.id)?.error(this.remoteError(frame));
         return;
       case FrameType.CANCEL:
         this.inbound.cancel(frame.id);
@@ -951,13 +970,4 @@ function closedOnPurpose(frame: Frame): boolean {
   }
 }
 
-/** What an ERROR or STREAM_ERROR frame reports: a RemoteError, or the ProtocolError of a body over `maxDecodedSize`. */
-function remoteError(frame: Frame, maxDecodedSize: number): IpcError {
-  let body: ErrorBody;
-  try {
-    body = readError(frame, maxDecodedSize);
-  } catch (tooLarge) {
-    return tooLarge as ProtocolError;
-  }
-  return new RemoteError(body.name, body.message, body.code, body.stack);
-}
+
