@@ -328,6 +328,8 @@ export class Node extends EventEmitter<NodeEvents> {
    * Dialler, or through a transport a Fleet (a Dialler per instance of that name).
    */
   private readonly dialled = new Map<string, Dialler | Fleet>();
+  /** Why the dialler of a name gave up for good (until that name is dialled again): see whyNot. */
+  private readonly gaveUp = new Map<string, Error>();
   /**
    * Peers that dialled our server (or `acceptVia`), by announced name: one per name, or through a transport one
    * per instance of that name.
@@ -425,7 +427,11 @@ export class Node extends EventEmitter<NodeEvents> {
     };
     this.diallerHost = {
       open: (dialler) => this.open(dialler),
-      forget: (dialler) => this.forget(dialler.socket.name, dialler),
+      forget: (dialler, error) => {
+        this.forget(dialler.socket.name, dialler);
+        // Why, for the ERR_IPC_NOT_CONNECTED of later sends (a rotated secret: ERR_IPC_AUTH); not a close of ours.
+        if (!(error instanceof ClosedError) && !this.dialled.has(dialler.socket.name)) this.gaveUp.set(dialler.socket.name, error);
+      },
       report: (error) => this.report(error),
     };
     this.messages$ = this.messages.asObservable();
@@ -631,6 +637,7 @@ export class Node extends EventEmitter<NodeEvents> {
       const socket = NodeSocket.create(this, 'client', name, { get connection() { return dialler.connection; } }); // prettier-ignore
       dialler = new Dialler(socket, checked, this.retryPolicy, this.diallerHost);
       this.dialled.set(name, dialler);
+      this.gaveUp.delete(name);
       return dialler.start();
     } catch (error) {
       return Promise.reject(error as Error);
@@ -1354,6 +1361,8 @@ export class Node extends EventEmitter<NodeEvents> {
     if (typeof target === 'string' && this.dialled.get(target) instanceof Fleet) return notUp;
     if (socket || typeof target !== 'string') return '';
     if (target === this.name) return ": that is this node's own name (send to the names of its peers)";
+    const gaveUp = this.gaveUp.get(target);
+    if (gaveUp) return `: its connection ended for good (${(gaveUp as { code?: string }).code ?? gaveUp.name}: ${gaveUp.message})`;
     if (target === this.#serverName) return ': that is the label given to serve, not a peer (send to the names of the peers that connected)';
     return '';
   }
