@@ -100,8 +100,8 @@ describe('giving up after a dropped connection', () => {
 
 describe('maxPendingRequests refusal', () => {
   it.each([
-    [1, '1 request to "hub" already awaits an answer'],
-    [2, '2 requests to "hub" already await an answer'],
+    [1, '1 request to "hub" already awaits an answer (the maxPendingRequests of "client")'],
+    [2, '2 requests to "hub" already await an answer (the maxPendingRequests of "client")'],
   ])('maxPendingRequests %i: "%s"', async (max, text) => {
     const hub = node('hub');
     hub.on('message', () => undefined); // never answers

@@ -235,7 +235,7 @@ export class Connection implements StreamSink {
     if (hello) this.sendControl(hello);
     // After the I/O of its turn: a hello that arrived while the event loop was blocked past the deadline counts.
     this.handshakeTimer = setLongTimeoutAfterIO(() => {
-      this.fail(new HandshakeError(ErrorCode.HANDSHAKE, `No handshake within ${host.handshakeTimeout} ms`, { retryable: true }));
+      this.fail(new HandshakeError(ErrorCode.HANDSHAKE, `No handshake within ${host.handshakeTimeout} ms (the handshakeTimeout of "${host.name}")`, { retryable: true }));
     }, host.handshakeTimeout);
   }
 
@@ -289,16 +289,40 @@ export class Connection implements StreamSink {
    * @throws IpcError `ERR_IPC_FRAME_TOO_LARGE` when the payload exceeds the peer's limit.
    */
   checkSize(payload: Uint8Array | string, extra = 0): void {
-    const text = typeof payload === 'string';
-    if ((text ? 3 * payload.length : payload.length) + extra <= this.peerMaxFrameSize) return;
-    const length = (text ? Buffer.byteLength(payload, 'utf8') : payload.length) + extra;
-    if (length <= this.peerMaxFrameSize) return;
+    if (this.fits(payload, extra)) return;
+    const length = (typeof payload === 'string' ? Buffer.byteLength(payload, 'utf8') : payload.length) + extra;
     // A request$/iterate request carries its credits (WINDOW, 4 bytes) in the frame's payload, ahead of the value.
     const credits = extra > 0 ? ` (and the ${extra} bytes of credits its request carries)` : '';
     throw new IpcError(
       ErrorCode.FRAME_TOO_LARGE,
       `A payload of ${length - extra} bytes${credits} exceeds the maxFrameSize of "${this.peerName}" (${this.peerMaxFrameSize} bytes): nothing was sent`,
     );
+  }
+
+  /** Whether `payload` (bytes, or text as UTF-8) and `extra` bytes before it are within the peer's `maxFrameSize`. */
+  fits(payload: Uint8Array | string, extra = 0): boolean {
+    const text = typeof payload === 'string';
+    if ((text ? 3 * payload.length : payload.length) + extra <= this.peerMaxFrameSize) return true;
+    return (text ? Buffer.byteLength(payload, 'utf8') : payload.length) + extra <= this.peerMaxFrameSize;
+  }
+
+  /**
+   * What an ERROR or STREAM_ERROR frame reports: a RemoteError, or, for a body over our `maxDecodedSize`, an
+   * `ERR_IPC_FRAME_TOO_LARGE` that says it was the peer's error answer and whose limit it broke (it stands in for
+   * the peer's error, which was not read: not a value of ours, nor the peer's limit).
+   */
+  private remoteError(frame: Frame): IpcError {
+    let body: ErrorBody;
+    try {
+      body = readError(frame, this.host.maxDecodedSize);
+    } catch (tooLarge) {
+      return new ProtocolError(
+        ErrorCode.FRAME_TOO_LARGE,
+        `The error answer of "${this.peerName}" (${frame.payload.length} bytes) is over the maxDecodedSize of "${this.host.name}" (${this.host.maxDecodedSize} bytes): not read (raise it to see the error)`,
+        { cause: tooLarge },
+      );
+    }
+    return new RemoteError(body.name, body.message, body.code, body.stack);
   }
 
   /** Bytes written and not yet taken by the kernel. */
@@ -730,7 +754,7 @@ export class Connection implements StreamSink {
         return;
       case FrameType.ERROR:
       case FrameType.STREAM_ERROR:
-        this.registry.take(frame.id)?.error(remoteError(frame, this.host.maxDecodedSize));
+        this.registry.take(frame.id)?.error(this.remoteError(frame));
         return;
       case FrameType.CANCEL:
         this.inbound.cancel(frame.id);
@@ -782,7 +806,7 @@ export class Connection implements StreamSink {
       if (admitted === 'duplicate') throw new ProtocolError(ErrorCode.PROTOCOL, `Request id ${frame.id} already awaits an answer`);
       if (admitted === 'full') {
         const limit = this.host.maxPendingRequests;
-        this.sendErrorIfOpen(FrameType.ERROR, frame.id, new IpcError(ErrorCode.TOO_MANY_REQUESTS, `"${this.host.name}" already has ${limit} requests from "${this.peerName}" to answer`));
+        this.sendErrorIfOpen(FrameType.ERROR, frame.id, new IpcError(ErrorCode.TOO_MANY_REQUESTS, `"${this.host.name}" already has ${limit} requests from "${this.peerName}" to answer (its maxPendingRequests)`));
         return;
       }
       const closing = this.host.refusal(this);
@@ -953,13 +977,4 @@ function closedOnPurpose(frame: Frame): boolean {
   }
 }
 
-/** What an ERROR or STREAM_ERROR frame reports: a RemoteError, or the ProtocolError of a body over `maxDecodedSize`. */
-function remoteError(frame: Frame, maxDecodedSize: number): IpcError {
-  let body: ErrorBody;
-  try {
-    body = readError(frame, maxDecodedSize);
-  } catch (tooLarge) {
-    return tooLarge as ProtocolError;
-  }
-  return new RemoteError(body.name, body.message, body.code, body.stack);
-}
+

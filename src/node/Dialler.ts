@@ -19,8 +19,8 @@ export interface RetryPolicy {
 export interface DiallerHost {
   /** Opens and starts a connection to the dialler's target. @throws when it cannot even start. */
   open(dialler: Dialler): Connection;
-  /** The dialler gave up for good: forget it (its name is free again). */
-  forget(dialler: Dialler): void;
+  /** The dialler gave up for good, because of `error`: forget it (its name is free again). */
+  forget(dialler: Dialler, error: Error): void;
   /** An `'error'` event. */
   report(error: Error): void;
 }
@@ -162,7 +162,7 @@ export class Dialler {
    */
   private giveUp(error: Error): Error | null {
     this.clearTimer();
-    this.host.forget(this);
+    this.host.forget(this, error);
     const pending = this.pending;
     this.pending = null;
     if (pending) pending.reject(error);

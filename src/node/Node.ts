@@ -14,6 +14,7 @@ import {
 import { EMPTY_PAYLOAD } from '../protocol/Frame';
 import { DEFAULT_MAX_DECODED_SIZE, DEFAULT_MAX_FRAME_SIZE, Encoding, FrameFlags, FrameType } from '../protocol/constants';
 import { sameProof, type HandshakeOptions } from '../protocol/handshake';
+import { WINDOW_SIZE } from '../protocol/control';
 import { defaultCodec, encodeWire, type Codec, type WirePayload } from '../protocol/Serializer';
 import { FrameReader } from '../rx/FrameReader';
 import { defer, map, takeUntil, timer } from '../rx/lazy';
@@ -161,7 +162,7 @@ export interface NodeOptions {
    * Reach peers by name through a transport instead of by address: `natsTransport(…)` from `ipc-link-core/nats`.
    * Then `serve(name)` makes this node one instance of the service `name` (which must be the node's own name),
    * `connectTo(name)` takes no address and links to every live instance of `name`, and `sendTo(name)` picks one
-   * per request (the least busy). Everything else — replies, streams, credits, heartbeats, `auth` — is unchanged.
+   * per request (the least busy among those whose `maxFrameSize` takes the value). Everything else — replies, streams, credits, heartbeats, `auth` — is unchanged.
    * Default: none (TCP, Unix sockets, TLS).
    */
   transport?: NodeTransport;
@@ -327,6 +328,8 @@ export class Node extends EventEmitter<NodeEvents> {
    * Dialler, or through a transport a Fleet (a Dialler per instance of that name).
    */
   private readonly dialled = new Map<string, Dialler | Fleet>();
+  /** Why the dialler of a name gave up for good (until that name is dialled again): see whyNot. */
+  private readonly gaveUp = new Map<string, Error>();
   /**
    * Peers that dialled our server (or `acceptVia`), by announced name: one per name, or through a transport one
    * per instance of that name.
@@ -424,7 +427,11 @@ export class Node extends EventEmitter<NodeEvents> {
     };
     this.diallerHost = {
       open: (dialler) => this.open(dialler),
-      forget: (dialler) => this.forget(dialler.socket.name, dialler),
+      forget: (dialler, error) => {
+        this.forget(dialler.socket.name, dialler);
+        // Why, for the ERR_IPC_NOT_CONNECTED of later sends (a rotated secret: ERR_IPC_AUTH); not a close of ours.
+        if (!(error instanceof ClosedError) && !this.dialled.has(dialler.socket.name)) this.gaveUp.set(dialler.socket.name, error);
+      },
       report: (error) => this.report(error),
     };
     this.messages$ = this.messages.asObservable();
@@ -630,6 +637,7 @@ export class Node extends EventEmitter<NodeEvents> {
       const socket = NodeSocket.create(this, 'client', name, { get connection() { return dialler.connection; } }); // prettier-ignore
       dialler = new Dialler(socket, checked, this.retryPolicy, this.diallerHost);
       this.dialled.set(name, dialler);
+      this.gaveUp.delete(name);
       return dialler.start();
     } catch (error) {
       return Promise.reject(error as Error);
@@ -681,6 +689,7 @@ export class Node extends EventEmitter<NodeEvents> {
       options = checkSendOptions(options, 'sendTo(target, data, options): options');
       connection = this.sendable(target, options.receptive !== false);
       encoded = encodeWire(this.codec, data);
+      connection = this.fitting(connection, target, encoded.payload, options.receptive !== false, 0);
       timeout = this.timeoutOf(options);
     } catch (error) {
       return Promise.reject(error);
@@ -703,8 +712,10 @@ export class Node extends EventEmitter<NodeEvents> {
     return defer(() => {
       checkTarget(target, 'request$(target): target', isSocket);
       options = checkRequestOptions(options);
-      const connection = this.sendable(target, options.receptive !== false);
+      const receptive = options.receptive !== false;
+      const sendable = this.sendable(target, receptive);
       const { encoding, payload } = encodeWire(this.codec, data);
+      const connection = this.fitting(sendable, target, payload, receptive, receptive ? WINDOW_SIZE : 0);
       if (options.receptive === false) {
         const sent = this.oneWay(connection, { encoding, payload }, this.timeoutOf(options));
         // Taken at once: emitted at once, as without a scheduler — not on a microtask, after a TestScheduler flushed.
@@ -733,8 +744,10 @@ export class Node extends EventEmitter<NodeEvents> {
       try {
         checkTarget(target, 'request$(target): target', isSocket);
         checked = checkRequestOptions(options);
-        connection = this.sendable(target, checked.receptive !== false);
+        const receptive = checked.receptive !== false;
+        connection = this.sendable(target, receptive);
         encoded = encodeWire(this.codec, data);
+        connection = this.fitting(connection, target, encoded.payload, receptive, receptive ? WINDOW_SIZE : 0);
       } catch (error) {
         subscriber.error(error);
         return;
@@ -827,8 +840,9 @@ export class Node extends EventEmitter<NodeEvents> {
     const checked: RequestStreamOptions = checkRequestOptions(options, 'iterate(target, data, options): options');
     // Refused by the type too; a JavaScript caller (or a cast) may still pass it.
     if (checked.receptive === false) throw new TypeError('iterate(target, data, options): options.receptive must not be false (there is nothing to iterate)');
-    const connection = this.sendable(target, true);
+    const sendable = this.sendable(target, true);
     const { encoding, payload } = encodeWire(this.codec, data);
+    const connection = this.fitting(sendable, target, payload, true, WINDOW_SIZE);
     const window = checked.window ?? this.streamWindow;
     return requestIterator<T>(connection.registry, (id) => connection.send(FrameType.MESSAGE, FrameFlags.RECEPTIVE, id, encoding, payload, window), {
       window,
@@ -1301,9 +1315,26 @@ export class Node extends EventEmitter<NodeEvents> {
     if (request && connection.awaited >= this.maxPendingRequests) {
       const n = this.maxPendingRequests;
       const already = n === 1 ? '1 request to' : `${n} requests to`;
-      throw new IpcError(ErrorCode.TOO_MANY_REQUESTS, `${already} "${connection.peerName}" already ${n === 1 ? 'awaits' : 'await'} an answer`);
+      throw new IpcError(ErrorCode.TOO_MANY_REQUESTS, `${already} "${connection.peerName}" already ${n === 1 ? 'awaits' : 'await'} an answer (the maxPendingRequests of "${this.name}")`);
     }
     return connection;
+  }
+
+  /**
+   * `connection`, or, when `target` is a name that several peers share (instances of one service over NATS) and
+   * `payload` (with `extra` bytes of credits) is over this one's `maxFrameSize`, the least busy of those whose limit
+   * takes it: during a rolling deploy that raises `maxFrameSize`, a large value goes to an instance that accepts it
+   * instead of failing whenever the least busy one is still an old one. None takes it: `connection` (the send then
+   * fails with `ERR_IPC_FRAME_TOO_LARGE`).
+   * @throws IpcError as {@link Node.sendable}, for the peer chosen instead.
+   */
+  private fitting(connection: Connection, target: Target, payload: Uint8Array | string, request: boolean, extra: number): Connection {
+    if (typeof target !== 'string' || connection.fits(payload, extra)) return connection;
+    const entry = this.dialled.get(target);
+    const peers = [...(entry instanceof Fleet ? entry.sockets() : []), ...(this.accepted.get(target) ?? [])];
+    const fit = peers.filter((socket) => socket.connection?.writable && this.knows(socket) && socket.connection.fits(payload, extra));
+    const socket = fit.length === 0 ? undefined : leastPending(fit, this.turn++);
+    return socket === undefined ? connection : this.sendable(socket, request);
   }
 
   /** Some peer's request is being handled here (admitted, not answered yet). */
@@ -1335,6 +1366,8 @@ export class Node extends EventEmitter<NodeEvents> {
     if (typeof target === 'string' && this.dialled.get(target) instanceof Fleet) return notUp;
     if (socket || typeof target !== 'string') return '';
     if (target === this.name) return ": that is this node's own name (send to the names of its peers)";
+    const gaveUp = this.gaveUp.get(target);
+    if (gaveUp) return `: its connection ended for good (${(gaveUp as { code?: string }).code ?? gaveUp.name}: ${gaveUp.message})`;
     if (target === this.#serverName) return ': that is the label given to serve, not a peer (send to the names of the peers that connected)';
     return '';
   }

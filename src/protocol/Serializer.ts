@@ -287,7 +287,7 @@ export class Serializer implements Codec {
         return JSON.parse(payload.toString());
       default:
         // (Called by a user without its encoding, a non-number: said as it is, not a TypeError of this message.)
-        throw new RangeError(`Unknown payload encoding ${typeof encoding === 'number' ? `0x${encoding.toString(16)}` : String(encoding)}`);
+        throw new UnknownEncodingError(`Unknown payload encoding ${typeof encoding === 'number' ? `0x${encoding.toString(16)}` : String(encoding)}`);
     }
   }
 }
@@ -437,10 +437,19 @@ export function decodeValue(codec: Codec, payload: Buffer, encoding: number, max
   return value;
 }
 
+/**
+ * The Serializer's (or `defaultCodec`'s, a user codec handing it what it does not know) answer to a tag it does not
+ * have: the sender encodes with another codec. A RangeError, as before; its class only lets decodeFailed say so.
+ */
+class UnknownEncodingError extends RangeError {}
+UnknownEncodingError.prototype.name = 'RangeError';
+
 function decodeFailed(payload: Buffer, encoding: number, cause: unknown): CodecError {
+  // Two ends with different `codec` options (a rolling deploy): say which option to align, not only the tag.
+  const hint = cause instanceof UnknownEncodingError ? " (the sender's codec is not this node's: give both ends the same `codec` option)" : '';
   return new CodecError(
     ErrorCode.DECODE,
-    `Could not decode a payload of ${payload.length} bytes (encoding 0x${encoding.toString(16)}): ${describe(cause)}`,
+    `Could not decode a payload of ${payload.length} bytes (encoding 0x${encoding.toString(16)}): ${describe(cause)}${hint}`,
     { cause },
   );
 }
