@@ -976,5 +976,3 @@ function closedOnPurpose(frame: Frame): boolean {
     return false;
   }
 }
-
-
