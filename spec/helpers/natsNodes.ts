@@ -2,7 +2,8 @@
 import { once } from 'node:events';
 import type { NodeOptions } from '../../src';
 import { natsTransport, type NatsTransportOptions } from '../../src/nats';
-import { node } from './net';
+import { delay, node } from './net';
+import type { NatsServer } from './natsServer';
 
 /** A node (errors collected, closed by closeAll) over its own NATS transport to `servers`. */
 export function natsNode(name: string, servers: string | string[], options: NodeOptions = {}, transport: Partial<NatsTransportOptions> = {}) {
@@ -26,3 +27,22 @@ export function within<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 /** `body` as a JSON message payload. */
 export const json = (body: unknown) => Buffer.from(JSON.stringify(body));
+
+/** Our subscriptions (`<prefix>…`) on `server`. */
+export async function ours(server: NatsServer, prefix = 'ipc.'): Promise<string[]> {
+  return (await server.clientSubscriptions()).map((s) => s.subject).filter((subject) => subject.startsWith(prefix));
+}
+
+/**
+ * Expects none of our subscriptions left on `server`, waiting up to `ms` for it: the server drops a closed
+ * connection's subscriptions once it has seen the connection go, a moment after `close()` resolved.
+ */
+export async function expectNoneOfOurs(server: NatsServer, prefix = 'ipc.', ms = 2000): Promise<void> {
+  const deadline = performance.now() + ms;
+  let left = await ours(server, prefix);
+  while (left.length > 0 && performance.now() < deadline) {
+    await delay(20);
+    left = await ours(server, prefix);
+  }
+  expect(left).toEqual([]);
+}

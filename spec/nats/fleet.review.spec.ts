@@ -4,16 +4,11 @@ import { ErrorCode, type Node, type NodeSocket, type RemoteError } from '../../s
 import { closeAll, delay, until } from '../helpers/net';
 import { killChildren, spawnNode, type Child } from '../helpers/child';
 import { describeNats, startNatsCluster, startNatsServer, type NatsCluster, type NatsServer } from '../helpers/natsServer';
-import { natsNode, within } from '../helpers/natsNodes';
+import { natsNode, within, ours, expectNoneOfOurs } from '../helpers/natsNodes';
 import { natsTransport } from '../../src/nats';
 import { node } from '../helpers/net';
 
 type TestNode = Node & { errors: Error[] };
-
-/** Our subscriptions (`ipc.…`) on `server`. */
-async function ours(server: NatsServer): Promise<string[]> {
-  return (await server.clientSubscriptions()).map((s) => s.subject).filter((subject) => subject.startsWith('ipc.'));
-}
 
 /** What every instance does: echo after a few ms, stream `{ stream: n }` as 0…n-1 with small pauses; counts each id. */
 function work(instance: TestNode, seen: Map<string, number>): void {
@@ -243,7 +238,7 @@ describeNats('a fleet over NATS as an operator runs it (fleet review)', () => {
     await Promise.all(fleet.map((n) => n.close()));
     // Each instance saw its one client link come and go, once.
     expect([...served.values()]).toEqual(Array(6).fill([1, 1, 1, 1]));
-    expect(await ours(server)).toEqual([]);
+    await expectNoneOfOurs(server);
   }, 40_000);
 });
 
@@ -370,7 +365,7 @@ describeNats('a fleet over NATS that scales, crashes and stalls under load (flee
     expect(result.stats).toMatchObject({ pendingRequests: 0, openStreams: 0 });
     expect([...seen.values()].filter((n) => n > 1)).toEqual([]);
     await second.close();
-    expect(await ours(server)).toEqual([]);
+    await expectNoneOfOurs(server);
   });
 
   it('scale 1 → 5 → 1 with one instance SIGKILLed and one blocked for 2 s: losses are ERR_IPC_PEER_DISCONNECTED within heartbeats, new instances take requests at once, links balanced', async () => {
@@ -431,7 +426,7 @@ describeNats('a fleet over NATS that scales, crashes and stalls under load (flee
     expect(links.connects.get(ids[1])).toBe(2);
     expect(api.errors).toEqual([]);
     await first.close();
-    expect(await ours(server)).toEqual([]);
+    await expectNoneOfOurs(server);
   }, 40_000);
 });
 

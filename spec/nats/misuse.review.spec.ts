@@ -7,12 +7,7 @@ import { ErrorCode, type IpcError, Node } from '../../src';
 import { natsTransport } from '../../src/nats';
 import { closeAll, delay, node } from '../helpers/net';
 import { describeNats, startNatsServer, type NatsServer } from '../helpers/natsServer';
-import { natsNode, serving, within } from '../helpers/natsNodes';
-
-/** Our subscriptions (`<prefix>.…`) on `server`. */
-async function ours(server: NatsServer, prefix = 'ipc.'): Promise<string[]> {
-  return (await server.clientSubscriptions()).map((s) => s.subject).filter((subject) => subject.startsWith(prefix));
-}
+import { natsNode, serving, within, ours, expectNoneOfOurs } from '../helpers/natsNodes';
 
 /** Waits until `check` resolves true (polled every 20 ms), or throws after `ms`. */
 async function eventually(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
@@ -48,7 +43,7 @@ describeNats('the NATS transport used carelessly (misuse review)', () => {
     await within(api.connectTo('worker'), 5000);
     expect(await api.sendTo('worker', 'a')).toBe('a!');
     await Promise.all([api.close(), worker.close()]);
-    expect(await ours(server)).toEqual([]);
+    await expectNoneOfOurs(server);
     const again = node('worker', { transport });
     again.on('message', (m) => m.reply('again'));
     again.serve('worker');
@@ -57,7 +52,7 @@ describeNats('the NATS transport used carelessly (misuse review)', () => {
     await within(api2.connectTo('worker'), 5000);
     expect(await api2.sendTo('worker', 'a')).toBe('again');
     await Promise.all([api2.close(), again.close()]);
-    expect(await ours(server)).toEqual([]);
+    await expectNoneOfOurs(server);
   });
 
   it('a node closed while serving, a new one on the same transport serving at once', async () => {
@@ -104,7 +99,7 @@ describeNats('the NATS transport used carelessly (misuse review)', () => {
     expect(await api.disconnectFrom('nobody')).toBe(true);
     await expect(within(searching, 2000)).rejects.toMatchObject({ code: ErrorCode.CLOSED });
     await delay(50);
-    expect(await ours(server)).toEqual([]);
+    await expectNoneOfOurs(server);
     const worker = await serving('worker', server.url);
     const racing = api.connectTo('worker');
     const stopped = api.disconnectFrom('worker');
@@ -116,7 +111,7 @@ describeNats('the NATS transport used carelessly (misuse review)', () => {
     await expect(within(closing, 2000)).rejects.toMatchObject({ code: ErrorCode.CLOSED });
     await worker.close();
     // The server drops a closed connection's subscriptions when it has seen it go.
-    await eventually(async () => (await ours(server)).length === 0, 2000, 'no subscription of ours left');
+    await expectNoneOfOurs(server);
     expect(api.errors).toEqual([]);
   });
 
@@ -139,7 +134,7 @@ describeNats('the NATS transport used carelessly (misuse review)', () => {
       expect(await a.sendTo('svc', 1)).toBe('b');
       expect(await b.sendTo('svc', 1)).toBe('a');
       await Promise.all([a.close(), b.close()]);
-      expect(await ours(server)).toEqual([]);
+      await expectNoneOfOurs(server);
       expect([...a.errors, ...b.errors]).toEqual([]);
       expect(nc.isClosed()).toBe(false);
     } finally {

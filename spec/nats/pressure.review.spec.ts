@@ -2,17 +2,12 @@
 import { ErrorCode, type IpcError } from '../../src';
 import { closeAll, until } from '../helpers/net';
 import { describeNats, startNatsServer, type NatsServer } from '../helpers/natsServer';
-import { natsNode, serving, within } from '../helpers/natsNodes';
+import { natsNode, serving, within, expectNoneOfOurs } from '../helpers/natsNodes';
 
 /** Blocks the event loop for `ms` (a sync handler busy for a while). */
 function busy(ms: number): void {
   const end = Date.now() + ms;
   while (Date.now() < end);
-}
-
-/** Our subscriptions (`ipc.…`) on `server`. */
-async function ours(server: NatsServer): Promise<string[]> {
-  return (await server.clientSubscriptions()).map((s) => s.subject).filter((subject) => subject.startsWith('ipc.'));
 }
 
 describeNats('the NATS transport under pressure (slow consumers, small server limits)', () => {
@@ -48,7 +43,7 @@ describeNats('the NATS transport under pressure (slow consumers, small server li
     expect(await within(api.sendTo('sink', 'again'), 5000)).toBe('ok');
     await within(api.close(), 5000);
     await within(sink.close(), 5000);
-    expect(await ours(server)).toEqual([]);
+    await expectNoneOfOurs(server);
   }, 20_000);
 });
 

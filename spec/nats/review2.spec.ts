@@ -6,12 +6,7 @@ import { natsTransport } from '../../src/nats';
 import { exitWithin, killChildren, spawnNode } from '../helpers/child';
 import { closeAll, delay, freezableProxy, node, until } from '../helpers/net';
 import { describeNats, startNatsServer, type NatsServer } from '../helpers/natsServer';
-import { json, natsNode, serving, within } from '../helpers/natsNodes';
-
-/** Our subscriptions (`<prefix>.…`) on `server`. */
-async function ours(server: NatsServer, prefix = 'ipc.'): Promise<string[]> {
-  return (await server.clientSubscriptions()).map((s) => s.subject).filter((subject) => subject.startsWith(prefix));
-}
+import { json, natsNode, serving, within, ours, expectNoneOfOurs } from '../helpers/natsNodes';
 
 /** A second review of the NATS transport: what a careless or hostile user still broke (each fixed). */
 describeNats('the NATS transport under careless and hostile use (second review)', () => {
@@ -118,7 +113,7 @@ describeNats('the NATS transport under careless and hostile use (second review)'
     await nc.close();
     await closeAll();
     for (let waited = 0; (await ours(server)).length > 0 && waited < 5000; waited += 50) await delay(50);
-    expect(await ours(server)).toEqual([]);
+    await expectNoneOfOurs(server);
   }, 30_000);
 
   it('forged announcements of instances that answer the link request: at most 16 links opening or handshaking at once (there was one per announcement)', async () => {
@@ -225,7 +220,7 @@ describeNats('the NATS transport under careless and hostile use (second review)'
     expect(await exitWithin(run, 20_000)).toEqual({ code: 0, signal: null });
     expect(run.output()).toContain('pending connectTo: ERR_IPC_TRANSPORT');
     expect(run.output()).toContain('closed');
-    expect(await ours(server)).toEqual([]);
+    await expectNoneOfOurs(server);
   }, 30_000);
 
   it('values arrive unchanged across a 1,000-byte max_payload: every UTF-8 width, -0, Dates, Maps, Sets, BigInt, Buffers split in many messages', async () => {

@@ -96,7 +96,10 @@ function describe_(error: unknown): string {
   const message = String(e.message)
     .replace(/\/[^\s"]*ipc\.sock/g, '<where>')
     .replace(/127\.0\.0\.1:\d+|nats:[\w.]+/g, '<where>')
-    .replace(/\b[0-9a-f]{16}\b/g, '<id>');
+    .replace(/\b[0-9a-f]{16}\b/g, '<id>')
+    // After a client gave up, ERR_IPC_NOT_CONNECTED adds why: that give-up, whose error differs by transport (below;
+    // a link's is its closing), and a NATS fleet never gives up (it searches on). Compared without it.
+    .replace(/: its connection ended for good \(.*\)$/, '');
   // A client giving up: over NATS it searched for instances ("No instance of … could be reached after 1 attempt":
   // after a loss, a fleet searches one round even with maxRetries 0), over a socket it dialled ("Could not connect
   // to … after 1 attempt"), or lost its connection and, with maxRetries 0, made no redial ("Lost the connection to
