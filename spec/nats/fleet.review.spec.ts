@@ -143,12 +143,16 @@ function watchLinks(api: Node) {
   return { connects, disconnects, live, duplicates, streamConnects, streamDisconnects };
 }
 
-describeNats('a fleet over NATS as an operator runs it (fleet review)', () => {
-  let server: NatsServer;
+/**
+ * A nats-server for the tests of one describe block (in `.server` once its beforeAll ran); after each test the
+ * loads stop, children and nodes go, and no unhandled rejection may have happened.
+ */
+function fleetServer(): { server: NatsServer } {
+  const started = {} as { server: NatsServer };
   const unhandled: unknown[] = [];
   const onUnhandled = (reason: unknown) => unhandled.push(reason);
   beforeAll(async () => {
-    server = await startNatsServer();
+    started.server = await startNatsServer();
     process.on('unhandledRejection', onUnhandled);
   });
   afterAll(() => process.off('unhandledRejection', onUnhandled));
@@ -159,6 +163,13 @@ describeNats('a fleet over NATS as an operator runs it (fleet review)', () => {
     await closeAll();
     expect(unhandled).toEqual([]);
   });
+  return started;
+}
+
+describeNats('a fleet over NATS as an operator runs it (fleet review)', () => {
+  let server: NatsServer;
+  const started = fleetServer();
+  beforeAll(() => (server = started.server));
 
   afterEach(() => served.clear());
   const quick = { discoveryInterval: 200 };
@@ -271,20 +282,8 @@ const instanceOf = (child: Child): string => /listening (\w+)/.exec(child.output
 
 describeNats('a fleet over NATS that scales, crashes and stalls under load (fleet review)', () => {
   let server: NatsServer;
-  const unhandled: unknown[] = [];
-  const onUnhandled = (reason: unknown) => unhandled.push(reason);
-  beforeAll(async () => {
-    server = await startNatsServer();
-    process.on('unhandledRejection', onUnhandled);
-  });
-  afterAll(() => process.off('unhandledRejection', onUnhandled));
-  afterEach(async () => {
-    for (const stop of loads) stop();
-    loads.clear();
-    await killChildren();
-    await closeAll();
-    expect(unhandled).toEqual([]);
-  });
+  const started = fleetServer();
+  beforeAll(() => (server = started.server));
 
   it('(was broken) requests that cross the GOAWAY of an idle instance are refused unhandled (ERR_IPC_CLOSED), never lost with ERR_IPC_PEER_DISCONNECTED (its drain ended before they arrived)', async () => {
     const child = childInstance(server.url);

@@ -128,14 +128,7 @@ describe('timeouts while a connection catches up', () => {
     const other = node('other', { heartbeatInterval: 0 });
     await other.connectTo('hub', (server.server!.address() as AddressInfo).port, '127.0.0.1');
     other.on('message', () => undefined);
-    // Thousands of frames the hub reads and ignores (a PONG of id 0 whose payload is no stamp of ours).
-    const chunk = Buffer.concat(Array.from({ length: 4000 }, () => control(FrameType.PONG, 0, Buffer.from('x'))));
-    let flooding = true;
-    const pump = () => {
-      while (flooding && !raw.destroyed && raw.write(chunk));
-      if (flooding && !raw.destroyed) raw.once('drain', pump);
-    };
-    pump();
+    const stop = flood(raw);
     await delay(100);
     const start = performance.now();
     const flooded = settled(server.sendTo('raw', 'x', { timeout: 300 }), start);
@@ -147,13 +140,28 @@ describe('timeouts while a connection catches up', () => {
     const [f, q, i] = await Promise.all([flooded, quiet, iterated]);
     expect(i.code).toBe(ErrorCode.TIMEOUT);
     expect(i.at).toBeLessThan(300 + 1000 + 2500);
-    flooding = false;
+    stop();
     expect(f.code).toBe(ErrorCode.TIMEOUT);
     expect(q.code).toBe(ErrorCode.TIMEOUT);
     expect(f.at).toBeLessThan(300 + 1000 + 2500);
     expect(q.at).toBeLessThan(f.at + 1); // not held until the flooded one's catch-up ends
   }, 15_000);
 });
+
+/**
+ * Floods the hub through `raw` until the returned function is called: thousands of frames it reads and ignores (a
+ * PONG of id 0 whose payload is no stamp of ours), as fast as the socket takes them.
+ */
+function flood(raw: Socket): () => void {
+  const chunk = Buffer.concat(Array.from({ length: 4000 }, () => control(FrameType.PONG, 0, Buffer.from('x'))));
+  let flooding = true;
+  const pump = () => {
+    while (flooding && !raw.destroyed && raw.write(chunk));
+    if (flooding && !raw.destroyed) raw.once('drain', pump);
+  };
+  pump();
+  return () => void (flooding = false);
+}
 
 /** Blocks this process's event loop for `ms` (synchronous work, a long GC pause). */
 function block(ms: number): void {
@@ -166,20 +174,14 @@ function block(ms: number): void {
 describe('many lanes due at once while their connection catches up', () => {
   it('(was broken) 500 requests with 500 different timeouts to a flooding peer: a few hundred timers over the catch-up second, not one per lane per millisecond; each times out within timeout + MAX_CATCH_UP (+ slack)', async () => {
     const { server, raw } = await rawPeer(() => undefined);
-    const chunk = Buffer.concat(Array.from({ length: 4000 }, () => control(FrameType.PONG, 0, Buffer.from('x'))));
-    let flooding = true;
-    const pump = () => {
-      while (flooding && !raw.destroyed && raw.write(chunk));
-      if (flooding && !raw.destroyed) raw.once('drain', pump);
-    };
-    pump();
+    const stop = flood(raw);
     await delay(100);
     const timers = jest.spyOn(global, 'setTimeout');
     const start = performance.now();
     const outcomes = await Promise.all(Array.from({ length: 500 }, (_, i) => settled(server.sendTo('raw', 'x', { timeout: 300 + i * 0.2 }), start)));
     const armed = timers.mock.calls.length;
     timers.mockRestore();
-    flooding = false;
+    stop();
     expect(outcomes.every((o) => o.code === ErrorCode.TIMEOUT)).toBe(true);
     expect(Math.max(...outcomes.map((o) => o.at))).toBeLessThan(400 + 1000 + 2500);
     expect(armed).toBeLessThan(10_000); // was ~500 per millisecond: 100,000s, and the flood read several times slower
