@@ -74,9 +74,9 @@ export function closeServer(server: net.Server): Promise<void> {
   // libuv removes a Unix server's path when it closes, whatever is there now: when our socket file was deleted and
   // the path taken since (an init script's `rm -f`, then a new daemon; a user's file), that file would go instead —
   // the new daemon, still listening, unreachable. It is moved aside through the close and renamed back. Only
-  // while listening: a server closed already (`node.server.close()`) unlinks nothing, so there is nothing to keep
-  // from it (a hard link kept there was left behind as a `.keep` file: renamed onto the same file, rename(2) does nothing).
-  const keep = socketFile && server.listening && inodeOf(socketFile.path) !== socketFile.inode ? keepAside(socketFile.path) : undefined;
+  // while listening: a server closed already (`node.server.close()`) unlinks nothing, so nothing is moved (it was
+  // left behind as a `.keep` file).
+  const keep = socketFile && server.listening && fileId(socketFile.path, false) !== socketFile.inode ? keepAside(socketFile.path) : undefined;
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   if (keep) putBack(keep, socketFile!.path);
   for (const raw of tlsHandshakes.get(server) ?? []) raw.destroy();
@@ -85,16 +85,6 @@ export function closeServer(server: net.Server): Promise<void> {
 
 /** The socket file a server listens on (see closeServer): its path and `device:inode` once listening. */
 const socketFiles = new WeakMap<net.Server, { path: string; inode: string | undefined }>();
-
-/** The file at `path` as `device:inode` (no change time: a `chmod` of our socket file leaves it ours). */
-function inodeOf(path: string): string | undefined {
-  try {
-    const { dev, ino } = lstatSync(path, { bigint: true });
-    return `${dev}:${ino}`;
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Moves what is at `path` now beside it (a rename, so libuv's unlink finds nothing), and returns where; undefined when
@@ -169,7 +159,7 @@ export function listen(
       }
     }
     // Our socket file, to tell it from one that took its path later (see closeServer). An abstract socket has none.
-    if (typeof address === 'string' && !address.startsWith('\0') && process.platform !== 'win32') socketFiles.set(server, { path: address, inode: inodeOf(address) });
+    if (typeof address === 'string' && !address.startsWith('\0') && process.platform !== 'win32') socketFiles.set(server, { path: address, inode: fileId(address, false) });
     onListening(address);
   });
   server.on('error', (error: NodeJS.ErrnoException) => {
@@ -250,12 +240,13 @@ function notASocket(path: string, error: NodeJS.ErrnoException): Error | undefin
 
 /**
  * The file at `path` as `device:inode:ctime` (undefined when there is none): tells a replaced file from the same
- * one (with the change time in ns: a new file often gets the inode number its predecessor just freed).
+ * one (with the change time in ns: a new file often gets the inode number its predecessor just freed). Without
+ * `changed`, `device:inode` only: our socket file stays ours through a `chmod` (see closeServer).
  */
-function fileId(path: string): string | undefined {
+function fileId(path: string, changed = true): string | undefined {
   try {
     const { dev, ino, ctimeNs } = lstatSync(path, { bigint: true });
-    return `${dev}:${ino}:${ctimeNs}`;
+    return changed ? `${dev}:${ino}:${ctimeNs}` : `${dev}:${ino}`;
   } catch {
     return undefined;
   }
