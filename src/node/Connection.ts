@@ -1,4 +1,3 @@
-import { statSync } from 'node:fs';
 import type { ByteStream } from './ByteStream';
 import type { ObservableInput, Observer, Subscription } from 'rxjs';
 import { ClosedError, ConnectError, ErrorCode, HandshakeError, IpcError, IpcTimeoutError, NotConnectedError, PeerDisconnectedError, ProtocolError, RemoteError } from '../errors';
@@ -14,6 +13,7 @@ import type { FrameReader } from '../rx/FrameReader';
 import { setLongTimeoutAfterIO, within } from './duration';
 import { FrameWriter, PACK_LIMIT } from './FrameWriter';
 import { Heartbeat, PING_STAMP_SIZE } from './Heartbeat';
+import { noSocketAt } from './transport';
 import type { NodeSocket } from './NodeSocket';
 import { asError } from './asError';
 import { InboundRequests, type InboundRequest } from './InboundRequests';
@@ -957,14 +957,8 @@ function permissionDenied(error: Error, name: string | undefined): ConnectError 
 function notASocket(error: Error, name: string | undefined): ConnectError | null {
   const { code, syscall, address, port } = error as NodeJS.ErrnoException & { address?: unknown; port?: unknown };
   if (syscall !== 'connect' || code !== 'ECONNREFUSED' || typeof address !== 'string' || port !== undefined) return null;
-  let what: string;
-  try {
-    const stats = statSync(address);
-    if (stats.isSocket()) return null;
-    what = stats.isDirectory() ? 'a directory' : 'a file';
-  } catch {
-    return null;
-  }
+  const what = noSocketAt(address, true);
+  if (what === undefined) return null;
   return new ConnectError(`Could not connect to "${name}": ${error.message}: it is ${what}, not a Unix socket (not retried)`, { cause: error });
 }
 

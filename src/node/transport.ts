@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, lstatSync, readlinkSync, renameSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, readlinkSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import * as net from 'node:net';
 import type * as tls from 'node:tls';
@@ -222,20 +222,27 @@ function missingFolder(path: string, error: NodeJS.ErrnoException): Error | unde
  * there is nothing at `path` any more.
  */
 function notASocket(path: string, error: NodeJS.ErrnoException): Error | undefined {
-  let what: string;
+  // A link is never followed nor removed: it says where it points, and whether anything is there.
+  const what = noSocketAt(path);
+  if (what === undefined) return undefined;
+  const message = `Cannot serve on ${path}: it is ${what}, not a Unix socket (serve creates the socket file itself: give a path where nothing is)`;
+  return Object.assign(new Error(message, { cause: error }), { code: error.code, syscall: 'listen', path });
+}
+
+/**
+ * What is at `path` when it is no socket: "a directory", "a file" or, unless `follow`, "a symbolic link (to …)"
+ * (and whether anything is there); undefined for a socket, or when nothing is there. `follow`: what a connect
+ * reaches through a link (a link to a socket is a socket).
+ */
+export function noSocketAt(path: string, follow = false): string | undefined {
   try {
-    const stats = lstatSync(path);
-    // A link is never followed nor removed: it says where it points, and whether anything is there.
-    what = stats.isSymbolicLink()
-      ? `a symbolic link (to ${readlinkSync(path)}${existsSync(path) ? '' : ', where nothing is'})`
-      : stats.isDirectory()
-        ? 'a directory'
-        : 'a file';
+    const stats = follow ? statSync(path) : lstatSync(path);
+    if (stats.isSocket()) return undefined;
+    if (stats.isSymbolicLink()) return `a symbolic link (to ${readlinkSync(path)}${existsSync(path) ? '' : ', where nothing is'})`;
+    return stats.isDirectory() ? 'a directory' : 'a file';
   } catch {
     return undefined;
   }
-  const message = `Cannot serve on ${path}: it is ${what}, not a Unix socket (serve creates the socket file itself: give a path where nothing is)`;
-  return Object.assign(new Error(message, { cause: error }), { code: error.code, syscall: 'listen', path });
 }
 
 /**
